@@ -1,0 +1,61 @@
+# The book's two commands: `make book` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+JB := $(VENV)/bin/jupyter-book
+
+.PHONY: setup book page test smoke lint lock manifest clean
+
+setup: $(STAMP)
+
+# Idempotent: re-installs only when the lock file or pyproject.toml changed since the last install.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+# Execute every chapter at the book tier (Jupyter Book's cache skips unchanged ones), regenerate the
+# claims page from the ledgers they wrote, and render the HTML with warnings as errors.
+book: $(STAMP)
+	$(PY) -m llmtheory claims --scale book > /dev/null
+	$(JB) build . -W -n --keep-going
+	$(PY) -m llmtheory claims --scale book
+	$(JB) build . -W -n --keep-going
+	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
+
+# Render one chapter alone, fast, with the book's configuration: `make page SLUG=spectral_ball`.
+# Output in _build/pages/<slug>/_build/html (its own execution cache, so chapters can render side by side).
+page: $(STAMP)
+	@test -n "$(SLUG)" || { echo "usage: make page SLUG=<chapter slug>"; exit 2; }
+	@mkdir -p _build/pages/$(SLUG)
+	@printf 'format: jb-book\nroot: book/intro\nchapters:\n  - file: notebooks/$(SLUG)\n' > _build/pages/$(SLUG)/_toc.yml
+	$(JB) build . --toc _build/pages/$(SLUG)/_toc.yml --path-output _build/pages/$(SLUG) -W -n --keep-going
+	@echo "The page is at file://$(CURDIR)/_build/pages/$(SLUG)/_build/html/notebooks/$(SLUG).html"
+
+# Unit tests, then every chapter at SCALE="smoke" through papermill, with the network unreachable.
+test: $(STAMP)
+	$(PY) -m ruff check src tests
+	.ci/offline $(PY) -m pytest
+
+# Only the notebooks, at the smoke tier.
+smoke: $(STAMP)
+	.ci/offline $(PY) -m pytest -m notebook
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests
+	$(PY) -m ruff format --check src tests
+
+# Re-pin the environment after changing a dependency in pyproject.toml.
+lock: $(STAMP)
+	$(PY) -m pip freeze --exclude-editable | sed 's/+cpu$$//' > requirements.lock.new
+	{ echo "# The whole environment, pinned: \`make\` installs exactly this. Regenerate with \`make lock\`."; \
+	  cat requirements.lock.new; } > requirements.lock && rm requirements.lock.new
+
+# Rewrite data/MANIFEST (sha256 of every shipped data file).
+manifest: $(STAMP)
+	$(PY) -m llmtheory.manifest --write
+
+clean:
+	rm -rf _build .jupyter_cache

@@ -1,0 +1,155 @@
+"""Command line: ``python -m llmtheory list | run <slug> [--scale S] [-p KEY=VALUE ...] | claims | new <slug>``.
+
+``run`` executes a chapter with papermill into ``_build/runs/`` and prints the claims it recorded;
+``claims`` prints every ledger saved at a tier and writes the book's claims page from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+import time
+from pathlib import Path
+
+from .chapters import CHAPTERS, written_chapters
+from .claims import load_ledgers, render_claims_page
+from .params import SCALES, ParameterError
+from .paths import build_dir, claims_dir, repo_root
+
+
+def parse_assignment(text: str) -> tuple[str, object]:
+    """``"SEED=3"`` → ``("SEED", 3)``; values are Python literals when they parse as one, else strings."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ParameterError(f"-p {text!r} must look like KEY=VALUE, e.g. -p SEED=3")
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    return key.strip(), value
+
+
+def notebook_parameters(notebook: Path) -> dict[str, object]:
+    """The names and default values in the notebook's ``parameters`` cell."""
+    import papermill
+
+    found = papermill.inspect_notebook(str(notebook))
+    return {name: spec["default"] for name, spec in found.items()}
+
+
+def run_chapter(slug: str, scale: str, overrides: dict[str, object], root: Path | None = None) -> Path:
+    """Execute chapter ``slug`` at ``scale`` with papermill; return the path of its saved ledger."""
+    import papermill
+
+    root = root or repo_root()
+    available = {c.slug: c for c in written_chapters(root)}
+    if slug not in available:
+        raise ParameterError(
+            f"chapter {slug!r} is not valid; choose one of: {', '.join(available) or 'none'}"
+        )
+    if scale not in SCALES:
+        raise ParameterError(f"--scale {scale!r} is not valid; choose one of: {', '.join(SCALES)}")
+    notebook = available[slug].notebook(root)
+    defaults = notebook_parameters(notebook)
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise ParameterError(
+            f"parameter(s) {', '.join(unknown)} not in {slug}; its parameters are: {', '.join(defaults)}"
+        )
+    parameters = {**overrides, "SCALE": scale}
+    seed = parameters.get("SEED", defaults.get("SEED", 0))
+    output = build_dir() / "runs" / f"{slug}-{scale}-seed{seed}.ipynb"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    ledger_path = claims_dir(scale) / f"{slug}.json"
+    started = time.time()
+    papermill.execute_notebook(
+        str(notebook),
+        str(output),
+        parameters=parameters,
+        cwd=str(notebook.parent),
+        kernel_name="python3",
+        progress_bar=True,
+    )
+    if not ledger_path.is_file() or ledger_path.stat().st_mtime < started:
+        raise RuntimeError(f"{slug} ran but did not save its ledger to {ledger_path} (no ledger.report()?)")
+    print(f"executed notebook: {output}")
+    return ledger_path
+
+
+def format_ledger(ledger: dict) -> str:
+    """A plain-text table of one saved ledger."""
+    head = (
+        f"{ledger['slug']} — scale {ledger['scale']}, seed {ledger['seed']}, "
+        f"model {ledger['model'] or 'none'}, {ledger['wall_time_s']:.0f} s"
+    )
+    rows = [
+        f"  [{c['verdict']}] {c['id']}: {c['claim']}\n      paper: {c['paper']} | ours: {c['ours']}"
+        for c in ledger["claims"]
+    ]
+    return "\n".join([head, *rows])
+
+
+def _cmd_list(_args) -> int:
+    written = {c.slug for c in written_chapters()}
+    for c in CHAPTERS:
+        status = "ready" if c.slug in written else "planned"
+        print(f"{c.slug:22s} {status:8s} Part {c.part}: {c.title}")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    overrides = dict(parse_assignment(p) for p in args.param)
+    ledger_path = run_chapter(args.slug, args.scale, overrides)
+    print(format_ledger(json.loads(ledger_path.read_text())))
+    return 0
+
+
+def _cmd_claims(args) -> int:
+    ledgers = load_ledgers(args.scale)
+    for ledger in ledgers:
+        print(format_ledger(ledger), end="\n\n")
+    output = Path(args.output) if args.output else repo_root() / "book" / "claims.md"
+    output.write_text(render_claims_page(ledgers, args.scale))
+    print(f"{len(ledgers)} chapter ledger(s) at tier {args.scale!r}; wrote {output}")
+    return 0
+
+
+def _cmd_new(args) -> int:
+    from .scaffold import write_skeleton
+
+    print(f"wrote {write_skeleton(args.slug)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m llmtheory", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the chapters").set_defaults(func=_cmd_list)
+    run = sub.add_parser("run", help="execute one chapter with papermill and print its claims")
+    run.add_argument("slug")
+    run.add_argument("--scale", default="book", choices=SCALES)
+    run.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
+    run.set_defaults(func=_cmd_run)
+    claims = sub.add_parser("claims", help="print saved ledgers and write the claims page")
+    claims.add_argument("--scale", default="book", choices=SCALES)
+    claims.add_argument("--output", help="where to write the page (default: book/claims.md)")
+    claims.set_defaults(func=_cmd_claims)
+    new = sub.add_parser("new", help="write the skeleton notebook of a new chapter")
+    new.add_argument("slug", choices=[c.slug for c in CHAPTERS])
+    new.set_defaults(func=_cmd_new)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ParameterError, FileNotFoundError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""One matplotlib style for the whole book, and one way to save and show a figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+
+from .paths import build_dir
+
+# Okabe & Ito's colour-blind-safe palette.
+PALETTE: tuple[str, ...] = (
+    "#0072B2",  # blue
+    "#D55E00",  # vermillion
+    "#009E73",  # bluish green
+    "#E69F00",  # orange
+    "#CC79A7",  # reddish purple
+    "#56B4E9",  # sky blue
+    "#F0E442",  # yellow
+    "#000000",  # black
+)
+
+
+def use_book_style() -> None:
+    """Apply the book's style to every later figure."""
+    mpl.rcParams.update(
+        {
+            "figure.figsize": (7.0, 4.2),
+            "figure.dpi": 110,
+            "savefig.dpi": 130,
+            "savefig.bbox": "tight",
+            "axes.prop_cycle": mpl.cycler(color=PALETTE),
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.titlesize": 11,
+            "axes.labelsize": 10,
+            "legend.fontsize": 9,
+            "legend.frameon": False,
+            "font.size": 10,
+        }
+    )
+
+
+def figure_path(slug: str, name: str) -> Path:
+    return build_dir() / "figures" / slug / f"{name}.png"
+
+
+def show(fig: plt.Figure, *, slug: str, name: str) -> Path:
+    """Save ``fig`` as ``_build/figures/<slug>/<name>.png``, display it once, and close it."""
+    path = figure_path(slug, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+
+        if get_ipython() is not None:
+            display(fig)
+    finally:
+        plt.close(fig)
+    return path

@@ -1,0 +1,97 @@
+"""The chapter anatomy as a skeleton notebook, and the Colab setup cell every chapter opens with.
+
+``python -m llmtheory new <slug>`` writes ``notebooks/<slug>.ipynb`` with the sections of DESIGN.md in
+order, the setup cell, a ``parameters`` cell and its validation cell, ready to fill in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import yaml
+
+from .chapters import chapter
+from .paths import repo_root
+
+COLAB_CLONE_DIR = "/content/llm-theory-executed"
+
+SETUP_CELL_TEMPLATE = """\
+# Colab only: clone the book's repository and install its library. Elsewhere this cell does nothing.
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    if not os.path.isdir("{clone_dir}"):
+        subprocess.run(["git", "clone", "--depth", "1", "{repo_url}", "{clone_dir}"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "{clone_dir}"], check=True)
+    sys.path.insert(0, "{clone_dir}/src")
+    os.chdir("{clone_dir}/notebooks")"""
+
+
+def repository_url(root: Path | None = None) -> str:
+    """The repository address, set once in ``_config.yml``."""
+    config = yaml.safe_load(((root or repo_root()) / "_config.yml").read_text())
+    return config["repository"]["url"]
+
+
+def colab_setup_cell(repo_url: str) -> str:
+    """The exact source of a chapter's first code cell."""
+    return SETUP_CELL_TEMPLATE.format(repo_url=repo_url, clone_dir=COLAB_CLONE_DIR)
+
+
+def _md(text: str, **meta) -> nbformat.NotebookNode:
+    return nbformat.v4.new_markdown_cell(text, metadata=meta)
+
+
+def _code(text: str, tags: list[str] | None = None) -> nbformat.NotebookNode:
+    return nbformat.v4.new_code_cell(text, metadata={"tags": tags} if tags else {})
+
+
+def chapter_skeleton(slug: str, repo_url: str) -> nbformat.NotebookNode:
+    """A notebook with every section of the chapter anatomy, in order, for chapter ``slug``."""
+    info = chapter(slug)
+    colab = f"https://colab.research.google.com/github/{repo_url.split('github.com/')[-1]}/blob/main/notebooks/{slug}.ipynb"
+    cells = [
+        _md(
+            f"# {info.title}\n\n"
+            f"[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab})\n\n"
+            "**Paper.** TODO authors, venue, link.\n\n"
+            "**You will learn** TODO.\n\n**Prerequisites** TODO.\n\n"
+            "**Runtime** (2-core laptop): smoke TODO s · book TODO s."
+        ),
+        _code(colab_setup_cell(repo_url), tags=["hide-input"]),
+        _code(
+            "from llmtheory.claims import Ledger, verdict\n"
+            "from llmtheory.display import show_source, versions\n"
+            "from llmtheory.params import by_scale, check_scale, check_seed\n"
+            "from llmtheory.plotting import show, use_book_style\n\n"
+            "use_book_style()\nprint(versions('numpy', 'scipy'))"
+        ),
+        _code('SCALE = "book"  # "smoke" | "book" | "full"\nSEED = 0', tags=["parameters"]),
+        _code("SCALE = check_scale(SCALE)\nSEED = check_seed(SEED)"),
+        _md("## The question\n\nTODO"),
+        _md("## The method\n\nTODO: labelled equations, then the library code with `show_source`."),
+        _md("## The experiment\n\nTODO"),
+        _md("## Results\n\nTODO: figures first, then tables."),
+        _md("## Claims checked\n\nTODO"),
+        _code(f'ledger = Ledger("{slug}", scale=SCALE, seed=SEED)\n# ledger.check(...)\nledger.report()'),
+        _md("## Scope and limits\n\nTODO: what this toy run cannot tell you; how to run at full scale."),
+        _md("## Exercises\n\nTODO: 2 to 4 exercises, each followed by its solution."),
+        _md("## References\n\n```{bibliography}\n:filter: docname in docnames\n```"),
+    ]
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook.metadata["language_info"] = {"name": "python"}
+    return notebook
+
+
+def write_skeleton(slug: str, root: Path | None = None) -> Path:
+    """Write ``notebooks/<slug>.ipynb``; refuses to overwrite an existing chapter."""
+    root = root or repo_root()
+    path = root / "notebooks" / f"{slug}.ipynb"
+    if path.exists():
+        raise FileExistsError(f"{path} exists; delete it first to start the chapter again")
+    nbformat.write(chapter_skeleton(slug, repository_url(root)), path)
+    return path
