@@ -30,7 +30,8 @@ book: $(STAMP)
 page: $(STAMP)
 	@test -n "$(SLUG)" || { echo "usage: make page SLUG=<chapter slug>"; exit 2; }
 	@mkdir -p _build/pages/$(SLUG)
-	@printf 'format: jb-book\nroot: book/intro\nchapters:\n  - file: notebooks/$(SLUG)\n' > _build/pages/$(SLUG)/_toc.yml
+	@test -f book/claims.md || $(PY) -m llmtheory claims --scale book > /dev/null
+	@printf 'format: jb-book\nroot: book/intro\nchapters:\n  - file: book/how_to_use\n  - file: notebooks/$(SLUG)\n  - file: book/claims\n' > _build/pages/$(SLUG)/_toc.yml
 	$(JB) build . --toc _build/pages/$(SLUG)/_toc.yml --path-output _build/pages/$(SLUG) -W -n --keep-going
 	@echo "The page is at file://$(CURDIR)/_build/pages/$(SLUG)/_build/html/notebooks/$(SLUG).html"
 

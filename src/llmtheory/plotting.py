@@ -62,3 +62,14 @@ def show(fig: plt.Figure, *, slug: str, name: str) -> Path:
     finally:
         plt.close(fig)
     return path
+
+
+def set_log_ticks(ax: plt.Axes, values, axis: str = "x") -> None:
+    """A log axis whose ticks are exactly ``values``, labelled plainly (no crowded minor labels)."""
+    values = sorted(set(values))
+    setter = ax.set_xscale if axis == "x" else ax.set_yscale
+    setter("log")
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(mpl.ticker.FixedLocator(values))
+    target.set_major_formatter(mpl.ticker.FixedFormatter([f"{v:g}" for v in values]))
+    target.set_minor_locator(mpl.ticker.NullLocator())

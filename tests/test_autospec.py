@@ -1,0 +1,178 @@
+"""Tests of the AutoSpec chapter's library: grammar, semantics, the ILP scorer, the edits, the loop."""
+
+import numpy as np
+import pytest
+
+from llmtheory.autospec import (
+    DOMAINS,
+    EDIT_KINDS,
+    ENFORCEMENTS,
+    Literal,
+    Rule,
+    RuleSyntaxError,
+    Traces,
+    cegis,
+    check_rules,
+    evaluate,
+    fires,
+    foil_gain,
+    format_rules,
+    generate_traces,
+    ilp_candidates,
+    mean_ci,
+    parse_rules,
+    random_candidates,
+    rank_literals,
+    run_seed,
+    split,
+)
+from llmtheory.seeding import make_rng
+
+
+def random_rules(rng: np.random.Generator, domain) -> tuple[Rule, ...]:
+    rules = []
+    for k in range(int(rng.integers(0, 6))):
+        chosen = rng.choice(len(domain.predicates), size=int(rng.integers(0, 5)), replace=False)
+        checks = tuple(Literal(domain.predicates[j], bool(rng.integers(2))) for j in chosen)
+        trigger = ([*domain.triggers, "any"])[rng.integers(len(domain.triggers) + 1)]
+        rules.append(Rule(f"r{k}_{rng.integers(1000)}", trigger, checks, ENFORCEMENTS[rng.integers(4)]))
+    return tuple(rules)
+
+
+@pytest.mark.parametrize("domain", list(DOMAINS.values()), ids=list(DOMAINS))
+def test_round_trip_over_random_rule_sets(domain):
+    rng = make_rng(0, "round-trip", domain.name)
+    for _ in range(300):
+        rules = random_rules(rng, domain)
+        text = format_rules(rules)
+        assert parse_rules(text) == rules
+        assert format_rules(parse_rules(text)) == text
+        # the parser ignores layout and comments: one line per rule, comments between
+        squashed = "# header\n" + " ".join(text.split()).replace(" end ", " end  # note\n")
+        assert parse_rules(squashed) == rules
+
+
+def test_parse_known_rule_and_errors():
+    text = "rule @r trigger PythonREPL check involve_system_file !in_sandbox enforce stop end"
+    (rule,) = parse_rules(text)
+    assert rule == Rule("r", "PythonREPL", (Literal("involve_system_file"), Literal("in_sandbox", False)), "stop")
+    for bad, where in [
+        ("rule r trigger t check p enforce stop end", "rule name"),
+        ("rule @r trigger t check p enforce halt end", "enforcement"),
+        ("rule @r trigger t check enforce stop end", "checks nothing"),
+        ("rule @r trigger t check p enforce stop", "end of text"),
+        ("rule @r trigger t check p enforce stop end\nrule @r trigger t check q enforce stop end", "twice"),
+        ("rule @r trigger t check p$ enforce stop end", "unexpected character"),
+    ]:
+        with pytest.raises(RuleSyntaxError, match=where):
+            parse_rules(bad)
+
+
+def hand_made_traces():
+    domain = DOMAINS["code"]
+    j = domain.index
+    facts = np.zeros((4, len(domain.predicates)), bool)
+    facts[0, [j("involve_system_file"), j("write_to_io")]] = True  # unsafe write
+    facts[1, [j("involve_system_file"), j("write_to_io"), j("in_sandbox")]] = True  # sandboxed: safe
+    facts[2, [j("involve_system_file")]] = True  # only reads a system file: safe
+    facts[3, [j("involve_system_file"), j("write_to_io")]] = True  # same facts, other trigger
+    trigger = np.array([0, 0, 0, 1])
+    label = np.array([True, False, False, False])
+    return Traces(domain, trigger, facts, label, label.copy())
+
+
+def test_rule_evaluation_on_hand_made_traces():
+    traces = hand_made_traces()
+    domain = traces.domain
+    truth = domain.ground_truth[0]  # @system_write of the hidden policy
+    assert fires(truth, domain, traces.trigger, traces.facts).tolist() == [True, False, False, False]
+    broad = parse_rules("rule @b trigger PythonREPL check involve_system_file enforce stop end")
+    assert fires(broad[0], domain, traces.trigger, traces.facts).tolist() == [True, True, True, False]
+    s = evaluate(broad, traces)
+    assert (s.tp, s.fp, s.fn, s.tn) == (1, 2, 0, 1)
+    assert s.precision == pytest.approx(1 / 3) and s.recall == 1 and s.f1 == pytest.approx(0.5)
+    anywhere = parse_rules("rule @a trigger any check write_to_io enforce stop end")
+    assert fires(anywhere[0], domain, traces.trigger, traces.facts).tolist() == [True, True, False, True]
+
+
+def test_foil_gain_closed_form():
+    # 8+/8- → 6+/1-: 6·(log2(6/7) − log2(1/2))
+    assert foil_gain(8, 8, 6, 1) == pytest.approx(6 * (np.log2(6 / 7) + 1))
+    assert foil_gain(5, 5, 0, 3) == 0.0
+    assert foil_gain(4, 4, 4, 4) == 0.0  # a literal that changes nothing gains nothing
+
+
+def test_ilp_scorer_ranks_planted_predicate_first():
+    domain = DOMAINS["embodied"]
+    for seed in range(20):
+        rng = make_rng(seed, "planted")
+        pos = rng.random((30, len(domain.predicates))) < 0.4
+        neg = rng.random((30, len(domain.predicates))) < 0.4
+        planted = int(rng.integers(len(domain.predicates)))
+        pos[:, planted] = rng.random(30) < 0.95
+        neg[:, planted] = rng.random(30) < 0.05
+        (best, gain), (_, runner_up) = rank_literals(pos, neg, domain.predicates)[:2]
+        assert best == Literal(domain.predicates[planted], True) and gain > runner_up
+
+
+@pytest.mark.parametrize("name", list(DOMAINS))
+def test_every_edit_keeps_rules_well_formed(name):
+    domain = DOMAINS[name]
+    traces = generate_traces(domain, 150, make_rng(1, "edits", name))
+    for start in (domain.expert, (), domain.ground_truth):
+        edits = ilp_candidates(start, traces) + random_candidates(start, traces, make_rng(2, "random", name))
+        assert edits and {e.kind for e in edits} <= set(EDIT_KINDS)
+        for edit in edits:
+            check_rules(edit.rules, domain)
+            assert parse_rules(format_rules(edit.rules)) == edit.rules
+
+
+@pytest.mark.parametrize("name", list(DOMAINS))
+def test_loop_never_worse_on_training_traces(name):
+    domain = DOMAINS[name]
+    for seed in range(4):
+        train, _ = split(generate_traces(domain, 150, make_rng(seed, "loop", name)), 2 / 3, make_rng(seed, "s"))
+        start = evaluate(domain.expert, train).f1
+        for proposer, rng in (("ilp", None), ("random", make_rng(seed, "heuristic"))):
+            result = cegis(domain.expert, train, proposer=proposer, rng=rng)
+            curve = [evaluate(rules, train).f1 for rules in result.history]
+            assert curve[0] == start and all(b > a for a, b in zip(curve, curve[1:], strict=False))
+            assert result.converged or result.iterations == 10
+
+
+def test_loop_recovers_the_hidden_policy_without_noise():
+    domain = DOMAINS["code"]
+    traces = generate_traces(domain, 400, make_rng(3, "clean"), label_noise=0.0)
+    result = cegis(domain.expert, traces, max_iterations=15)
+    assert evaluate(result.rules, traces).f1 > 0.97 > evaluate(domain.expert, traces).f1
+
+
+def test_ground_truth_is_consistent_with_noise_free_labels_and_experiment_is_deterministic():
+    domain = DOMAINS["embodied"]
+    traces = generate_traces(domain, 200, make_rng(0, "gt"), label_noise=0.0)
+    assert evaluate(domain.ground_truth, traces).f1 == 1.0
+    a, b = (run_seed(domain, 5, n_traces=90, n_unseen=50) for _ in range(2))
+    assert format_rules(a["loops"]["AutoSpec (ILP CEGIS)"].rules) == format_rules(
+        b["loops"]["AutoSpec (ILP CEGIS)"].rules
+    )
+    assert a["scores"]["heuristic CEGIS"]["test"] == b["scores"]["heuristic CEGIS"]["test"]
+
+
+def test_mean_ci_matches_t_interval():
+    mean, half = mean_ci([1.0, 2.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(4.302653 * 1 / np.sqrt(3), rel=1e-5)
+
+
+def test_check_rules_rejects_malformed_rules():
+    domain = DOMAINS["code"]
+    good = Rule("ok", "Terminal", (Literal("kill_process"),))
+    check_rules((good,), domain)
+    for bad in [
+        (good, good),  # duplicate name
+        (Rule("t", "Browser", ()),),  # unknown trigger
+        (Rule("p", "Terminal", (Literal("is_candle"),)),),  # predicate of the other domain
+        (Rule("d", "Terminal", (Literal("kill_process"), Literal("kill_process", False))),),  # checked twice
+        (Rule("e", "Terminal", (), "halt"),),  # unknown enforcement
+    ]:
+        with pytest.raises(ValueError):
+            check_rules(bad, domain)

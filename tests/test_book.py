@@ -1,0 +1,104 @@
+"""The book's hygiene, from its files: table of contents, notebooks, setup cells, data manifest."""
+
+import os
+import subprocess
+import sys
+
+import nbformat
+import pytest
+from book_files import ROOT, config, toc, toc_files, toc_notebooks
+
+from llmtheory.chapters import PARTS, chapter
+from llmtheory.manifest import manifest_differences
+from llmtheory.scaffold import colab_setup_cell, repository_url
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+GENERATED_PAGES = {"book/claims"}  # written by `python -m llmtheory claims` (make book), not committed
+
+
+def test_every_toc_entry_exists_and_every_notebook_is_listed():
+    for entry in set(toc_files()) - GENERATED_PAGES:
+        assert (ROOT / f"{entry}.md").is_file() or (ROOT / f"{entry}.ipynb").is_file(), entry
+    assert sorted(toc_notebooks()) == NOTEBOOKS
+
+
+def test_parts_follow_the_book_order():
+    captions = [part["caption"] for part in toc()["parts"]]
+    chapter_parts = [c for c in captions if c.startswith("Part ")]
+    assert chapter_parts == [p for p in PARTS if p in chapter_parts]
+    for part in toc()["parts"]:
+        for entry in part["chapters"]:
+            if entry["file"].startswith("notebooks/"):
+                assert chapter(entry["file"].split("/")[1]).part_name == part["caption"]
+
+
+def test_bibliography_files_exist():
+    for bib in config()["bibtex_bibfiles"]:
+        assert (ROOT / bib).is_file(), bib
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_committed_without_outputs(path):
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, cell.source[:80]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_has_its_library_tests_and_parameters(path):
+    slug = path.stem
+    assert (ROOT / "src" / "llmtheory" / f"{slug}.py").is_file() or (ROOT / "src" / "llmtheory" / slug).is_dir()
+    assert (ROOT / "tests" / f"test_{slug}.py").is_file()
+    code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    tagged = [i for i, c in enumerate(code) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    params = code[tagged[0]].source
+    assert 'SCALE = "book"' in params and "SEED = " in params
+    assert "check_scale(SCALE)" in code[tagged[0] + 1].source, "the cell after the parameters validates them"
+    text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells)
+    assert "Ledger(" in text and "ledger.report()" in text
+    assert ":::{exercise}" in text and ":::{solution}" in text
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_first_code_cell_is_the_colab_setup_cell(path):
+    code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    assert code[0].source == colab_setup_cell(repository_url(ROOT))
+
+
+def _run_setup_cell(monkeypatch, in_colab: bool) -> list:
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(("run", a[0])))
+    monkeypatch.setattr(os, "chdir", lambda d: calls.append(("chdir", d)))
+    monkeypatch.setattr(os.path, "isdir", lambda d: False)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    if in_colab:
+        monkeypatch.setitem(sys.modules, "google.colab", object())
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    exec(colab_setup_cell(repository_url(ROOT)), {})
+    return calls
+
+
+def test_setup_cell_does_nothing_outside_colab(monkeypatch):
+    path_before = list(sys.path)
+    assert _run_setup_cell(monkeypatch, in_colab=False) == []
+    assert sys.path == path_before
+
+
+def test_setup_cell_clones_and_installs_in_colab(monkeypatch):
+    calls = _run_setup_cell(monkeypatch, in_colab=True)
+    assert calls[0] == ("run", ["git", "clone", "--depth", "1", repository_url(ROOT), "/content/llm-theory-executed"])
+    assert calls[1][1][-2:] == ["-e", "/content/llm-theory-executed"]
+    assert calls[2] == ("chdir", "/content/llm-theory-executed/notebooks")
+
+
+def test_launch_buttons_point_at_colab():
+    assert config()["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert config()["repository"]["url"].startswith("https://github.com/")
+
+
+def test_data_manifest_matches_the_files():
+    assert manifest_differences(ROOT / "data") == []

@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+import sympy as sp
+from scipy import integrate
+
+from llmtheory import spectral_ball as sb
+from llmtheory.seeding import make_rng
+
+ALL_SAMPLERS = [*sb.EXACT_SAMPLERS.values(), sb.sample_semi_orthogonal, sb.sample_gaussian_over_spectral_norm]
+
+
+@pytest.mark.parametrize("sampler", ALL_SAMPLERS, ids=lambda s: s.__name__)
+@pytest.mark.parametrize("shape", [(5, 3), (3, 5), (4, 4)])
+def test_every_sample_lies_in_the_ball_with_the_right_shape(sampler, shape):
+    a = sampler(*shape, 50, make_rng(0, sampler.__name__))
+    assert a.shape == (50, *shape)
+    assert np.linalg.norm(a, ord=2, axis=(1, 2)).max() <= 1 + 1e-10
+
+
+def test_rejection_samples_lie_in_the_ball():
+    result = sb.sample_rejection(3, 2, 500, make_rng(0))
+    assert result.samples.shape == (500, 3, 2) and 0 < result.acceptance_rate < 1
+    assert np.linalg.norm(result.samples, ord=2, axis=(1, 2)).max() <= 1
+
+
+def test_the_exact_samplers_agree_in_distribution():
+    rng = make_rng(1, "agree")
+    samples = {name: s(3, 2, 3000, rng) for name, s in sb.EXACT_SAMPLERS.items()}
+    samples["rejection"] = sb.sample_rejection(3, 2, 3000, rng).samples
+    pvalues = sb.ks_pvalues(samples, reference="rejection")
+    assert min(pvalues.values()) > 1e-3, pvalues
+
+
+def test_approximate_sampler_is_semi_orthogonal():
+    a = sb.sample_semi_orthogonal(40, 10, 3, make_rng(2))
+    assert np.allclose(np.swapaxes(a, 1, 2) @ a, np.eye(10), atol=1e-10)
+
+
+def test_naive_scaled_gaussian_leaves_the_ball_sometimes():
+    a = sb.sample_gaussian_scaled(4, 4, 2000, make_rng(3))
+    assert (np.linalg.norm(a, ord=2, axis=(1, 2)) > 1).any()
+
+
+def test_two_column_normaliser_matches_numerical_integration():
+    law = sb.two_column_law()
+    m = sp.Symbol("m", positive=True)
+    assert sp.simplify(law["Z"] - 2 / (m * (m**2 - 1))) == 0
+    numeric, _ = integrate.dblquad(lambda s2, s1: sb.joint_density_unnormalised(np.array([[s1, s2]]), 4)[0], 0, 1, 0, 1)
+    assert numeric == pytest.approx(float(law["Z"].subs(m, 4)), rel=1e-6)
+
+
+@pytest.mark.parametrize("m", [2, 3, 5])
+def test_expected_min_singular_value_matches_the_exact_law(m):
+    exact = float(sb.two_column_law(m)["E_min"])
+    sigma_min = sb.singular_values(sb.sample_stiefel_truncation(m, 2, 20000, make_rng(4, m)))[:, -1]
+    assert abs(sigma_min.mean() - exact) < 4 * sigma_min.std() / np.sqrt(len(sigma_min))
+    assert exact == pytest.approx({2: 0.300, 3: 0.457, 5: 0.623}[m], abs=1e-3)  # the research note's table
+
+
+@pytest.mark.parametrize("ratio", [1.0, 4.0])
+def test_wachter_density_is_a_probability_density(ratio):
+    low, high = sb.wachter_edges(ratio)
+    mass, _ = integrate.quad(lambda s: sb.wachter_sigma_density(s, ratio), low, high, limit=200)
+    assert mass == pytest.approx(1.0, abs=1e-6)
+
+
+def test_square_median_is_one_over_root_two_and_edges_match_samples():
+    assert sb.wachter_sigma_quantile(0.5, 1.0) == pytest.approx(2**-0.5, abs=1e-4)
+    sigma = sb.singular_values(sb.sample_stiefel_truncation(800, 200, 2, make_rng(5))).ravel()
+    assert sigma.min() == pytest.approx(sb.wachter_edges(4.0)[0], abs=0.03)
+    assert np.median(sigma) == pytest.approx(sb.wachter_sigma_quantile(0.5, 4.0), abs=0.01)
+
+
+def test_bad_shapes_and_ratios_are_refused():
+    with pytest.raises(ValueError, match="m=0"):
+        sb.sample_stiefel_truncation(0, 3, 1, make_rng(0))
+    with pytest.raises(ValueError, match="size=-1"):
+        sb.sample_semi_orthogonal(3, 3, -1, make_rng(0))
+    with pytest.raises(ValueError, match="ratio"):
+        sb.wachter_edges(0.5)
+
+
+def test_zeroth_order_descent_decreases_the_loss():
+    rng = make_rng(6)
+    problem = sb.LeastSquaresProblem.random(8, 4, 16, rng)
+    losses = sb.zeroth_order_descent(problem, sb.sample_stiefel_truncation, 300, rng, learning_rate=0.2)
+    assert losses[-1] < 0.2 * losses[0]
+
+
+def test_square_limit_mean_is_two_over_pi():
+    assert sb.wachter_sigma_mean(1.0) == pytest.approx(2 / np.pi, abs=1e-5)
+
+
+def test_qr_flop_model():
+    assert sb.householder_qr_flops(3, 3) == pytest.approx(2 * 27 - 18)
+    flops = sb.sampler_flops(4096, 1024)
+    ratio = flops["first n Haar columns (exact)"] / flops["semi-orthogonal (approximate)"]
+    assert 1.2 < ratio < 1.4  # (m + n + 1)/m-ish: the exact sampler is not much dearer
+    assert flops["full Haar p×p (exact)"] > 20 * flops["first n Haar columns (exact)"]
