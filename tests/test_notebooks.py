@@ -1,4 +1,5 @@
-"""Every chapter in the table of contents, executed at SCALE="smoke" through papermill in a fresh kernel.
+"""Every chapter in the table of contents, executed at SCALE="smoke" through papermill in a fresh kernel,
+and executed a second time to check that the same seed gives the same ledger.
 
 `make test` runs this with the network unreachable (.ci/offline). A failure shows the failing cell.
 """
@@ -6,6 +7,7 @@
 import json
 import os
 import time
+from pathlib import Path
 
 import nbformat
 import papermill
@@ -15,9 +17,11 @@ from book_files import toc_notebooks
 from llmtheory.claims import VERDICTS
 
 SMOKE_BUDGET_S = float(os.environ.get("LLMTHEORY_SMOKE_BUDGET_S", 60))  # 45 s target, margin for a busy CI
+CHAPTERS = toc_notebooks()
+_first_runs: dict[str, dict] = {}
 
 
-def _failing_cell(output_path) -> str:
+def _failing_cell(output_path: Path) -> str:
     for cell in nbformat.read(output_path, as_version=4).cells:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
@@ -25,10 +29,11 @@ def _failing_cell(output_path) -> str:
     return "(no error output recorded)"
 
 
-@pytest.mark.notebook
-@pytest.mark.parametrize("notebook", toc_notebooks(), ids=lambda p: p.stem)
-def test_chapter_runs_at_smoke_scale(notebook, tmp_path, _claims_to_tmp):
-    output = tmp_path / notebook.name
+def run_at_smoke_scale(notebook: Path, workdir: Path, monkeypatch) -> tuple[dict, float]:
+    """Execute ``notebook`` at SCALE="smoke"; return the ledger it saved and the wall time."""
+    claims = workdir / "claims"
+    monkeypatch.setenv("LLMTHEORY_CLAIMS_DIR", str(claims))  # inherited by the kernel papermill starts
+    output = workdir / notebook.name
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
@@ -42,8 +47,23 @@ def test_chapter_runs_at_smoke_scale(notebook, tmp_path, _claims_to_tmp):
     except papermill.PapermillExecutionError as error:
         pytest.fail(f"{notebook.stem} failed at smoke scale\n{_failing_cell(output)}\n{error}", pytrace=False)
     elapsed = time.perf_counter() - start
+    return json.loads((claims / "smoke" / f"{notebook.stem}.json").read_text()), elapsed
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_runs_at_smoke_scale(notebook, tmp_path, monkeypatch):
+    ledger, elapsed = run_at_smoke_scale(notebook, tmp_path, monkeypatch)
+    _first_runs[notebook.stem] = ledger
     print(f"{notebook.stem}: {elapsed:.1f} s at smoke scale")
-    ledger = json.loads((_claims_to_tmp / "smoke" / f"{notebook.stem}.json").read_text())
     assert ledger["scale"] == "smoke"
     assert len(ledger["claims"]) >= 3 and all(c["verdict"] in VERDICTS for c in ledger["claims"])
     assert elapsed <= SMOKE_BUDGET_S, f"{notebook.stem} took {elapsed:.0f} s at smoke scale (budget 45 s)"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.stem)
+def test_same_seed_gives_the_same_ledger(notebook, tmp_path, monkeypatch):
+    first = _first_runs.get(notebook.stem) or run_at_smoke_scale(notebook, tmp_path / "first", monkeypatch)[0]
+    second, _ = run_at_smoke_scale(notebook, tmp_path / "second", monkeypatch)
+    assert second["claims"] == first["claims"]

@@ -144,7 +144,7 @@ def sample_gaussian_over_spectral_norm(m: int, n: int, size: int, rng: np.random
     """Naive baseline: G / ||G||₂. On the sphere ||A||₂ = 1, never inside the ball; not uniform."""
     _check_shape(m, n, size)
     g = rng.standard_normal((size, m, n))
-    return g / np.linalg.norm(g, ord=2, axis=(1, 2))[:, None, None]
+    return g / singular_values(g)[:, :1, None]
 
 
 def sample_gaussian_scaled(m: int, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
