@@ -24,6 +24,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
@@ -88,16 +89,13 @@ class Ledger:
         return pd.DataFrame([asdict(c) for c in self.claims], columns=columns).set_index("id")
 
     def to_dict(self) -> dict:
-        import numpy as np
-
-        versions = {"python": platform.python_version(), "numpy": np.__version__}
-        try:
-            import torch
-            import transformers
-
-            versions |= {"torch": torch.__version__, "transformers": transformers.__version__}
-        except ImportError:  # pragma: no cover - both are dependencies of the package
-            pass
+        # Versions from package metadata: importing torch just to read its version costs seconds.
+        versions = {"python": platform.python_version()}
+        for package in ("numpy", "torch", "transformers"):
+            try:
+                versions[package] = metadata.version(package)
+            except metadata.PackageNotFoundError:
+                versions[package] = None
         return {
             "slug": self.slug,
             "scale": self.scale,

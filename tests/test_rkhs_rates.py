@@ -1,0 +1,136 @@
+"""Unit tests of the RKHS M-estimation module (chapter rkhs_rates)."""
+
+import numpy as np
+import pytest
+from sklearn.kernel_ridge import KernelRidge
+
+from llmtheory.rkhs_rates import (
+    Loss,
+    fourier_target,
+    irls,
+    isotropic_matern_gram,
+    loglog_slope,
+    noise,
+    rate_exponent,
+    robust_gcv,
+    spectral,
+    tensor_matern_gram,
+    tensor_slope_with_log,
+)
+from llmtheory.seeding import make_rng
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = make_rng(0, "test data")
+    X = rng.uniform(size=(120, 1))
+    y = fourier_target(X, 1.25) + noise(rng, 120, "gaussian", 0.3)
+    return X, y, spectral(isotropic_matern_gram(X))
+
+
+def test_squared_loss_is_kernel_ridge_regression(data):
+    X, y, spec = data
+    lam = 1e-3
+    ours = irls(spec, y, lam, Loss("squared"))
+    # sklearn minimises ‖y − Kα‖² + a αᵀKα, i.e. (1/n)Σ(y − f)² + λ‖f‖² with a = nλ
+    krr = KernelRidge(alpha=len(y) * lam, kernel="precomputed").fit(isotropic_matern_gram(X), y)
+    np.testing.assert_allclose(ours.fitted, krr.predict(isotropic_matern_gram(X)), atol=1e-6)
+    X_new = np.linspace(0, 1, 7)[:, None]
+    np.testing.assert_allclose(
+        isotropic_matern_gram(X_new, X) @ spec.representer_coefficients(ours.coef),
+        krr.predict(isotropic_matern_gram(X_new, X)),
+        atol=1e-6,
+    )
+
+
+@pytest.mark.parametrize(
+    "loss", [Loss("huber", 0.3), Loss("quantile", tau=0.5), Loss("quantile", tau=0.8), Loss("tukey", 1.2)]
+)
+def test_irls_decreases_the_objective_and_converges(data, loss):
+    _, y, spec = data
+    y = y + np.where(np.arange(len(y)) % 10 == 0, 5.0, 0.0)  # outliers make the weights matter
+    fit = irls(spec, y, 1e-4, loss, max_iter=500, tol=1e-10)
+    steps = np.diff(fit.objectives)
+    assert np.all(steps <= 1e-9 * fit.objectives[0]), "an IRLS (MM) step increased the objective"
+    assert fit.iterations < 500
+
+
+def test_irls_reaches_a_stationary_point_of_huber(data):
+    _, y, spec = data
+    loss, lam = Loss("huber", 0.2), 1e-4
+    fit = irls(spec, y, lam, loss, max_iter=1000, tol=1e-14)
+    residuals = y - fit.fitted
+    psi = np.clip(residuals, -0.2, 0.2)  # ρ'(r) / 2
+    gradient = -spec.features.T @ psi / len(y) + lam * fit.coef
+    assert np.max(np.abs(gradient)) < 1e-6
+
+
+def test_quantile_fit_puts_a_tau_fraction_below(data):
+    _, y, spec = data
+    fit = irls(spec, y, 1e-3, Loss("quantile", tau=0.8), max_iter=2000, tol=1e-12)
+    assert abs(np.mean(y < fit.fitted) - 0.8) < 0.1
+
+
+def test_huber_tends_to_least_squares_as_the_threshold_grows(data):
+    _, y, spec = data
+    ls = irls(spec, y, 1e-3, Loss("squared")).fitted
+    gaps = [np.max(np.abs(irls(spec, y, 1e-3, Loss("huber", c)).fitted - ls)) for c in (0.05, 0.2, 100.0)]
+    assert gaps[0] > gaps[1] > 0.0
+    assert gaps[2] < 1e-10  # every residual is inside the threshold: Huber is least squares
+
+
+def test_gcv_picks_an_interior_lambda(data):
+    _, y, spec = data
+    lambdas = np.logspace(-10, 0, 21)
+    for loss in (Loss("squared"), Loss("huber", 0.4)):
+        path = robust_gcv(spec, y, loss, lambdas)
+        assert 0 < path.best_index < len(lambdas) - 1
+        assert path.best.lam == lambdas[path.best_index]
+
+
+def test_tensor_kernel_is_the_product_and_one_dimensional_case_agrees():
+    X = make_rng(0, "tensor").uniform(size=(15, 3))
+    product = np.prod([isotropic_matern_gram(X[:, [j]]) for j in range(3)], axis=0)
+    np.testing.assert_allclose(tensor_matern_gram(X), product)
+    np.testing.assert_allclose(tensor_matern_gram(X[:, :1]), isotropic_matern_gram(X[:, :1]))
+    assert np.linalg.eigvalsh(tensor_matern_gram(X)).min() > -1e-10
+
+
+def test_target_has_unit_norm_and_rates_are_the_classical_ones():
+    grid = (np.arange(4000)[:, None] + 0.5) / 4000
+    assert abs(np.mean(fourier_target(grid, 1.0) ** 2) - 1) < 1e-3
+    assert rate_exponent(1.0, 1) == pytest.approx(2 / 3)
+    assert rate_exponent(2.0, 3, "isotropic") == pytest.approx(4 / 7)
+    assert rate_exponent(2.0, 3, "tensor") == pytest.approx(4 / 5)
+
+
+def test_loglog_slope_recovers_a_power_law():
+    ns = np.array([100, 200, 400, 800])
+    errors = 3.0 * ns[None, :] ** -0.7 * np.exp(make_rng(0, "slope").normal(0, 0.01, (5, 4)))
+    slope, se = loglog_slope(ns, errors)
+    assert slope == pytest.approx(-0.7, abs=0.03) and 0 < se < 0.05
+
+
+def test_noise_laws_and_bad_names():
+    rng = make_rng(0, "noise")
+    contaminated = noise(rng, 20000, "contaminated", 1.0)
+    assert np.mean(np.abs(contaminated) > 5) > 0.05  # the 10 % gross errors
+    with pytest.raises(ValueError, match="noise"):
+        noise(rng, 3, "cauchy", 1.0)
+    with pytest.raises(ValueError, match="loss"):
+        Loss("hinge")
+
+
+def test_even_alpha_target_is_a_polynomial_on_the_interval_and_refused():
+    x = np.linspace(0, 1, 50)
+    k = np.arange(1, 20001)
+    series = np.cos(2 * np.pi * np.outer(x, k)) @ k**-2.0  # the target of t = 1.5 before normalising
+    np.testing.assert_allclose(series, np.pi**2 * (x**2 - x + 1 / 6), atol=1e-3)
+    with pytest.raises(ValueError, match="even integer"):
+        fourier_target(x[:, None], 1.5)
+
+
+def test_log_factor_flattens_the_tensor_slope_and_vanishes_in_one_dimension():
+    ns = [100, 300, 1000]
+    assert tensor_slope_with_log(1.0, 1, ns) == pytest.approx(-2 / 3)
+    assert -2 / 3 < tensor_slope_with_log(1.0, 2, ns) < tensor_slope_with_log(1.0, 3, ns) < 0
