@@ -49,18 +49,21 @@ def figure_path(slug: str, name: str) -> Path:
 
 
 def show(fig: plt.Figure, *, slug: str, name: str) -> Path:
-    """Save ``fig`` as ``_build/figures/<slug>/<name>.png``, display it once, and close it."""
+    """Save ``fig`` as ``_build/figures/<slug>/<name>.png``, display that PNG once, and close the figure.
+
+    Displaying the saved file (rather than the figure) renders each figure once, not twice.
+    """
     path = figure_path(slug, name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
     try:
-        from IPython import get_ipython
-        from IPython.display import display
-
-        if get_ipython() is not None:
-            display(fig)
+        fig.savefig(path)
     finally:
         plt.close(fig)
+    from IPython import get_ipython
+    from IPython.display import Image, display
+
+    if get_ipython() is not None:
+        display(Image(filename=str(path)))
     return path
 
 
