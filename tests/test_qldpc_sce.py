@@ -1,0 +1,191 @@
+"""Unit tests of the qldpc_sce module: constructions, GF(2) algebra, distances, noise, grammar, proposers."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from ldpc.mod2 import rank as ldpc_rank
+
+from llmtheory.qldpc_sce import (
+    KNOWN_BB_CODES,
+    GrammarProposer,
+    Group,
+    Limits,
+    LLMProposer,
+    bivariate_bicycle,
+    clopper_pearson,
+    commutes,
+    css_code,
+    css_dimension,
+    depolarizing_errors,
+    distance_upper_bound,
+    evaluate_matrices,
+    evolve,
+    exact_distance,
+    gf2_rank,
+    lifted_product,
+    logical_error_rate,
+    make_concept,
+    parse_proposal,
+    quick_ler,
+    random_spec,
+    refine,
+    regular_representation,
+    run_program,
+    selection_key,
+    spec_problems,
+    toric_seed,
+)
+from llmtheory.seeding import make_rng
+
+
+def known(name):
+    c = KNOWN_BB_CODES[name]
+    return bivariate_bicycle(c["l"], c["m"], c["A"], c["B"])
+
+
+def test_bb72_has_n72_k12_and_commuting_checks():
+    hx, hz = known("[[72,12,6]]")
+    assert hx.shape == (36, 72) and hz.shape == (36, 72)
+    assert commutes(hx, hz)
+    assert css_dimension(hx, hz) == 12
+    code = css_code(hx, hz)
+    assert code.k == 12
+    # X and Z logicals pair up: the k×k matrix of their overlaps is invertible over GF(2)
+    assert gf2_rank((code.lx.astype(int) @ code.lz.T.astype(int)) % 2) == 12
+
+
+@pytest.mark.parametrize("name", list(KNOWN_BB_CODES))
+def test_table_codes_have_their_n_and_k(name):
+    n, k, _ = (int(x) for x in name.strip("[]").split(","))
+    hx, hz = known(name)
+    assert hx.shape[1] == n and commutes(hx, hz) and css_dimension(hx, hz) == k
+
+
+def test_nonabelian_lifted_product_commutes_and_needs_left_right_lifts():
+    group = Group(7, 3, 2)  # Z_7 ⋊ Z_3, order 21, non-abelian
+    assert group.is_valid() and not group.is_abelian
+    a = ((((0, 0), (1, 0), (0, 1)), ((2, 1),)),)
+    b = ((((0, 0), (3, 1)),), (((1, 2), (0, 1)),))
+    hx, hz = lifted_product(group, a, b)
+    assert hx.shape[1] == 21 * (2 * 2 + 1 * 1)
+    assert commutes(hx, hz) and css_dimension(hx, hz) > 0
+    # With left lifts on both sides the checks stop commuting: the left/right choice matters.
+    assert not commutes(*lifted_product(group, a, b, b_side="left"))
+    assert commutes(*lifted_product(Group(7, 3, 1), a, b, b_side="left"))  # abelian: either side works
+
+
+def test_dihedral_group_and_regular_representations_commute():
+    group = Group(5, 2, 4)  # dihedral group of order 10
+    assert group.is_valid() and not group.is_abelian
+    left = regular_representation(group, ((1, 0), (0, 1)), "left")
+    right = regular_representation(group, ((2, 1), (3, 0)), "right")
+    assert np.array_equal((left @ right) % 2, (right @ left) % 2)
+    table = group.multiplication_table()
+    assert all(sorted(row) == list(range(10)) for row in table)  # a Latin square: a group table
+
+
+def test_invalid_twist_is_rejected():
+    assert not Group(7, 2, 2).is_valid()  # 2^2 = 4 != 1 mod 7
+    assert Group(7, 3, 2).is_valid()  # 2^3 = 8 = 1 mod 7
+
+
+def test_gf2_rank_agrees_with_ldpc():
+    rng = make_rng(0, "rank")
+    for _ in range(30):
+        rows, cols = rng.integers(1, 40, size=2)
+        m = (rng.random((rows, cols)) < rng.uniform(0.05, 0.6)).astype(np.uint8)
+        assert gf2_rank(m) == ldpc_rank(m)
+
+
+def test_exact_distance_of_toric_codes_and_bound_is_above_it():
+    rng = make_rng(0, "distance")
+    for size in (3, 4):
+        spec = toric_seed(size, size)
+        code = css_code(*lifted_product(spec.group, spec.a, spec.b))
+        assert (code.n, code.k) == (2 * size * size, 2)
+        assert exact_distance(code) == size
+        assert distance_upper_bound(code, 3, rng) >= size
+
+
+def test_bb72_distance_bound_reaches_six():
+    code = css_code(*known("[[72,12,6]]"))
+    assert distance_upper_bound(code, 5, make_rng(0, "bb72")) == 6
+
+
+def test_depolarizing_marginals():
+    u = make_rng(0, "noise").random((4000, 50))
+    x, z = depolarizing_errors(u, 0.3)
+    assert abs(x.mean() - 0.2) < 0.01 and abs(z.mean() - 0.2) < 0.01
+    assert abs((x & z).mean() - 0.1) < 0.01  # Y errors
+
+
+def test_logical_error_rate_is_zero_without_noise_and_interval_covers():
+    code = css_code(*known("[[72,12,6]]"))
+    u = make_rng(0, "ler").random((50, 72))
+    assert logical_error_rate(code, 0.0, u) == (0, 50)
+    low, high = clopper_pearson(7, 100)
+    assert low < 0.07 < high and 0 < low and high < 1
+
+
+def test_grammar_mutations_never_yield_malformed_specs():
+    limits = Limits()
+    rng = make_rng(0, "grammar")
+    proposer = GrammarProposer(limits)
+    concept = make_concept(random_spec(rng, limits))
+    for _ in range(300):
+        child = proposer.propose(concept, rng)
+        if child is None:
+            continue
+        assert spec_problems(child.spec, limits) == []
+        hx, hz = run_program(child.program)
+        assert hx.shape[1] == child.spec.n and commutes(hx, hz)
+        concept = child
+
+
+def test_parser_rejects_bad_proposals_without_raising():
+    limits = Limits()
+    spec, reason = parse_proposal('ok: {"l":6,"m":6,"A":[[[[3,0],[0,1],[0,2]]]],"B":[[[[0,3],[1,0],[2,0]]]]}', limits)
+    assert spec is not None and reason == "" and spec.n == 72
+    assert parse_proposal("no idea", limits)[0] is None
+    assert parse_proposal('{"l": 6, "m":', limits)[0] is None
+    assert parse_proposal('{"l":7,"m":2,"twist":2,"A":[[[[0,0]]]],"B":[[[[0,1]]]]}', limits)[0] is None
+    assert parse_proposal('{"l":4,"m":1,"A":[[[[9,0]]]],"B":[[[[0,0]]]]}', limits)[0] is None
+
+
+def test_llm_proposer_counts_invalid_answers_and_never_crashes():
+    limits = Limits()
+    answers = iter(["garbage", "{broken", '{"l":3,"m":3,"A":[[[[0,0],[1,0]]]],"B":[[[[0,0],[0,1]]]]}'] * 10)
+
+    def generate(prompt):
+        answer = next(answers)
+        if answer == "{broken":
+            raise RuntimeError("model crashed")
+        return answer
+
+    proposer = LLMProposer(generate, limits)
+    result = evolve([toric_seed(2, 2)], proposer, 13, make_rng(0, "llm"), limits=limits)
+    assert len(result.evaluations) == 13
+    assert proposer.stats.invalid == 8 and proposer.stats.proposed == 12
+
+
+def test_evolution_is_deterministic_given_the_seed():
+    limits = Limits(max_n=60)
+    runs = []
+    for _ in range(2):
+        seeds = [random_spec(make_rng(0, "seed", i), limits) for i in range(3)]
+        result = evolve(seeds, GrammarProposer(limits), 20, make_rng(0, "evolve"), limits=limits)
+        runs.append([(e.stage, e.n, e.k, e.d) for e in result.evaluations])
+    assert runs[0] == runs[1]
+
+
+def test_staged_evaluator_stages_and_refinement_never_raise_the_bound():
+    rng = make_rng(0, "stages")
+    hx, hz = known("[[72,12,6]]")
+    scored = evaluate_matrices(hx, hz, rng, 2)
+    assert scored.valid and (scored.n, scored.k) == (72, 12) and scored.d >= 6
+    assert refine(scored, 5, rng).d <= scored.d
+    assert evaluate_matrices(hx, np.roll(hz, 1, axis=1), rng, 2).stage == "not CSS"
+    with_ler = quick_ler(scored, rng, 16)
+    assert 0.0 <= with_ler.ler <= 1.0
+    assert selection_key(replace(with_ler, ler=0.0)) > selection_key(replace(with_ler, ler=0.5))
