@@ -96,4 +96,4 @@ def test_qr_flop_model():
     flops = sb.sampler_flops(4096, 1024)
     ratio = flops["first n Haar columns (exact)"] / flops["semi-orthogonal (approximate)"]
     assert 1.2 < ratio < 1.4  # (m + n + 1)/m-ish: the exact sampler is not much dearer
-    assert flops["full Haar p×p (exact)"] > 20 * flops["first n Haar columns (exact)"]
+    assert flops["full Haar p×p (exact)"] > 15 * flops["first n Haar columns (exact)"]  # ⅔p²/n² ≈ 17.9 here
