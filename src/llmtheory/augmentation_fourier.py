@@ -1,0 +1,590 @@
+"""Data augmentation as averaging over a subset of a finite group, seen through its Fourier transform.
+
+Tahmasebi, Weber & Jegelka, "Data Augmentation: A Fourier Analysis Perspective" (COLT 2026,
+arXiv 2606.24418). Only the abstract of the paper is verified; the equations below are our
+reconstruction of its framework, and each docstring says which step it implements.
+
+* A finite group ``G`` acts on inputs; augmenting with ``S ⊆ G`` replaces a function ``f`` by
+  ``P_S f(x) = (1/|S|) Σ_{g∈S} f(g x)`` (the averaging operator).
+* ``P_S = ρ(μ_S)`` with ``μ_S = 1_S / |S|``. Fourier transform on ``G``:
+  ``μ̂_S(π) = Σ_g μ_S(g) π(g)`` for each irreducible representation ``π``; for an abelian group these
+  are scalars, the *multipliers* ``m_χ(S) = (1/|S|) Σ_{g∈S} χ(g)``.
+* ``P_G`` is the projection onto invariants (``μ̂_G(π) = 0`` for every nontrivial ``π``); ``S ⊊ G`` always
+  leaves some ``μ̂_S(π) ≠ 0`` (Fourier uniqueness), the impossibility result.
+
+Groups are permutation groups from ``sympy.combinatorics``; characters and irreducible representations
+are *computed* from the regular representation, never typed in.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from .seeding import make_rng
+
+# --------------------------------------------------------------------------------------------------
+# Finite groups as permutation groups
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FiniteGroup:
+    """A finite permutation group: ``elements[g]`` is the array form of ``g`` (``g`` sends ``i`` to
+    ``elements[g][i]``), ``table[g, h]`` the index of ``g∘h``, ``inverse[g]`` that of ``g⁻¹``."""
+
+    name: str
+    elements: np.ndarray
+    table: np.ndarray
+    inverse: np.ndarray
+    identity: int
+    classes: list[np.ndarray] = field(repr=False)
+
+    @property
+    def order(self) -> int:
+        return len(self.elements)
+
+    @property
+    def degree(self) -> int:
+        """The number of points the group permutes."""
+        return self.elements.shape[1]
+
+    @property
+    def class_of(self) -> np.ndarray:
+        """``class_of[g]``: the index of the conjugacy class of ``g``."""
+        labels = np.empty(self.order, dtype=int)
+        for c, members in enumerate(self.classes):
+            labels[members] = c
+        return labels
+
+
+def group_from_permutations(name: str, permutations) -> FiniteGroup:
+    """Multiplication table, inverses and conjugacy classes of a list of permutations (array forms)."""
+    elements = np.array([list(p) for p in permutations], dtype=int)
+    index = {tuple(p): i for i, p in enumerate(elements)}
+    table = np.array([[index[tuple(g[h])] for h in elements] for g in elements], dtype=int)
+    identity = index[tuple(range(elements.shape[1]))]
+    inverse = np.argmax(table == identity, axis=1)
+    unseen, classes = set(range(len(elements))), []
+    while unseen:
+        g = min(unseen)
+        members = np.unique([table[table[h, g], inverse[h]] for h in range(len(elements))])
+        classes.append(members)
+        unseen -= set(members.tolist())
+    return FiniteGroup(name, elements, table, inverse, identity, classes)
+
+
+def named_group(kind: str, n: int) -> FiniteGroup:
+    """``cyclic`` C_n, ``dihedral`` D_n (order 2n, on the n vertices of a polygon), ``symmetric`` S_n,
+    ``alternating`` A_n, built with ``sympy.combinatorics``."""
+    from sympy.combinatorics.named_groups import (
+        AlternatingGroup,
+        CyclicGroup,
+        DihedralGroup,
+        SymmetricGroup,
+    )
+
+    builders = {
+        "cyclic": (CyclicGroup, "C"),
+        "dihedral": (DihedralGroup, "D"),
+        "symmetric": (SymmetricGroup, "S"),
+        "alternating": (AlternatingGroup, "A"),
+    }
+    builder, letter = builders[kind]
+    permutations = sorted(p.array_form for p in builder(n).generate())
+    return group_from_permutations(f"{letter}_{n}", permutations)
+
+
+def act(group: FiniteGroup, g: int, x: np.ndarray) -> np.ndarray:
+    """``g·x`` for ``x`` in R^degree (last axis): ``(g·x)_{g(i)} = x_i``, so ``g·(h·x) = (gh)·x``."""
+    return x[..., group.elements[group.inverse[g]]]
+
+
+# --------------------------------------------------------------------------------------------------
+# Representations, characters, irreducible representations (computed)
+# --------------------------------------------------------------------------------------------------
+
+
+def left_regular(group: FiniteGroup) -> np.ndarray:
+    """``L[h]``: the |G|×|G| permutation matrix of ``e_g ↦ e_{hg}`` (the left regular representation)."""
+    n = group.order
+    matrices = np.zeros((n, n, n))
+    for h in range(n):
+        matrices[h, group.table[h], np.arange(n)] = 1.0
+    return matrices
+
+
+def right_regular(group: FiniteGroup) -> np.ndarray:
+    """``R[h]``: ``e_g ↦ e_{g h⁻¹}``; it commutes with every ``L[h']``."""
+    n = group.order
+    matrices = np.zeros((n, n, n))
+    for h in range(n):
+        matrices[h, group.table[np.arange(n), group.inverse[h]], np.arange(n)] = 1.0
+    return matrices
+
+
+def _hermitian_weights(group: FiniteGroup, rng: np.random.Generator, on_classes: bool) -> np.ndarray:
+    """Random complex weights ``c`` with ``c(g⁻¹) = conj c(g)`` (constant on classes if asked)."""
+    labels = group.class_of if on_classes else np.arange(group.order)
+    raw = rng.normal(size=labels.max() + 1) + 1j * rng.normal(size=labels.max() + 1)
+    weights = raw[labels]
+    return (weights + np.conj(weights[group.inverse])) / 2
+
+
+def _clusters(values: np.ndarray, tolerance: float = 1e-7) -> list[np.ndarray]:
+    """Indices of sorted eigenvalues grouped where consecutive gaps are below ``tolerance``."""
+    breaks = np.flatnonzero(np.diff(values) > tolerance) + 1
+    return np.split(np.arange(len(values)), breaks)
+
+
+@dataclass(frozen=True)
+class Irrep:
+    """One irreducible representation: its dimension, character (per element) and matrices (per element)."""
+
+    dimension: int
+    character: np.ndarray
+    matrices: np.ndarray
+
+    @property
+    def is_trivial(self) -> bool:
+        return self.dimension == 1 and np.allclose(self.character, 1.0)
+
+
+def irreducible_representations(group: FiniteGroup, seed: int = 0) -> list[Irrep]:
+    """Every irrep of ``group``, computed from the regular representation (Burnside's method, numerically).
+
+    1. A random Hermitian *central* element ``z = Σ_g c(class g) g`` acts on the isotypic component
+       ``V_π ≅ π ⊗ π*`` of C[G] by the scalar ``ω_π(z)``, distinct for distinct ``π`` with probability 1:
+       the eigenspaces of ``L(z)`` are the isotypic components, of dimension ``d_π²``.
+    2. ``χ_π(g) = tr(L(g)|V_π) / d_π``.
+    3. A random Hermitian element acting on the *right* splits ``V_π`` into ``d_π`` copies of ``π``;
+       the matrices of ``L`` on one copy, in an orthonormal basis, are a unitary ``π``.
+    The trivial representation comes first, then by dimension.
+    """
+    rng = np.random.default_rng(seed)
+    left, right = left_regular(group), right_regular(group)
+    centre = np.tensordot(_hermitian_weights(group, rng, on_classes=True), left, axes=1)
+    values, vectors = np.linalg.eigh(centre)
+    irreps = []
+    for block in _clusters(values):
+        basis = vectors[:, block]
+        dimension = math.isqrt(len(block))
+        assert dimension**2 == len(block), "an isotypic component must have dimension d²"
+        restricted = np.einsum("ia,gij,jb->gab", basis.conj(), left, basis)
+        character = np.trace(restricted, axis1=1, axis2=2) / dimension
+        mixer = np.tensordot(_hermitian_weights(group, rng, on_classes=False), right, axes=1)
+        split_values, split_vectors = np.linalg.eigh(basis.conj().T @ mixer @ basis)
+        assert dimension == 1 or split_values[dimension] - split_values[dimension - 1] > 1e-7
+        copy = basis @ split_vectors[:, :dimension]
+        matrices = np.einsum("ia,gij,jb->gab", copy.conj(), left, copy)
+        irreps.append(Irrep(dimension, character, matrices))
+    return sorted(irreps, key=lambda r: (not r.is_trivial, r.dimension, -r.character.real.sum()))
+
+
+def character_table(group: FiniteGroup, irreps: list[Irrep]) -> np.ndarray:
+    """``table[π, c]``: ``χ_π`` on a representative of conjugacy class ``c``."""
+    representatives = [members[0] for members in group.classes]
+    return np.array([r.character[representatives] for r in irreps])
+
+
+# --------------------------------------------------------------------------------------------------
+# The averaging operator and its Fourier decomposition
+# --------------------------------------------------------------------------------------------------
+
+
+def subset_measure(group: FiniteGroup, subset) -> np.ndarray:
+    """``μ_S = 1_S / |S|`` as a vector over the group (a probability on ``G``)."""
+    measure = np.zeros(group.order)
+    measure[np.asarray(subset, dtype=int)] = 1.0
+    return measure / measure.sum()
+
+
+def averaging_operator(representation: np.ndarray, subset) -> np.ndarray:
+    """``P_S = (1/|S|) Σ_{g∈S} ρ(g)`` for ``representation[g] = ρ(g)``: augmentation with ``S``."""
+    return representation[np.asarray(subset, dtype=int)].mean(axis=0)
+
+
+def fourier_transform(measure: np.ndarray, irrep: Irrep) -> np.ndarray:
+    """``μ̂(π) = Σ_g μ(g) π(g)``; for a 1-dimensional ``π`` the multiplier ``m_χ(S)``."""
+    return np.tensordot(measure, irrep.matrices, axes=1)
+
+
+def inverse_fourier(transforms: list[np.ndarray], irreps: list[Irrep], group: FiniteGroup) -> np.ndarray:
+    """Fourier inversion ``μ(g) = (1/|G|) Σ_π d_π tr(π(g⁻¹) μ̂(π))``."""
+    total = np.zeros(group.order, dtype=complex)
+    for transform, irrep in zip(transforms, irreps, strict=True):
+        inverse_matrices = irrep.matrices[group.inverse]
+        total += irrep.dimension * np.einsum("gab,ba->g", inverse_matrices, transform)
+    return total / group.order
+
+
+def isotypic_projector(representation: np.ndarray, irrep: Irrep, group: FiniteGroup) -> np.ndarray:
+    """``E_π = (d_π/|G|) Σ_g conj χ_π(g) ρ(g)``, the projection onto the ``π``-isotypic component of ``ρ``."""
+    return irrep.dimension / group.order * np.tensordot(np.conj(irrep.character), representation, axes=1)
+
+
+def fourier_component(
+    representation: np.ndarray, transform: np.ndarray, irrep: Irrep, group: FiniteGroup
+) -> np.ndarray:
+    """``P_S E_π = (d_π/|G|) Σ_g tr(π(g⁻¹) μ̂_S(π)) ρ(g)``: the part of ``P_S`` that only sees ``μ̂_S(π)``."""
+    coefficients = np.einsum("gab,ba->g", irrep.matrices[group.inverse], transform)
+    return irrep.dimension / group.order * np.tensordot(coefficients, representation, axes=1)
+
+
+def multiplicities(representation: np.ndarray, irreps: list[Irrep], group: FiniteGroup) -> np.ndarray:
+    """``⟨χ_ρ, χ_π⟩ = (1/|G|) Σ_g tr ρ(g) conj χ_π(g)``: how many copies of each ``π`` ``ρ`` contains."""
+    trace = np.trace(representation, axis1=1, axis2=2)
+    return np.array([np.real(trace @ np.conj(r.character)) / group.order for r in irreps])
+
+
+def invariance_defect(measure: np.ndarray, irreps: list[Irrep], present=None) -> float:
+    """``δ_S = max_{π ≠ 1} ‖μ̂_S(π)‖_op`` over the irreps ``present`` in the hypothesis class (default all):
+    equal to ``‖P_S − P_G‖_op``, and zero iff ``P_S`` maps the class into invariant functions."""
+    norms = [
+        np.linalg.norm(fourier_transform(measure, r), ord=2)
+        for i, r in enumerate(irreps)
+        if not r.is_trivial and (present is None or present[i])
+    ]
+    return float(max(norms, default=0.0))
+
+
+def expected_fourier_energy(group_order: int, k: int, dimension: int = 1) -> float:
+    """``E ‖μ̂_S(π)‖_F² = d_π (|G| − k) / (k (|G| − 1))`` for nontrivial ``π`` and ``S`` a uniformly random
+    ``k``-subset (derived in the chapter with sympy): the approximation error of partial augmentation."""
+    return dimension * (group_order - k) / (k * (group_order - 1))
+
+
+def exhaustive_defects(group: FiniteGroup, irreps: list[Irrep]) -> tuple[np.ndarray, np.ndarray]:
+    """For every non-empty subset ``S ⊆ G`` (bitmask order): ``|S|`` and ``δ_S`` (all irreps present)."""
+    masks = np.array(list(itertools.product([0.0, 1.0], repeat=group.order))[1:])
+    sizes = masks.sum(axis=1)
+    measures = masks / sizes[:, None]
+    defects = np.zeros(len(masks))
+    for irrep in irreps:
+        if irrep.is_trivial:
+            continue
+        transforms = np.tensordot(measures, irrep.matrices, axes=1)
+        defects = np.maximum(defects, np.linalg.norm(transforms, ord=2, axis=(1, 2)))
+    return sizes.astype(int), defects
+
+
+def random_subset(group_order: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """``S``: ``k`` distinct group elements drawn uniformly (once per training set, our reading)."""
+    return np.sort(rng.choice(group_order, size=k, replace=False))
+
+
+# --------------------------------------------------------------------------------------------------
+# Problem 1: projection density estimation on the circle, G = C_m acting by translations x ↦ x + g/m
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InvariantDensity:
+    """``p*(x) = 1 + Σ_{j≥1} a j^{-(s+1/2)} cos(2π m j x)`` on [0, 1): invariant under ``x ↦ x + 1/m``,
+    Sobolev smoothness ``s`` (just), so the projection estimator's rate is the minimax ``n^{-2s/(2s+1)}``."""
+
+    group_order: int
+    smoothness: float
+    amplitude: float = 0.5
+
+    def coefficient(self, frequencies: np.ndarray) -> np.ndarray:
+        """``θ_ℓ = ∫ p* e^{-2πiℓx}``: ``a j^{-(s+1/2)}/2`` at ``ℓ = ±mj``, 0 elsewhere, 1 at ``ℓ = 0``."""
+        frequencies = np.abs(np.asarray(frequencies))
+        j = frequencies // self.group_order
+        on_lattice = (frequencies % self.group_order == 0) & (j > 0)
+        values = np.where(on_lattice, self.amplitude * np.maximum(j, 1) ** -(self.smoothness + 0.5) / 2, 0.0)
+        return np.where(frequencies == 0, 1.0, values)
+
+    def density(self, x: np.ndarray, terms: int = 4000) -> np.ndarray:
+        j = np.arange(1, terms + 1)
+        waves = np.cos(2 * np.pi * self.group_order * np.outer(x, j))
+        return 1 + waves @ (self.amplitude * j ** -(self.smoothness + 0.5))
+
+    @cached_property
+    def _quantile_grid(self) -> tuple[np.ndarray, np.ndarray]:
+        """The CDF of one period, ``u + Σ_j a j^{-(s+1/2)} sin(2πju)/(2πj)``, on a fine grid of [0, 1]."""
+        u = np.linspace(0.0, 1.0, 2**14 + 1)
+        j = np.arange(1, 2001)
+        weights = self.amplitude * j ** -(self.smoothness + 0.5) / (2 * np.pi * j)
+        return u + np.sin(2 * np.pi * np.outer(u, j)) @ weights, u
+
+    @cached_property
+    def _kept_energy(self) -> np.ndarray:
+        """``Σ_{j' ≤ j} θ_{mj'}²`` for ``j = 0..10⁶`` (for the bias of a cutoff)."""
+        j = np.arange(1, 10**6)
+        return np.concatenate([[0.0], np.cumsum((self.amplitude * j ** -(self.smoothness + 0.5) / 2) ** 2)])
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``X = (U + J)/m``: ``J`` uniform on ``{0..m-1}``, ``U`` one period drawn by inverting its CDF."""
+        cdf, u = self._quantile_grid
+        one_period = np.interp(rng.random(n), cdf, u)
+        return (one_period + rng.integers(0, self.group_order, size=n)) / self.group_order
+
+
+def circle_multipliers(group_order: int, subset, frequencies: np.ndarray) -> np.ndarray:
+    """``m_ℓ(S) = (1/|S|) Σ_{g∈S} e^{-2πiℓg/m}``: translation by ``g/m`` multiplies the ``ℓ``-th empirical
+    coefficient by ``e^{-2πiℓg/m}``, so augmentation multiplies it by the character average over ``S``."""
+    subset = np.asarray(subset)
+    return np.exp(-2j * np.pi * np.outer(frequencies, subset) / group_order).mean(axis=1)
+
+
+def empirical_coefficients(samples: np.ndarray, max_frequency: int) -> np.ndarray:
+    """``θ̂_ℓ = (1/N) Σ_i e^{-2πiℓX_i}`` for ``ℓ = 1..max_frequency`` (the projection estimator)."""
+    base = np.exp(-2j * np.pi * samples)
+    powers = np.cumprod(np.broadcast_to(base[:, None], (len(samples), max_frequency)), axis=1)
+    return powers.mean(axis=0)
+
+
+def augment_circle(samples: np.ndarray, group_order: int, subset) -> np.ndarray:
+    """The augmented sample ``{X_i + g/m mod 1 : g ∈ S}`` (what a practitioner feeds the estimator)."""
+    shifts = np.asarray(subset) / group_order
+    return ((samples[:, None] + shifts[None, :]) % 1.0).ravel()
+
+
+def density_risk_curve(target: InvariantDensity, n: int, multiplier_energy: np.ndarray) -> np.ndarray:
+    """Expected ``‖p̂_S − p*‖²`` of the augmented projection estimator keeping frequencies ``|ℓ| ≤ L``,
+    for every ``L = 0..len(multiplier_energy)``:
+    ``(2/n)[Σ_{invariant ℓ ≤ L}(1 − θ_ℓ²) + Σ_{other ℓ ≤ L} |m_ℓ(S)|²] + 2 Σ_{ℓ > L} θ_ℓ²``,
+    where ``multiplier_energy[ℓ-1] = |m_ℓ(S)|²`` (all ones: no augmentation)."""
+    ell = np.arange(1, len(multiplier_energy) + 1)
+    theta = target.coefficient(ell)
+    invariant = ell % target.group_order == 0
+    variance = np.concatenate([[0.0], np.cumsum(np.where(invariant, 1 - theta**2, multiplier_energy))])
+    return 2 * variance / n + density_bias(target, np.arange(len(multiplier_energy) + 1))
+
+
+def density_bias(target: InvariantDensity, cutoff) -> np.ndarray:
+    """``2 Σ_{ℓ > L} θ_ℓ²``: the squared L² norm of what a cutoff ``L`` discards (series summed to 10⁶ m)."""
+    kept = target._kept_energy
+    return 2 * (kept[-1] - kept[np.asarray(cutoff) // target.group_order])
+
+
+def oracle_cutoff(target: InvariantDensity, n: int, multiplier_energy: np.ndarray) -> int:
+    """The cutoff ``L`` minimising the exact expected risk (oracle tuning, as in minimax upper bounds)."""
+    return int(np.argmin(density_risk_curve(target, n, multiplier_energy)))
+
+
+# --------------------------------------------------------------------------------------------------
+# Problem 2: least squares on quadratic features, G = D_d permuting the coordinates of x ∈ R^d
+# --------------------------------------------------------------------------------------------------
+
+
+def quadratic_pairs(dimension: int) -> list[tuple[int, int]]:
+    """Index pairs ``(i, j), i ≤ j`` of the features ``φ``: ``x_i x_j`` (i < j), ``(x_i² − 1)/√2`` (i = j)."""
+    return [(i, j) for i in range(dimension) for j in range(i, dimension)]
+
+
+def quadratic_features(x: np.ndarray) -> np.ndarray:
+    """``φ(x)``: orthonormal in L²(N(0, I)) (Hermite polynomials of degree 2)."""
+    i, j = np.array(quadratic_pairs(x.shape[-1])).T
+    products = x[..., i] * x[..., j]
+    return np.where(i == j, (products - 1) / np.sqrt(2), products)
+
+
+def feature_representation(group: FiniteGroup) -> np.ndarray:
+    """``A[g]`` with ``φ(g·x) = A[g] φ(x)``: a permutation of the quadratic features."""
+    pairs = quadratic_pairs(group.degree)
+    index = {p: a for a, p in enumerate(pairs)}
+    matrices = np.zeros((group.order, len(pairs), len(pairs)))
+    for g, perm in enumerate(group.elements):
+        for a, (i, j) in enumerate(pairs):
+            matrices[g, index[tuple(sorted((perm[i], perm[j])))], a] = 1.0
+    return matrices
+
+
+def augmented_least_squares(x: np.ndarray, y: np.ndarray, group: FiniteGroup, subset) -> np.ndarray:
+    """Least squares on the augmented data ``{(g·x_i, y_i) : g ∈ S}``: the literal recipe."""
+    xs = np.concatenate([act(group, g, x) for g in subset])
+    design = quadratic_features(xs)
+    return np.linalg.lstsq(design, np.tile(y, len(subset)), rcond=None)[0]
+
+
+def augmented_least_squares_fast(gram: np.ndarray, moment: np.ndarray, feature_rep: np.ndarray, subset) -> np.ndarray:
+    """The same estimator from ``Φᵀ Φ`` and ``Φᵀ y`` alone: ``φ(g·x) = A_g φ(x)`` gives
+    ``Σ_{g∈S} A_g Φᵀ Φ A_gᵀ θ = Σ_{g∈S} A_g Φᵀ y`` (cost independent of n for each extra group element)."""
+    chosen = feature_rep[np.asarray(subset)]
+    lhs = (chosen @ gram @ chosen.transpose(0, 2, 1)).sum(axis=0)
+    rhs = (chosen @ moment).sum(axis=0)
+    return np.linalg.solve(lhs, rhs)
+
+
+def invariance_gap(coefficients: np.ndarray, x: np.ndarray, group: FiniteGroup) -> float:
+    """``max_{g, x} |f̂(g·x) − f̂(x)|`` over the points ``x``, for ``f̂ = ⟨θ̂, φ⟩``."""
+    values = quadratic_features(x) @ coefficients
+    return float(
+        max(np.abs(quadratic_features(act(group, g, x)) @ coefficients - values).max() for g in range(group.order))
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Fitting rates
+# --------------------------------------------------------------------------------------------------
+
+
+def loglog_slope(n: np.ndarray, risk: np.ndarray) -> float:
+    """Least-squares slope of ``log risk`` against ``log n``."""
+    return float(np.polyfit(np.log(n), np.log(risk), 1)[0])
+
+
+# --------------------------------------------------------------------------------------------------
+# The two experiments: no augmentation, random subsets of size k, the full group, on the same data
+# --------------------------------------------------------------------------------------------------
+
+
+def run_density_experiment(
+    target: InvariantDensity, sample_sizes, subset_sizes, repetitions: int, seed: int, progress=None
+):
+    """Monte Carlo risk of the projection density estimator under each augmentation, one fresh random ``S``
+    per repetition and size, all estimators on the same samples; the cutoff is the oracle one (exact risk).
+
+    Returns one row per (n, estimator, repetition): risk, exact expected risk, cutoff, ``δ_S``.
+    """
+
+    m = target.group_order
+    labels = ["none"] + [f"k={k}" for k in subset_sizes] + ["full"]
+    sizes = [None] + list(subset_sizes) + [m]
+    max_frequency = 4 * m * int(np.ceil((max(sample_sizes) * m) ** (1 / (2 * target.smoothness + 1))))
+    ell = np.arange(1, max_frequency + 1)
+    truth = target.coefficient(ell)
+    full_cutoff = {n: oracle_cutoff(target, n, np.zeros(max_frequency)) for n in sample_sizes}
+    rows = []
+    for n in sample_sizes if progress is None else progress(sample_sizes):
+        for rep in range(repetitions):
+            rng = make_rng(seed, "density", n, rep)
+            # no estimator keeps more frequencies than the full-group one, whose variance is smallest
+            theta_hat = empirical_coefficients(target.sample(n, rng), full_cutoff[n])
+            for label, k in zip(labels, sizes, strict=True):
+                subset = np.arange(m) if k is None else random_subset(m, k, rng)
+                multipliers = np.ones(max_frequency) if k is None else circle_multipliers(m, subset, ell)
+                energy = np.abs(multipliers) ** 2
+                multipliers = multipliers[: full_cutoff[n]]
+                curve = density_risk_curve(target, n, energy)
+                cutoff = int(np.argmin(curve))
+                error = np.abs(multipliers * theta_hat - truth[: len(theta_hat)]) ** 2
+                common = full_cutoff[n]
+                nontrivial = circle_multipliers(m, subset, np.arange(1, m))
+                defect = 1.0 if k is None else float(np.abs(nontrivial).max())
+                rows.append(
+                    {
+                        "n": n,
+                        "estimator": label,
+                        "k": 1 if k is None else k,
+                        "rep": rep,
+                        "cutoff": cutoff,
+                        "risk": 2 * float(error[:cutoff].sum()) + float(density_bias(target, cutoff)),
+                        "risk_common_cutoff": 2 * float(error[:common].sum()) + float(density_bias(target, common)),
+                        "exact_risk": float(curve[cutoff]),
+                        "defect": defect,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def invariant_target(feature_rep: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``θ* = P_G θ₀ / ‖P_G θ₀‖`` for a Gaussian ``θ₀``: a random invariant quadratic function of norm 1."""
+    projected = feature_rep.mean(axis=0) @ rng.normal(size=feature_rep.shape[1])
+    return projected / np.linalg.norm(projected)
+
+
+def run_regression_experiment(
+    group: FiniteGroup, sample_sizes, subset_sizes, repetitions: int, seed: int, noise: float = 1.0, progress=None
+):
+    """Excess risk ``‖θ̂ − θ*‖²`` (features orthonormal) of least squares with no augmentation, random
+    ``S`` of each size and the full group, on the same data ``x ~ N(0, I_d)``, ``y = ⟨θ*, φ(x)⟩ + noise``.
+    Also records ``δ_S`` restricted to the irreps the features contain and the invariance gap."""
+
+    feature_rep = feature_representation(group)
+    theta_star = invariant_target(feature_rep, make_rng(seed, "regression-target"))
+    full_projection = feature_rep.mean(axis=0)
+    labels = ["none"] + [f"k={k}" for k in subset_sizes] + ["full"]
+    sizes = [None] + list(subset_sizes) + [group.order]
+    probe = make_rng(seed, "probe").normal(size=(64, group.degree))
+    rows = []
+    for n in sample_sizes if progress is None else progress(sample_sizes):
+        for rep in range(repetitions):
+            rng = make_rng(seed, "regression", n, rep)
+            x = rng.normal(size=(n, group.degree))
+            features = quadratic_features(x)
+            y = features @ theta_star + noise * rng.normal(size=n)
+            gram, moment = features.T @ features, features.T @ y
+            for label, k in zip(labels, sizes, strict=True):
+                subset = [group.identity] if k is None else random_subset(group.order, k, rng)
+                theta = augmented_least_squares_fast(gram, moment, feature_rep, subset)
+                operator = feature_rep[np.asarray(subset)].mean(axis=0)
+                rows.append(
+                    {
+                        "n": n,
+                        "estimator": label,
+                        "k": 1 if k is None else k,
+                        "rep": rep,
+                        "risk": float(np.sum((theta - theta_star) ** 2)),
+                        "defect": float(np.linalg.norm(operator - full_projection, ord=2)),
+                        "frobenius": float(np.sum(operator**2)),
+                        "gap": invariance_gap(theta, probe, group) if rep == 0 else np.nan,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def symmetric_group_cost(degree: int, n: int, k: int, rng: np.random.Generator) -> dict:
+    """Wall time of least squares on quadratic features with full augmentation by ``S_degree`` (``n·degree!``
+    rows) and with ``k`` random permutations, and the partial operator's ``δ_S = ‖P_S − P_G‖_op`` on the
+    features. ``P_G`` needs no enumeration: averaging a permutation of features over ``G`` spreads each
+    feature uniformly over its orbit (orbit–stabiliser), here the diagonal and the off-diagonal pairs."""
+    import time
+
+    x = rng.normal(size=(n, degree))
+    y = quadratic_features(x) @ rng.normal(size=degree * (degree + 1) // 2) + rng.normal(size=n)
+    permutations = np.array(list(itertools.permutations(range(degree))))
+    timings = {}
+    for label, chosen in (
+        ("full", permutations),
+        ("partial", permutations[rng.choice(len(permutations), k, replace=False)]),
+    ):
+        start = time.perf_counter()
+        design = quadratic_features(x[:, chosen].transpose(1, 0, 2).reshape(-1, degree))
+        np.linalg.lstsq(design, np.tile(y, len(chosen)), rcond=None)
+        timings[label] = time.perf_counter() - start
+    pairs = quadratic_pairs(degree)
+    index = {p: a for a, p in enumerate(pairs)}
+    partial = np.zeros((len(pairs), len(pairs)))
+    for perm in chosen:
+        for a, (i, j) in enumerate(pairs):
+            partial[index[tuple(sorted((perm[i], perm[j])))], a] += 1 / len(chosen)
+    diagonal = np.array([i == j for i, j in pairs])
+    orbit_projection = (diagonal[:, None] == diagonal[None, :]) / np.where(diagonal, degree, len(pairs) - degree)
+    return {
+        "degree": degree,
+        "group order": len(permutations),
+        "rows (full)": n * len(permutations),
+        "rows (partial)": n * k,
+        "seconds (full)": timings["full"],
+        "seconds (partial)": timings["partial"],
+        "δ_S (partial)": float(np.linalg.norm(partial - orbit_projection, ord=2)),
+    }
+
+
+def invariance_gaps_by_size(group: FiniteGroup, n: int, seed: int, noise: float = 1.0) -> pd.DataFrame:
+    """For every ``k = 1..|G|``: ``δ_S`` on the features and the invariance gap of least squares augmented
+    with a random ``k``-subset, all fitted on the same data (the impossibility result, measured)."""
+
+    feature_rep = feature_representation(group)
+    rng = make_rng(seed, "gaps", n)
+    theta_star = invariant_target(feature_rep, rng)
+    x = rng.normal(size=(n, group.degree))
+    features = quadratic_features(x)
+    y = features @ theta_star + noise * rng.normal(size=n)
+    probe = rng.normal(size=(64, group.degree))
+    full_projection = feature_rep.mean(axis=0)
+    rows = []
+    for k in range(1, group.order + 1):
+        subset = random_subset(group.order, k, rng)
+        theta = augmented_least_squares_fast(features.T @ features, features.T @ y, feature_rep, subset)
+        defect = np.linalg.norm(feature_rep[subset].mean(axis=0) - full_projection, ord=2)
+        rows.append({"k": k, "δ_S": float(defect), "invariance gap": invariance_gap(theta, probe, group)})
+    return pd.DataFrame(rows)
