@@ -19,7 +19,6 @@ from llmtheory.autospec import (
     format_rules,
     generate_traces,
     ilp_candidates,
-    mean_ci,
     parse_rules,
     random_candidates,
     rank_literals,
@@ -27,6 +26,7 @@ from llmtheory.autospec import (
     split,
 )
 from llmtheory.seeding import make_rng
+from llmtheory.stats import mean_ci
 
 
 def random_rules(rng: np.random.Generator, domain) -> tuple[Rule, ...]:

@@ -9,7 +9,6 @@ from llmtheory.rkhs_rates import (
     fourier_target,
     irls,
     isotropic_matern_gram,
-    loglog_slope,
     noise,
     rate_exponent,
     robust_gcv,
@@ -18,6 +17,7 @@ from llmtheory.rkhs_rates import (
     tensor_slope_with_log,
 )
 from llmtheory.seeding import make_rng
+from llmtheory.stats import loglog_slope_with_stderr
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def test_target_has_unit_norm_and_rates_are_the_classical_ones():
 def test_loglog_slope_recovers_a_power_law():
     ns = np.array([100, 200, 400, 800])
     errors = 3.0 * ns[None, :] ** -0.7 * np.exp(make_rng(0, "slope").normal(0, 0.01, (5, 4)))
-    slope, se = loglog_slope(ns, errors)
+    slope, se = loglog_slope_with_stderr(ns, errors)
     assert slope == pytest.approx(-0.7, abs=0.03) and 0 < se < 0.05
 
 

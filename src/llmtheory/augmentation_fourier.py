@@ -426,11 +426,6 @@ def invariance_gap(coefficients: np.ndarray, x: np.ndarray, group: FiniteGroup) 
 # --------------------------------------------------------------------------------------------------
 
 
-def loglog_slope(n: np.ndarray, risk: np.ndarray) -> float:
-    """Least-squares slope of ``log risk`` against ``log n``."""
-    return float(np.polyfit(np.log(n), np.log(risk), 1)[0])
-
-
 # --------------------------------------------------------------------------------------------------
 # The two experiments: no augmentation, random subsets of size k, the full group, on the same data
 # --------------------------------------------------------------------------------------------------

@@ -829,17 +829,6 @@ def run_seed(
     }
 
 
-def mean_ci(values, confidence: float = 0.95) -> tuple[float, float]:
-    """Mean and the half-width of its Student-t confidence interval over seeds."""
-    from scipy import stats
-
-    values = np.asarray(values, float)
-    if len(values) < 2:
-        return float(values.mean()), 0.0
-    half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return float(values.mean()), float(half)
-
-
 def results_frame(runs: list[dict]):
     """One row per (domain, seed, method, split) with precision, recall, F1, the confusion counts,
     the number of accepted edits (CEGIS methods) and the number of rules (tree: unsafe-leaf count)."""

@@ -33,6 +33,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from .seeding import make_rng
+from .stats import loglog_slope_with_stderr
 
 # ----------------------------------------------------------------------------------------------------
 # Kernels: isotropic Matérn (a Sobolev kernel: its RKHS on [0,1]^d is H^{ν+d/2}) and its tensor product.
@@ -324,15 +325,6 @@ def tensor_slope_with_log(smoothness: float, dim: int, ns) -> float:
     return float(np.polyfit(log_n, -exponent * log_n + exponent * (dim - 1) * np.log(log_n), 1)[0])
 
 
-def loglog_slope(ns: np.ndarray, errors: np.ndarray) -> tuple[float, float]:
-    """Least-squares slope of log error against log n over replicates (``errors``: replicates × len(ns))
-    and its standard error from the spread of per-replicate slopes."""
-    log_n = np.log(ns)
-    per_replicate = np.polyfit(log_n, np.log(errors).T, 1)[0]
-    pooled = np.polyfit(log_n, np.log(errors).mean(axis=0), 1)[0]
-    return float(pooled), float(per_replicate.std(ddof=1) / np.sqrt(len(per_replicate)))
-
-
 def oracle_ridge_error(
     spec: Spectral, y: np.ndarray, lambdas: np.ndarray, cross_gram: np.ndarray, target_values: np.ndarray
 ) -> tuple[float, int]:
@@ -488,11 +480,11 @@ def bias_variance_experiment(
 
 
 def slope_table(results: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
-    """Per group: the log–log slope of ``value`` against n (``loglog_slope``) and its standard error."""
+    """Per group: the log–log slope of ``value`` against n (``loglog_slope_with_stderr``) and its standard error."""
     rows = []
     for key, group in results.groupby(by):
         table = group.pivot_table(index="replicate", columns="n", values=value)
-        slope, se = loglog_slope(table.columns.to_numpy(float), table.to_numpy())
+        slope, se = loglog_slope_with_stderr(table.columns.to_numpy(float), table.to_numpy())
         rows.append(dict(zip(by, key, strict=True)) | {"slope": slope, "slope_se": se})
     return pd.DataFrame(rows)
 

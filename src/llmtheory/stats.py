@@ -1,0 +1,29 @@
+"""Small statistics several chapters share: rates from log–log fits and intervals over seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+
+def loglog_slope(x, y) -> float:
+    """Least-squares slope of log y against log x: the empirical rate exponent of y ∝ x^slope."""
+    return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
+
+
+def loglog_slope_with_stderr(x, ys) -> tuple[float, float]:
+    """Slope of the log of the replicate-mean of ``ys`` (replicates × len(x)) against log x, and the
+    standard error of that slope from the spread of the per-replicate slopes."""
+    log_x, log_ys = np.log(np.asarray(x, float)), np.log(np.asarray(ys, float))
+    per_replicate = np.polyfit(log_x, log_ys.T, 1)[0]
+    pooled = np.polyfit(log_x, log_ys.mean(axis=0), 1)[0]
+    return float(pooled), float(per_replicate.std(ddof=1) / np.sqrt(len(per_replicate)))
+
+
+def mean_ci(values, confidence: float = 0.95) -> tuple[float, float]:
+    """Mean and the half-width of its Student-t confidence interval (0 for a single value)."""
+    values = np.asarray(values, float)
+    if len(values) < 2:
+        return float(values.mean()), 0.0
+    half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return float(values.mean()), float(half)
