@@ -35,6 +35,8 @@ def glue(name: str, value, display: bool = False) -> None:
     Outside Jupyter Book (Colab, plain Jupyter) myst-nb may be missing; then the value is only
     displayed when ``display`` is true, and the prose shows the name instead of the number.
     """
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()  # numpy scalars: glue formats from repr, and np.float64(...) is not a float
     try:
         from myst_nb import glue as myst_glue
     except ImportError:
