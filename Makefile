@@ -18,17 +18,23 @@ $(STAMP): requirements.lock pyproject.toml
 
 # Execute every chapter at the book tier (Jupyter Book's cache skips unchanged ones), regenerate the
 # claims page from the ledgers they wrote, and render the HTML with warnings as errors.
-book: $(STAMP)
+book: $(STAMP) _build/.library-stamp
 	$(PY) -m llmtheory claims --scale book > /dev/null
 	$(JB) build . -W -n --keep-going
 	$(PY) -m llmtheory claims --scale book
 	$(JB) build . -W -n --keep-going
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
+# Jupyter Book's cache keys on a notebook's own text, not on the library it imports: when the library or the
+# shipped data change, forget every cached execution so that no page shows results of older code.
+_build/.library-stamp: $(shell find src data -type f -not -path '*/__pycache__/*' 2>/dev/null) requirements.lock
+	rm -rf _build/.jupyter_cache _build/pages
+	mkdir -p _build && touch $@
+
 # Render one chapter alone, fast, with the book's configuration: `make page SLUG=spectral_ball`.
 # Output in _build/pages/<slug>/_build/html (its own execution cache, so chapters can render side by side).
 # Links to chapters outside this one-page book (from the intro and the claims page) are not errors here.
-page: $(STAMP)
+page: $(STAMP) _build/.library-stamp
 	@test -n "$(SLUG)" || { echo "usage: make page SLUG=<chapter slug>"; exit 2; }
 	@mkdir -p _build/pages/$(SLUG)
 	@test -f book/claims.md || $(PY) -m llmtheory claims --scale book > /dev/null
