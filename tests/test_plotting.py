@@ -1,6 +1,6 @@
 import matplotlib.pyplot as plt
 
-from llmtheory.plotting import PALETTE, set_log_ticks, show, use_book_style
+from llmtheory.plotting import PALETTE, figure_path, set_log_ticks, show, use_book_style
 
 
 def test_show_saves_a_png_and_closes_the_figure(monkeypatch, tmp_path):
@@ -8,7 +8,8 @@ def test_show_saves_a_png_and_closes_the_figure(monkeypatch, tmp_path):
     use_book_style()
     fig, ax = plt.subplots()
     ax.plot([1, 2], [3, 4])
-    path = show(fig, slug="demo", name="line")
+    assert show(fig, slug="demo", name="line") is None
+    path = figure_path("demo", "line")
     assert path == tmp_path / "_build" / "figures" / "demo" / "line.png"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not plt.fignum_exists(fig.number)

@@ -48,10 +48,10 @@ def figure_path(slug: str, name: str) -> Path:
     return build_dir() / "figures" / slug / f"{name}.png"
 
 
-def show(fig: plt.Figure, *, slug: str, name: str) -> Path:
-    """Save ``fig`` as ``_build/figures/<slug>/<name>.png``, display that PNG once, and close the figure.
-
-    Displaying the saved file (rather than the figure) renders each figure once, not twice.
+def show(fig: plt.Figure, *, slug: str, name: str) -> None:
+    """Save ``fig`` as ``_build/figures/<slug>/<name>.png`` (see :func:`figure_path`), display that PNG once,
+    and close the figure. Displaying the saved file (rather than the figure) renders each figure once, not twice;
+    returning nothing keeps a path from being echoed under the figure when ``show`` ends a cell.
     """
     path = figure_path(slug, name)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +64,6 @@ def show(fig: plt.Figure, *, slug: str, name: str) -> Path:
 
     if get_ipython() is not None:
         display(Image(filename=str(path)))
-    return path
 
 
 def set_log_ticks(ax: plt.Axes, values, axis: str = "x") -> None:
