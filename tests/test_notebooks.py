@@ -31,6 +31,7 @@ def _failing_cell(output_path: Path) -> str:
 
 def run_at_smoke_scale(notebook: Path, workdir: Path, monkeypatch) -> tuple[dict, float]:
     """Execute ``notebook`` at SCALE="smoke"; return the ledger it saved and the wall time."""
+    workdir.mkdir(parents=True, exist_ok=True)
     claims = workdir / "claims"
     monkeypatch.setenv("LLMTHEORY_CLAIMS_DIR", str(claims))  # inherited by the kernel papermill starts
     output = workdir / notebook.name
