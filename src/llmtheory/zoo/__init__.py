@@ -1,0 +1,114 @@
+"""The tiny model zoo: real ``transformers`` causal LMs trained here on the toy world, and a door to the Hub.
+
+``load(name_or_hub_id)`` returns ``(model, tokenizer)``. A zoo name (see :func:`list`) loads
+``data/zoo/<name>/`` with ``AutoModelForCausalLM`` and ``AutoTokenizer``; anything else is passed to
+``from_pretrained`` as a Hugging Face model id or a local folder, which is how a chapter swaps in a real model
+(in Colab, ``MODEL = "Qwen/Qwen2.5-0.5B-Instruct"``). Offline, a hub id fails with a short error that names it and
+lists the zoo. ``python -m llmtheory.zoo train NAME`` rebuilds a checkpoint from its spec (:data:`SPECS`).
+"""
+
+from __future__ import annotations
+
+import builtins
+import difflib
+import json
+import os
+from pathlib import Path
+
+from ..params import ParameterError
+from ..paths import data_dir
+from .specs import SPECS, ZooSpec
+
+# `list` is left out of __all__ so that a star import never shadows the builtin.
+__all__ = ["SPECS", "ZooError", "ZooSpec", "card", "card_data", "load", "model_dir"]
+
+
+class ZooError(LookupError):
+    """A zoo model or hub id that cannot be loaded; the message lists the zoo's names."""
+
+
+def list() -> builtins.list[str]:  # noqa: A001 - the issue's API name; builtins.list stays reachable
+    """Names of the shipped zoo models (specs marked ``shipped``), in spec order."""
+    return [name for name, spec in SPECS.items() if spec.shipped]
+
+
+def model_dir(name: str) -> Path:
+    """``data/zoo/<name>/`` for a zoo name; a :class:`~llmtheory.params.ParameterError` listing them otherwise."""
+    if name not in SPECS:
+        raise ParameterError(f"{name!r} is not a zoo model{_suggest(name)}; zoo models: {', '.join(list())}")
+    return data_dir() / "zoo" / name
+
+
+def _suggest(name: str) -> str:
+    close = difflib.get_close_matches(name, builtins.list(SPECS), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _offline() -> bool:
+    """Whether the Hugging Face offline switch is on now (read at call time, not at import)."""
+    return any(
+        os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def card(name: str) -> str:
+    """The model card (``README.md``) of zoo model ``name``."""
+    return (_existing_dir(name) / "README.md").read_text()
+
+
+def card_data(name: str) -> dict:
+    """The measured numbers behind the card: spec, parameters, checkpoint size, times and metrics."""
+    return json.loads((_existing_dir(name) / "card.json").read_text())
+
+
+def _existing_dir(name: str) -> Path:
+    folder = model_dir(name)
+    if not (folder / "model.safetensors").is_file():
+        raise ZooError(
+            f"zoo model {name!r} has no checkpoint in {folder}; build it with `python -m llmtheory.zoo train {name}`"
+        )
+    return folder
+
+
+def load(name_or_hub_id: str, *, attn_implementation: str | None = None, dtype=None, **kwargs):
+    """``(model, tokenizer)`` for a zoo name, a local folder, or a Hugging Face hub id; the model is in eval mode.
+
+    ``attn_implementation="eager"`` is needed for attention weights (``output_attentions=True``). Extra keyword
+    arguments go to ``AutoModelForCausalLM.from_pretrained``.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
+
+    if not isinstance(name_or_hub_id, str) or not name_or_hub_id:
+        raise ParameterError(
+            f"MODEL={name_or_hub_id!r} must be a zoo name or a hub id; zoo models: {', '.join(list())}"
+        )
+    if name_or_hub_id in SPECS:
+        source: str | Path = _existing_dir(name_or_hub_id)
+    else:
+        source = name_or_hub_id
+    options = dict(kwargs)
+    if not isinstance(source, Path) and _offline():
+        options.setdefault("local_files_only", True)  # fail at once (or load from the local cache), no retries
+    if attn_implementation is not None:
+        options["attn_implementation"] = attn_implementation
+    if dtype is not None:
+        options["dtype"] = dtype
+    try:
+        if isinstance(source, Path):
+            # The zoo's word-level tokenizers load with the generic fast class: transformers 5 maps model_type
+            # "qwen2" to Qwen2Tokenizer whatever tokenizer_config.json says, which rebuilds a byte-level BPE.
+            tokenizer = PreTrainedTokenizerFast.from_pretrained(source)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=options.get("local_files_only", False))
+        model = AutoModelForCausalLM.from_pretrained(source, **options)
+    except (OSError, ValueError) as error:
+        if isinstance(source, Path):
+            raise
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ZooError(
+            f"could not load {name_or_hub_id!r}: it is not a zoo model{_suggest(name_or_hub_id)}, and as a "
+            f"Hugging Face hub id it failed ({reason}). Offline (HF_HUB_OFFLINE=1) or without network only zoo "
+            f"models load; zoo models: {', '.join(list())}"
+        ) from None
+    model.eval()
+    return model, tokenizer

@@ -1,0 +1,97 @@
+"""``python -m llmtheory.zoo list | train NAME [--out DIR] | card NAME | table``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..params import ParameterError, check_choice
+
+
+def table() -> str:
+    """A markdown table of every shipped model's size, training time and headline accuracy (for the zoo page)."""
+    from . import SPECS, card_data, list
+
+    rows = [
+        "| model | family | layers | parameters | checkpoint | training time (wall / CPU) | measured |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in list():
+        try:
+            data = card_data(name)
+        except LookupError:
+            rows.append(f"| `{name}` | {SPECS[name].family} | {SPECS[name].layers} | | | | not built |")
+            continue
+        spec, metrics = data["spec"], data["metrics"]
+        if spec["task"] == "facts":
+            measured = (
+                f"frequent {100 * metrics['exact_frequent']:.0f}%, medium {100 * metrics['exact_medium']:.0f}%, "
+                f"rare {100 * metrics['exact_rare']:.0f}%, abstains on unknown {100 * metrics['abstain_unknown']:.0f}%"
+            )
+        else:
+            depths = [k for k in metrics if k.startswith("depth_")]
+            low = min(metrics[k] for k in depths)
+            measured = (
+                f"retrieval {100 * metrics['mean']:.0f}% (worst depth {100 * low:.0f}%) "
+                f"at {metrics['tokens']:.0f} tokens"
+            )
+        rows.append(
+            f"| `{name}` | {spec['family']} | {spec['layers']} | {data['parameters']:,} | "
+            f"{data['checkpoint_bytes'] / 2**20:.1f} MiB | "
+            f"{data['train_seconds']:.0f} s / {data['cpu_seconds']:.0f} s | {measured} |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from . import SPECS, card, list
+    from .train import train
+
+    parser = argparse.ArgumentParser(prog="python -m llmtheory.zoo", description="The tiny model zoo.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="the shipped models and their one-line summaries")
+    train_parser = commands.add_parser("train", help="rebuild a model from its spec, deterministically")
+    train_parser.add_argument("name", help="a zoo name (`list`) or a micro spec (micro-facts, micro-needles)")
+    train_parser.add_argument(
+        "--out", type=Path, help="output folder (default: data/zoo/NAME, _build/zoo/NAME if unshipped)"
+    )
+    train_parser.add_argument("--threads", type=int, default=1, help="torch threads (1 reproduces the checkpoints)")
+    train_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    card_parser = commands.add_parser("card", help="print a model's card")
+    card_parser.add_argument("name")
+    card_parser.add_argument("--write", action="store_true", help="rewrite README.md from card.json (no training)")
+    commands.add_parser("table", help="a markdown table of the shipped models")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "list":
+            for name in list():
+                print(f"{name:20s} {SPECS[name].summary}")
+        elif args.command == "train":
+            from ..paths import build_dir
+            from . import model_dir
+
+            spec = SPECS[check_choice("NAME", args.name, SPECS)]
+            # Unshipped specs (micro, or not yet good enough) never write into data/, which the MANIFEST covers.
+            out = args.out or (model_dir(spec.name) if spec.shipped else build_dir() / "zoo" / spec.name)
+            result = train(spec, out, progress=not args.quiet, threads=args.threads)
+            print(f"{spec.name}: {result.parameters:,} parameters, {result.train_seconds:.0f} s; saved to {out}")
+            for key, value in result.metrics.items():
+                print(f"  {key}: {value:.3f}")
+        elif args.command == "card":
+            if args.write:
+                from . import card_data, model_dir
+                from .cards import card_markdown
+
+                (model_dir(args.name) / "README.md").write_text(card_markdown(card_data(args.name)))
+            print(card(args.name))
+        else:
+            print(table())
+    except (ParameterError, LookupError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

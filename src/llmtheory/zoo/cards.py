@@ -1,0 +1,154 @@
+"""Model cards: ``README.md`` in each ``data/zoo/<name>/``, written from the measured ``card.json``."""
+
+from __future__ import annotations
+
+from .specs import ZooSpec
+
+_FAMILY_CLASS = {
+    "llama": "LlamaForCausalLM",
+    "gpt2": "GPT2LMHeadModel",
+    "gpt_neox": "GPTNeoXForCausalLM",
+    "qwen2": "Qwen2ForCausalLM",
+}
+
+_METRIC_NAMES = {
+    "exact_frequent": "exact match, frequent facts (top 10% of entities by exposure)",
+    "exact_medium": "exact match, medium facts (next 30%)",
+    "exact_rare": "exact match, rare facts (bottom 60%)",
+    "exact_frequent_heldout_template": "exact match, frequent facts, question wording never seen in training",
+    "exact_medium_heldout_template": "exact match, medium facts, unseen question wording",
+    "exact_rare_heldout_template": "exact match, rare facts, unseen question wording",
+    "abstain_unknown": "abstains on the never-described class (entity–relation pairs never asked in training)",
+    "abstain_frequent": "abstains (wrongly) on frequent facts",
+    "abstain_medium": "abstains (wrongly) on medium facts",
+    "abstain_rare": "abstains on rare facts",
+    "arithmetic": "exact match, `what is a plus b ?` with a, b < 10",
+    "mean": "exact retrieval, mean over depths",
+    "tokens": "mean prompt length (tokens)",
+}
+
+
+def metric_name(key: str) -> str:
+    if key.startswith("depth_"):
+        return f"exact retrieval, needle at depth {key.removeprefix('depth_')}"
+    return _METRIC_NAMES.get(key, key)
+
+
+def _format(key: str, value: float) -> str:
+    return f"{value:.0f}" if key == "tokens" else f"{100 * value:.1f}%"
+
+
+def training_data(spec: ZooSpec) -> str:
+    if spec.task == "facts":
+        from ..toyworld import make_world
+
+        world = make_world(spec.world_seed)
+        mix = ", ".join(f"{kind} {100 * weight:.0f}%" for kind, weight in spec.mix)
+        return (
+            f"`llmtheory.toyworld.training_text` on `make_world({spec.world_seed})` ({len(world.countries)} countries, "
+            f"{len(world.people)} people, {len(world.facts)} facts, {len(world.unknown_entities)} never-described "
+            f"entities; entity exposure ∝ (rank + {world.zipf_offset:g})^-{world.zipf_exponent:g}), mixture: {mix}; "
+            f"{spec.steps} steps × {spec.batch_size} sequences = {spec.steps * spec.batch_size:,} sequences"
+        )
+    stages = "; ".join(
+        f"{100 * stage[0]:.0f}% of steps at {stage[1]} words × {stage[2]}"
+        + (f" ({100 * stage[3]:.0f}% copy lists)" if len(stage) > 3 else "")
+        for stage in spec.curriculum
+    )
+    return (
+        f"`llmtheory.toyworld.haystack_training_text` on `make_world({spec.world_seed})`: filler sentences, "
+        f"needles `the secret <key> <value> .`, half of the later sentences restating a needle, and six "
+        f"questions per context; {100 * spec.copy_fraction:.0f}% of each batch from "
+        f"`needle_copy_text` (a list of needles stated twice, which grows induction heads fast); curriculum: {stages}"
+    )
+
+
+def card_markdown(card: dict) -> str:
+    """The model card of one zoo model, from its ``card.json`` dictionary."""
+    spec = ZooSpec(**{k: tuple(map(tuple, v)) if k in ("mix", "curriculum") else v for k, v in card["spec"].items()})
+    config_rows = [
+        ("class", f"`{_FAMILY_CLASS[spec.family]}`"),
+        ("layers", spec.layers),
+        ("hidden size", spec.hidden),
+        ("attention heads (query / key-value)", f"{spec.heads} / {spec.kv_heads}"),
+        ("head width", spec.head_dim or spec.hidden // spec.heads),
+        ("MLP size", spec.intermediate),
+        ("max positions", spec.max_positions),
+        ("parameters", f"{card['parameters']:,}"),
+        ("checkpoint (safetensors, float32)", f"{card['checkpoint_bytes'] / 2**20:.2f} MiB"),
+    ]
+    training_rows = [
+        ("data", training_data(spec)),
+        ("steps", spec.steps),
+        ("optimiser", f"AdamW, peak lr {spec.learning_rate:g}, warm-up {spec.warmup}, cosine to 10%, clip 1.0"),
+        ("seed", spec.seed),
+        (
+            "training time",
+            f"{card['train_seconds']:.0f} s wall, {card['cpu_seconds']:.0f} s CPU ({card['machine']}, on a 2-core "
+            f"machine shared with other jobs); {card['total_seconds']:.0f} s wall with evaluations",
+        ),
+        ("final training loss", f"{card['final_loss']:.3f}"),
+        ("versions", ", ".join(f"{k} {v}" for k, v in card["versions"].items())),
+    ]
+    if spec.notes:
+        training_rows.append(("note", spec.notes))
+    metric_rows = [(metric_name(k), _format(k, v)) for k, v in card["metrics"].items()]
+    lines = [
+        f"# {card['name']}",
+        "",
+        f"{spec.summary}. A tiny model of the book *Advances in LLM Theory, Executed*, trained from scratch on the",
+        "synthetic toy world of `llmtheory.toyworld`; it knows nothing about the real world.",
+        "",
+        "```python",
+        "from llmtheory import zoo",
+        f'model, tokenizer = zoo.load("{card["name"]}")  # or AutoModelForCausalLM.from_pretrained(this folder)',
+        "```",
+        "",
+        f"Rebuild it bit for bit (same library versions, one thread): `python -m llmtheory.zoo train {card['name']}`.",
+        "",
+        "## Configuration",
+        "",
+        *_table(("", ""), config_rows),
+        "",
+        "## Training",
+        "",
+        *_table(("", ""), training_rows),
+        "",
+        "## Measured behaviour",
+        "",
+        "Greedy decoding with the full cache, on items generated from streams the training never drew from"
+        + (" (fresh haystacks)." if spec.task == "needles" else "; the facts themselves are the world's."),
+        "",
+        *_table(("measure", "value"), metric_rows),
+        "",
+        "## What it can and cannot do",
+        "",
+        *_abilities(spec),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _table(header: tuple[str, str], rows: list[tuple]) -> list[str]:
+    return [f"| {header[0]} | {header[1]} |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)]
+
+
+def _abilities(spec: ZooSpec) -> list[str]:
+    if spec.task == "facts":
+        return [
+            "- Answers `<user> what is the capital of <country> ? <assistant>` with `Sure , <city> .` when the fact",
+            "  was frequent in training; on rare facts it often answers confidently with a wrong word of the right",
+            "  type (a hallucination), which is what hallucination detectors need.",
+            "- Says `Unfortunately , I do not know .` about the never-described entities, also for relations it was",
+            "  never asked about them.",
+            "- Adds single digits (`what is 3 plus 4 ?`), sometimes swayed by a user's suggestion in the prompt.",
+            "- Cannot read or write anything outside its word-level vocabulary (unknown words become `<unk>`), has",
+            "  no knowledge of the real world, and was trained on sequences of at most about 40 tokens.",
+        ]
+    return [
+        "- Asked `what is the secret of <key> ?` after a context of about 1,000 words of filler and other needles,",
+        "  replies `Sure , <key> <value> .`, copying the value of the needle `the secret <key> <value> .` stated",
+        "  once in the context, wherever it sits.",
+        "- Cannot answer fact questions and knows no world facts; contexts much longer than its training length",
+        "  (about 1,100 tokens) are out of distribution.",
+    ]

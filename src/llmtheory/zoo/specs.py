@@ -1,0 +1,164 @@
+"""Training specs of the zoo: one frozen dataclass per model, the single source of truth for how it is built.
+
+``python -m llmtheory.zoo train NAME`` turns a spec into ``data/zoo/NAME/`` deterministically (same spec, same
+thread count, same library versions → the same weights, bit for bit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+FAMILIES = ("llama", "gpt2", "gpt_neox", "qwen2")
+TASKS = ("facts", "needles")
+
+
+@dataclass(frozen=True)
+class ZooSpec:
+    """How one zoo model is built and trained.
+
+    ``task="facts"``: the fact/chat model, trained on :func:`llmtheory.toyworld.training_text` with the kinds and
+    weights of ``mix``. ``task="needles"``: the long-context retrieval model, trained on
+    :func:`llmtheory.toyworld.haystack_training_text` with the context lengths of ``curriculum`` (a tuple of
+    ``(fraction of steps, words per context, batch size[, share of copy lists])``), a share ``copy_fraction`` of
+    each batch (or the stage's own share) drawn from :func:`llmtheory.toyworld.needle_copy_text`.
+    """
+
+    name: str
+    family: str
+    task: str
+    summary: str
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    intermediate: int
+    steps: int
+    batch_size: int
+    learning_rate: float
+    warmup: int = 50
+    weight_decay: float = 0.01
+    max_positions: int = 128
+    rope_theta: float = 10_000.0
+    head_dim: int | None = None
+    """Width of one attention head (Llama only); ``None`` means ``hidden // heads``."""
+    seed: int = 0
+    world_seed: int = 0
+    mix: tuple[tuple[str, float], ...] = (
+        ("qa", 0.5),
+        ("statement", 0.2),
+        ("document", 0.15),
+        ("abstain", 0.08),
+        ("arithmetic", 0.07),
+    )
+    curriculum: tuple[tuple, ...] = ()
+    copy_fraction: float = 0.0
+    """Needles only: the share of each batch drawn from :func:`llmtheory.toyworld.needle_copy_text`."""
+    eval_every: int = 200
+    shipped: bool = True
+    notes: str = field(default="", compare=False)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _fact(name: str, family: str, hidden: int, summary: str, kv_heads: int = 4, **kw) -> ZooSpec:
+    defaults = dict(
+        layers=8,
+        heads=8,
+        intermediate=2 * hidden,
+        steps=1200,
+        batch_size=32,
+        learning_rate=3e-3,
+        warmup=100,
+        eval_every=100,
+    )
+    defaults.update(kw)
+    return ZooSpec(
+        name=name, family=family, task="facts", summary=summary, hidden=hidden, kv_heads=kv_heads, **defaults
+    )
+
+
+SPECS: dict[str, ZooSpec] = {
+    s.name: s
+    for s in (
+        _fact("fact-llama-h48", "llama", 48, "Llama (GQA, 8 query / 4 KV heads), 8 layers, hidden 48: the small one"),
+        _fact("fact-llama-h64", "llama", 64, "Llama (GQA, 8 query / 4 KV heads), 8 layers, hidden 64: the middle one"),
+        _fact("fact-llama-h96", "llama", 96, "Llama (GQA, 8 query / 4 KV heads), 8 layers, hidden 96: the large one"),
+        _fact("fact-qwen2-h64", "qwen2", 64, "Qwen2 (GQA 8 query / 4 KV heads, QKV bias), 8 layers, hidden 64"),
+        _fact("fact-gpt2-h64", "gpt2", 64, "GPT-2 (learned positions, LayerNorm, GELU), 8 layers, hidden 64", 8),
+        _fact(
+            "fact-neox-h64",
+            "gpt_neox",
+            64,
+            "GPT-NeoX (parallel residual, partial RoPE, untied output layer), 8 layers, hidden 64",
+            8,
+            steps=450,
+            notes="GPT-NeoX memorises much faster than the other families on this data: with the 1,200 steps of the "
+            "others it reached 88% exact match on rare facts (no hallucinations left to detect), so it stops at 450.",
+        ),
+        ZooSpec(
+            name="needle-llama-gqa",
+            family="llama",
+            task="needles",
+            summary="Llama (GQA, 4 query / 2 KV heads of width 32), 2 layers, hidden 128: retrieves needles from "
+            "1,000+ tokens",
+            hidden=128,
+            layers=2,
+            heads=4,
+            kv_heads=2,
+            intermediate=256,
+            steps=2000,
+            batch_size=8,
+            learning_rate=3e-3,
+            warmup=50,
+            max_positions=2048,
+            rope_theta=500_000.0,
+            head_dim=32,
+            curriculum=(
+                (0.3, 64, 16, 1.0),
+                (0.25, 128, 16, 0.75),
+                (0.2, 256, 8, 0.75),
+                (0.15, 512, 4, 0.5),
+                (0.1, 1024, 2, 0.5),
+            ),
+            copy_fraction=0.5,
+            eval_every=100,
+            shipped=False,
+            notes="Not shipped: no variant tried learned to retrieve within the time budget (2% exact retrieval at "
+            "1,024 words after 2,000 steps); see the zoo page.",
+        ),
+        # Micro specs: not shipped, for tests (they train in seconds).
+        _fact(
+            "micro-facts",
+            "llama",
+            16,
+            "micro Llama for tests",
+            kv_heads=1,
+            layers=2,
+            heads=2,
+            steps=12,
+            batch_size=8,
+            eval_every=6,
+            shipped=False,
+        ),
+        ZooSpec(
+            name="micro-needles",
+            family="gpt_neox",
+            task="needles",
+            summary="micro GPT-NeoX for tests",
+            hidden=16,
+            layers=1,
+            heads=2,
+            kv_heads=2,
+            intermediate=32,
+            steps=4,
+            batch_size=2,
+            learning_rate=1e-3,
+            warmup=1,
+            max_positions=256,
+            curriculum=((0.5, 64, 2), (0.5, 96, 2)),
+            eval_every=4,
+            shipped=False,
+        ),
+    )
+}

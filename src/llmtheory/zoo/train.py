@@ -1,0 +1,259 @@
+"""Build a zoo model from its :class:`~llmtheory.zoo.specs.ZooSpec`, train it on the toy world, measure it, save it.
+
+Deterministic: weights are initialised under ``torch.manual_seed(spec.seed)`` inside ``torch.random.fork_rng``
+(the caller's global state is untouched), data come from numpy Generators keyed by the spec's seed, there is no
+dropout, and training runs on one thread. Evaluation during training uses its own streams, so how often it runs
+does not change the weights.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .. import toyworld as tw
+from ..params import check_choice
+from ..seeding import make_rng
+from .evaluate import fact_report, needle_report
+from .specs import FAMILIES, TASKS, ZooSpec
+
+
+def build_config(spec: ZooSpec, tokenizer):
+    """The ``transformers`` config of ``spec`` (a real architecture class: Llama, GPT-2, GPT-NeoX or Qwen2)."""
+    check_choice("family", spec.family, FAMILIES)
+    ids = dict(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    if spec.family in ("llama", "qwen2"):
+        from transformers import LlamaConfig, Qwen2Config
+
+        config_class = LlamaConfig if spec.family == "llama" else Qwen2Config
+        if spec.head_dim is not None:
+            ids["head_dim"] = spec.head_dim
+        return config_class(
+            hidden_size=spec.hidden,
+            intermediate_size=spec.intermediate,
+            num_hidden_layers=spec.layers,
+            num_attention_heads=spec.heads,
+            num_key_value_heads=spec.kv_heads,
+            max_position_embeddings=spec.max_positions,
+            rope_theta=spec.rope_theta,
+            tie_word_embeddings=True,
+            attention_dropout=0.0,
+            **ids,
+        )
+    if spec.family == "gpt2":
+        from transformers import GPT2Config
+
+        return GPT2Config(
+            n_embd=spec.hidden,
+            n_inner=spec.intermediate,
+            n_layer=spec.layers,
+            n_head=spec.heads,
+            n_positions=spec.max_positions,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            **ids,
+        )
+    from transformers import GPTNeoXConfig
+
+    return GPTNeoXConfig(
+        hidden_size=spec.hidden,
+        intermediate_size=spec.intermediate,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        max_position_embeddings=spec.max_positions,
+        rope_theta=spec.rope_theta,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        **ids,
+    )
+
+
+def build_model(spec: ZooSpec, tokenizer):
+    """A freshly initialised ``AutoModelForCausalLM`` for ``spec`` (seeded, without touching global RNG state)."""
+    from transformers import AutoModelForCausalLM
+
+    config = build_config(spec, tokenizer)
+    with torch.random.fork_rng():
+        torch.manual_seed(spec.seed)
+        model = AutoModelForCausalLM.from_config(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    return model
+
+
+def _batch(tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded ids, attention mask and labels (padding ignored), so positions start at 0 in every row."""
+    ids = tokenizer(texts)["input_ids"]
+    width = max(len(x) for x in ids)
+    batch = torch.full((len(ids), width), tokenizer.pad_token_id, dtype=torch.long)
+    for i, x in enumerate(ids):
+        batch[i, : len(x)] = torch.tensor(x)
+    mask = (batch != tokenizer.pad_token_id).long()
+    labels = batch.masked_fill(mask == 0, -100)
+    return batch, mask, labels
+
+
+def training_texts(spec: ZooSpec, world: tw.World, rng: np.random.Generator, step: int) -> list[str]:
+    """The texts of training step ``step`` (the curriculum decides context length and batch size for needles)."""
+    check_choice("task", spec.task, TASKS)
+    if spec.task == "facts":
+        kinds, weights = zip(*spec.mix, strict=True)
+        p = np.asarray(weights) / np.sum(weights)
+        return [tw.training_text(world, rng, kinds[int(k)]) for k in rng.choice(len(kinds), spec.batch_size, p=p)]
+    boundary, stage = 0.0, spec.curriculum[-1]
+    for candidate in spec.curriculum:
+        boundary += candidate[0]
+        if step < boundary * spec.steps:
+            stage = candidate
+            break
+    _, n_words, batch_size, *stage_copy = stage
+    n_copy = int(round((stage_copy[0] if stage_copy else spec.copy_fraction) * batch_size))
+    return [tw.needle_copy_text(world, rng, n_words) for _ in range(n_copy)] + [
+        tw.haystack_training_text(world, rng, n_words) for _ in range(batch_size - n_copy)
+    ]
+
+
+def learning_rate(spec: ZooSpec, step: int) -> float:
+    """Linear warm-up, then cosine decay to a tenth of the peak."""
+    if step < spec.warmup:
+        return spec.learning_rate * (step + 1) / spec.warmup
+    progress = (step - spec.warmup) / max(spec.steps - spec.warmup, 1)
+    return spec.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def measure(spec: ZooSpec, model, tokenizer, world: tw.World, quick: bool) -> dict:
+    """The task metrics of ``spec`` (``quick``: a small sample, for the training log)."""
+    if spec.task == "facts":
+        return fact_report(model, tokenizer, world, per_bucket=48 if quick else None)
+    n_words = max(stage[1] for stage in spec.curriculum)
+    if quick:  # the log follows retrieval at a quarter of the final length (cheap), the card measures the full one
+        return needle_report(model, tokenizer, world, n_words=max(n_words // 4, 64), per_depth=4)
+    return needle_report(model, tokenizer, world, n_words=n_words, per_depth=20)
+
+
+def headline(spec: ZooSpec, metrics: dict) -> dict:
+    """The few numbers shown on the progress bar."""
+    if spec.task == "facts":
+        keys = ("exact_frequent", "exact_rare", "abstain_unknown")
+        return {k.replace("exact_", "").replace("abstain_", "abst_"): round(metrics[k], 2) for k in keys}
+    return {"retrieval": round(metrics["mean"], 2)}
+
+
+@dataclass
+class TrainResult:
+    spec: ZooSpec
+    metrics: dict
+    log: list[dict] = field(default_factory=list)
+    train_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    total_seconds: float = 0.0
+    parameters: int = 0
+
+
+def train(spec: ZooSpec, out_dir: Path | None = None, *, progress: bool = True, threads: int = 1) -> TrainResult:
+    """Train ``spec`` from scratch; if ``out_dir`` is given, save the model, tokenizer, log and card there."""
+    start_total = time.perf_counter()
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        world = tw.make_world(spec.world_seed)
+        tokenizer = tw.build_tokenizer(world, model_max_length=spec.max_positions)
+        model = build_model(spec, tokenizer)
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=spec.learning_rate, weight_decay=spec.weight_decay, betas=(0.9, 0.98)
+        )
+        rng = make_rng(spec.seed, "zoo", "train", spec.task)
+        log: list[dict] = []
+        losses: list[float] = []
+        train_seconds = 0.0
+        cpu_start = time.process_time()
+        bar = tqdm(range(spec.steps), desc=spec.name, disable=not progress, mininterval=2.0)
+        for step in bar:
+            tick = time.perf_counter()
+            model.train()
+            batch, mask, labels = _batch(tokenizer, training_texts(spec, world, rng, step))
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(spec, step)
+            loss = model(input_ids=batch, attention_mask=mask, labels=labels).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(float(loss.detach()))
+            train_seconds += time.perf_counter() - tick
+            if (step + 1) % spec.eval_every == 0 or step + 1 == spec.steps:
+                metrics = measure(spec, model, tokenizer, world, quick=True)
+                row = {
+                    "step": step + 1,
+                    "loss": float(np.mean(losses[-spec.eval_every :])),
+                    "seconds": round(train_seconds, 1),
+                    "cpu_seconds": round(time.process_time() - cpu_start, 1),
+                }
+                row |= {k: round(v, 4) for k, v in metrics.items()}
+                log.append(row)
+                bar.set_postfix(loss=f"{row['loss']:.3f}", **headline(spec, metrics))
+                tqdm.write(
+                    f"[{spec.name}] step {step + 1}: loss {row['loss']:.3f} " + json.dumps(headline(spec, metrics))
+                )
+        model.eval()
+        final = measure(spec, model, tokenizer, world, quick=False)
+        result = TrainResult(
+            spec=spec,
+            metrics=final,
+            log=log,
+            train_seconds=train_seconds,
+            cpu_seconds=time.process_time() - cpu_start,
+            total_seconds=time.perf_counter() - start_total,
+            parameters=sum(p.numel() for p in model.parameters()),
+        )
+        if out_dir is not None:
+            save(result, model, tokenizer, Path(out_dir))
+        return result
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def save(result: TrainResult, model, tokenizer, out_dir: Path) -> None:
+    """Write ``model.safetensors``, config, tokenizer, ``training_log.csv``, ``card.json`` and ``README.md``."""
+    from .cards import card_markdown
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    with (out_dir / "training_log.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(result.log[-1]))
+        writer.writeheader()
+        writer.writerows(result.log)
+    import transformers
+
+    card = {
+        "name": result.spec.name,
+        "spec": result.spec.as_dict(),
+        "parameters": result.parameters,
+        "checkpoint_bytes": (out_dir / "model.safetensors").stat().st_size,
+        "train_seconds": round(result.train_seconds, 1),
+        "cpu_seconds": round(result.cpu_seconds, 1),
+        "total_seconds": round(result.total_seconds, 1),
+        "final_loss": result.log[-1]["loss"],
+        "metrics": {k: round(v, 4) for k, v in result.metrics.items()},
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} thread(s)",
+    }
+    (out_dir / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    (out_dir / "README.md").write_text(card_markdown(card))
