@@ -47,6 +47,7 @@ page: $(STAMP) _build/.library-stamp
 # Unit tests, then every chapter at SCALE="smoke" through papermill, with the network unreachable.
 test: $(STAMP)
 	$(PY) -m ruff check src tests
+	$(PY) -m ruff format --check src tests
 	.ci/offline $(PY) -m pytest
 
 # Only the notebooks, at the smoke tier.

@@ -76,7 +76,9 @@ def test_report_is_a_styled_table(tmp_path, monkeypatch):
 def test_claims_page_counts_verdicts_and_escapes_pipes(tmp_path):
     page = render_claims_page([_ledger(tmp_path).to_dict()], "smoke")
     assert page.startswith("# The claims ledger")
-    assert f"| {REPRODUCED} | 1 |" in page and f"| {NOT_REPRODUCED} | 1 |" in page
+    row = "| [Uniform Sampling from High-dimensional Spectral Norm Balls](../notebooks/spectral_ball.ipynb) |"
+    assert f"{row} 1 | 0 | 1 | 0 |" in page
+    assert "| **all chapters** | **1** | **0** | **1** | **0** |" in page
     assert "y \\| z" in page
     assert "(../notebooks/spectral_ball.ipynb)" in page
     assert set(VERDICTS) <= set(page.split("|")[i].strip() for i in range(len(page.split("|"))))

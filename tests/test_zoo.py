@@ -149,3 +149,12 @@ def test_micro_needle_spec_trains_end_to_end(tmp_path):
     result = train(zoo.SPECS["micro-needles"], tmp_path, progress=False)
     assert set(result.metrics) >= {"mean", "tokens"}
     assert type(AutoModelForCausalLM.from_pretrained(tmp_path)).__name__ == "GPTNeoXForCausalLM"
+
+
+def test_the_zoo_page_shows_the_table_the_cards_give():
+    from pathlib import Path
+
+    from llmtheory.zoo.__main__ import table
+
+    page = (Path(__file__).resolve().parents[1] / "book" / "zoo.md").read_text()
+    assert table().strip() in page, "book/zoo.md is stale: paste `python -m llmtheory.zoo table` into it"

@@ -161,12 +161,19 @@ def render_claims_page(ledgers: list[dict], scale: str) -> str:
         ]
         return "\n".join(lines)
     counts = {v: 0 for v in VERDICTS}
+    per_chapter = []
     for ledger in ledgers:
+        row = {v: 0 for v in VERDICTS}
         for claim in ledger["claims"]:
             counts[claim["verdict"]] += 1
-    lines += ["| verdict | claims |", "|---|---|"]
-    lines += [f"| {v} | {n} |" for v, n in counts.items()]
-    lines.append("")
+            row[claim["verdict"]] += 1
+        per_chapter.append((ledger["slug"], row))
+    lines += ["| chapter | " + " | ".join(VERDICTS) + " |", "|---" * (len(VERDICTS) + 1) + "|"]
+    lines += [
+        f"| [{titles.get(slug, slug)}](../notebooks/{slug}.ipynb) | " + " | ".join(str(row[v]) for v in VERDICTS) + " |"
+        for slug, row in per_chapter
+    ]
+    lines += ["| **all chapters** | " + " | ".join(f"**{counts[v]}**" for v in VERDICTS) + " |", ""]
     for ledger in ledgers:
         slug = ledger["slug"]
         lines += [

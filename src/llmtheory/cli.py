@@ -46,9 +46,7 @@ def run_chapter(slug: str, scale: str, overrides: dict[str, object], root: Path 
     root = root or repo_root()
     available = {c.slug: c for c in written_chapters(root)}
     if slug not in available:
-        raise ParameterError(
-            f"chapter {slug!r} is not valid; choose one of: {', '.join(available) or 'none'}"
-        )
+        raise ParameterError(f"chapter {slug!r} is not valid; choose one of: {', '.join(available) or 'none'}")
     if scale not in SCALES:
         raise ParameterError(f"--scale {scale!r} is not valid; choose one of: {', '.join(SCALES)}")
     notebook = available[slug].notebook(root)

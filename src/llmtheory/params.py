@@ -45,9 +45,7 @@ def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int
     return value
 
 
-def check_float(
-    name: str, value: Any, *, minimum: float | None = None, maximum: float | None = None
-) -> float:
+def check_float(name: str, value: Any, *, minimum: float | None = None, maximum: float | None = None) -> float:
     """Validate a real parameter within optional closed bounds."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ParameterError(f"{name}={value!r} must be a number")

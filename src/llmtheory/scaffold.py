@@ -52,7 +52,9 @@ def _code(text: str, tags: list[str] | None = None) -> nbformat.NotebookNode:
 def chapter_skeleton(slug: str, repo_url: str) -> nbformat.NotebookNode:
     """A notebook with every section of the chapter anatomy, in order, for chapter ``slug``."""
     info = chapter(slug)
-    colab = f"https://colab.research.google.com/github/{repo_url.split('github.com/')[-1]}/blob/main/notebooks/{slug}.ipynb"
+    colab = (
+        f"https://colab.research.google.com/github/{repo_url.split('github.com/')[-1]}/blob/main/notebooks/{slug}.ipynb"
+    )
     cells = [
         _md(
             f"# {info.title}\n\n"
