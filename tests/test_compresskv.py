@@ -1,0 +1,303 @@
+"""CompressKV and its baselines on a small random GQA Llama: exactness of the cache surgery, budgets, windows."""
+
+import numpy as np
+import pytest
+import torch
+
+from llmtheory import compresskv as ckv
+
+LENGTH = 120  # context tokens (the prompt has one more)
+
+
+@pytest.fixture(scope="module")
+def model():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=48,
+        intermediate_size=96,
+        num_hidden_layers=3,
+        num_attention_heads=6,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=512,
+        attn_implementation="eager",
+    )
+    return ckv.use_ragged_attention(LlamaForCausalLM(config).eval())
+
+
+@pytest.fixture(scope="module")
+def prompt():
+    return [int(t) for t in np.random.default_rng(1).integers(0, 64, LENGTH + 1)]
+
+
+@pytest.fixture(scope="module")
+def state(model, prompt):
+    return ckv.prefill(model, prompt)
+
+
+@pytest.fixture(scope="module")
+def shape(model):
+    return ckv.geometry(model)
+
+
+def plan_for(method, state, shape, average):
+    return ckv.select_positions(
+        method,
+        state,
+        average,
+        shape,
+        semantic_heads=[[0, 3]] * shape.layers,
+        layer_weights=[0.5, 0.2, 0.3][: shape.layers],
+    )
+
+
+def next_logits(model, cache, state):
+    return ckv._step(model, cache, state.next_token, state.length)
+
+
+def test_geometry_reads_the_config(shape):
+    assert (shape.layers, shape.heads, shape.kv_heads, shape.head_dim, shape.group_size) == (3, 6, 2, 8, 3)
+
+
+def test_prefill_keeps_window_attention_that_sums_to_one(state, shape):
+    assert state.length == LENGTH
+    assert state.window_attention.shape == (shape.layers, shape.heads, ckv.WINDOW, LENGTH)
+    torch.testing.assert_close(state.window_attention.sum(-1), torch.ones(shape.layers, shape.heads, ckv.WINDOW))
+    # each query attends to itself and before: H2O's column sums add up to the number of queries
+    torch.testing.assert_close(
+        state.accumulated_attention.sum(-1), torch.full((shape.layers, shape.heads), LENGTH * 1.0)
+    )
+
+
+@pytest.mark.parametrize("method", ckv.METHODS)
+def test_full_budget_reproduces_the_full_cache_logits_exactly(model, prompt, state, shape, method):
+    plan = plan_for(method, state, shape, LENGTH)
+    compressed = next_logits(model, ckv.compress_cache(state.cache, plan.positions), state)
+    uncompressed = next_logits(model, ckv.compress_cache(state.cache, ckv._all_kept(state)), state)
+    assert torch.equal(compressed, uncompressed)
+    reference = model(input_ids=torch.tensor([prompt])).logits[0, -1]
+    torch.testing.assert_close(compressed, reference, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("method", [m for m in ckv.METHODS if m != "full"])
+@pytest.mark.parametrize("average", [9, 13, 30])
+def test_each_method_keeps_exactly_its_budget_and_always_the_window(state, shape, method, average):
+    plan = plan_for(method, state, shape, average)
+    assert sum(plan.budgets) == average * shape.layers  # layer budgets sum to the total
+    window = set(range(LENGTH - ckv.WINDOW, LENGTH))
+    for budget, positions in zip(plan.budgets, plan.positions, strict=True):
+        assert positions.shape == (shape.kv_heads, budget)  # the same budget in every KV head group
+        for row in positions.tolist():
+            assert len(set(row)) == budget and 0 <= min(row) and max(row) < LENGTH
+            assert window <= set(row)
+    cache = ckv.compress_cache(state.cache, plan.positions)
+    assert ckv.cache_lengths(cache) == plan.budgets
+    full_bytes = ckv.cache_bytes(state.cache)
+    assert ckv.cache_bytes(cache) == pytest.approx(full_bytes * plan.kv_fraction(LENGTH))
+
+
+def test_a_pruned_cache_equals_masking_the_dropped_keys(model, state, shape):
+    """Decoding from a pruned cache at the original position = full cache with the dropped keys masked out
+    (StreamingLLM keeps the same positions everywhere, so one 2D mask expresses it)."""
+    plan = plan_for("streamingllm", state, shape, 20)
+    pruned = next_logits(model, ckv.compress_cache(state.cache, plan.positions), state)
+    mask = torch.zeros(LENGTH + 1, dtype=torch.long)
+    mask[plan.positions[0][0]] = 1
+    mask[LENGTH] = 1
+    masked = model(
+        input_ids=torch.tensor([[state.next_token]]),
+        past_key_values=ckv.compress_cache(state.cache, ckv._all_kept(state)),
+        attention_mask=mask[None],
+        position_ids=torch.tensor([[LENGTH]]),
+    ).logits[0, -1]
+    torch.testing.assert_close(pruned, masked, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("method", ["pyramidkv", "compresskv", "h2o"])
+def test_ragged_per_layer_per_head_caches_equal_masking_each_layer_and_head(model, state, shape, method):
+    """Layers of different lengths and KV heads keeping different positions: decoding from the pruned cache equals
+    decoding from the full cache with, in each layer and KV head, the dropped keys masked out."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, eager_mask
+    from transformers.models.llama.modeling_llama import eager_attention_forward
+
+    plan = plan_for(method, state, shape, 15)
+    pruned = next_logits(model, ckv.compress_cache(state.cache, plan.positions), state)
+
+    def masked_attention(module, query, key, value, attention_mask, **kwargs):
+        extra = torch.zeros(shape.kv_heads, key.shape[-2])
+        dropped = torch.ones(shape.kv_heads, LENGTH, dtype=torch.bool)
+        dropped.scatter_(1, plan.positions[module.layer_idx], False)
+        extra[:, :LENGTH][dropped] = float("-inf")
+        extra = extra.repeat_interleave(shape.group_size, dim=0)[None, :, None, :]
+        mask = extra if attention_mask is None else attention_mask + extra
+        return eager_attention_forward(module, query, key, value, mask, **kwargs)
+
+    AttentionInterface.register("test_masked", masked_attention)
+    if "test_masked" not in ALL_MASK_ATTENTION_FUNCTIONS:
+        AttentionMaskInterface.register("test_masked", eager_mask)
+    model.set_attn_implementation("test_masked")
+    try:
+        masked = next_logits(model, ckv.compress_cache(state.cache, ckv._all_kept(state)), state)
+    finally:
+        ckv.use_ragged_attention(model)
+    assert len(set(plan.budgets)) > 1 or method == "h2o"
+    torch.testing.assert_close(pruned, masked, atol=1e-5, rtol=0)
+
+
+def test_streaming_keeps_sinks_and_the_most_recent_tokens():
+    kept = ckv.streaming_positions(20, 100, groups=2)
+    assert kept.tolist()[0] == [0, 1, 2, 3] + list(range(84, 100))
+    assert ckv.streaming_positions(10, 100, groups=1).tolist()[0] == [0, 1] + list(range(92, 100))
+
+
+def test_snapkv_scores_sum_the_window_votes_then_average_pool():
+    attention = torch.zeros(1, 3, 12)  # one head, window 3, length 12: prefix of 9
+    attention[0, :, 4] = 1.0
+    scores = ckv.snapkv_scores(attention, kernel=5)
+    expected = torch.zeros(9)
+    expected[2:7] = 3.0 / 5
+    torch.testing.assert_close(scores[0], expected)
+
+
+def test_top_positions_takes_the_best_prefix_scores_plus_the_window():
+    scores = torch.tensor([[0.1, 0.9, 0.3, 0.8, 0.0, 0.2]])
+    assert ckv.top_positions(scores, budget=4, length=8, window=2).tolist() == [[1, 3, 6, 7]]
+
+
+def test_pyramid_budgets_decrease_with_depth_and_match_kvcache_factory():
+    budgets = ckv.pyramid_budgets(48, layers=5, length=1000, window=8, beta=20)
+    assert sum(budgets) == 5 * 48 and budgets == sorted(budgets, reverse=True)
+    # KVCache-Factory: min = 40/20 = 2, max = 80 - 2 = 78, step 19: selected 78, 59, 40, 21, 2 (+ window 8)
+    assert budgets == [86, 67, 48, 29, 10]
+    capped = ckv.pyramid_budgets(400, layers=4, length=500)
+    assert max(capped) <= 500 and sum(capped) == 1600
+
+
+def test_error_aware_budgets_follow_the_errors_within_bounds():
+    budgets = ckv.error_aware_budgets(40, [0.1, 0.6, 0.2, 0.1], length=1000, minimum=8)
+    assert sum(budgets) == 160
+    assert budgets[1] == max(budgets) and min(budgets) >= 8 and max(budgets) <= 120
+    # B_l = m + round(w_l (L·B − m·L)): 8 + 0.6·128 = 84.8, 8 + 0.2·128 = 33.6, 8 + 0.1·128 = 20.8
+    assert budgets == [21, 85, 34, 20]  # 161 after rounding: the least important layer gives one back
+    flat = ckv.error_aware_budgets(40, [0.97, 0.01, 0.01, 0.01], length=1000)
+    assert flat[0] == 120 and sum(flat) == 160  # clipped at 3·B, the rest redistributed
+
+
+def test_round_budgets_refuses_an_impossible_total():
+    with pytest.raises(ValueError):
+        ckv.round_budgets([1.0, 1.0], total=50, floor=1, cap=10, importance=[1, 0])
+
+
+def test_rouge1_recall_counts_tokens_with_multiplicity():
+    assert ckv.rouge1_recall([5, 6, 7], [6, 7]) == 1.0
+    assert ckv.rouge1_recall([6], [6, 6]) == 0.5
+    assert ckv.rouge1_recall([], [1]) == 0.0
+
+
+def test_masking_heads_zeroes_exactly_their_output(model, prompt):
+    ids = torch.tensor([prompt])
+    base = model(input_ids=ids).logits
+    with ckv.masked_heads(model, []):
+        assert torch.equal(model(input_ids=ids).logits, base)
+    shape = ckv.geometry(model)
+    with ckv.masked_heads(model, [(1, h) for h in range(shape.heads)]):
+        all_masked = model(input_ids=ids).logits
+    weight = model.model.layers[1].self_attn.o_proj.weight
+    saved = weight.detach().clone()
+    with torch.no_grad():
+        weight.zero_()
+        zeroed = model(input_ids=ids).logits
+        weight.copy_(saved)
+    torch.testing.assert_close(all_masked, zeroed)
+    assert torch.equal(model(input_ids=ids).logits, base)  # hooks removed
+
+
+def test_head_scores_are_attention_masses(model, prompt, state):
+    generated = [prompt[10], prompt[11], 3]
+    semantic, traditional = ckv.head_scores_one(model, prompt, state, (10, 14), generated)
+    steps_in_needle = sum(t in prompt[10:14] for t in generated)
+    assert semantic.shape == traditional.shape == (3, 6)
+    assert (semantic >= 0).all() and (semantic <= steps_in_needle + 1e-6).all()
+    assert (traditional >= 0).all() and (traditional <= steps_in_needle / 4 + 1e-9).all()
+
+
+def test_eviction_errors_vanish_for_the_full_cache(model, state, shape):
+    plan = plan_for("full", state, shape, LENGTH)
+    assert np.allclose(ckv.eviction_errors(model, state, plan, [1, 2, 3]), 0.0)
+    tight = plan_for("snapkv", state, shape, 9)
+    errors = ckv.eviction_errors(model, state, tight, [1, 2, 3])
+    assert errors.shape == (shape.layers,) and (errors > 0).all()
+    weights = ckv.layer_weights_from_errors(np.stack([errors, 2 * errors]))
+    assert weights.sum() == pytest.approx(1.0)
+
+
+def test_several_questions_from_one_full_cache_match_plain_greedy_decoding(model, prompt, state, shape):
+    """answer_questions keeps positions right: with the full plan it agrees with greedy decoding from scratch."""
+    sequence = list(prompt)
+
+    def greedy(n):
+        out = []
+        for _ in range(n):
+            token = int(model(input_ids=torch.tensor([sequence])).logits[0, -1].argmax())
+            out.append(token)
+            sequence.append(token)
+        return out
+
+    first = greedy(3)
+    question = [7, 8, 9]
+    sequence += question
+    second = greedy(2)
+    plan = plan_for("full", state, shape, LENGTH)
+    assert ckv.answer_questions(model, state, plan, first, [(question, second)]) == [True, True]
+    assert ckv.answer_questions(model, state, plan, first, [(question, [(second[0] + 1) % 64, second[1]])]) == [
+        True,
+        False,
+    ]
+
+
+def test_needle_items_locate_the_needle_and_the_follow_up_answers():
+    from llmtheory import toyworld as tw
+    from llmtheory.seeding import make_rng
+
+    world = tw.make_world(0)
+    tokenizer = tw.build_tokenizer(world)
+    items = ckv.needle_items(
+        world, tokenizer, make_rng(0, "test"), n=3, n_words=120, depth=0.4, n_distractors=4, n_followups=2
+    )
+    for item in items:
+        stack = item.stack
+        start, end = item.needle
+        assert tokenizer.decode(item.prompt[start:end]) == f"the secret {stack.key} {stack.answer} ."
+        assert tokenizer.decode(item.expected) == f"Sure , {stack.key} {stack.answer}"
+        assert len(item.followups) == 2
+        for question, expected in item.followups:
+            key, value = tokenizer.decode(expected).split()[2:]
+            assert f"the secret {key} {value} ." in stack.context and key != stack.key
+            assert tokenizer.decode(question).endswith(f"what is the secret of {key} ? <assistant>")
+
+
+def test_budget_tokens_floor_at_the_window_and_cap_at_the_context():
+    assert ckv.budget_tokens(0.01, 1000) == 10 and ckv.budget_tokens(0.03, 1000) == 30
+    assert ckv.budget_tokens(0.001, 1000) == ckv.WINDOW + 2 and ckv.budget_tokens(1.0, 999) == 999
+
+
+def test_top_heads_rank_within_layers_and_overall_ignoring_zero_scores():
+    scores = np.array([[0.1, 0.5, 0.0], [0.0, 0.0, 0.9]])
+    assert ckv.top_heads_per_layer(scores, 1) == [[1], [2]]
+    assert ckv.top_heads_overall(scores, 2) == [(1, 2), (0, 1)]
+    assert ckv.top_heads_overall(scores, 5) == [(1, 2), (0, 1), (0, 0)]
+    assert ckv.top_heads_overall(np.zeros((2, 3)), 2) == []
+
+
+def test_answer_focus_matches_the_attention_of_a_full_forward(model, prompt, state):
+    from types import SimpleNamespace
+
+    item = SimpleNamespace(expected=[5, 6, 7])
+    focus = ckv.answer_focus(model, item, state, layer=1, head=4)
+    attention = model(input_ids=torch.tensor([prompt + [5, 6]]), output_attentions=True).attentions[1]
+    assert focus == int(attention[0, 4, -1].argmax())
