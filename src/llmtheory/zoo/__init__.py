@@ -1,10 +1,15 @@
 """The tiny model zoo: real ``transformers`` causal LMs trained here on the toy world, and a door to the Hub.
 
-``load(name_or_hub_id)`` returns ``(model, tokenizer)``. A zoo name (see :func:`list`) loads
-``data/zoo/<name>/`` with ``AutoModelForCausalLM`` and ``AutoTokenizer``; anything else is passed to
-``from_pretrained`` as a Hugging Face model id or a local folder, which is how a chapter swaps in a real model
-(in Colab, ``MODEL = "Qwen/Qwen2.5-0.5B-Instruct"``). Offline, a hub id fails with a short error that names it and
-lists the zoo. ``python -m llmtheory.zoo train NAME`` rebuilds a checkpoint from its spec (:data:`SPECS`).
+``load(name_or_hub_id)`` returns ``(model, tokenizer)`` (``(model, processor)`` for a vision-language model). A zoo
+name (see :func:`list`) loads ``data/zoo/<name>/`` with ``AutoModelForCausalLM`` and ``AutoTokenizer``; anything
+else is passed to ``from_pretrained`` as a Hugging Face model id or a local folder, which is how a chapter swaps
+in a real model (in Colab, ``MODEL = "Qwen/Qwen2.5-0.5B-Instruct"``). Offline, a hub id fails with a short error
+that names it and lists the zoo. ``python -m llmtheory.zoo train NAME`` rebuilds a checkpoint from its spec
+(:data:`SPECS`).
+
+The vision-language model (``vlm-llava``, spec :class:`~llmtheory.zoo.vlm.VLMSpec`) loads with
+``AutoModelForImageTextToText`` and ``AutoProcessor``; so does a hub id whose config has a vision tower
+(``MODEL = "llava-hf/llava-1.5-7b-hf"`` in Colab).
 """
 
 from __future__ import annotations
@@ -18,9 +23,13 @@ from pathlib import Path
 from ..params import ParameterError
 from ..paths import data_dir
 from .specs import SPECS, ZooSpec
+from .vlm import VLM_SPECS, VLMSpec
+
+SPECS = {**SPECS, **VLM_SPECS}
+"""Every training spec: the causal LMs of :mod:`.specs` and the vision-language models of :mod:`.vlm`."""
 
 # `list` is left out of __all__ so that a star import never shadows the builtin.
-__all__ = ["SPECS", "ZooError", "ZooSpec", "card", "card_data", "load", "model_dir"]
+__all__ = ["SPECS", "VLMSpec", "ZooError", "ZooSpec", "card", "card_data", "load", "model_dir"]
 
 
 class ZooError(LookupError):
@@ -73,6 +82,9 @@ def _existing_dir(name: str) -> Path:
 def load(name_or_hub_id: str, *, attn_implementation: str | None = None, dtype=None, **kwargs):
     """``(model, tokenizer)`` for a zoo name, a local folder, or a Hugging Face hub id; the model is in eval mode.
 
+    A vision-language model (a zoo spec of task ``"vlm"``, or a folder or hub id whose config has a
+    ``vision_config``) gives ``(model, processor)`` through ``AutoModelForImageTextToText`` and ``AutoProcessor``.
+
     ``attn_implementation="eager"`` is needed for attention weights (``output_attentions=True``). Extra keyword
     arguments go to ``AutoModelForCausalLM.from_pretrained``.
     """
@@ -94,6 +106,14 @@ def load(name_or_hub_id: str, *, attn_implementation: str | None = None, dtype=N
     if dtype is not None:
         options["dtype"] = dtype
     try:
+        if _is_vision_language(name_or_hub_id, source, options):
+            from transformers import AutoModelForImageTextToText, AutoProcessor
+
+            local_only = options.get("local_files_only", False)
+            processor = AutoProcessor.from_pretrained(source, local_files_only=local_only)
+            model = AutoModelForImageTextToText.from_pretrained(source, **options)
+            model.eval()
+            return model, processor
         if isinstance(source, Path):
             # The zoo's word-level tokenizers load with the generic fast class: transformers 5 maps model_type
             # "qwen2" to Qwen2Tokenizer whatever tokenizer_config.json says, which rebuilds a byte-level BPE.
@@ -112,3 +132,13 @@ def load(name_or_hub_id: str, *, attn_implementation: str | None = None, dtype=N
         ) from None
     model.eval()
     return model, tokenizer
+
+
+def _is_vision_language(name: str, source, options: dict) -> bool:
+    """A zoo VLM, or a folder / hub id whose config has a vision tower (read from its ``config.json``)."""
+    if name in SPECS:
+        return getattr(SPECS[name], "task", "") == "vlm"
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(source, local_files_only=options.get("local_files_only", False))
+    return getattr(config, "vision_config", None) is not None

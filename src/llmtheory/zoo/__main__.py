@@ -1,4 +1,4 @@
-"""``python -m llmtheory.zoo list | train NAME [--out DIR] | card NAME | table``."""
+"""``python -m llmtheory.zoo list | train NAME [--out DIR] | card NAME | table | vlm-table``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ def table() -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for name in list():
+        if SPECS[name].task == "vlm":
+            continue  # the vision-language models have their own table (`vlm_table`)
         try:
             data = card_data(name)
         except LookupError:
@@ -44,6 +46,32 @@ def table() -> str:
     return "\n".join(rows)
 
 
+def vlm_table() -> str:
+    """A markdown table of the shipped vision-language models: size, training time, accuracy per question kind."""
+    from . import SPECS, card_data, list
+
+    rows = [
+        "| model | parameters | checkpoint | training time (wall / CPU) | local | global | answering patch masked |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in list():
+        if SPECS[name].task != "vlm":
+            continue
+        try:
+            data = card_data(name)
+        except LookupError:
+            rows.append(f"| `{name}` | | | | | | not built |")
+            continue
+        m = data["metrics"]
+        rows.append(
+            f"| `{name}` | {data['parameters']:,} | {data['checkpoint_bytes'] / 2**20:.1f} MiB | "
+            f"{data['train_seconds']:.0f} s / {data['cpu_seconds']:.0f} s | {100 * m['local']:.0f}% | "
+            f"{100 * m['global']:.0f}% | {100 * m['masked_answer_local']:.0f}% "
+            f"(another patch: {100 * m['masked_random_object_local']:.0f}%) |"
+        )
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     from . import SPECS, card, list
     from .train import train
@@ -52,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="the shipped models and their one-line summaries")
     train_parser = commands.add_parser("train", help="rebuild a model from its spec, deterministically")
-    train_parser.add_argument("name", help="a zoo name (`list`) or a micro spec (micro-facts, micro-needles)")
+    train_parser.add_argument(
+        "name", help="a zoo name (`list`) or a micro spec (micro-facts, micro-needles, micro-vlm)"
+    )
     train_parser.add_argument(
         "--out", type=Path, help="output folder (default: data/zoo/NAME, _build/zoo/NAME if unshipped)"
     )
@@ -61,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     card_parser = commands.add_parser("card", help="print a model's card")
     card_parser.add_argument("name")
     card_parser.add_argument("--write", action="store_true", help="rewrite README.md from card.json (no training)")
-    commands.add_parser("table", help="a markdown table of the shipped models")
+    commands.add_parser("table", help="a markdown table of the shipped language models")
+    commands.add_parser("vlm-table", help="a markdown table of the shipped vision-language models")
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
@@ -74,19 +105,28 @@ def main(argv: list[str] | None = None) -> int:
             spec = SPECS[check_choice("NAME", args.name, SPECS)]
             # Unshipped specs (micro, or not yet good enough) never write into data/, which the MANIFEST covers.
             out = args.out or (model_dir(spec.name) if spec.shipped else build_dir() / "zoo" / spec.name)
-            result = train(spec, out, progress=not args.quiet, threads=args.threads)
+            if spec.task == "vlm":
+                from .vlm import train as train_vlm
+
+                result = train_vlm(spec, out, progress=not args.quiet, threads=args.threads)
+            else:
+                result = train(spec, out, progress=not args.quiet, threads=args.threads)
             print(f"{spec.name}: {result.parameters:,} parameters, {result.train_seconds:.0f} s; saved to {out}")
             for key, value in result.metrics.items():
                 print(f"  {key}: {value:.3f}")
         elif args.command == "card":
             if args.write:
-                from . import card_data, model_dir
+                from . import SPECS, card_data, model_dir
                 from .cards import card_markdown
 
+                if SPECS[args.name].task == "vlm":
+                    from .vlm import card_markdown
                 (model_dir(args.name) / "README.md").write_text(card_markdown(card_data(args.name)))
             print(card(args.name))
-        else:
+        elif args.command == "table":
             print(table())
+        else:
+            print(vlm_table())
     except (ParameterError, LookupError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
