@@ -139,6 +139,29 @@ def test_haystack_training_text_asks_about_needles_it_contains(world):
         assert reply.startswith(f"{key} ") and f"the secret {reply} ." in context
 
 
+def test_needle_training_targets_flag_exactly_what_retrieval_predicts(world, tokenizer):
+    rng = make_rng(0, "targets")
+    text = tw.repeated_sequence_text(world, rng, 64)
+    words = text.split()
+    length = next(n for n in range(len(words) // 2, 0, -1) if words[:n] == words[-n:])
+    assert words[:length] == words[-length:] and len(set(words)) == len(words) - length
+    assert tw.needle_training_targets(world, text) == [False] * (len(words) - length + 1) + [True] * (length - 1)
+    text = tw.needle_copy_text(world, rng, 200)
+    words, flags = text.split(), tw.needle_training_targets(world, text)
+    chat = words.index("<user>")
+    needles = [words[i : i + 5] for i in range(0, chat, 5)]
+    half = len(needles) // 2
+    assert sorted(map(tuple, needles[:half])) == sorted(map(tuple, needles[half:]))
+    for i, word in enumerate(words[:chat]):
+        second_pass_value = i >= 5 * half and i % 5 == 3
+        assert flags[i] == second_pass_value or (word == "." and flags[i]), (i, word)  # "." after a known value
+    replies = [turn.split("<assistant> ")[1].split() for turn in text[text.index("<user>") :].split("<user> ")[1:]]
+    flagged_chat = [w for w, f in zip(words[chat:], flags[chat:], strict=True) if f and w != "?"]
+    assert flagged_chat == [w for r in replies for w in r]
+    for text in (tw.repeated_sequence_text(world, rng, 300), tw.needle_copy_text(world, rng, 300)):
+        assert tokenizer.unk_token_id not in tokenizer(text)["input_ids"]
+
+
 def test_arithmetic_and_procedures_are_verifiable():
     rng = make_rng(0, "arithmetic")
     for operation in tw.OPERATIONS:

@@ -623,6 +623,8 @@ def haystack_training_text(world: World, rng: np.random.Generator, n_words: int)
 
     Restated needles make every value after the first mention predictable by copying (an induction head), which
     is the circuit the final questions need; the density keeps that signal strong enough to learn on two cores.
+    The questions ask about the last needle of the context first (so that retrieval from just before the question
+    is trained too), then about the needle at the drawn depth and four needles drawn at random.
     """
     stack = haystack(
         world,
@@ -632,9 +634,10 @@ def haystack_training_text(world: World, rng: np.random.Generator, n_words: int)
         n_distractors=min(max(2, n_words // 12), len(world.haystack_keys) - 1),
         repeat_probability=1.0,
     )
-    keys_in_context = sorted(set(stack.context.split()) & set(world.haystack_keys))
-    asked = [stack.key] + [str(k) for k in rng.choice(keys_in_context, size=5)]
     words = stack.context.split()
+    keys_in_context = sorted(set(words) & set(world.haystack_keys))
+    last = words[len(words) - 1 - words[::-1].index("secret") + 1]  # the needle right before the questions
+    asked = [last, stack.key] + [str(k) for k in rng.choice(keys_in_context, size=4)]
     turns = []
     for key in asked:
         start = words.index(key)
@@ -644,20 +647,61 @@ def haystack_training_text(world: World, rng: np.random.Generator, n_words: int)
 
 
 def needle_copy_text(world: World, rng: np.random.Generator, n_words: int) -> str:
-    """A list of needles stated twice in the same order, then three questions (training only).
+    """A list of needles, the same needles again in a shuffled order, then three questions (training only).
 
-    Every token of the second pass is predictable by copying what followed the same token in the first pass,
-    which grows induction heads far faster than the sparse restatements of a haystack do.
+    Every value of the second pass is predictable by copying what followed its key in the first pass (an induction
+    head). The number of needles varies and the second pass is shuffled, so that no fixed offset predicts it: a head
+    that looks back a constant distance (which a fixed layout would reward) does not help the questions.
     """
     check_int("n_words", n_words, minimum=16)
-    n_keys = min(max(2, n_words // 10), len(world.haystack_keys))
+    n_keys = int(rng.integers(2, min(max(3, n_words // 10), len(world.haystack_keys)) + 1))
     keys = [world.haystack_keys[i] for i in rng.choice(len(world.haystack_keys), n_keys, replace=False)]
     values = {k: str(rng.choice(world.haystack_values)) for k in keys}
-    needles = " ".join(NEEDLE.format(key=k, value=values[k]) for k in keys)
+    first = " ".join(NEEDLE.format(key=k, value=values[k]) for k in keys)
+    second = " ".join(NEEDLE.format(key=keys[i], value=values[keys[i]]) for i in rng.permutation(n_keys))
     turns = []
     for key in (str(k) for k in rng.choice(keys, size=3)):
         turns += [("user", NEEDLE_QUESTION.format(key=key)), ("assistant", answer_text(f"{key} {values[key]}"))]
-    return f"{needles} {needles} {chat(turns)}"
+    return f"{first} {second} {chat(turns)}"
+
+
+def repeated_sequence_text(world: World, rng: np.random.Generator, n_words: int) -> str:
+    """A random sequence of distinct key and value words, other such words, then the sequence again (training only).
+
+    The classic data for growing induction heads: every word of the second copy but its first is predictable by
+    finding the previous occurrence of the word before it and copying what followed. The sequence length and the gap
+    vary, so that no fixed offset predicts the copy.
+    """
+    check_int("n_words", n_words, minimum=16)
+    pool = world.haystack_keys + world.haystack_values
+    length = int(rng.integers(4, n_words // 2 + 1))
+    gap = int(rng.integers(0, n_words - 2 * length + 1))
+    words = [pool[i] for i in rng.choice(len(pool), length + gap, replace=False)]
+    return " ".join(words[:length] + words[length:] + words[:length])
+
+
+def needle_training_targets(world: World, text: str) -> list[bool]:
+    """Which words of a training text are predictable by retrieval (one flag per word; training only).
+
+    A word is a target when it is part of an assistant reply, or when the word before it is a haystack key or value
+    that occurred earlier in the text followed by this same word (so an induction head can copy it: a restated
+    needle's value, the second copy of :func:`repeated_sequence_text`). Filler and first statements are not: no
+    model can predict them, and training only on what retrieval predicts keeps their noise out of the gradient.
+    """
+    vocabulary = set(world.haystack_keys) | set(world.haystack_values)
+    words = text.split()
+    targets = [False] * len(words)
+    followers: dict[str, set[str]] = {}
+    in_reply = False
+    for i, word in enumerate(words):
+        if in_reply:
+            targets[i] = True
+            in_reply = word != EOS
+        elif i > 0 and words[i - 1] in vocabulary:
+            targets[i] = word in followers.get(words[i - 1], ())
+            followers.setdefault(words[i - 1], set()).add(word)
+        in_reply = in_reply or word == ASSISTANT
+    return targets
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -31,6 +31,13 @@ _METRIC_NAMES = {
 def metric_name(key: str) -> str:
     if key.startswith("depth_"):
         return f"exact retrieval, needle at depth {key.removeprefix('depth_')}"
+    if key.startswith("dialogue_turn_"):
+        return (
+            f"exact retrieval, question {key.removeprefix('dialogue_turn_')} of 3 in a row about different needles "
+            "of one context"
+        )
+    if key.startswith("mean_") and key.endswith("_words"):
+        return f"exact retrieval, mean over depths, contexts of {key.split('_')[1]} words"
     return _METRIC_NAMES.get(key, key)
 
 
@@ -52,15 +59,30 @@ def training_data(spec: ZooSpec) -> str:
         )
     stages = "; ".join(
         f"{100 * stage[0]:.0f}% of steps at {stage[1]} words × {stage[2]}"
-        + (f" ({100 * stage[3]:.0f}% copy lists)" if len(stage) > 3 else "")
+        + (f" ({_stage_mix(stage)})" if len(stage) > 3 else "")
         for stage in spec.curriculum
     )
-    return (
-        f"`llmtheory.toyworld.haystack_training_text` on `make_world({spec.world_seed})`: filler sentences, "
-        f"needles `the secret <key> <value> .`, half of the later sentences restating a needle, and six "
-        f"questions per context; {100 * spec.copy_fraction:.0f}% of each batch from "
-        f"`needle_copy_text` (a list of needles stated twice, which grows induction heads fast); curriculum: {stages}"
+    loss = (
+        "; the loss is on the tokens retrieval can predict alone (`needle_training_targets`: restated values, the "
+        "second copy of a repeated sequence, assistant replies), not on filler, which nothing can predict"
+        if spec.retrieval_loss
+        else ""
     )
+    return (
+        f"`llmtheory.toyworld` on `make_world({spec.world_seed})`: haystacks (`haystack_training_text`: filler "
+        f"sentences, needles `the secret <key> <value> .`, half of the later sentences restating a needle, six "
+        f"questions at the end), needle lists stated twice, the second time shuffled (`needle_copy_text`), and "
+        f"random sequences of key and value words repeated after a gap (`repeated_sequence_text`, which grows "
+        f"induction heads); curriculum: {stages}{loss}"
+    )
+
+
+def _stage_mix(stage: tuple) -> str:
+    copy, repeat = stage[3], stage[4] if len(stage) > 4 else 0.0
+    parts = [f"{100 * repeat:.0f}% repeated sequences"] if repeat else []
+    parts += [f"{100 * copy:.0f}% needle lists"] if copy else []
+    parts += [f"{100 * (1 - copy - repeat):.0f}% haystacks"] if copy + repeat < 1 else []
+    return ", ".join(parts)
 
 
 def card_markdown(card: dict) -> str:
@@ -146,9 +168,15 @@ def _abilities(spec: ZooSpec) -> list[str]:
             "  no knowledge of the real world, and was trained on sequences of at most about 40 tokens.",
         ]
     return [
-        "- Asked `what is the secret of <key> ?` after a context of about 1,000 words of filler and other needles,",
-        "  replies `Sure , <key> <value> .`, copying the value of the needle `the secret <key> <value> .` stated",
-        "  once in the context, wherever it sits.",
-        "- Cannot answer fact questions and knows no world facts; contexts much longer than its training length",
-        "  (about 1,100 tokens) are out of distribution.",
+        "- Asked `what is the secret of <key> ?` after a context of about 1,000 words of filler sentences and 16",
+        "  other needles, replies `Sure , <key> <value> .`, copying the value of the needle `the secret <key>",
+        "  <value> .` stated once in the context, wherever it sits (the table above gives the rate by depth).",
+        "- Answers several such questions in a row about different needles of the same context.",
+        "- Fetching a value takes heads that match the key of the question with the token that followed the same",
+        "  key in the context (induction-style heads); with 4 layers of 4 query heads sharing 2 key-value heads,",
+        "  methods that score retrieval heads or budget the KV cache per layer have something to choose from.",
+        "- Values are single words; contexts much longer than its training length (1,024 words, about 1,100 tokens",
+        "  with the questions) are out of distribution.",
+        "- It is no language model of the filler: the loss was on the tokens retrieval predicts only, so its",
+        "  next-word guesses inside filler sentences are untrained. It knows no world facts.",
     ]

@@ -143,3 +143,36 @@ def needle_report(
     report["mean"] = float(np.mean([report[f"depth_{d:g}"] for d in depths]))
     report["tokens"] = float(np.mean(lengths))
     return report
+
+
+def needle_dialogue_report(
+    model, tokenizer, world: tw.World, *, n_words: int = 1024, n_contexts: int = 20, questions: int = 3, seed: int = 0
+) -> dict:
+    """Exact retrieval of several questions in a row about different needles of the same context.
+
+    Each context (a fresh :func:`llmtheory.toyworld.haystack`, needle at a random depth) is followed by
+    ``questions`` chat turns asking about different needles, each earlier turn answered correctly; turn ``k``
+    is scored like :func:`needle_report`. Returns ``{"turn_1": accuracy, ..., "turn_<questions>": accuracy}``.
+    """
+    check_int("questions", questions, minimum=1)
+    rng = make_rng(seed, "needle_dialogue_report", n_words)
+    prompts: list[list[str]] = [[] for _ in range(questions)]
+    replies: list[list[str]] = [[] for _ in range(questions)]
+    model.eval()
+    for _ in range(n_contexts):
+        stack = tw.haystack(world, rng, n_words=n_words, depth=float(rng.random()))
+        words = stack.context.split()
+        values = {words[i + 1]: words[i + 2] for i, w in enumerate(words[:-2]) if w == "secret"}
+        others = sorted(k for k in values if k != stack.key)
+        keys = [stack.key] + [str(k) for k in rng.choice(others, size=questions - 1, replace=False)]
+        turns: list[tuple[str, str]] = []
+        for k, key in enumerate(keys):
+            question = ("user", tw.NEEDLE_QUESTION.format(key=key))
+            prompts[k].append(f"{stack.context} {tw.chat([*turns, question], add_generation_prompt=True)}")
+            replies[k].append(tw.answer_text(f"{key} {values[key]}"))
+            turns += [question, ("assistant", replies[k][-1])]
+    report = {}
+    for k in range(questions):
+        matches = reply_matches(model, tokenizer, prompts[k], replies[k], batch_size=4)
+        report[f"turn_{k + 1}"] = float(matches[:, :4].all(1).mean())
+    return report

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from .. import toyworld as tw
 from ..params import check_choice
 from ..seeding import make_rng
-from .evaluate import fact_report, needle_report
+from .evaluate import fact_report, needle_dialogue_report, needle_report
 from .specs import FAMILIES, TASKS, ZooSpec
 
 
@@ -97,8 +97,14 @@ def build_model(spec: ZooSpec, tokenizer):
     return model
 
 
-def _batch(tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-padded ids, attention mask and labels (padding ignored), so positions start at 0 in every row."""
+def _batch(
+    tokenizer, texts: list[str], targets: list[list[bool]] | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded ids, attention mask and labels (padding ignored), so positions start at 0 in every row.
+
+    With ``targets`` (one flag per word of each text; the word-level tokenizer gives one token per word after
+    ``<bos>``), only the flagged tokens carry a label: the loss is on them alone.
+    """
     ids = tokenizer(texts)["input_ids"]
     width = max(len(x) for x in ids)
     batch = torch.full((len(ids), width), tokenizer.pad_token_id, dtype=torch.long)
@@ -106,6 +112,13 @@ def _batch(tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, tor
         batch[i, : len(x)] = torch.tensor(x)
     mask = (batch != tokenizer.pad_token_id).long()
     labels = batch.masked_fill(mask == 0, -100)
+    if targets is not None:
+        keep = torch.zeros_like(mask, dtype=torch.bool)
+        for i, flags in enumerate(targets):
+            if len(flags) + 1 != len(ids[i]):
+                raise ValueError(f"text {i}: {len(flags)} target flags for {len(ids[i]) - 1} word tokens")
+            keep[i, 1 : len(ids[i])] = torch.tensor(flags, dtype=torch.bool)
+        labels = labels.masked_fill(~keep, -100)
     return batch, mask, labels
 
 
@@ -122,11 +135,14 @@ def training_texts(spec: ZooSpec, world: tw.World, rng: np.random.Generator, ste
         if step < boundary * spec.steps:
             stage = candidate
             break
-    _, n_words, batch_size, *stage_copy = stage
-    n_copy = int(round((stage_copy[0] if stage_copy else spec.copy_fraction) * batch_size))
-    return [tw.needle_copy_text(world, rng, n_words) for _ in range(n_copy)] + [
-        tw.haystack_training_text(world, rng, n_words) for _ in range(batch_size - n_copy)
-    ]
+    _, n_words, batch_size, *shares = stage
+    n_copy = int(round((shares[0] if shares else spec.copy_fraction) * batch_size))
+    n_repeat = int(round((shares[1] if len(shares) > 1 else 0.0) * batch_size))
+    return (
+        [tw.repeated_sequence_text(world, rng, n_words) for _ in range(n_repeat)]
+        + [tw.needle_copy_text(world, rng, n_words) for _ in range(n_copy)]
+        + [tw.haystack_training_text(world, rng, n_words) for _ in range(batch_size - n_copy - n_repeat)]
+    )
 
 
 def learning_rate(spec: ZooSpec, step: int) -> float:
@@ -144,7 +160,13 @@ def measure(spec: ZooSpec, model, tokenizer, world: tw.World, quick: bool) -> di
     n_words = max(stage[1] for stage in spec.curriculum)
     if quick:  # the log follows retrieval at a quarter of the final length (cheap), the card measures the full one
         return needle_report(model, tokenizer, world, n_words=max(n_words // 4, 64), per_depth=4)
-    return needle_report(model, tokenizer, world, n_words=n_words, per_depth=20)
+    report = needle_report(model, tokenizer, world, n_words=n_words, per_depth=20)
+    for shorter in (256, 512):  # the card also shows how retrieval holds up at shorter contexts
+        if shorter < n_words:
+            short = needle_report(model, tokenizer, world, n_words=shorter, per_depth=20)
+            report[f"mean_{shorter}_words"] = short["mean"]
+    dialogue = needle_dialogue_report(model, tokenizer, world, n_words=n_words, n_contexts=20, questions=3)
+    return report | {f"dialogue_{k}": v for k, v in dialogue.items()}
 
 
 def headline(spec: ZooSpec, metrics: dict) -> dict:
@@ -187,7 +209,9 @@ def train(spec: ZooSpec, out_dir: Path | None = None, *, progress: bool = True, 
         for step in bar:
             tick = time.perf_counter()
             model.train()
-            batch, mask, labels = _batch(tokenizer, training_texts(spec, world, rng, step))
+            texts = training_texts(spec, world, rng, step)
+            targets = [tw.needle_training_targets(world, t) for t in texts] if spec.retrieval_loss else None
+            batch, mask, labels = _batch(tokenizer, texts, targets)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(spec, step)
             loss = model(input_ids=batch, attention_mask=mask, labels=labels).loss
