@@ -158,3 +158,21 @@ def test_the_zoo_page_shows_the_table_the_cards_give():
 
     page = (Path(__file__).resolve().parents[1] / "book" / "zoo.md").read_text()
     assert table().strip() in page, "book/zoo.md is stale: paste `python -m llmtheory.zoo table` into it"
+
+
+def test_the_zoo_page_code_runs_and_the_model_answers_its_example():
+    """The page's code cells execute when the book is built; run them here so `make test` sees a break first."""
+    import re
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    page = (Path(__file__).resolve().parents[1] / "book" / "zoo.md").read_text()
+    cells = re.findall(r"```\{code-cell\} python\n(?::tags: [^\n]*\n)?(.*?)```", page, re.S)
+    assert len(cells) == 2
+    namespace: dict = {}
+    for cell in cells:
+        exec(compile(cell, "book/zoo.md", "exec"), namespace)  # noqa: S102 - the page's own code
+    assert namespace["reply"](namespace["image"], namespace["question"]) == namespace["question"].answer
+    assert len(namespace["fig"].axes) == 8
