@@ -18,3 +18,13 @@ def _claims_to_tmp(tmp_path_factory):
         os.environ.pop("LLMTHEORY_CLAIMS_DIR", None)
     else:
         os.environ["LLMTHEORY_CLAIMS_DIR"] = previous
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's tests: on a shared 2-core machine two threads per process can be ten times
+    slower, and one thread is what reproduces the zoo's checkpoints."""
+    from llmtheory.zoo.train import torch_threads
+
+    with torch_threads(1):
+        yield

@@ -9,11 +9,13 @@ from llmtheory import compresskv as ckv
 LENGTH = 120  # context tokens (the prompt has one more)
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 @pytest.fixture(scope="module")
 def model():
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    torch.set_num_threads(1)
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=64,

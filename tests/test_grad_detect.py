@@ -11,7 +11,7 @@ from llmtheory import zoo
 from llmtheory.params import ParameterError
 from llmtheory.zoo.evaluate import greedy_replies
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

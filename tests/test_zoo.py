@@ -27,13 +27,7 @@ def world():
     return tw.make_world(0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One thread: on a shared 2-core machine, two threads per process can be ten times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_the_zoo_has_the_families_sizes_and_budgets_the_book_needs():

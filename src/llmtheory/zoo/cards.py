@@ -104,13 +104,9 @@ def card_markdown(card: dict) -> str:
         ("steps", spec.steps),
         ("optimiser", f"AdamW, peak lr {spec.learning_rate:g}, warm-up {spec.warmup}, cosine to 10%, clip 1.0"),
         ("seed", spec.seed),
-        (
-            "training time",
-            f"{card['train_seconds']:.0f} s wall, {card['cpu_seconds']:.0f} s CPU ({card['machine']}, on a 2-core "
-            f"machine shared with other jobs); {card['total_seconds']:.0f} s wall with evaluations",
-        ),
+        ("training time", training_time(card)),
         ("final training loss", f"{card['final_loss']:.3f}"),
-        ("versions", ", ".join(f"{k} {v}" for k, v in card["versions"].items())),
+        ("versions", versions(card)),
     ]
     if spec.notes:
         training_rows.append(("note", spec.notes))
@@ -130,18 +126,18 @@ def card_markdown(card: dict) -> str:
         "",
         "## Configuration",
         "",
-        *_table(("", ""), config_rows),
+        *markdown_table(("", ""), config_rows),
         "",
         "## Training",
         "",
-        *_table(("", ""), training_rows),
+        *markdown_table(("", ""), training_rows),
         "",
         "## Measured behaviour",
         "",
         "Greedy decoding with the full cache, on items generated from streams the training never drew from"
         + (" (fresh haystacks)." if spec.task == "needles" else "; the facts themselves are the world's."),
         "",
-        *_table(("measure", "value"), metric_rows),
+        *markdown_table(("measure", "value"), metric_rows),
         "",
         "## What it can and cannot do",
         "",
@@ -151,8 +147,22 @@ def card_markdown(card: dict) -> str:
     return "\n".join(lines)
 
 
-def _table(header: tuple[str, str], rows: list[tuple]) -> list[str]:
+def markdown_table(header: tuple[str, str], rows: list[tuple]) -> list[str]:
+    """The lines of a two-column markdown table."""
     return [f"| {header[0]} | {header[1]} |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)]
+
+
+def training_time(card: dict) -> str:
+    """The card's "training time" entry: wall and CPU seconds of the training steps, and of the whole build."""
+    return (
+        f"{card['train_seconds']:.0f} s wall, {card['cpu_seconds']:.0f} s CPU ({card['machine']}, on a 2-core "
+        f"machine shared with other jobs); {card['total_seconds']:.0f} s wall with evaluations"
+    )
+
+
+def versions(card: dict) -> str:
+    """The card's "versions" entry: the libraries the checkpoint was trained with."""
+    return ", ".join(f"{k} {v}" for k, v in card["versions"].items())
 
 
 def _abilities(spec: ZooSpec) -> list[str]:

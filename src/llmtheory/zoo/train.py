@@ -13,6 +13,8 @@ import json
 import math
 import platform
 import time
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,10 +89,15 @@ def build_model(spec: ZooSpec, tokenizer):
     """A freshly initialised ``AutoModelForCausalLM`` for ``spec`` (seeded, without touching global RNG state)."""
     from transformers import AutoModelForCausalLM
 
-    config = build_config(spec, tokenizer)
+    return initialise(AutoModelForCausalLM, build_config(spec, tokenizer), spec.seed, tokenizer)
+
+
+def initialise(auto_class, config, seed: int, tokenizer):
+    """``auto_class.from_config(config)`` under ``torch.manual_seed(seed)`` inside ``fork_rng`` (the caller's RNG
+    state is untouched), with the tokenizer's special-token ids in its generation config."""
     with torch.random.fork_rng():
-        torch.manual_seed(spec.seed)
-        model = AutoModelForCausalLM.from_config(config)
+        torch.manual_seed(seed)
+        model = auto_class.from_config(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.bos_token_id = tokenizer.bos_token_id
@@ -179,7 +186,8 @@ def headline(spec: ZooSpec, metrics: dict) -> dict:
 
 @dataclass
 class TrainResult:
-    spec: ZooSpec
+    spec: object
+    """The :class:`~llmtheory.zoo.specs.ZooSpec` (or :class:`~llmtheory.zoo.vlm.VLMSpec`) that was trained."""
     metrics: dict
     log: list[dict] = field(default_factory=list)
     train_seconds: float = 0.0
@@ -188,69 +196,115 @@ class TrainResult:
     parameters: int = 0
 
 
+@contextmanager
+def torch_threads(threads: int):
+    """Run the block with ``threads`` torch threads (1 reproduces the checkpoints), then restore the count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@dataclass
+class Optimisation:
+    """What :func:`optimise` leaves: the log rows, the seconds spent in training steps, and the CPU clock at start."""
+
+    log: list[dict]
+    train_seconds: float
+    cpu_start: float
+
+
+def optimise(
+    spec,
+    model,
+    batch_at: Callable[[int], dict],
+    quick_metrics: Callable[[], dict],
+    shown: Callable[[dict], dict],
+    *,
+    progress: bool,
+) -> Optimisation:
+    """The training loop of every zoo model: ``spec.steps`` steps of AdamW (betas 0.9/0.98, ``spec.weight_decay``)
+    at :func:`learning_rate`, gradients clipped to norm 1.
+
+    ``batch_at(step)`` gives the model's keyword arguments (labels included) for that step; every
+    ``spec.eval_every`` steps and at the end, ``quick_metrics()`` adds a row to the log and ``shown(metrics)``
+    picks the numbers for the progress bar.
+    """
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=spec.learning_rate, weight_decay=spec.weight_decay, betas=(0.9, 0.98)
+    )
+    log: list[dict] = []
+    losses: list[float] = []
+    train_seconds = 0.0
+    cpu_start = time.process_time()
+    bar = tqdm(range(spec.steps), desc=spec.name, disable=not progress, mininterval=2.0)
+    for step in bar:
+        tick = time.perf_counter()
+        model.train()
+        batch = batch_at(step)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(spec, step)
+        loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(float(loss.detach()))
+        train_seconds += time.perf_counter() - tick
+        if (step + 1) % spec.eval_every == 0 or step + 1 == spec.steps:
+            metrics = quick_metrics()
+            row = {
+                "step": step + 1,
+                "loss": float(np.mean(losses[-spec.eval_every :])),
+                "seconds": round(train_seconds, 1),
+                "cpu_seconds": round(time.process_time() - cpu_start, 1),
+            }
+            row |= {k: round(v, 4) for k, v in metrics.items()}
+            log.append(row)
+            bar.set_postfix(loss=f"{row['loss']:.3f}", **shown(metrics))
+            tqdm.write(f"[{spec.name}] step {step + 1}: loss {row['loss']:.3f} " + json.dumps(shown(metrics)))
+    return Optimisation(log=log, train_seconds=train_seconds, cpu_start=cpu_start)
+
+
 def train(spec: ZooSpec, out_dir: Path | None = None, *, progress: bool = True, threads: int = 1) -> TrainResult:
     """Train ``spec`` from scratch; if ``out_dir`` is given, save the model, tokenizer, log and card there."""
     start_total = time.perf_counter()
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         world = tw.make_world(spec.world_seed)
         tokenizer = tw.build_tokenizer(world, model_max_length=spec.max_positions)
         model = build_model(spec, tokenizer)
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=spec.learning_rate, weight_decay=spec.weight_decay, betas=(0.9, 0.98)
-        )
         rng = make_rng(spec.seed, "zoo", "train", spec.task)
-        log: list[dict] = []
-        losses: list[float] = []
-        train_seconds = 0.0
-        cpu_start = time.process_time()
-        bar = tqdm(range(spec.steps), desc=spec.name, disable=not progress, mininterval=2.0)
-        for step in bar:
-            tick = time.perf_counter()
-            model.train()
+
+        def batch_at(step: int) -> dict:
             texts = training_texts(spec, world, rng, step)
             targets = [tw.needle_training_targets(world, t) for t in texts] if spec.retrieval_loss else None
             batch, mask, labels = _batch(tokenizer, texts, targets)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(spec, step)
-            loss = model(input_ids=batch, attention_mask=mask, labels=labels).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(float(loss.detach()))
-            train_seconds += time.perf_counter() - tick
-            if (step + 1) % spec.eval_every == 0 or step + 1 == spec.steps:
-                metrics = measure(spec, model, tokenizer, world, quick=True)
-                row = {
-                    "step": step + 1,
-                    "loss": float(np.mean(losses[-spec.eval_every :])),
-                    "seconds": round(train_seconds, 1),
-                    "cpu_seconds": round(time.process_time() - cpu_start, 1),
-                }
-                row |= {k: round(v, 4) for k, v in metrics.items()}
-                log.append(row)
-                bar.set_postfix(loss=f"{row['loss']:.3f}", **headline(spec, metrics))
-                tqdm.write(
-                    f"[{spec.name}] step {step + 1}: loss {row['loss']:.3f} " + json.dumps(headline(spec, metrics))
-                )
+            return {"input_ids": batch, "attention_mask": mask, "labels": labels}
+
+        run = optimise(
+            spec,
+            model,
+            batch_at,
+            lambda: measure(spec, model, tokenizer, world, quick=True),
+            lambda metrics: headline(spec, metrics),
+            progress=progress,
+        )
         model.eval()
         final = measure(spec, model, tokenizer, world, quick=False)
         result = TrainResult(
             spec=spec,
             metrics=final,
-            log=log,
-            train_seconds=train_seconds,
-            cpu_seconds=time.process_time() - cpu_start,
+            log=run.log,
+            train_seconds=run.train_seconds,
+            cpu_seconds=time.process_time() - run.cpu_start,
             total_seconds=time.perf_counter() - start_total,
             parameters=sum(p.numel() for p in model.parameters()),
         )
         if out_dir is not None:
             save(result, model, tokenizer, Path(out_dir))
         return result
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def save(result: TrainResult, model, tokenizer, out_dir: Path) -> None:
@@ -260,12 +314,18 @@ def save(result: TrainResult, model, tokenizer, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    write_log_and_card(result, out_dir, card_markdown)
+
+
+def write_log_and_card(result: TrainResult, out_dir: Path, card_markdown: Callable[[dict], str]) -> None:
+    """Write ``training_log.csv``, ``card.json`` (spec, size, times, metrics, versions) and ``README.md`` (the
+    card rendered by ``card_markdown``) next to a saved checkpoint."""
+    import transformers
+
     with (out_dir / "training_log.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(result.log[-1]))
         writer.writeheader()
         writer.writerows(result.log)
-    import transformers
-
     card = {
         "name": result.spec.name,
         "spec": result.spec.as_dict(),

@@ -15,20 +15,17 @@ drawn by training.
 
 from __future__ import annotations
 
-import csv
-import json
-import math
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .. import scenes as sc
 from ..seeding import make_rng
+from .cards import markdown_table, training_time, versions
+from .train import TrainResult, initialise, optimise, torch_threads, write_log_and_card
 
 PAD, UNK, BOS, EOS, USER, ASSISTANT, IMAGE, NEWLINE = (
     "<pad>",
@@ -237,14 +234,7 @@ def build_model(spec: VLMSpec, tokenizer):
     """A freshly initialised ``LlavaForConditionalGeneration`` (seeded, global RNG state untouched)."""
     from transformers import AutoModelForImageTextToText
 
-    config = build_config(spec, tokenizer)
-    with torch.random.fork_rng():
-        torch.manual_seed(spec.seed)
-        model = AutoModelForImageTextToText.from_config(config)
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.bos_token_id = tokenizer.bos_token_id
-    return model
+    return initialise(AutoModelForImageTextToText, build_config(spec, tokenizer), spec.seed, tokenizer)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -304,79 +294,33 @@ def training_batch(spec: VLMSpec, rng: np.random.Generator):
     return [s.image() for s, _ in items], [q.text for _, q in items], [q.answer for _, q in items]
 
 
-def learning_rate(spec: VLMSpec, step: int) -> float:
-    """Linear warm-up, then cosine decay to a tenth of the peak."""
-    if step < spec.warmup:
-        return spec.learning_rate * (step + 1) / spec.warmup
-    progress = (step - spec.warmup) / max(spec.steps - spec.warmup, 1)
-    return spec.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-@dataclass
-class VLMTrainResult:
-    spec: VLMSpec
-    metrics: dict
-    log: list[dict] = field(default_factory=list)
-    train_seconds: float = 0.0
-    cpu_seconds: float = 0.0
-    total_seconds: float = 0.0
-    parameters: int = 0
-
-
-def train(spec: VLMSpec, out_dir: Path | None = None, *, progress: bool = True, threads: int = 1) -> VLMTrainResult:
-    """Train ``spec`` from scratch; if ``out_dir`` is given, save model, processor, log and card there."""
+def train(spec: VLMSpec, out_dir: Path | None = None, *, progress: bool = True, threads: int = 1) -> TrainResult:
+    """Train ``spec`` from scratch with the zoo's loop (:func:`~llmtheory.zoo.train.optimise`); if ``out_dir`` is
+    given, save model, processor, log and card there."""
     start_total = time.perf_counter()
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         tokenizer = build_tokenizer()
         model = build_model(spec, tokenizer)
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=spec.learning_rate, weight_decay=spec.weight_decay, betas=(0.9, 0.98)
-        )
         rng = make_rng(spec.seed, "zoo", "vlm", "train")
-        log: list[dict] = []
-        losses: list[float] = []
-        train_seconds = 0.0
-        cpu_start = time.process_time()
-        bar = tqdm(range(spec.steps), desc=spec.name, disable=not progress, mininterval=2.0)
-        for step in bar:
-            tick = time.perf_counter()
-            model.train()
-            images, questions, answers = training_batch(spec, rng)
-            batch = make_inputs(tokenizer, images, questions, answers)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(spec, step)
-            loss = model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(float(loss.detach()))
-            train_seconds += time.perf_counter() - tick
-            if (step + 1) % spec.eval_every == 0 or step + 1 == spec.steps:
-                metrics = vlm_report(model, tokenizer, spec, per_kind=max(spec.eval_per_kind // 4, 8))
-                row = {
-                    "step": step + 1,
-                    "loss": float(np.mean(losses[-spec.eval_every :])),
-                    "seconds": round(train_seconds, 1),
-                    "cpu_seconds": round(time.process_time() - cpu_start, 1),
-                } | {k: round(v, 4) for k, v in metrics.items()}
-                log.append(row)
-                shown = {k: round(metrics[k], 2) for k in ("local", "global")}
-                bar.set_postfix(loss=f"{row['loss']:.3f}", **shown)
-                tqdm.write(f"[{spec.name}] step {step + 1}: loss {row['loss']:.3f} " + json.dumps(shown))
-        cpu_seconds = time.process_time() - cpu_start
+        run = optimise(
+            spec,
+            model,
+            lambda step: make_inputs(tokenizer, *training_batch(spec, rng)),
+            lambda: vlm_report(model, tokenizer, spec, per_kind=max(spec.eval_per_kind // 4, 8)),
+            lambda metrics: {k: round(metrics[k], 2) for k in ("local", "global")},
+            progress=progress,
+        )
+        cpu_seconds = time.process_time() - run.cpu_start
         model.eval()
         metrics = vlm_report(model, tokenizer, spec, per_kind=spec.eval_per_kind)
         metrics |= answer_priors([k for k, _ in spec.mix], seed=spec.seed)
         metrics |= masking_report(model, tokenizer, spec, per_kind=spec.eval_per_kind // 2)
         metrics |= depth_report(model, tokenizer, spec, per_kind=spec.eval_per_kind // 4)
-        result = VLMTrainResult(
+        result = TrainResult(
             spec=spec,
             metrics=metrics,
-            log=log,
-            train_seconds=train_seconds,
+            log=run.log,
+            train_seconds=run.train_seconds,
             cpu_seconds=cpu_seconds,
             total_seconds=time.perf_counter() - start_total,
             parameters=sum(p.numel() for p in model.parameters()),
@@ -384,35 +328,14 @@ def train(spec: VLMSpec, out_dir: Path | None = None, *, progress: bool = True, 
         if out_dir is not None:
             save(result, model, tokenizer, Path(out_dir))
         return result
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
-def save(result: VLMTrainResult, model, tokenizer, out_dir: Path) -> None:
-    import transformers
-
+def save(result: TrainResult, model, tokenizer, out_dir: Path) -> None:
+    """Write ``model.safetensors``, config, processor (tokenizer included), training log and card."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     build_processor(tokenizer).save_pretrained(out_dir)
-    with open(out_dir / "training_log.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(result.log[0]))
-        writer.writeheader()
-        writer.writerows(result.log)
-    card = {
-        "name": result.spec.name,
-        "spec": result.spec.as_dict(),
-        "parameters": result.parameters,
-        "checkpoint_bytes": (out_dir / "model.safetensors").stat().st_size,
-        "train_seconds": round(result.train_seconds, 1),
-        "cpu_seconds": round(result.cpu_seconds, 1),
-        "total_seconds": round(result.total_seconds, 1),
-        "final_loss": result.log[-1]["loss"],
-        "metrics": {k: round(v, 4) for k, v in result.metrics.items()},
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} thread(s)",
-    }
-    (out_dir / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-    (out_dir / "README.md").write_text(card_markdown(card))
+    write_log_and_card(result, out_dir, card_markdown)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -621,13 +544,9 @@ def card_markdown(card: dict) -> str:
             "leaves the model at the answer prior: identical empty patches make every visual token point the same way)",
         ),
         ("seed", spec.seed),
-        (
-            "training time",
-            f"{card['train_seconds']:.0f} s wall, {card['cpu_seconds']:.0f} s CPU ({card['machine']}, on a 2-core "
-            f"machine shared with other jobs); {card['total_seconds']:.0f} s wall with evaluations",
-        ),
+        ("training time", training_time(card)),
         ("final training loss", f"{card['final_loss']:.3f} (mean over answer word and `<eos>`)"),
-        ("versions", ", ".join(f"{k} {v}" for k, v in card["versions"].items())),
+        ("versions", versions(card)),
     ]
     if spec.notes:
         training_rows.append(("note", spec.notes))
@@ -668,11 +587,11 @@ def card_markdown(card: dict) -> str:
         "",
         "## Configuration",
         "",
-        *_table(("", ""), config_rows),
+        *markdown_table(("", ""), config_rows),
         "",
         "## Training",
         "",
-        *_table(("", ""), training_rows),
+        *markdown_table(("", ""), training_rows),
         "",
         "## Measured behaviour",
         "",
@@ -688,7 +607,7 @@ def card_markdown(card: dict) -> str:
         "Does it look? Accuracy on local questions (all local kinds pooled) when the one patch that holds the answer,",
         "or another patch, is removed:",
         "",
-        *_table(("condition", "accuracy"), [(a, f"{100 * b:.1f}%") for a, b in masking_rows if b is not None]),
+        *markdown_table(("condition", "accuracy"), [(a, f"{100 * b:.1f}%") for a, b in masking_rows if b is not None]),
         "",
         *_depth_lines(m),
         "## What it can and cannot do",
@@ -708,10 +627,6 @@ def card_markdown(card: dict) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def _table(header: tuple[str, str], rows: list[tuple]) -> list[str]:
-    return [f"| {header[0]} | {header[1]} |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)]
 
 
 def _depth_lines(m: dict) -> list[str]:
