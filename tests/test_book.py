@@ -1,6 +1,7 @@
 """The book's hygiene, from its files: table of contents, notebooks, setup cells, data manifest."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -102,3 +103,38 @@ def test_launch_buttons_point_at_colab():
 
 def test_data_manifest_matches_the_files():
     assert manifest_differences(ROOT / "data") == []
+
+
+# A verdict stated in prose can drift from what the code measured: outcomes reach the text only through the
+# ledger (`ledger.findings()`, glue, or text chosen in code by verdict). Ordinary words such as "holds" stay free.
+VERDICT_WORDS = re.compile(
+    r"\b(reproduced|reproduces|(did|does|do) not reproduce|fails? to reproduce|not reproducible)\b", re.IGNORECASE
+)
+
+
+def test_the_verdict_vocabulary_catches_typed_outcomes():
+    typed = ["The rate claim reproduced.", "It reproduces the paper", "we did not reproduce it", "Not reproduced."]
+    free = ["The identity holds to rounding error.", "To reproduce the run, set SEED.", "a reproduction of"]
+    assert all(VERDICT_WORDS.search(t) for t in typed)
+    assert not any(VERDICT_WORDS.search(t) for t in free)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_outcome_is_typed_in_a_chapters_prose(path):
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == "markdown":
+            found = VERDICT_WORDS.search(cell.source)
+            assert found is None, (
+                f"{path.name}: the prose states a verdict ({found.group(0)!r} in {cell.source[:60]!r}...); "
+                "produce it from the ledger (ledger.findings(), glue, or text chosen in code by verdict)"
+            )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_findings_come_from_the_ledger_and_claims_have_a_target(path):
+    cells = nbformat.read(path, as_version=4).cells
+    code = "\n".join(c.source for c in cells if c.cell_type == "code")
+    prose = "\n".join(c.source for c in cells if c.cell_type == "markdown")
+    assert ".findings(" in code, "the chapter shows its outcomes with ledger.findings()"
+    assert f"({path.stem}-claims)=" in prose, f"the label ({path.stem}-claims)= the claims page links to"
+    assert "kind=" in code, "every ledger.check says what kind of evidence it is"

@@ -3,47 +3,143 @@ import json
 import pytest
 
 from llmtheory.claims import (
+    ASSUMED,
+    CHECK_FAILED,
+    CHECK_PASSED,
+    IDENTITY,
+    KINDS,
+    MEASURED,
+    NOT_DISCRIMINATING,
     NOT_REPRODUCED,
     NOT_TESTABLE,
+    PUBLISHED,
     QUALITATIVE,
     REPRODUCED,
     VERDICTS,
+    Control,
+    Estimate,
     Ledger,
+    all_of,
+    at_least,
+    at_most,
+    decide,
     load_ledgers,
     render_claims_page,
-    verdict,
+    render_findings,
+    summary_counts,
+    summary_figure,
+    within,
 )
 from llmtheory.params import ParameterError
 
+REASON = "a tolerance against a closed form"
 
-def test_verdict_rule_that_fails_gives_not_reproduced():
+
+def test_a_measured_rule_that_fails_is_not_reproduced():
     measured, threshold = 0.62, 0.9
-    assert verdict(holds=measured >= threshold) == NOT_REPRODUCED
+    assert decide(MEASURED, measured >= threshold) == NOT_REPRODUCED
 
 
-def test_verdict_precedence():
-    assert verdict(holds=True) == REPRODUCED
-    assert verdict(holds=False, qualitatively=True) == QUALITATIVE
-    assert verdict(holds=True, testable=False) == NOT_TESTABLE
+def test_measured_verdict_precedence():
+    assert decide(MEASURED, True) == REPRODUCED
+    assert decide(MEASURED, False, qualitatively=True) == QUALITATIVE
+    assert decide(MEASURED, True, testable=False) == NOT_TESTABLE
 
 
-def _ledger(tmp_path, scale="smoke"):
+def test_a_control_that_passes_the_rule_demotes_the_verdict():
+    passing = Control("shuffled labels", ours="0.95", holds=True)
+    failing = Control("shuffled labels", ours="0.51", holds=False)
+    assert decide(MEASURED, True, control=passing) == NOT_DISCRIMINATING
+    assert decide(MEASURED, True, control=failing) == REPRODUCED
+    # the qualitative rule is judged on the control too
+    assert decide(MEASURED, False, qualitatively=True, control=passing) == NOT_DISCRIMINATING
+    assert decide(MEASURED, False, qualitatively=True, control=Control("c", "o", False, qualitatively=True)) == (
+        NOT_DISCRIMINATING
+    )
+    assert decide(MEASURED, False, qualitatively=True, control=failing) == QUALITATIVE
+    # a rule our run fails stays not reproduced, whatever the control does
+    assert decide(MEASURED, False, control=passing) == NOT_REPRODUCED
+
+
+@pytest.mark.parametrize("kind", [IDENTITY, PUBLISHED, ASSUMED])
+def test_kinds_other_than_measured_never_count_as_reproduced(kind):
+    outcomes = {decide(kind, holds, qualitatively=q) for holds in (True, False) for q in (True, False)}
+    assert not outcomes & {REPRODUCED, QUALITATIVE, NOT_REPRODUCED, NOT_DISCRIMINATING}
+    if kind == ASSUMED:
+        assert outcomes == {NOT_TESTABLE}
+    else:
+        assert outcomes == {CHECK_PASSED, CHECK_FAILED}
+
+
+def test_a_pass_inside_an_interval_that_spans_the_threshold_is_at_most_qualitative():
+    assert decide(MEASURED, at_least(Estimate(0.82, 0.75, 0.90), 0.8)) == QUALITATIVE
+    assert decide(MEASURED, at_least(Estimate(0.86, 0.81, 0.90), 0.8)) == REPRODUCED
+    assert decide(MEASURED, at_most(Estimate(0.05, 0.01, 0.12), 0.1)) == QUALITATIVE
+    assert decide(MEASURED, within(Estimate(-0.98, -1.03, -0.95), -1.0, 0.1)) == REPRODUCED
+    assert decide(MEASURED, within(Estimate(-0.95, -1.2, -0.7), -1.0, 0.1)) == QUALITATIVE
+    assert not within(Estimate(-0.5, -0.6, -0.4), -1.0, 0.1).holds
+
+
+def test_rules_on_plain_numbers_and_their_combination():
+    assert at_least(3, 2).holds and at_least(3, 2).decisive
+    assert not at_most(3, 2).holds
+    combined = all_of(at_least(Estimate(1.0, 0.5, 1.5), 0.8), True)
+    assert combined.holds and not combined.decisive
+
+
+def test_estimates_format_with_their_interval_and_refuse_a_value_outside_it():
+    assert format(Estimate(0.5, 0.4, 0.6), ".2f") == "0.50 [0.40, 0.60]"
+    assert Estimate.mean_of([1.0, 2.0, 3.0]).value == pytest.approx(2.0)
+    assert Estimate.from_stderr(1.0, 0.1).low == pytest.approx(0.804)
+    with pytest.raises(ParameterError, match="low ≤ value ≤ high"):
+        Estimate(1.0, 0.0, 0.5)
+
+
+def _ledger(scale="smoke"):
     ledger = Ledger("spectral_ball", scale=scale, seed=3)
-    ledger.check("a", claim="x → 1", paper="1", ours="0.99", rule="ours ≥ 0.9", verdict=verdict(holds=True))
-    ledger.check("b", claim="y | z", paper="2", ours="0.1", rule="ours ≥ 1", verdict=verdict(holds=False))
+    ledger.check(
+        "a",
+        claim="x → 1",
+        paper="1",
+        ours="0.99",
+        rule="ours ≥ 0.9",
+        kind=MEASURED,
+        holds=True,
+        control=Control("a random matrix", ours="0.3", holds=False),
+    )
+    ledger.check("b", claim="y | z", paper="2", ours="0.1", rule="ours ≥ 1", kind=MEASURED, holds=False,
+                 can_fail_because=REASON)  # fmt: skip
+    ledger.check("c", claim="Parseval", paper="—", ours="1e-16", rule="< 1e-9", kind=IDENTITY, holds=True)
+    ledger.check("d", claim="γ ≤ 0.25", paper="fits", ours="0.2", rule="≤ 0.25", kind=PUBLISHED, holds=True)
+    ledger.check("e", claim="A beats B", paper="—", ours="yes", rule="A > B", kind=ASSUMED, holds=True)
     return ledger
 
 
-def test_typed_verdict_is_refused(tmp_path):
+def test_a_measured_claim_needs_a_control_or_a_reason():
     ledger = Ledger("spectral_ball", scale="smoke", seed=0)
-    with pytest.raises(ParameterError, match="verdict='looks fine'"):
-        ledger.check("a", claim="c", paper="p", ours="o", rule="r", verdict="looks fine")
+    with pytest.raises(ParameterError, match="control=Control"):
+        ledger.check("a", claim="c", paper="p", ours="o", rule="r", kind=MEASURED, holds=True)
 
 
-def test_duplicate_claim_id_is_refused(tmp_path):
-    ledger = _ledger(tmp_path)
+def test_only_measured_claims_take_a_control():
+    ledger = Ledger("spectral_ball", scale="smoke", seed=0)
+    with pytest.raises(ParameterError, match="measured claims only"):
+        ledger.check("a", claim="c", paper="p", ours="o", rule="r", kind=IDENTITY, holds=True,
+                     control=Control("x", "y", False))  # fmt: skip
+
+
+def test_unknown_kind_and_non_boolean_outcomes_are_refused():
+    ledger = Ledger("spectral_ball", scale="smoke", seed=0)
+    with pytest.raises(ParameterError, match="kind='theorem'"):
+        ledger.check("a", claim="c", paper="p", ours="o", rule="r", kind="theorem", holds=True)
+    with pytest.raises(ParameterError, match="bool or a claims.Test"):
+        ledger.check("a", claim="c", paper="p", ours="o", rule="r", kind=IDENTITY, holds="yes")
+
+
+def test_duplicate_claim_id_is_refused():
+    ledger = _ledger()
     with pytest.raises(ParameterError, match="already"):
-        ledger.check("a", claim="c", paper="p", ours="o", rule="r", verdict=verdict(holds=True))
+        ledger.check("a", claim="c", paper="p", ours="o", rule="r", kind=IDENTITY, holds=True)
 
 
 def test_bad_scale_is_refused():
@@ -51,38 +147,80 @@ def test_bad_scale_is_refused():
         Ledger("spectral_ball", scale="tiny", seed=0)
 
 
-def test_save_writes_tier_seed_model_time_and_claims(tmp_path):
-    path = _ledger(tmp_path).save(tmp_path)
+def test_save_writes_tier_seed_model_time_kinds_and_controls(tmp_path):
+    path = _ledger().save(tmp_path)
     saved = json.loads(path.read_text())
     assert path.name == "spectral_ball.json"
     assert saved["scale"] == "smoke" and saved["seed"] == 3 and saved["model"] is None
     assert saved["wall_time_s"] >= 0 and "torch" in saved["versions"]
-    assert [c["verdict"] for c in saved["claims"]] == [REPRODUCED, NOT_REPRODUCED]
+    claims = saved["claims"]
+    assert [c["verdict"] for c in claims] == [REPRODUCED, NOT_REPRODUCED, CHECK_PASSED, CHECK_PASSED, NOT_TESTABLE]
+    assert [c["kind"] for c in claims] == [MEASURED, MEASURED, IDENTITY, PUBLISHED, ASSUMED]
+    assert claims[0]["control"] == "a random matrix: 0.3 (fails the rule)" and claims[0]["control_passes"] is False
+    assert claims[1]["can_fail_because"] == REASON
 
 
 def test_default_folder_is_per_tier(monkeypatch, tmp_path):
     monkeypatch.setenv("LLMTHEORY_CLAIMS_DIR", str(tmp_path))
-    assert _ledger(tmp_path, scale="book").save() == tmp_path / "book" / "spectral_ball.json"
+    assert _ledger(scale="book").save() == tmp_path / "book" / "spectral_ball.json"
     assert [d["slug"] for d in load_ledgers("book")] == ["spectral_ball"]
     assert load_ledgers("smoke") == []
 
 
-def test_report_is_a_styled_table(tmp_path, monkeypatch):
+def test_report_shows_verdicts_as_badges(tmp_path, monkeypatch):
     monkeypatch.setenv("LLMTHEORY_CLAIMS_DIR", str(tmp_path))
-    html = _ledger(tmp_path).report().to_html()
-    assert "#d9f0d3" in html and "#f4cccc" in html
+    html = _ledger().report().to_html()
+    assert "#009E73" in html and "#D55E00" in html and "border-radius" in html
+    assert "a random matrix" in html and REASON in html
 
 
-def test_claims_page_counts_verdicts_and_escapes_pipes(tmp_path):
-    page = render_claims_page([_ledger(tmp_path).to_dict()], "smoke")
+def test_findings_group_claims_by_verdict_and_choose_text_by_verdict():
+    ledger = _ledger()
+    text = render_findings(
+        ledger.claims, {"a": {REPRODUCED: "because it converges", NOT_REPRODUCED: "because it does not"}}
+    )
+    assert text.index("**Reproduced.**") < text.index("**Not reproduced.**") < text.index("**Checks that hold")
+    assert "because it converges" in text and "because it does not" not in text
+    assert "Control — a random matrix" in text
+    assert ledger.verdict_of("b") == NOT_REPRODUCED
+    with pytest.raises(ParameterError, match="not in the ledger: zz"):
+        render_findings(ledger.claims, {"zz": "text"})
+
+
+def test_summary_counts_reproductions_among_measured_claims_only():
+    ledger = Ledger("spectral_ball", scale="smoke", seed=0)
+    ledger.check("i", claim="c", paper="p", ours="o", rule="r", kind=IDENTITY, holds=True)
+    ledger.check("m", claim="c", paper="p", ours="o", rule="r", kind=MEASURED, holds=True,
+                 control=Control("c", "o", holds=True))  # fmt: skip
+    counts = summary_counts(ledger.to_dict())
+    assert counts[0] == 0  # nothing reproduced: the identity is a check and the measured rule does not discriminate
+    assert counts[3] == 1 and counts[5] == 1
+
+
+def test_claims_page_renders_every_kind_badges_links_and_escapes_pipes(tmp_path):
+    page = render_claims_page([_ledger().to_dict()], "smoke", figure="claims_summary.png")
     assert page.startswith("# The claims ledger")
     row = "| [Uniform Sampling from High-dimensional Spectral Norm Balls](../notebooks/spectral_ball.ipynb) |"
-    assert f"{row} 1 | 0 | 1 | 0 |" in page
-    assert "| **all chapters** | **1** | **0** | **1** | **0** |" in page
+    assert f"{row} 1 | 0 | 1 | 0 | 0 | 1 | 1 | 1 |" in page
+    assert "| **all chapters** | **1** | **0** | **1** | **0** | **0** | **1** | **1** | **1** |" in page
     assert "y \\| z" in page
-    assert "(../notebooks/spectral_ball.ipynb)" in page
-    assert set(VERDICTS) <= set(page.split("|")[i].strip() for i in range(len(page.split("|"))))
+    for kind in KINDS:
+        assert f"| {kind} |" in page
+    assert "{ref}`checked here <spectral_ball-claims>`" in page
+    assert "```{figure} claims_summary.png" in page
+    assert page.count("border-radius") >= 5
+
+
+def test_summary_figure_is_written(tmp_path):
+    path = summary_figure([_ledger().to_dict()], tmp_path / "summary.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_empty_claims_page_says_how_to_fill_it():
     assert "No chapter has been run" in render_claims_page([], "book")
+
+
+def test_every_verdict_has_a_badge_colour():
+    from llmtheory.claims import BADGE_COLOURS, FINDING_HEADINGS
+
+    assert set(BADGE_COLOURS) == set(VERDICTS) == set(FINDING_HEADINGS)

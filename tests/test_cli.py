@@ -11,10 +11,10 @@ from llmtheory.params import ParameterError
 TINY_CHAPTER = [
     ('SCALE = "book"\nSEED = 0', ["parameters"]),
     (
-        "from llmtheory.claims import Ledger, verdict\n"
+        "from llmtheory.claims import MEASURED, Control, Ledger\n"
         "ledger = Ledger('spectral_ball', scale=SCALE, seed=SEED)\n"
-        "ledger.check('seed', claim='the seed reaches the kernel', paper='3', ours=str(SEED),\n"
-        "             rule='ours == 3', verdict=verdict(holds=SEED == 3))\n"
+        "ledger.check('seed', claim='the seed reaches the kernel', paper='3', ours=str(SEED), rule='ours == 3',\n"
+        "             kind=MEASURED, holds=SEED == 3, control=Control('the default seed', '0', holds=False))\n"
         "ledger.report()",
         [],
     ),
@@ -45,12 +45,14 @@ def test_parse_assignment():
 def test_run_executes_the_chapter_and_records_its_ledger(tiny_book, capsys):
     assert main(["run", "spectral_ball", "--scale", "smoke", "-p", "SEED=3"]) == 0
     out = capsys.readouterr().out
-    assert "[reproduced] seed" in out
+    assert "[reproduced] (measured) seed" in out and "control: the default seed" in out
     saved = json.loads((tiny_book / "claims" / "smoke" / "spectral_ball.json").read_text())
     assert saved["scale"] == "smoke" and saved["seed"] == 3
     assert (tiny_book / "_build" / "runs" / "spectral_ball-smoke-seed3.ipynb").is_file()
     assert main(["claims", "--scale", "smoke"]) == 0
-    assert "the seed reaches the kernel" in (tiny_book / "book" / "claims.md").read_text()
+    page = (tiny_book / "book" / "claims.md").read_text()
+    assert "the seed reaches the kernel" in page and "claims_summary.png" in page
+    assert (tiny_book / "book" / "claims_summary.png").is_file()
 
 
 def test_wrong_slug_lists_the_chapters(tiny_book, capsys):

@@ -1,20 +1,34 @@
-"""The claims ledger: each headline claim of a paper, the paper's number, ours, and a verdict from a rule.
+"""The claims ledger: each headline claim of a paper, the paper's number, ours, the kind of evidence, and a
+verdict that the ledger computes from a rule's outcome.
 
 In a chapter::
 
-    ledger = Ledger("spectral_ball", scale=SCALE, seed=SEED)
+    ledger = Ledger("augmentation_fourier", scale=SCALE, seed=SEED)
     ledger.check(
-        "tall-min-sv",
-        claim="all singular values converge to 1 as the dimensions grow",
-        paper="σ_min → 1",
-        ours=f"E σ_min = {m:.3f} at m/n = 64",
-        rule="E σ_min ≥ 0.9 at the largest aspect ratio",
-        verdict=verdict(holds=m >= 0.9),
+        "rate-regression",
+        claim="partial augmentation keeps the rate of full augmentation",
+        paper="same minimax rate",
+        ours=f"slope {slope_k4} (k = 4)",              # an Estimate formats as "−0.98 [−1.05, −0.91]"
+        rule="slope within 0.1 of the full-group slope",
+        kind=MEASURED,
+        holds=within(slope_k4, slope_full.value, 0.1),  # a Test: passes, and whether its interval decides it
+        control=Control("no augmentation", ours=f"slope {slope_none}", holds=within(slope_none, ...)),
     )
-    ledger.report()   # writes _build/claims/<scale>/<slug>.json and shows the table
+    ledger.report()    # writes _build/claims/<scale>/<slug>.json and shows the table with verdict badges
+    ledger.findings()  # the outcomes as prose, grouped by verdict: chapters never type an outcome by hand
 
-The verdict is never typed by hand: :func:`verdict` turns the outcome of a comparison into one of
-:data:`VERDICTS`, and ``rule`` states that comparison in words for the reader.
+The verdict is never passed in: the ledger derives it from the kind of evidence, the rule's outcome on our
+run, the same rule's outcome on the control, and whether the estimate's interval decides the rule.
+
+Kinds of evidence (:data:`KINDS`):
+
+* ``measured`` — an experiment whose outcome was open before the run. It names a :class:`Control` (the same
+  rule applied to something that should fail it), or says in ``can_fail_because`` why its rule can fail
+  without one (a tolerance against an independent reference). A control that passes the rule too turns the
+  verdict into :data:`NOT_DISCRIMINATING`. Only measured rows can be ``reproduced``.
+* ``identity`` — holds by theorem or construction (Parseval, a parity check, a round trip): a check.
+* ``published`` — arithmetic on constants from papers: a check.
+* ``assumed`` — a consequence of a simulation's chosen parameters: always :data:`NOT_TESTABLE`.
 """
 
 from __future__ import annotations
@@ -27,31 +41,183 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .chapters import CHAPTERS
 from .params import ParameterError, check_scale
 from .paths import claims_dir
 
+MEASURED = "measured"
+IDENTITY = "identity"
+PUBLISHED = "published"
+ASSUMED = "assumed"
+KINDS: tuple[str, ...] = (MEASURED, IDENTITY, PUBLISHED, ASSUMED)
+KIND_NAMES = {
+    MEASURED: "measured",
+    IDENTITY: "identity (holds by theorem or construction)",
+    PUBLISHED: "arithmetic on published numbers",
+    ASSUMED: "consequence of assumed parameters",
+}
+
 REPRODUCED = "reproduced"
 QUALITATIVE = "reproduced (qualitatively)"
 NOT_REPRODUCED = "not reproduced"
+NOT_DISCRIMINATING = "rule does not discriminate"
 NOT_TESTABLE = "not testable at this scale"
-VERDICTS: tuple[str, ...] = (REPRODUCED, QUALITATIVE, NOT_REPRODUCED, NOT_TESTABLE)
+CHECK_PASSED = "check passed"
+CHECK_FAILED = "check failed"
+MEASURED_VERDICTS: tuple[str, ...] = (REPRODUCED, QUALITATIVE, NOT_REPRODUCED, NOT_DISCRIMINATING, NOT_TESTABLE)
+VERDICTS: tuple[str, ...] = (*MEASURED_VERDICTS, CHECK_PASSED, CHECK_FAILED)
+
+# Okabe & Ito's colour-blind-safe colours, with a text colour that reads on each; the badge also says the word.
+BADGE_COLOURS: dict[str, tuple[str, str]] = {
+    REPRODUCED: ("#009E73", "#ffffff"),
+    QUALITATIVE: ("#F0E442", "#000000"),
+    NOT_REPRODUCED: ("#D55E00", "#ffffff"),
+    NOT_DISCRIMINATING: ("#CC79A7", "#000000"),
+    NOT_TESTABLE: ("#BBBBBB", "#000000"),
+    CHECK_PASSED: ("#56B4E9", "#000000"),
+    CHECK_FAILED: ("#E69F00", "#000000"),
+}
 
 _IMPORTED_AT = time.perf_counter()  # a chapter imports this module in its first cells: its run starts here
 
 
-def verdict(holds: bool, *, qualitatively: bool = False, testable: bool = True) -> str:
-    """The verdict of a rule: ``holds`` (the quantitative rule passed), else ``qualitatively`` (the
-    direction or shape of the effect holds), else not reproduced; ``testable=False`` overrides both."""
-    if not testable:
+# ---------------------------------------------------------------------------------------------------------
+# Rules: estimates with intervals, and the outcome of a rule on them
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A number with its uncertainty: ``value`` and an interval ``[low, high]`` (a confidence interval, a
+    bootstrap interval, ± two standard errors: say which in the rule's text)."""
+
+    value: float
+    low: float
+    high: float
+
+    def __post_init__(self):
+        if not self.low <= self.value <= self.high:
+            raise ParameterError(f"Estimate needs low ≤ value ≤ high; got {self.low}, {self.value}, {self.high}")
+
+    @classmethod
+    def mean_of(cls, values, confidence: float = 0.95) -> Estimate:
+        """The mean of replicates with its Student-t interval."""
+        from .stats import mean_ci
+
+        mean, half = mean_ci(values, confidence)
+        return cls(mean, mean - half, mean + half)
+
+    @classmethod
+    def from_stderr(cls, value: float, stderr: float, z: float = 1.96) -> Estimate:
+        """``value ± z·stderr`` (a normal-approximation 95% interval by default)."""
+        return cls(float(value), float(value - z * stderr), float(value + z * stderr))
+
+    def __format__(self, spec: str) -> str:
+        spec = spec or ".3g"
+        return f"{self.value:{spec}} [{self.low:{spec}}, {self.high:{spec}}]"
+
+    def __str__(self) -> str:
+        return format(self)
+
+
+@dataclass(frozen=True)
+class Test:
+    """The outcome of a rule: ``holds`` on the point estimate, and ``decisive`` when the whole interval is
+    on the same side of the threshold (a pass inside an interval that spans it is at most qualitative)."""
+
+    holds: bool
+    decisive: bool = True
+
+    def __bool__(self) -> bool:
+        return bool(self.holds)
+
+
+def _parts(x: Estimate | float) -> tuple[float, float, float]:
+    if isinstance(x, Estimate):
+        return x.value, x.low, x.high
+    return float(x), float(x), float(x)
+
+
+def at_least(x: Estimate | float, threshold: float) -> Test:
+    """The rule ``x ≥ threshold``; decisive when the whole interval is on one side."""
+    value, low, high = _parts(x)
+    holds = value >= threshold
+    return Test(bool(holds), bool(low >= threshold) if holds else bool(high < threshold))
+
+
+def at_most(x: Estimate | float, threshold: float) -> Test:
+    """The rule ``x ≤ threshold``; decisive when the whole interval is on one side."""
+    value, low, high = _parts(x)
+    holds = value <= threshold
+    return Test(bool(holds), bool(high <= threshold) if holds else bool(low > threshold))
+
+
+def within(x: Estimate | float, target: float, tolerance: float) -> Test:
+    """The rule ``|x − target| ≤ tolerance``; decisive when the whole interval is inside (or outside)."""
+    value, low, high = _parts(x)
+    holds = abs(value - target) <= tolerance
+    inside = target - tolerance <= low and high <= target + tolerance
+    outside = high < target - tolerance or low > target + tolerance
+    return Test(bool(holds), bool(inside) if holds else bool(outside))
+
+
+def all_of(*tests: Test | bool) -> Test:
+    """Every part of a rule: holds when all hold, decisive when every part is."""
+    parts = [t if isinstance(t, Test) else Test(bool(t)) for t in tests]
+    return Test(all(t.holds for t in parts), all(t.decisive for t in parts))
+
+
+def _as_test(outcome: Test | bool | np.bool_) -> Test:
+    if isinstance(outcome, Test):
+        return outcome
+    if isinstance(outcome, bool | np.bool_):
+        return Test(bool(outcome))
+    raise ParameterError(f"a rule's outcome must be a bool or a claims.Test, not {type(outcome).__name__}")
+
+
+@dataclass(frozen=True)
+class Control:
+    """The same rule applied to something that should fail it: ``name`` says what (shuffled labels, no
+    augmentation, a random head set of equal size), ``ours`` what it measured, ``holds`` the rule's outcome
+    on it (and ``qualitatively`` the outcome of the claim's qualitative rule, when the claim has one)."""
+
+    name: str
+    ours: str
+    holds: Test | bool
+    qualitatively: bool = False
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The verdict
+
+
+def decide(
+    kind: str,
+    holds: Test | bool,
+    *,
+    qualitatively: bool = False,
+    testable: bool = True,
+    control: Control | None = None,
+) -> str:
+    """The verdict the ledger records for a rule's outcome (see the module docstring for the kinds)."""
+    if kind not in KINDS:
+        raise ParameterError(f"kind={kind!r} is not valid; choose one of: {', '.join(KINDS)}")
+    outcome = _as_test(holds)
+    if kind == ASSUMED or not testable:
         return NOT_TESTABLE
-    if bool(holds):
-        return REPRODUCED
-    if bool(qualitatively):
-        return QUALITATIVE
-    return NOT_REPRODUCED
+    if kind in (IDENTITY, PUBLISHED):
+        return CHECK_PASSED if outcome.holds else CHECK_FAILED
+    if control is not None:
+        control_outcome = _as_test(control.holds)
+        if control_outcome.holds and (outcome.holds or qualitatively):
+            return NOT_DISCRIMINATING
+        if control.qualitatively and qualitatively and not outcome.holds:
+            return NOT_DISCRIMINATING
+    if outcome.holds:
+        return REPRODUCED if outcome.decisive else QUALITATIVE
+    return QUALITATIVE if qualitatively else NOT_REPRODUCED
 
 
 @dataclass(frozen=True)
@@ -61,7 +227,18 @@ class Claim:
     paper: str
     ours: str
     rule: str
+    kind: str
     verdict: str
+    control: str | None = None  # "name: what it measured (passes / fails the rule)"
+    control_passes: bool | None = None
+    can_fail_because: str | None = None
+    decisive: bool = True
+    where: str | None = None  # a MyST label in the chapter where the claim is checked
+
+
+def _control_text(control: Control) -> str:
+    passes = _as_test(control.holds).holds
+    return f"{control.name}: {control.ours} ({'passes' if passes else 'fails'} the rule)"
 
 
 class Ledger:
@@ -74,20 +251,68 @@ class Ledger:
         self.model = model
         self.claims: list[Claim] = []
 
-    def check(self, id: str, *, claim: str, paper: str, ours: str, rule: str, verdict: str) -> Claim:
-        """Record one claim. ``verdict`` must come from :func:`verdict`; ids are unique."""
-        if verdict not in VERDICTS:
-            raise ParameterError(f"verdict={verdict!r} is not valid; choose one of: {', '.join(VERDICTS)}")
+    def check(
+        self,
+        id: str,
+        *,
+        claim: str,
+        paper: str,
+        ours: str,
+        rule: str,
+        kind: str,
+        holds: Test | bool,
+        qualitatively: bool = False,
+        testable: bool = True,
+        control: Control | None = None,
+        can_fail_because: str | None = None,
+        where: str | None = None,
+    ) -> Claim:
+        """Record one claim and return it with the verdict the ledger decided (:func:`decide`).
+
+        A ``measured`` claim needs a ``control`` or a one-line ``can_fail_because``; the other kinds take
+        neither. ``where`` is the label of the place in the chapter where the claim is checked (default: the
+        chapter's ``<slug>-claims`` label).
+        """
+        if kind not in KINDS:
+            raise ParameterError(f"kind={kind!r} is not valid; choose one of: {', '.join(KINDS)}")
         if any(c.id == id for c in self.claims):
             raise ParameterError(f"claim id {id!r} is already in the {self.slug} ledger")
-        entry = Claim(id=id, claim=claim, paper=paper, ours=ours, rule=rule, verdict=verdict)
+        if kind == MEASURED and control is None and not can_fail_because:
+            raise ParameterError(
+                f"measured claim {id!r} needs control=Control(...) or can_fail_because='why the rule can fail'"
+            )
+        if kind != MEASURED and (control is not None or can_fail_because):
+            raise ParameterError(f"claim {id!r} is kind {kind!r}: controls belong to measured claims only")
+        outcome = _as_test(holds)
+        entry = Claim(
+            id=id,
+            claim=claim,
+            paper=paper,
+            ours=ours,
+            rule=rule,
+            kind=kind,
+            verdict=decide(kind, outcome, qualitatively=qualitatively, testable=testable, control=control),
+            control=_control_text(control) if control is not None else None,
+            control_passes=_as_test(control.holds).holds if control is not None else None,
+            can_fail_because=can_fail_because,
+            decisive=outcome.decisive,
+            where=where,
+        )
         self.claims.append(entry)
         return entry
 
+    def verdict_of(self, id: str) -> str:
+        """The verdict recorded for claim ``id`` (chapters choose explanatory text by it)."""
+        for c in self.claims:
+            if c.id == id:
+                return c.verdict
+        raise KeyError(f"no claim {id!r} in the {self.slug} ledger; its claims are: {[c.id for c in self.claims]}")
+
     def table(self) -> pd.DataFrame:
         """The ledger as a table, one row per claim."""
-        columns = ["id", "claim", "paper", "ours", "rule", "verdict"]
-        return pd.DataFrame([asdict(c) for c in self.claims], columns=columns).set_index("id")
+        columns = ["id", "claim", "kind", "paper", "ours", "control", "rule", "verdict"]
+        rows = [{**asdict(c), "control": c.control or c.can_fail_because or ""} for c in self.claims]
+        return pd.DataFrame(rows, columns=columns).set_index("id")
 
     def to_dict(self) -> dict:
         # Versions from package metadata: importing torch just to read its version costs seconds.
@@ -117,18 +342,73 @@ class Ledger:
         return path
 
     def report(self):
-        """Save the ledger and return its table styled for display (verdicts coloured)."""
+        """Save the ledger and return its table for display, verdicts as coloured badges."""
         self.save()
-        colours = {
-            REPRODUCED: "#d9f0d3",
-            QUALITATIVE: "#fff2cc",
-            NOT_REPRODUCED: "#f4cccc",
-            NOT_TESTABLE: "#e0e0e0",
-        }
-        return self.table().style.map(lambda v: f"background-color: {colours.get(v, '')}", subset=["verdict"])
+        return self.table().style.format({"verdict": badge_html})
+
+    def findings(self, why: dict[str, str | dict[str, str]] | None = None):
+        """The chapter's outcomes as Markdown, grouped by verdict, produced from the ledger.
+
+        ``why`` maps a claim id to the hand-written explanation, or to one explanation per verdict (keys are
+        verdicts, ``"default"`` for the rest) so that the text shown agrees with what the run measured.
+        """
+        from IPython.display import Markdown
+
+        return Markdown(render_findings(self.claims, why or {}))
 
     def _repr_html_(self) -> str:
         return self.table().to_html()
+
+
+def badge_html(verdict: str) -> str:
+    """A verdict as a coloured badge (inline HTML: it renders in notebooks and on Jupyter Book pages)."""
+    background, colour = BADGE_COLOURS.get(verdict, ("#ffffff", "#000000"))
+    return (
+        f'<span style="background:{background};color:{colour};border-radius:0.6em;padding:0.1em 0.5em;'
+        f'white-space:nowrap;font-size:0.85em">{verdict}</span>'
+    )
+
+
+FINDING_HEADINGS: dict[str, str] = {
+    REPRODUCED: "Reproduced",
+    QUALITATIVE: "Reproduced only qualitatively",
+    NOT_REPRODUCED: "Not reproduced",
+    NOT_DISCRIMINATING: "The rule does not discriminate (its control passes too)",
+    NOT_TESTABLE: "Not testable here",
+    CHECK_PASSED: "Checks that hold (identities and arithmetic, not reproductions)",
+    CHECK_FAILED: "Checks that fail",
+}
+
+
+def _explanation(claim: Claim, why: dict[str, str | dict[str, str]]) -> str:
+    text = why.get(claim.id, "")
+    if isinstance(text, dict):
+        text = text.get(claim.verdict, text.get("default", ""))
+    return text
+
+
+def render_findings(claims: list[Claim], why: dict[str, str | dict[str, str]]) -> str:
+    """Markdown: one paragraph per verdict present, each claim with what we measured and why."""
+    unknown = sorted(set(why) - {c.id for c in claims})
+    if unknown:
+        raise ParameterError(f"findings(why=...) names claims not in the ledger: {', '.join(unknown)}")
+    lines = []
+    for verdict in VERDICTS:
+        group = [c for c in claims if c.verdict == verdict]
+        if not group:
+            continue
+        lines += [f"**{FINDING_HEADINGS[verdict]}.**", ""]
+        for c in group:
+            kind = "" if c.kind == MEASURED else f" [{KIND_NAMES[c.kind]}]"
+            control = f" Control — {c.control}." if c.control else ""
+            explanation = _explanation(c, why)
+            lines.append(f"- *{c.claim}*{kind}: {c.ours}.{control}" + (f" {explanation}" if explanation else ""))
+        lines.append("")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The book's claims page
 
 
 def load_ledgers(scale: str, folder: Path | None = None) -> list[dict]:
@@ -139,41 +419,134 @@ def load_ledgers(scale: str, folder: Path | None = None) -> list[dict]:
     return sorted(found, key=lambda d: order.get(d["slug"], len(order)))
 
 
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def _cell(text) -> str:
+    return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")
 
 
-def render_claims_page(ledgers: list[dict], scale: str) -> str:
-    """The MyST page ``book/claims.md``: a summary of verdicts, then one table per chapter."""
+SUMMARY_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    # (header, kind, verdict) — measured verdicts first: only these count as reproductions
+    ("reproduced", MEASURED, REPRODUCED),
+    ("qualitatively", MEASURED, QUALITATIVE),
+    ("not reproduced", MEASURED, NOT_REPRODUCED),
+    ("rule does not discriminate", MEASURED, NOT_DISCRIMINATING),
+    ("not testable", MEASURED, NOT_TESTABLE),
+    ("identity checks", IDENTITY, ""),
+    ("published arithmetic", PUBLISHED, ""),
+    ("assumed", ASSUMED, ""),
+)
+
+
+def summary_counts(ledger: dict) -> list[int]:
+    """One chapter's claims counted by :data:`SUMMARY_COLUMNS`: measured ones by verdict, the rest by kind."""
+    claims = ledger["claims"]
+    return [
+        sum(c.get("kind") == kind and (not verdict or c["verdict"] == verdict) for c in claims)
+        for _, kind, verdict in SUMMARY_COLUMNS
+    ]
+
+
+def summary_figure(ledgers: list[dict], path: Path) -> Path:
+    """One bar per chapter: measured claims stacked by verdict (left), the other kinds stacked by kind and
+    coloured by their check's verdict (right). Saved as a PNG at ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    titles = {c.slug: c.slug for c in CHAPTERS}
+    names = [titles.get(d["slug"], d["slug"]) for d in ledgers][::-1]
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(10, 0.45 * len(ledgers) + 1.8), sharey=True, gridspec_kw={"width_ratios": [3, 2]}
+    )
+    rows = ledgers[::-1]
+    start = np.zeros(len(rows))
+    for verdict in MEASURED_VERDICTS:
+        counts = np.array([sum(c["kind"] == MEASURED and c["verdict"] == verdict for c in d["claims"]) for d in rows])
+        left.barh(names, counts, left=start, color=BADGE_COLOURS[verdict][0], edgecolor="white", label=verdict)
+        start += counts
+    left.set(title="Measured claims (the only ones that can reproduce)", xlabel="claims")
+    left.legend(loc="lower right", fontsize=8, frameon=True)
+    start = np.zeros(len(rows))
+    hatches = {IDENTITY: "", PUBLISHED: "//", ASSUMED: ".."}
+    for kind in (IDENTITY, PUBLISHED, ASSUMED):
+        for verdict in (CHECK_PASSED, CHECK_FAILED, NOT_TESTABLE):
+            counts = np.array([sum(c["kind"] == kind and c["verdict"] == verdict for c in d["claims"]) for d in rows])
+            if counts.any():
+                right.barh(
+                    names,
+                    counts,
+                    left=start,
+                    color=BADGE_COLOURS[verdict][0],
+                    hatch=hatches[kind],
+                    edgecolor="white",
+                    label=f"{kind}: {verdict}",
+                )
+            start += counts
+    right.set(title="Checks that are not reproductions", xlabel="claims")
+    if right.get_legend_handles_labels()[0]:
+        right.legend(loc="lower right", fontsize=8, frameon=True)
+    for ax in (left, right):
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(axis="y", visible=False)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def claim_label(ledger: dict, claim: dict) -> str:
+    """The MyST label the claims page links a claim to (its ``where``, else the chapter's ``<slug>-claims``)."""
+    return claim.get("where") or f"{ledger['slug']}-claims"
+
+
+def render_claims_page(ledgers: list[dict], scale: str, figure: str | None = None) -> str:
+    """The MyST page ``book/claims.md``: a figure and a summary table of verdicts by kind, then one table per
+    chapter with verdict badges and a link from each claim to where its chapter checks it. ``figure`` is
+    the summary figure's path relative to the page, when one was drawn."""
     titles = {c.slug: c.title for c in CHAPTERS}
     lines = [
         "# The claims ledger",
         "",
-        "Every headline claim of every chapter: what the paper says, what we measured, and the verdict of a",
-        "rule written in code (the `rule` column). This page is generated by `python -m llmtheory claims`",
-        f"from the ledgers the chapters wrote when they last ran at the `{scale}` tier; do not edit it by hand.",
+        "Every headline claim of every chapter: what the paper says, what we measured, the kind of evidence,",
+        "and the verdict that the ledger derives from a rule written in code. Only *measured* claims — an",
+        "experiment whose outcome was open before the run, with a control that the same rule should reject or",
+        "a stated reason why the rule can fail — can be reproduced. A measured claim whose control passes the rule",
+        f"too gets {badge_html(NOT_DISCRIMINATING)}. Identities (true by theorem or construction), arithmetic on",
+        "published numbers and consequences of a simulation's assumed parameters are shown as checks and never",
+        "counted as reproductions. A point estimate that passes inside an interval that spans the threshold is at",
+        f"most {badge_html(QUALITATIVE)}.",
+        "",
+        "This page is generated by `python -m llmtheory claims` from the ledgers the chapters wrote when they",
+        f"last ran at the `{scale}` tier; do not edit it by hand.",
         "",
     ]
     if not ledgers:
+        lines += ["No chapter has been run at this tier yet: run `make book` or `python -m llmtheory run`.", ""]
+        return "\n".join(lines)
+    if figure:
         lines += [
-            "No chapter has been run at this tier yet: run `make book` or `python -m llmtheory run`.",
+            f"```{{figure}} {figure}",
+            ":name: claims-summary-figure",
+            ":alt: One bar per chapter: measured claims stacked by verdict, other kinds of evidence beside them.",
+            "",
+            "Every chapter's claims. Left: measured claims by verdict. Right: identities, arithmetic on published",
+            "numbers and assumed consequences, which are checks, not reproductions (hatching tells the kind).",
+            "```",
             "",
         ]
-        return "\n".join(lines)
-    counts = {v: 0 for v in VERDICTS}
-    per_chapter = []
-    for ledger in ledgers:
-        row = {v: 0 for v in VERDICTS}
-        for claim in ledger["claims"]:
-            counts[claim["verdict"]] += 1
-            row[claim["verdict"]] += 1
-        per_chapter.append((ledger["slug"], row))
-    lines += ["| chapter | " + " | ".join(VERDICTS) + " |", "|---" * (len(VERDICTS) + 1) + "|"]
+    headers = [h for h, _, _ in SUMMARY_COLUMNS]
     lines += [
-        f"| [{titles.get(slug, slug)}](../notebooks/{slug}.ipynb) | " + " | ".join(str(row[v]) for v in VERDICTS) + " |"
-        for slug, row in per_chapter
+        "| chapter | " + " | ".join(f"measured: {h}" if i < 5 else h for i, h in enumerate(headers)) + " |",
+        "|---" * (len(headers) + 1) + "|",
     ]
-    lines += ["| **all chapters** | " + " | ".join(f"**{counts[v]}**" for v in VERDICTS) + " |", ""]
+    totals = np.zeros(len(SUMMARY_COLUMNS), dtype=int)
+    for ledger in ledgers:
+        counts = summary_counts(ledger)
+        totals += counts
+        title = titles.get(ledger["slug"], ledger["slug"])
+        lines.append(f"| [{title}](../notebooks/{ledger['slug']}.ipynb) | " + " | ".join(map(str, counts)) + " |")
+    lines += ["| **all chapters** | " + " | ".join(f"**{n}**" for n in totals) + " |", ""]
     for ledger in ledgers:
         slug = ledger["slug"]
         lines += [
@@ -182,12 +555,13 @@ def render_claims_page(ledgers: list[dict], scale: str) -> str:
             f"Tier `{ledger['scale']}`, seed {ledger['seed']}, model `{ledger['model'] or 'none'}`, "
             f"{ledger['wall_time_s']:.0f} s, run {ledger['finished']}.",
             "",
-            "| claim | paper | ours | rule | verdict |",
-            "|---|---|---|---|---|",
+            "| claim | kind | paper | ours | control, or why the rule can fail | rule | verdict |",
+            "|---|---|---|---|---|---|---|",
         ]
-        lines += [
-            "| " + " | ".join(_cell(c[k]) for k in ("claim", "paper", "ours", "rule", "verdict")) + " |"
-            for c in ledger["claims"]
-        ]
+        for c in ledger["claims"]:
+            checked = f"{{ref}}`checked here <{claim_label(ledger, c)}>`"
+            control = c.get("control") or c.get("can_fail_because") or ""
+            cells = [f"{c['claim']} ({checked})", c["kind"], c["paper"], c["ours"], control, c["rule"]]
+            lines.append("| " + " | ".join(_cell(x) for x in cells) + f" | {badge_html(c['verdict'])} |")
         lines.append("")
     return "\n".join(lines)

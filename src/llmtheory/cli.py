@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from .chapters import CHAPTERS, written_chapters
-from .claims import load_ledgers, render_claims_page
+from .claims import load_ledgers, render_claims_page, summary_figure
 from .params import SCALES, ParameterError
 from .paths import build_dir, claims_dir, repo_root
 
@@ -82,10 +82,12 @@ def format_ledger(ledger: dict) -> str:
         f"{ledger['slug']} — scale {ledger['scale']}, seed {ledger['seed']}, "
         f"model {ledger['model'] or 'none'}, {ledger['wall_time_s']:.0f} s"
     )
-    rows = [
-        f"  [{c['verdict']}] {c['id']}: {c['claim']}\n      paper: {c['paper']} | ours: {c['ours']}"
-        for c in ledger["claims"]
-    ]
+    rows = []
+    for c in ledger["claims"]:
+        rows.append(f"  [{c['verdict']}] ({c.get('kind', '?')}) {c['id']}: {c['claim']}")
+        rows.append(f"      paper: {c['paper']} | ours: {c['ours']}")
+        if c.get("control"):
+            rows.append(f"      control: {c['control']}")
     return "\n".join([head, *rows])
 
 
@@ -109,7 +111,8 @@ def _cmd_claims(args) -> int:
     for ledger in ledgers:
         print(format_ledger(ledger), end="\n\n")
     output = Path(args.output) if args.output else repo_root() / "book" / "claims.md"
-    output.write_text(render_claims_page(ledgers, args.scale))
+    figure = summary_figure(ledgers, output.with_name(f"{output.stem}_summary.png")) if ledgers else None
+    output.write_text(render_claims_page(ledgers, args.scale, figure=figure.name if figure else None))
     print(f"{len(ledgers)} chapter ledger(s) at tier {args.scale!r}; wrote {output}")
     return 0
 

@@ -65,7 +65,7 @@ def chapter_skeleton(slug: str, repo_url: str) -> nbformat.NotebookNode:
         ),
         _code(colab_setup_cell(repo_url), tags=["hide-input"]),
         _code(
-            "from llmtheory.claims import Ledger, verdict\n"
+            "from llmtheory.claims import MEASURED, Control, Estimate, Ledger, at_least\n"
             "from llmtheory.display import show_source, versions\n"
             "from llmtheory.params import by_scale, check_scale, check_seed\n"
             "from llmtheory.plotting import show, use_book_style\n\n"
@@ -77,8 +77,21 @@ def chapter_skeleton(slug: str, repo_url: str) -> nbformat.NotebookNode:
         _md("## The method\n\nTODO: labelled equations, then the library code with `show_source`."),
         _md("## The experiment\n\nTODO"),
         _md("## Results\n\nTODO: figures first, then tables."),
-        _md("## Claims checked\n\nTODO"),
-        _code(f'ledger = Ledger("{slug}", scale=SCALE, seed=SEED)\n# ledger.check(...)\nledger.report()'),
+        _md(
+            f"({slug}-claims)=\n## Claims checked\n\n"
+            "TODO: the rules, fixed before the run. Every claim says its kind of evidence: *measured* (with a\n"
+            "control that the same rule should reject, or a reason why the rule can fail), *identity*,\n"
+            "*published* (arithmetic on published numbers) or *assumed*; only measured claims can reproduce."
+        ),
+        _code(
+            f'ledger = Ledger("{slug}", scale=SCALE, seed=SEED)\n'
+            '# ledger.check("claim-id", claim="the paper\'s claim", paper="its number", ours=f"{estimate}",\n'
+            '#               rule="ours ≥ 0.8 (95% interval)", kind=MEASURED, holds=at_least(estimate, 0.8),\n'
+            '#               control=Control("shuffled labels", ours=f"{control}", holds=at_least(control, 0.8)))\n'
+            "ledger.report()"
+        ),
+        _md("**What the run found.** Produced from the ledger, never typed: the explanations of *why* go in `why`."),
+        _code("ledger.findings(why={})  # {claim id: text, or {verdict: text}}"),
         _md("## Scope and limits\n\nTODO: what this toy run cannot tell you; how to run at full scale."),
         _md("## Exercises\n\nTODO: 2 to 4 exercises, each followed by its solution."),
         _md("## References\n\n```{bibliography}\n:filter: docname in docnames\n```"),
