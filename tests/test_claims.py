@@ -220,6 +220,20 @@ def test_empty_claims_page_says_how_to_fill_it():
     assert "No chapter has been run" in render_claims_page([], "book")
 
 
+def test_timed_claims_may_differ_between_runs_only_in_their_measurements():
+    from llmtheory.claims import deterministic_part
+
+    def run(seconds):
+        ledger = Ledger("spectral_ball", scale="smoke", seed=0)
+        ledger.check("t", claim="fast", paper="2×", ours=f"{seconds} s", rule="≤ 1 s", kind=MEASURED,
+                     holds=seconds <= 1, can_fail_because="a measured time", timed=True)  # fmt: skip
+        ledger.check("u", claim="exact", paper="0", ours=f"{seconds} s", rule="= 0", kind=IDENTITY, holds=True)
+        return ledger.to_dict()["claims"]
+
+    assert deterministic_part(run(0.5)) != deterministic_part(run(2.0))  # the untimed row still differs
+    assert deterministic_part(run(0.5))[0] == deterministic_part(run(2.0))[0]
+
+
 def test_every_verdict_has_a_badge_colour():
     from llmtheory.claims import BADGE_COLOURS, FINDING_HEADINGS
 

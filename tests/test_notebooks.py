@@ -14,7 +14,7 @@ import papermill
 import pytest
 from book_files import toc_notebooks
 
-from llmtheory.claims import VERDICTS
+from llmtheory.claims import VERDICTS, deterministic_part
 
 SMOKE_BUDGET_S = float(os.environ.get("LLMTHEORY_SMOKE_BUDGET_S", 60))  # 45 s target, margin for a busy CI
 CHAPTERS = toc_notebooks()
@@ -67,4 +67,4 @@ def test_chapter_runs_at_smoke_scale(notebook, tmp_path, monkeypatch):
 def test_same_seed_gives_the_same_ledger(notebook, tmp_path, monkeypatch):
     first = _first_runs.get(notebook.stem) or run_at_smoke_scale(notebook, tmp_path / "first", monkeypatch)[0]
     second, _ = run_at_smoke_scale(notebook, tmp_path / "second", monkeypatch)
-    assert second["claims"] == first["claims"]
+    assert deterministic_part(second["claims"]) == deterministic_part(first["claims"])

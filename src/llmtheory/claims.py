@@ -234,6 +234,7 @@ class Claim:
     can_fail_because: str | None = None
     decisive: bool = True
     where: str | None = None  # a MyST label in the chapter where the claim is checked
+    timed: bool = False  # its numbers are wall or CPU times, which differ between two runs of the same seed
 
 
 def _control_text(control: Control) -> str:
@@ -266,12 +267,14 @@ class Ledger:
         control: Control | None = None,
         can_fail_because: str | None = None,
         where: str | None = None,
+        timed: bool = False,
     ) -> Claim:
         """Record one claim and return it with the verdict the ledger decided (:func:`decide`).
 
         A ``measured`` claim needs a ``control`` or a one-line ``can_fail_because``; the other kinds take
         neither. ``where`` is the label of the place in the chapter where the claim is checked (default: the
-        chapter's ``<slug>-claims`` label).
+        chapter's ``<slug>-claims`` label). ``timed=True`` marks a claim judged on measured times: the
+        same seed gives the same ledger except for its numbers and verdict (see :func:`deterministic_part`).
         """
         if kind not in KINDS:
             raise ParameterError(f"kind={kind!r} is not valid; choose one of: {', '.join(KINDS)}")
@@ -297,6 +300,7 @@ class Ledger:
             can_fail_because=can_fail_because,
             decisive=outcome.decisive,
             where=where,
+            timed=timed,
         )
         self.claims.append(entry)
         return entry
@@ -358,6 +362,12 @@ class Ledger:
 
     def _repr_html_(self) -> str:
         return self.table().to_html()
+
+
+def deterministic_part(claims: list[dict]) -> list[dict]:
+    """Saved claims without what may differ between two runs of one seed: the measurements of timed claims."""
+    varying = ("ours", "verdict", "control", "control_passes", "decisive")
+    return [{k: v for k, v in c.items() if not (c.get("timed") and k in varying)} for c in claims]
 
 
 def badge_html(verdict: str) -> str:

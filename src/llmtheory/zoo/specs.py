@@ -128,6 +128,39 @@ SPECS: dict[str, ZooSpec] = {
             retrieval_loss=True,
             eval_every=200,
         ),
+        ZooSpec(
+            name="needle-llama-gqa-4k",
+            family="llama",
+            task="needles",
+            summary="Llama (GQA, 8 query / 2 KV heads of width 32), 4 layers, hidden 128: retrieves needles from "
+            "4,000+ tokens",
+            hidden=128,
+            layers=4,
+            heads=8,
+            kv_heads=2,
+            intermediate=256,
+            steps=3000,
+            batch_size=4,
+            learning_rate=1e-3,
+            warmup=50,
+            max_positions=8192,
+            rope_theta=500_000.0,
+            head_dim=32,
+            curriculum=(
+                (0.28, 64, 16, 0.0, 1.0),
+                (0.12, 128, 8, 0.25, 0.25),
+                (0.10, 256, 4, 0.25, 0.25),
+                (0.10, 512, 4, 0.25, 0.0),
+                (0.18, 1024, 2, 0.0, 0.0),
+                (0.11, 2048, 1, 0.0, 0.0),
+                (0.11, 4096, 1, 0.0, 0.0),
+            ),
+            retrieval_loss=True,
+            eval_every=200,
+            notes="The long-context retriever of the KV-cache chapter: the curriculum of needle-llama-gqa, extended "
+            "to 2,048- and 4,096-word haystacks, with eight query heads per layer so that a layer's top heads are "
+            "chosen among several.",
+        ),
         # Micro specs: not shipped, for tests (they train in seconds).
         _fact(
             "micro-facts",
