@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JB := $(VENV)/bin/jupyter-book
 
-.PHONY: setup book page test smoke lint lock manifest clean
+.PHONY: setup book page test smoke robustness lint lock manifest clean
 
 setup: $(STAMP)
 
@@ -53,6 +53,13 @@ test: $(STAMP)
 # Only the notebooks, at the smoke tier.
 smoke: $(STAMP)
 	.ci/offline $(PY) -m pytest -m notebook
+
+# Every chapter at the book tier at seeds 0, 1 and 2 as papermill jobs on a local Dask cluster (one worker per
+# core; jobs whose notebook, library and parameters are unchanged are skipped). The claims page then shows each
+# claim's verdict at every seed and flags the ones that change; `make book` afterwards renders it.
+robustness: $(STAMP)
+	$(PY) -m llmtheory sweep --all --scale book --seeds 0,1,2; status=$$?; \
+	$(PY) -m llmtheory claims --scale book > /dev/null; exit $$status
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests

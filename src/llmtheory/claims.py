@@ -356,9 +356,15 @@ class Ledger:
         ``why`` maps a claim id to the hand-written explanation, or to one explanation per verdict (keys are
         verdicts, ``"default"`` for the rest) so that the text shown agrees with what the run measured.
         """
+        import os
+
         from IPython.display import Markdown
 
-        return Markdown(render_findings(self.claims, why or {}))
+        from .sweep import SWEEP_JOB_ENV, seed_verdicts
+
+        # A sweep job does not read its sibling jobs' ledgers: its output would depend on their order.
+        seeds = {} if os.environ.get(SWEEP_JOB_ENV) else seed_verdicts(self.scale).get(self.slug, {})
+        return Markdown(render_findings(self.claims, why or {}) + render_seed_stability(self.claims, seeds))
 
     def _repr_html_(self) -> str:
         return self.table().to_html()
@@ -415,6 +421,45 @@ def render_findings(claims: list[Claim], why: dict[str, str | dict[str, str]]) -
             lines.append(f"- *{c.claim}*{kind}: {c.ours}.{control}" + (f" {explanation}" if explanation else ""))
         lines.append("")
     return "\n".join(lines)
+
+
+def verdict_changes(by_seed: dict) -> bool:
+    """Whether a claim's verdict differs between the seeds it was run at."""
+    return len(set(by_seed.values())) > 1
+
+
+def seed_badges(by_seed: dict) -> str:
+    """A claim's verdict at each seed: one small badge per seed, coloured by its verdict (the word on hover)."""
+    badges = []
+    for seed, verdict in sorted(by_seed.items(), key=lambda kv: int(kv[0])):
+        background, colour = BADGE_COLOURS.get(verdict, ("#ffffff", "#000000"))
+        badges.append(
+            f'<span title="seed {seed}: {verdict}" style="background:{background};color:{colour};'
+            f'border-radius:0.4em;padding:0 0.35em;font-size:0.8em">{seed}</span>'
+        )
+    return " ".join(badges)
+
+
+def render_seed_stability(claims: list[Claim], seeds: dict[str, dict]) -> str:
+    """Markdown on the claims whose verdict changes across the seeds that sweeps ran (empty without sweeps)."""
+    swept = {c.id: seeds[c.id] for c in claims if len(seeds.get(c.id, {})) > 1}
+    if not swept:
+        return ""
+    changing = {cid: by_seed for cid, by_seed in swept.items() if verdict_changes(by_seed)}
+    counted = sorted({int(s) for by_seed in swept.values() for s in by_seed})
+    lines = ["", f"**Across seeds** {', '.join(map(str, counted))} (from `make robustness`). "]
+    if not changing:
+        lines[-1] += f"Every one of the {len(swept)} swept claims gets the same verdict at every seed."
+        return "\n".join(lines) + "\n"
+    lines[-1] += (
+        f"{len(changing)} of {len(swept)} claims change verdict with the seed, so at one seed they are a coin toss:"
+    )
+    lines.append("")
+    for c in claims:
+        if c.id in changing:
+            per_seed = ", ".join(f"seed {s}: {v}" for s, v in sorted(changing[c.id].items(), key=lambda kv: int(kv[0])))
+            lines.append(f"- *{c.claim}* — {per_seed}.")
+    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -510,10 +555,14 @@ def claim_label(ledger: dict, claim: dict) -> str:
     return claim.get("where") or f"{ledger['slug']}-claims"
 
 
-def render_claims_page(ledgers: list[dict], scale: str, figure: str | None = None) -> str:
+def render_claims_page(
+    ledgers: list[dict], scale: str, figure: str | None = None, seeds: dict[str, dict] | None = None
+) -> str:
     """The MyST page ``book/claims.md``: a figure and a summary table of verdicts by kind, then one table per
     chapter with verdict badges and a link from each claim to where its chapter checks it. ``figure`` is
-    the summary figure's path relative to the page, when one was drawn."""
+    the summary figure's path relative to the page, when one was drawn; ``seeds`` (from
+    :func:`llmtheory.sweep.seed_verdicts`) adds each claim's verdict at every swept seed and flags the flips."""
+    seeds = seeds or {}
     titles = {c.slug: c.title for c in CHAPTERS}
     lines = [
         "# The claims ledger",
@@ -545,18 +594,30 @@ def render_claims_page(ledgers: list[dict], scale: str, figure: str | None = Non
             "```",
             "",
         ]
-    headers = [h for h, _, _ in SUMMARY_COLUMNS]
-    lines += [
-        "| chapter | " + " | ".join(f"measured: {h}" if i < 5 else h for i, h in enumerate(headers)) + " |",
-        "|---" * (len(headers) + 1) + "|",
-    ]
+    headers = [f"measured: {h}" if kind == MEASURED else h for h, kind, _ in SUMMARY_COLUMNS]
+    if seeds:
+        headers.append("verdict changes with the seed")
+        lines += [
+            "Columns marked by seed come from `make robustness`, which runs every chapter at seeds 0, 1 and 2: a",
+            "claim whose verdict changes with the seed is flagged ⚠ — at one seed its verdict is a coin toss.",
+            "",
+        ]
+    lines += ["| chapter | " + " | ".join(headers) + " |", "|---" * (len(headers) + 1) + "|"]
     totals = np.zeros(len(SUMMARY_COLUMNS), dtype=int)
+    flipping_total = 0
     for ledger in ledgers:
         counts = summary_counts(ledger)
         totals += counts
         title = titles.get(ledger["slug"], ledger["slug"])
-        lines.append(f"| [{title}](../notebooks/{ledger['slug']}.ipynb) | " + " | ".join(map(str, counts)) + " |")
-    lines += ["| **all chapters** | " + " | ".join(f"**{n}**" for n in totals) + " |", ""]
+        cells = [str(n) for n in counts]
+        if seeds:
+            chapter_seeds = seeds.get(ledger["slug"], {})
+            flipping = sum(verdict_changes(v) for v in chapter_seeds.values())
+            flipping_total += flipping
+            cells.append(f"⚠ {flipping}" if flipping else ("0" if chapter_seeds else "not swept"))
+        lines.append(f"| [{title}](../notebooks/{ledger['slug']}.ipynb) | " + " | ".join(cells) + " |")
+    total_cells = [f"**{n}**" for n in totals] + ([f"**{flipping_total}**"] if seeds else [])
+    lines += ["| **all chapters** | " + " | ".join(total_cells) + " |", ""]
     for ledger in ledgers:
         slug = ledger["slug"]
         lines += [
@@ -565,13 +626,19 @@ def render_claims_page(ledgers: list[dict], scale: str, figure: str | None = Non
             f"Tier `{ledger['scale']}`, seed {ledger['seed']}, model `{ledger['model'] or 'none'}`, "
             f"{ledger['wall_time_s']:.0f} s, run {ledger['finished']}.",
             "",
-            "| claim | kind | paper | ours | control, or why the rule can fail | rule | verdict |",
-            "|---|---|---|---|---|---|---|",
         ]
+        chapter_seeds = seeds.get(slug, {})
+        header = "| claim | kind | paper | ours | control, or why the rule can fail | rule | verdict |"
+        lines += [header + (" by seed |" if chapter_seeds else ""), "|---" * (7 + bool(chapter_seeds)) + "|"]
         for c in ledger["claims"]:
             checked = f"{{ref}}`checked here <{claim_label(ledger, c)}>`"
             control = c.get("control") or c.get("can_fail_because") or ""
             cells = [f"{c['claim']} ({checked})", c["kind"], c["paper"], c["ours"], control, c["rule"]]
-            lines.append("| " + " | ".join(_cell(x) for x in cells) + f" | {badge_html(c['verdict'])} |")
+            row = "| " + " | ".join(_cell(x) for x in cells) + f" | {badge_html(c['verdict'])} |"
+            if chapter_seeds:
+                by_seed = chapter_seeds.get(c["id"], {})
+                flag = "⚠ " if verdict_changes(by_seed) else ""
+                row += f" {flag}{seed_badges(by_seed) or 'not swept'} |"
+            lines.append(row)
         lines.append("")
     return "\n".join(lines)

@@ -1,7 +1,8 @@
-"""Command line: ``python -m llmtheory list | run <slug> [--scale S] [-p KEY=VALUE ...] | claims | new <slug>``.
+"""Command line: ``python -m llmtheory list | run <slug> [--scale S] [-p KEY=VALUE ...] | claims | sweep | new <slug>``.
 
 ``run`` executes a chapter with papermill into ``_build/runs/`` and prints the claims it recorded;
-``claims`` prints every ledger saved at a tier and writes the book's claims page from them.
+``claims`` prints every ledger saved at a tier and writes the book's claims page from them (with each claim's
+verdict at every seed, when sweeps have run); ``sweep`` runs a grid of chapters × seeds × parameters on Dask.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from .chapters import CHAPTERS, written_chapters
+from .chapters import CHAPTERS, chapter, written_chapters
 from .claims import load_ledgers, render_claims_page, summary_figure
 from .params import SCALES, ParameterError
 from .paths import build_dir, claims_dir, repo_root
@@ -112,9 +113,50 @@ def _cmd_claims(args) -> int:
         print(format_ledger(ledger), end="\n\n")
     output = Path(args.output) if args.output else repo_root() / "book" / "claims.md"
     figure = summary_figure(ledgers, output.with_name(f"{output.stem}_summary.png")) if ledgers else None
-    output.write_text(render_claims_page(ledgers, args.scale, figure=figure.name if figure else None))
+    from .sweep import seed_verdicts
+
+    seeds = seed_verdicts(args.scale)
+    page = render_claims_page(ledgers, args.scale, figure=figure.name if figure else None, seeds=seeds)
+    output.write_text(page)
     print(f"{len(ledgers)} chapter ledger(s) at tier {args.scale!r}; wrote {output}")
     return 0
+
+
+def _cmd_sweep(args) -> int:
+    from .sweep import plan_jobs, run_sweep, split_values
+
+    slugs = [c.slug for c in written_chapters()] if args.all else args.slugs
+    available = {c.slug for c in written_chapters()}
+    unknown = [s for s in slugs if s not in available]
+    if not slugs or unknown:
+        raise ParameterError(
+            f"chapter(s) {', '.join(unknown) or '(none given)'} not valid; name chapters or pass --all; "
+            f"the chapters are: {', '.join(sorted(available))}"
+        )
+    grid: dict[str, list] = {}
+    for assignment in args.param:
+        key, sep, raw = assignment.partition("=")
+        if not sep:
+            raise ParameterError(f"-p {assignment!r} must look like KEY=V1,V2, e.g. -p MODEL=a,b")
+        grid[key.strip()] = [parse_assignment(f"{key}={value}")[1] for value in split_values(raw)]
+    try:
+        seeds = [int(s) for s in split_values(args.seeds)]
+    except ValueError:
+        raise ParameterError(f"--seeds {args.seeds!r} must be integers separated by commas, e.g. 0,1,2") from None
+    for slug in slugs:  # refuse a parameter a chapter does not have before starting any job
+        defaults = notebook_parameters(chapter(slug).notebook())
+        unknown = sorted(set(grid) - set(defaults))
+        if unknown:
+            raise ParameterError(
+                f"parameter(s) {', '.join(unknown)} not in {slug}; its parameters: {', '.join(defaults)}"
+            )
+    records = run_sweep(plan_jobs(slugs, args.scale, seeds, grid), scheduler=args.scheduler, workers=args.workers)
+    for status in ("ok", "skipped", "failed"):
+        print(f"{status}: {sum(r['status'] == status for r in records)}")
+    for r in records:
+        if r["status"] == "failed":
+            print(f"  {r['job']}: cell {r['cell']}: {r['error']}")
+    return 1 if any(r["status"] == "failed" for r in records) else 0
 
 
 def _cmd_new(args) -> int:
@@ -137,6 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
     claims.add_argument("--scale", default="book", choices=SCALES)
     claims.add_argument("--output", help="where to write the page (default: book/claims.md)")
     claims.set_defaults(func=_cmd_claims)
+    sweep = sub.add_parser("sweep", help="run chapters × seeds × parameters as papermill jobs on a Dask cluster")
+    sweep.add_argument("slugs", nargs="*", help="chapters to run (or --all)")
+    sweep.add_argument("--all", action="store_true", help="every written chapter")
+    sweep.add_argument("--scale", default="book", choices=SCALES)
+    sweep.add_argument("--seeds", default="0", help="seeds separated by commas, e.g. 0,1,2")
+    sweep.add_argument("-p", "--param", action="append", default=[], metavar="KEY=V1,V2")
+    sweep.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a local cluster)")
+    sweep.add_argument("--workers", type=int, help="local workers (default: one per core)")
+    sweep.set_defaults(func=_cmd_sweep)
     new = sub.add_parser("new", help="write the skeleton notebook of a new chapter")
     new.add_argument("slug", choices=[c.slug for c in CHAPTERS])
     new.set_defaults(func=_cmd_new)
