@@ -159,6 +159,34 @@ def _cmd_sweep(args) -> int:
     return 1 if any(r["status"] == "failed" for r in records) else 0
 
 
+def _cmd_student(args) -> int:
+    from .teaching import checked_exercises, write_student_notebooks
+
+    slugs = args.slugs or [c.slug for c in written_chapters()]
+    out_dir = Path(args.out) if args.out else build_dir() / "student"
+    for path in write_student_notebooks(slugs, repo_root(), out_dir):
+        import nbformat
+
+        checked = len(checked_exercises(nbformat.read(path, as_version=4)))
+        print(f"wrote {path} ({checked} auto-checked exercise(s))")
+    return 0
+
+
+def _cmd_grade(args) -> int:
+    from .teaching import grade_notebook, grade_table
+
+    path = Path(args.notebook)
+    if not path.is_file():
+        raise FileNotFoundError(f"no notebook at {path}")
+    grades, failures = grade_notebook(path, root=repo_root(), scale=args.scale)
+    print(grade_table(grades))
+    for index, error in failures:
+        print(f"the notebook itself failed at cell {index} (not an exercise): {error}", file=sys.stderr)
+    if failures:
+        return 2
+    return 0 if grades and all(g.passed for g in grades) else 1
+
+
 def _cmd_new(args) -> int:
     from .scaffold import write_skeleton
 
@@ -188,6 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a local cluster)")
     sweep.add_argument("--workers", type=int, help="local workers (default: one per core)")
     sweep.set_defaults(func=_cmd_sweep)
+    student = sub.add_parser("student", help="write student notebooks (solutions removed) to _build/student/")
+    student.add_argument("slugs", nargs="*", help="chapters (default: every written chapter)")
+    student.add_argument("--out", help="folder to write to (default: _build/student)")
+    student.set_defaults(func=_cmd_student)
+    grade = sub.add_parser("grade", help="execute a student notebook and grade its auto-checked exercises")
+    grade.add_argument("notebook")
+    grade.add_argument("--scale", default="smoke", choices=SCALES)
+    grade.set_defaults(func=_cmd_grade)
     new = sub.add_parser("new", help="write the skeleton notebook of a new chapter")
     new.add_argument("slug", choices=[c.slug for c in CHAPTERS])
     new.set_defaults(func=_cmd_new)
