@@ -20,8 +20,10 @@ $(STAMP): requirements.lock pyproject.toml
 # claims page from the ledgers they wrote, and render the HTML with warnings as errors.
 book: $(STAMP) _build/.library-stamp
 	$(PY) -m llmtheory claims --scale book > /dev/null
+	$(PY) -m llmtheory course > /dev/null
 	$(JB) build . -W -n --keep-going
 	$(PY) -m llmtheory claims --scale book
+	$(PY) -m llmtheory course
 	$(JB) build . -W -n --keep-going
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
 

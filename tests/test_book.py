@@ -16,7 +16,7 @@ from llmtheory.scaffold import colab_setup_cell, repository_url
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-GENERATED_PAGES = {"book/claims"}  # written by `python -m llmtheory claims` (make book), not committed
+GENERATED_PAGES = {"book/claims", "book/course"}  # written by `python -m llmtheory claims|course` (make book)
 
 
 def test_every_toc_entry_exists_and_every_notebook_is_listed():

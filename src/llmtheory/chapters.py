@@ -1,10 +1,20 @@
-"""The book's table of contents as data: the twenty papers, their slugs, titles and parts."""
+"""The book's chapters as data, read from ``chapters.yml``: slugs, titles, parts, papers, prerequisites.
+
+The registry lives in the package (``src/llmtheory/chapters.yml``); with ``LLMTHEORY_ROOT`` set, the copy in that
+tree is read instead, so a scratch copy of the book can register chapters without touching the original.
+:func:`register_chapter` appends a chapter of one's own (``python -m llmtheory new <slug> --title ... --part N``).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
+from .params import ParameterError
 from .paths import repo_root
 
 PARTS: tuple[str, ...] = (
@@ -15,6 +25,7 @@ PARTS: tuple[str, ...] = (
     "Part V. Agents and discovery",
     "Part VI. Culture and society",
 )
+SLUG = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 
 
 @dataclass(frozen=True)
@@ -22,6 +33,9 @@ class Chapter:
     slug: str
     part: int  # 1-based index into PARTS
     title: str
+    paper: str = ""
+    prerequisites: tuple[str, ...] = field(default=())
+    objectives: tuple[str, ...] = field(default=())
 
     @property
     def part_name(self) -> str:
@@ -31,40 +45,64 @@ class Chapter:
         return (root or repo_root()) / "notebooks" / f"{self.slug}.ipynb"
 
 
-CHAPTERS: tuple[Chapter, ...] = (
-    Chapter("spectral_ball", 1, "Uniform Sampling from High-dimensional Spectral Norm Balls"),
-    Chapter("augmentation_fourier", 1, "Data Augmentation: A Fourier Analysis Perspective"),
-    Chapter("rkhs_rates", 1, "Generalized nonparametric regression in RKHS: consistency and rates"),
-    Chapter("scaling_exponents", 1, "On the Smallness of the Large Language Models Scaling Exponents"),
-    Chapter("plasticity", 1, "Can Scale Save Us From Plasticity Loss in Large Language Models?"),
-    Chapter("grad_detect", 2, "Grad Detect: Gradient-Based Hallucination Detection in LLMs"),
-    Chapter("pigeonholing", 2, "Pigeonholing: Bad prompts hurt models to collapse and make mistakes"),
-    Chapter("entrainment", 2, "Sentence-Level Contextual Entrainment in Large Language Models"),
-    Chapter("compresskv", 3, "CompressKV: Semantic-Retrieval-Guided KV-Cache Compression"),
-    Chapter("priortr", 3, "Accelerating Multimodal LLMs with Prior-Corrected Token Reduction"),
-    Chapter("clse", 3, "Spectral Evolution-Guided Token Pruning in Multimodal LLMs"),
-    Chapter("adaq", 3, "Long Video Understanding via Adaptive Quasi-Gaussian Sampling"),
-    Chapter("enerinfer", 3, "EnerInfer: Energy-Aware On-Device LLM Inference"),
-    Chapter("sgpo", 4, "Beyond Trajectory Imitation: Strategy-Guided Policy Optimization"),
-    Chapter("scaletot", 4, "ScaleToT: Structured LLM Reasoning for Low-Activity User Modeling"),
-    Chapter("metagente", 5, "Automated Summarization of Software Documents: a Multi-Agent Approach"),
-    Chapter("autospec", 5, "AutoSpec: Safety Rule Evolution for LLM Agents via ILP"),
-    Chapter("qldpc_sce", 5, "LLM Discovery of Quantum LDPC Codes through Structured Concept Evolution"),
-    Chapter("bechdel", 6, "Do Language Models Pass the Bechdel Test?"),
-    Chapter("same_lesson", 6, "Same Lesson, Different Story: Cross-Lingual Cultural Narratives"),
-)
+def registry_path() -> Path:
+    """``chapters.yml`` of the tree named by ``LLMTHEORY_ROOT``, else the package's own."""
+    if "LLMTHEORY_ROOT" in os.environ:
+        candidate = Path(os.environ["LLMTHEORY_ROOT"]) / "src" / "llmtheory" / "chapters.yml"
+        if candidate.is_file():
+            return candidate
+    return Path(__file__).with_name("chapters.yml")
 
-_BY_SLUG = {c.slug: c for c in CHAPTERS}
+
+def all_chapters() -> tuple[Chapter, ...]:
+    """Every chapter of the registry, in book order."""
+    entries = yaml.safe_load(registry_path().read_text()) or []
+    return tuple(
+        Chapter(
+            slug=e["slug"],
+            part=int(e["part"]),
+            title=e["title"],
+            paper=e.get("paper", ""),
+            prerequisites=tuple(e.get("prerequisites", [])),
+            objectives=tuple(e.get("objectives", [])),
+        )
+        for e in entries
+    )
 
 
 def chapter(slug: str) -> Chapter:
     """The chapter named ``slug``; a ``KeyError`` lists every slug when it is unknown."""
+    by_slug = {c.slug: c for c in all_chapters()}
     try:
-        return _BY_SLUG[slug]
+        return by_slug[slug]
     except KeyError:
-        raise KeyError(f"unknown chapter {slug!r}; the chapters are: {', '.join(_BY_SLUG)}") from None
+        raise KeyError(f"unknown chapter {slug!r}; the chapters are: {', '.join(by_slug)}") from None
 
 
 def written_chapters(root: Path | None = None) -> list[Chapter]:
     """Chapters whose notebook exists, in book order."""
-    return [c for c in CHAPTERS if c.notebook(root).is_file()]
+    return [c for c in all_chapters() if c.notebook(root).is_file()]
+
+
+def register_chapter(slug: str, *, title: str, part: int, paper: str, prerequisites=(), objectives=()) -> Chapter:
+    """Append a chapter to the registry (a student's reproduction project, say) and return it."""
+    if not SLUG.match(slug):
+        raise ParameterError(f"slug {slug!r} is not valid: lower-case letters, digits and _, starting with a letter")
+    if any(c.slug == slug for c in all_chapters()):
+        raise ParameterError(f"chapter {slug!r} is already registered")
+    if not 1 <= int(part) <= len(PARTS):
+        raise ParameterError(f"--part {part!r} is not valid; choose 1 to {len(PARTS)}: " + "; ".join(PARTS))
+    if not title.strip() or not paper.strip():
+        raise ParameterError("--title and --paper must not be empty (the paper: authors, venue, link)")
+    entry = {
+        "slug": slug,
+        "part": int(part),
+        "title": title.strip(),
+        "paper": paper.strip(),
+        "prerequisites": list(prerequisites),
+        "objectives": list(objectives),
+    }
+    block = yaml.safe_dump([entry], sort_keys=False, allow_unicode=True, width=110)
+    with registry_path().open("a") as f:
+        f.write(block)
+    return chapter(slug)

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .chapters import CHAPTERS
+from .chapters import all_chapters
 from .params import ParameterError, check_scale
 from .paths import claims_dir
 
@@ -469,7 +469,7 @@ def render_seed_stability(claims: list[Claim], seeds: dict[str, dict]) -> str:
 def load_ledgers(scale: str, folder: Path | None = None) -> list[dict]:
     """Every saved ledger of ``scale``, in book order."""
     folder = Path(folder) if folder is not None else claims_dir(check_scale(scale))
-    order = {c.slug: i for i, c in enumerate(CHAPTERS)}
+    order = {c.slug: i for i, c in enumerate(all_chapters())}
     found = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
     return sorted(found, key=lambda d: order.get(d["slug"], len(order)))
 
@@ -508,8 +508,7 @@ def summary_figure(ledgers: list[dict], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    titles = {c.slug: c.slug for c in CHAPTERS}
-    names = [titles.get(d["slug"], d["slug"]) for d in ledgers][::-1]
+    names = [d["slug"] for d in ledgers][::-1]
     fig, (left, right) = plt.subplots(
         1, 2, figsize=(10, 0.45 * len(ledgers) + 1.8), sharey=True, gridspec_kw={"width_ratios": [3, 2]}
     )
@@ -563,7 +562,7 @@ def render_claims_page(
     the summary figure's path relative to the page, when one was drawn; ``seeds`` (from
     :func:`llmtheory.sweep.seed_verdicts`) adds each claim's verdict at every swept seed and flags the flips."""
     seeds = seeds or {}
-    titles = {c.slug: c.title for c in CHAPTERS}
+    titles = {c.slug: c.title for c in all_chapters()}
     lines = [
         "# The claims ledger",
         "",

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from .chapters import CHAPTERS, chapter, written_chapters
+from .chapters import all_chapters, chapter, written_chapters
 from .claims import load_ledgers, render_claims_page, summary_figure
 from .params import SCALES, ParameterError
 from .paths import build_dir, claims_dir, repo_root
@@ -94,7 +94,7 @@ def format_ledger(ledger: dict) -> str:
 
 def _cmd_list(_args) -> int:
     written = {c.slug for c in written_chapters()}
-    for c in CHAPTERS:
+    for c in all_chapters():
         status = "ready" if c.slug in written else "planned"
         print(f"{c.slug:22s} {status:8s} Part {c.part}: {c.title}")
     return 0
@@ -159,6 +159,16 @@ def _cmd_sweep(args) -> int:
     return 1 if any(r["status"] == "failed" for r in records) else 0
 
 
+def _cmd_course(args) -> int:
+    from .course import prerequisite_figure, render_course_page
+
+    output = Path(args.output) if args.output else repo_root() / "book" / "course.md"
+    figure = prerequisite_figure(all_chapters(), output.with_name(f"{output.stem}_prerequisites.png"))
+    output.write_text(render_course_page(repo_root(), figure=figure.name))
+    print(f"wrote {output}")
+    return 0
+
+
 def _cmd_student(args) -> int:
     from .teaching import checked_exercises, write_student_notebooks
 
@@ -188,9 +198,29 @@ def _cmd_grade(args) -> int:
 
 
 def _cmd_new(args) -> int:
-    from .scaffold import write_skeleton
+    from .chapters import register_chapter, registry_path
+    from .scaffold import add_to_toc, write_skeleton
 
-    print(f"wrote {write_skeleton(args.slug)}")
+    known = {c.slug for c in all_chapters()}
+    if args.slug not in known:
+        if not (args.title and args.part and args.paper):
+            raise ParameterError(
+                f"chapter {args.slug!r} is not in the book ({', '.join(sorted(known))}); to start a chapter of your "
+                "own, register it: python -m llmtheory new <slug> --title '...' --part N --paper 'authors, venue, link'"
+            )
+        register_chapter(
+            args.slug,
+            title=args.title,
+            part=args.part,
+            paper=args.paper,
+            prerequisites=args.prerequisite,
+            objectives=args.objective,
+        )
+        print(f"registered {args.slug} in {registry_path()}")
+    path = write_skeleton(args.slug)
+    print(f"wrote {path}")
+    if add_to_toc(args.slug):
+        print(f"added notebooks/{args.slug} to _toc.yml under {chapter(args.slug).part_name}")
     return 0
 
 
@@ -216,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a local cluster)")
     sweep.add_argument("--workers", type=int, help="local workers (default: one per core)")
     sweep.set_defaults(func=_cmd_sweep)
+    course = sub.add_parser("course", help="write the course page (book/course.md) from the chapters and ledgers")
+    course.add_argument("--output", help="where to write the page (default: book/course.md)")
+    course.set_defaults(func=_cmd_course)
     student = sub.add_parser("student", help="write student notebooks (solutions removed) to _build/student/")
     student.add_argument("slugs", nargs="*", help="chapters (default: every written chapter)")
     student.add_argument("--out", help="folder to write to (default: _build/student)")
@@ -224,8 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("notebook")
     grade.add_argument("--scale", default="smoke", choices=SCALES)
     grade.set_defaults(func=_cmd_grade)
-    new = sub.add_parser("new", help="write the skeleton notebook of a new chapter")
-    new.add_argument("slug", choices=[c.slug for c in CHAPTERS])
+    new = sub.add_parser("new", help="write the skeleton of a chapter (registering a paper of your own with --title)")
+    new.add_argument("slug", help="a chapter of the book, or a new slug with --title, --part and --paper")
+    new.add_argument("--title", help="the paper's title (registers a new chapter)")
+    new.add_argument("--part", type=int, help="the part of the book, 1 to 6")
+    new.add_argument("--paper", help="authors, venue, link")
+    new.add_argument("--prerequisite", action="append", default=[], help="a chapter slug or topic (repeatable)")
+    new.add_argument("--objective", action="append", default=[], help="a learning objective (repeatable)")
     new.set_defaults(func=_cmd_new)
     return parser
 

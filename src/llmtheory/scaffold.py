@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from .chapters import chapter
+from .chapters import PARTS, chapter
 from .paths import repo_root
 
 COLAB_CLONE_DIR = "/content/llm-theory-executed"
@@ -110,3 +110,29 @@ def write_skeleton(slug: str, root: Path | None = None) -> Path:
         raise FileExistsError(f"{path} exists; delete it first to start the chapter again")
     nbformat.write(chapter_skeleton(slug, repository_url(root)), path)
     return path
+
+
+def add_to_toc(slug: str, root: Path | None = None) -> bool:
+    """List ``notebooks/<slug>`` in ``_toc.yml`` under its part (adding the part, in book order, if it has no
+    chapter yet); returns False when it is listed already. The file's leading comments are kept."""
+    root = root or repo_root()
+    path = root / "_toc.yml"
+    text = path.read_text()
+    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+    toc = yaml.safe_load(text)
+    entry = f"notebooks/{slug}"
+    if any(item.get("file") == entry for part in toc["parts"] for item in part["chapters"]):
+        return False
+    caption = chapter(slug).part_name
+    parts = toc["parts"]
+    if not any(p["caption"] == caption for p in parts):
+        # book parts by their order; what comes before them ("Getting started") first, back matter last
+        def rank(index: int) -> int:
+            name = parts[index]["caption"]
+            return PARTS.index(name) if name in PARTS else (-1 if index == 0 else len(PARTS))
+
+        position = next((i for i in range(len(parts)) if rank(i) > PARTS.index(caption)), len(parts))
+        parts.insert(position, {"caption": caption, "chapters": []})
+    next(p for p in parts if p["caption"] == caption)["chapters"].append({"file": entry})
+    path.write_text(header + yaml.safe_dump(toc, sort_keys=False, allow_unicode=True))
+    return True
