@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JB := $(VENV)/bin/jupyter-book
 
-.PHONY: setup book page test smoke robustness lint lock manifest clean
+.PHONY: setup book page test test-latest smoke robustness lint lock manifest clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,18 @@ test: $(STAMP)
 	$(PY) -m ruff check src tests
 	$(PY) -m ruff format --check src tests
 	.ci/offline $(PY) -m pytest
+
+# The periodic compatibility check of the Colab path: a separate environment made by `pip install -e .[dev]`
+# alone (pyproject's lower bounds, the newest versions allowed, as Colab's pip resolves them), every chapter at
+# the smoke tier, and the setup cell run with a stand-in google.colab and a local clone. The versions it resolved
+# are written to _build/latest-versions.txt.
+LATEST := .venv-latest
+test-latest:
+	rm -rf $(LATEST) && $(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+	mkdir -p _build && $(LATEST)/bin/python -m pip freeze --exclude-editable > _build/latest-versions.txt
+	.ci/offline $(LATEST)/bin/python -m pytest -m notebook tests/test_notebooks.py
+	LLMTHEORY_LATEST=1 $(LATEST)/bin/python -m pytest tests/test_colab.py  # pip in the setup cell needs the registry
 
 # Only the notebooks, at the smoke tier.
 smoke: $(STAMP)
