@@ -41,7 +41,7 @@ page: $(STAMP) _build/.library-stamp
 	@mkdir -p _build/pages/$(SLUG)
 	@test -f book/claims.md || $(PY) -m llmtheory claims --scale book > /dev/null
 	@printf 'format: jb-book\nroot: book/intro\nchapters:\n  - file: book/how_to_use\n  - file: notebooks/$(SLUG)\n  - file: book/claims\n' > _build/pages/$(SLUG)/_toc.yml
-	@sed 's/^  config:$$/  config:\n    suppress_warnings: [myst.xref_missing, ref.doc]/' _config.yml > _build/pages/$(SLUG)/_config.yml
+	@sed 's/^  config:$$/  config:\n    suppress_warnings: [myst.xref_missing, ref.doc, ref.ref]/' _config.yml > _build/pages/$(SLUG)/_config.yml
 	$(JB) build . --toc _build/pages/$(SLUG)/_toc.yml --config _build/pages/$(SLUG)/_config.yml \
 		--path-output _build/pages/$(SLUG) -W -n --keep-going
 	@echo "The page is at file://$(CURDIR)/_build/pages/$(SLUG)/_build/html/notebooks/$(SLUG).html"

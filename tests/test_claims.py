@@ -200,12 +200,12 @@ def test_summary_counts_reproductions_among_measured_claims_only():
 def test_claims_page_renders_every_kind_badges_links_and_escapes_pipes(tmp_path):
     page = render_claims_page([_ledger().to_dict()], "smoke", figure="claims_summary.png")
     assert page.startswith("# The claims ledger")
-    row = "| [Uniform Sampling from High-dimensional Spectral Norm Balls](../notebooks/spectral_ball.ipynb) |"
+    row = "| [spectral_ball](../notebooks/spectral_ball.ipynb) |"
     assert f"{row} 1 | 0 | 1 | 0 | 0 | 1 | 1 | 1 |" in page
     assert "| **all chapters** | **1** | **0** | **1** | **0** | **0** | **1** | **1** | **1** |" in page
     assert "y \\| z" in page
     for kind in KINDS:
-        assert f"| {kind} |" in page
+        assert f"— *{kind}* (" in page
     assert "{ref}`checked here <spectral_ball-claims>`" in page
     assert "```{figure} claims_summary.png" in page
     assert page.count("border-radius") >= 5

@@ -480,13 +480,13 @@ def _cell(text) -> str:
 
 SUMMARY_COLUMNS: tuple[tuple[str, str, str], ...] = (
     # (header, kind, verdict) — measured verdicts first: only these count as reproductions
-    ("reproduced", MEASURED, REPRODUCED),
-    ("qualitatively", MEASURED, QUALITATIVE),
-    ("not reproduced", MEASURED, NOT_REPRODUCED),
-    ("rule does not discriminate", MEASURED, NOT_DISCRIMINATING),
-    ("not testable", MEASURED, NOT_TESTABLE),
-    ("identity checks", IDENTITY, ""),
-    ("published arithmetic", PUBLISHED, ""),
+    ("repr.", MEASURED, REPRODUCED),
+    ("qual.", MEASURED, QUALITATIVE),
+    ("not repr.", MEASURED, NOT_REPRODUCED),
+    ("no discr.", MEASURED, NOT_DISCRIMINATING),
+    ("not test.", MEASURED, NOT_TESTABLE),
+    ("identity", IDENTITY, ""),
+    ("published", PUBLISHED, ""),
     ("assumed", ASSUMED, ""),
 )
 
@@ -510,7 +510,7 @@ def summary_figure(ledgers: list[dict], path: Path) -> Path:
 
     names = [d["slug"] for d in ledgers][::-1]
     fig, (left, right) = plt.subplots(
-        1, 2, figsize=(10, 0.45 * len(ledgers) + 1.8), sharey=True, gridspec_kw={"width_ratios": [3, 2]}
+        1, 2, figsize=(10, 0.45 * len(ledgers) + 2.6), sharey=True, gridspec_kw={"width_ratios": [3, 2]}
     )
     rows = ledgers[::-1]
     start = np.zeros(len(rows))
@@ -519,7 +519,7 @@ def summary_figure(ledgers: list[dict], path: Path) -> Path:
         left.barh(names, counts, left=start, color=BADGE_COLOURS[verdict][0], edgecolor="white", label=verdict)
         start += counts
     left.set(title="Measured claims (the only ones that can reproduce)", xlabel="claims")
-    left.legend(loc="lower right", fontsize=8, frameon=True)
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.6 / len(ledgers)), ncol=3, fontsize=8)
     start = np.zeros(len(rows))
     hatches = {IDENTITY: "", PUBLISHED: "//", ASSUMED: ".."}
     for kind in (IDENTITY, PUBLISHED, ASSUMED):
@@ -538,13 +538,12 @@ def summary_figure(ledgers: list[dict], path: Path) -> Path:
             start += counts
     right.set(title="Checks that are not reproductions", xlabel="claims")
     if right.get_legend_handles_labels()[0]:
-        right.legend(loc="lower right", fontsize=8, frameon=True)
+        right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.6 / len(ledgers)), ncol=2, fontsize=8)
     for ax in (left, right):
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(axis="y", visible=False)
-    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -557,8 +556,8 @@ def claim_label(ledger: dict, claim: dict) -> str:
 def render_claims_page(
     ledgers: list[dict], scale: str, figure: str | None = None, seeds: dict[str, dict] | None = None
 ) -> str:
-    """The MyST page ``book/claims.md``: a figure and a summary table of verdicts by kind, then one table per
-    chapter with verdict badges and a link from each claim to where its chapter checks it. ``figure`` is
+    """The MyST page ``book/claims.md``: a figure and a summary table of verdicts by kind, then each chapter's
+    claims with verdict badges and a link from each claim to where its chapter checks it. ``figure`` is
     the summary figure's path relative to the page, when one was drawn; ``seeds`` (from
     :func:`llmtheory.sweep.seed_verdicts`) adds each claim's verdict at every swept seed and flags the flips."""
     seeds = seeds or {}
@@ -593,7 +592,13 @@ def render_claims_page(
             "```",
             "",
         ]
-    headers = [f"measured: {h}" if kind == MEASURED else h for h, kind, _ in SUMMARY_COLUMNS]
+    headers = [h for h, _, _ in SUMMARY_COLUMNS]
+    lines += [
+        "Measured claims by verdict — *repr.* reproduced, *qual.* reproduced only qualitatively, *not repr.* not",
+        "reproduced, *no discr.* the rule does not discriminate, *not test.* not testable at this scale — then the",
+        "claims of the other kinds, which are checks: identities, arithmetic on published numbers, assumed.",
+        "",
+    ]
     if seeds:
         headers.append("verdict changes with the seed")
         lines += [
@@ -607,14 +612,13 @@ def render_claims_page(
     for ledger in ledgers:
         counts = summary_counts(ledger)
         totals += counts
-        title = titles.get(ledger["slug"], ledger["slug"])
         cells = [str(n) for n in counts]
         if seeds:
             chapter_seeds = seeds.get(ledger["slug"], {})
             flipping = sum(verdict_changes(v) for v in chapter_seeds.values())
             flipping_total += flipping
             cells.append(f"⚠ {flipping}" if flipping else ("0" if chapter_seeds else "not swept"))
-        lines.append(f"| [{title}](../notebooks/{ledger['slug']}.ipynb) | " + " | ".join(cells) + " |")
+        lines.append(f"| [{ledger['slug']}](../notebooks/{ledger['slug']}.ipynb) | " + " | ".join(cells) + " |")
     total_cells = [f"**{n}**" for n in totals] + ([f"**{flipping_total}**"] if seeds else [])
     lines += ["| **all chapters** | " + " | ".join(total_cells) + " |", ""]
     for ledger in ledgers:
@@ -627,17 +631,23 @@ def render_claims_page(
             "",
         ]
         chapter_seeds = seeds.get(slug, {})
-        header = "| claim | kind | paper | ours | control, or why the rule can fail | rule | verdict |"
-        lines += [header + (" by seed |" if chapter_seeds else ""), "|---" * (7 + bool(chapter_seeds)) + "|"]
         for c in ledger["claims"]:
             checked = f"{{ref}}`checked here <{claim_label(ledger, c)}>`"
-            control = c.get("control") or c.get("can_fail_because") or ""
-            cells = [f"{c['claim']} ({checked})", c["kind"], c["paper"], c["ours"], control, c["rule"]]
-            row = "| " + " | ".join(_cell(x) for x in cells) + f" | {badge_html(c['verdict'])} |"
+            head = f"{badge_html(c['verdict'])} **{_cell(c['claim'])}** — *{c['kind']}* ({checked})"
             if chapter_seeds:
                 by_seed = chapter_seeds.get(c["id"], {})
-                flag = "⚠ " if verdict_changes(by_seed) else ""
-                row += f" {flag}{seed_badges(by_seed) or 'not swept'} |"
-            lines.append(row)
+                flag = "⚠ verdict changes with the seed: " if verdict_changes(by_seed) else "by seed: "
+                head += f" · {flag}{seed_badges(by_seed) or 'not swept'}"
+            lines += [
+                head,
+                "",
+                f"- paper: {_cell(c['paper'])} · ours: {_cell(c['ours'])}",
+                f"- rule: {_cell(c['rule'])}",
+            ]
+            if c.get("control"):
+                lines.append(f"- control: {_cell(c['control'])}")
+            elif c.get("can_fail_because"):
+                lines.append(f"- why the rule can fail: {_cell(c['can_fail_because'])}")
+            lines.append("")
         lines.append("")
     return "\n".join(lines)

@@ -66,6 +66,28 @@ def syllabus(chapters: tuple[Chapter, ...], weeks: int = WEEKS) -> list[Week]:
     return [Week(i + 1, group) for i, group in enumerate(plan)]
 
 
+def layered_layout(graph) -> dict[str, tuple[float, float]]:
+    """Nodes in rows by prerequisite depth, each row ordered by the mean position of its nodes' prerequisites
+    (the barycentre heuristic, a few sweeps), so that arrows cross less."""
+    import networkx as nx
+
+    rows = [sorted(nodes) for nodes in nx.topological_generations(graph)]
+    x: dict[str, float] = {}
+    for _ in range(4):
+        for depth, row in enumerate(rows):
+
+            def barycentre(node, depth=depth):
+                near = [x[p] for p in graph.predecessors(node) if p in x] if depth else []
+                near += [x[s] for s in graph.successors(node) if s in x] if not near else []
+                return sum(near) / len(near) if near else x.get(node, 0.0)
+
+            row.sort(key=barycentre)
+            width = max(len(r) for r in rows)
+            for i, node in enumerate(row):
+                x[node] = (i - (len(row) - 1) / 2) * width / max(len(row), 1)
+    return {node: (x[node], -float(depth)) for depth, row in enumerate(rows) for node in row}
+
+
 def prerequisite_figure(chapters: tuple[Chapter, ...], path: Path) -> Path:
     """The prerequisite graph: chapters coloured by part, topics in grey, arrows from what is needed first."""
     import matplotlib
@@ -83,16 +105,13 @@ def prerequisite_figure(chapters: tuple[Chapter, ...], path: Path) -> Path:
         for p in c.prerequisites:
             graph.add_node(p, part=0 if p not in slugs else graph.nodes.get(p, {}).get("part", 0))
             graph.add_edge(p, c.slug)
-    for layer, nodes in enumerate(nx.topological_generations(graph)):
-        for node in nodes:
-            graph.nodes[node]["layer"] = layer
-    position = nx.multipartite_layout(graph, subset_key="layer", align="horizontal", scale=2)
-    position = {n: (x, -y) for n, (x, y) in position.items()}
-    fig, ax = plt.subplots(figsize=(13, 7.5))
+    position = layered_layout(graph)
+    fig, ax = plt.subplots(figsize=(14, 8))
     colours = ["#DDDDDD" if graph.nodes[n].get("part", 0) == 0 else PALETTE[graph.nodes[n]["part"] - 1] for n in graph]
-    nx.draw_networkx_edges(graph, position, ax=ax, arrows=True, arrowsize=10, edge_color="#888888", width=0.8)
-    nx.draw_networkx_nodes(graph, position, ax=ax, node_color=colours, node_size=520, edgecolors="#333333")
-    nx.draw_networkx_labels(graph, {n: (x, y - 0.09) for n, (x, y) in position.items()}, ax=ax, font_size=8)
+    nx.draw_networkx_edges(graph, position, ax=ax, arrows=True, arrowsize=10, edge_color="#999999", width=0.7)
+    nx.draw_networkx_nodes(graph, position, ax=ax, node_color=colours, node_size=420, edgecolors="#333333")
+    for node, (x, y) in position.items():  # labels below their node, slanted so that neighbours do not collide
+        ax.text(x, y - 0.07, node, fontsize=8, rotation=-25, ha="left", va="top")
     handles = [plt.Line2D([], [], marker="o", ls="", color=PALETTE[i], label=part) for i, part in enumerate(PARTS)]
     handles.append(plt.Line2D([], [], marker="o", ls="", color="#DDDDDD", label="background topic"))
     ax.legend(handles=handles, loc="lower left", fontsize=8, frameon=True)
@@ -151,22 +170,29 @@ def render_course_page(root: Path, figure: str | None = None) -> str:
     if figure:
         lines += [f"```{{figure}} {figure}", ":name: course-prerequisites", "",
                   "Prerequisites declared by the chapters; grey nodes are background topics.", "```", ""]  # fmt: skip
-    lines += [
-        "| week | chapters | learning objectives | runtime smoke · book (2 cores) | suggested assignments |",
-        "|---|---|---|---|---|",
-    ]
-    for week in syllabus(chapters):
-        titles = "<br>".join(
-            f"[{c.title}](../notebooks/{c.slug}.ipynb)" if c.slug in written else f"{c.title} *(planned)*"
-            for c in week.chapters
-        )
-        objectives = "<br>".join(f"• {o}" for c in week.chapters for o in c.objectives)
+    weeks = syllabus(chapters)
+
+    def linked(c: Chapter) -> str:
+        return f"[{c.title}](../notebooks/{c.slug}.ipynb)" if c.slug in written else f"{c.title} *(planned)*"
+
+    lines += ["## The weeks at a glance", "", "| week | chapters | runtime: smoke · book |", "|---|---|---|"]
+    for week in weeks:
+        names = "<br>".join(linked(c) for c in week.chapters)
         runtimes = "<br>".join(f"{_runtime(smoke, c.slug)} · {_runtime(book, c.slug)}" for c in week.chapters)
-        assignments = "<br>".join(_assignment(c, root, book) for c in week.chapters)
-        lines.append(f"| {week.number} | {titles} | {objectives} | {runtimes} | {assignments} |")
+        lines.append(f"| {week.number} | {names} | {runtimes} |")
+    lines += [f"| {WEEKS} | {PROJECT_WEEK} | — |", ""]
+    for week in weeks:
+        lines += [f"## Week {week.number}", ""]
+        for c in week.chapters:
+            lines += [f"**{linked(c)}**", ""]
+            lines += [f"- Objective: {o}" for o in c.objectives]
+            needs = ", ".join(c.prerequisites) or "nothing beyond the book's introduction"
+            lines += [f"- Needs: {needs}", f"- Assignment: {_assignment(c, root, book)}", ""]
     lines += [
-        f"| {WEEKS} | {PROJECT_WEEK} | • register, scaffold and run a chapter of one's own<br>"
-        "• defend each verdict of its ledger | — | see below |",
+        f"## Week {WEEKS}: reproduction projects",
+        "",
+        "- Objective: register, scaffold and run a chapter of one's own (below)",
+        "- Objective: defend each verdict of its ledger: its kind of evidence, its control, its interval",
         "",
         "Runtimes are the `wall_time_s` of the last ledger at each tier on the book's 2-core machine (— when that",
         "tier has not been run here: `python -m llmtheory run <slug> --scale smoke` records one).",
@@ -184,10 +210,15 @@ def render_course_page(root: Path, figure: str | None = None) -> str:
         "the book's anatomy, a ledger and a test:",
         "",
         "```bash",
-        "python -m llmtheory new my_paper --part 2 --title 'The paper title' \\",
-        "    --paper 'Authors, venue, arXiv id' --prerequisite grad_detect --objective 'what a reader learns'",
-        "# → src/llmtheory/chapters.yml gains the entry, notebooks/my_paper.ipynb is written, _toc.yml lists it",
-        "python -m llmtheory run my_paper --scale smoke      # the ledger lands on the claims page",
+        "python -m llmtheory new my_paper --part 2 \\",
+        "    --title 'The paper title' \\",
+        "    --paper 'Authors, venue, arXiv id' \\",
+        "    --prerequisite grad_detect \\",
+        "    --objective 'what a reader learns'",
+        "# chapters.yml gains the entry, notebooks/my_paper.ipynb",
+        "# is written and _toc.yml lists it; then",
+        "python -m llmtheory run my_paper --scale smoke",
+        "# and its ledger is on the claims page",
         "```",
         "",
         "Then: the method in `src/llmtheory/my_paper.py` with tests in `tests/test_my_paper.py`, every claim in the",

@@ -1,0 +1,194 @@
+"""Open every page of the rendered book in headless Chromium and check what a reader would see.
+
+``python -m llmtheory.check_book [_build/html]`` (``make check-book``) fails, naming the page, when a page has a
+JavaScript error, math that MathJax left untypeset, an image that does not load, a code block wider than its
+column at 1200 px, an internal link or cross-reference whose target is missing, or a figure with a transparent
+background (unreadable in the theme's dark mode). It saves a full-page screenshot of each page under
+``_build/screenshots/`` for a person to look at.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``apt-get install chromium chromium-driver``) and selenium
+(in the ``dev`` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+WIDTH, HEIGHT = 1200, 900
+SKIPPED_PAGES = {"genindex.html", "search.html", "py-modindex.html"}
+# pydata-sphinx-theme logs this with console.error on a reader's first visit (no colour mode stored yet); it
+# resets to "auto" and the page is unaffected. Every other console error counts.
+KNOWN_CONSOLE_NOISE = ("Got invalid theme mode: . Resetting to auto.",)
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+# Runs in the page: everything measured from the DOM after MathJax has finished.
+MEASURE = """
+const article = document.querySelector('article') || document.body;
+const visible = el => !el.closest('details:not([open])') && el.offsetParent !== null;
+const untypeset = [...article.querySelectorAll('.math')]
+  .filter(el => !el.querySelector('mjx-container')).map(el => el.textContent.slice(0, 60));
+const prose = [...article.querySelectorAll('p, li, td')]
+  .filter(el => !el.closest('pre, code, .highlight, .cell_output'))
+  .map(el => el.innerText).filter(t => /(^|[^\\\\$])\\$[^$\\s][^$]*[^$\\s\\\\]\\$/.test(t))
+  .map(t => t.slice(0, 60));
+const images = [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src);
+const wide = [...article.querySelectorAll('pre')].filter(visible)
+  .filter(p => p.scrollWidth > p.clientWidth + 1)
+  .map(p => `${p.scrollWidth - p.clientWidth} px over: ${p.innerText.split('\\n')[0].slice(0, 50)}`);
+const links = [...document.querySelectorAll('a[href]')].map(a => a.href).filter(h => h.startsWith('file:'));
+const figures = [...article.querySelectorAll('img')].map(i => i.src).filter(s => s.startsWith('file:'));
+return {untypeset, prose, images, wide, links, figures};
+"""
+
+WAIT_FOR_MATHJAX = """
+const done = arguments[arguments.length - 1];
+if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+  MathJax.startup.promise.then(() => done(true)).catch(() => done(false));
+} else { done(null); }
+"""
+
+
+@dataclass
+class PageReport:
+    page: str
+    problems: list[str] = field(default_factory=list)
+
+
+def book_pages(html_dir: Path) -> list[Path]:
+    """Every page of the book, without Sphinx's own (index, search) and static files."""
+    return sorted(
+        p
+        for p in html_dir.rglob("*.html")
+        if not {"_static", "_sources", "_images"} & set(p.relative_to(html_dir).parts) and p.name not in SKIPPED_PAGES
+    )
+
+
+def driver():
+    """Headless Chromium at 1200 px, its console logged, with no background network traffic."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--allow-file-access-from-files",
+        f"--window-size={WIDTH},{HEIGHT}",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def transparent_fraction(png: Path) -> float:
+    """The fraction of a PNG's pixels that are mostly transparent (0 for an image without alpha)."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(png) as image:
+        if "A" not in image.getbands():
+            return 0.0
+        alpha = np.asarray(image.getchannel("A"))
+    return float((alpha < 128).mean())
+
+
+_ID_CACHE: dict[Path, set[str]] = {}
+
+
+def _ids(page: Path) -> set[str]:
+    if page not in _ID_CACHE:
+        _ID_CACHE[page] = set(re.findall(r'\bid="([^"]+)"', page.read_text(errors="replace")))
+    return _ID_CACHE[page]
+
+
+def broken_link(url: str) -> str | None:
+    """Why a ``file:`` link is broken (its file or its anchor is missing), or None."""
+    parsed = urlparse(url)
+    target = Path(unquote(parsed.path))
+    if not target.exists():
+        return f"missing file {target.name}"
+    if parsed.fragment and target.suffix == ".html" and unquote(parsed.fragment) not in _ids(target):
+        return f"missing anchor #{parsed.fragment} in {target.name}"
+    return None
+
+
+def check_page(browser, page: Path, html_dir: Path, screenshots: Path) -> PageReport:
+    report = PageReport(str(page.relative_to(html_dir)))
+    browser.get(page.as_uri())
+    if browser.execute_async_script(WAIT_FOR_MATHJAX) is False:
+        report.problems.append("MathJax failed to start")
+    errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    errors = [m for m in errors if "favicon" not in m and not any(noise in m for noise in KNOWN_CONSOLE_NOISE)]
+    report.problems += [f"JavaScript error: {m[:160]}" for m in errors]
+    found = browser.execute_script(MEASURE)
+    report.problems += [f"untypeset math: {t}" for t in found["untypeset"]]
+    report.problems += [f"dollar math left in the text: {t}" for t in found["prose"]]
+    report.problems += [f"image does not load: {src}" for src in found["images"]]
+    report.problems += [f"code wider than its column at {WIDTH} px: {w}" for w in found["wide"]]
+    for url in sorted(set(found["links"])):
+        if why := broken_link(url):
+            report.problems.append(f"broken link {url.split('/')[-1]}: {why}")
+    for src in sorted(set(found["figures"])):
+        path = Path(unquote(urlparse(src).path))
+        if path.suffix.lower() == ".png" and path.is_file() and transparent_fraction(path) > 0.2:
+            report.problems.append(f"figure with a transparent background (dark mode): {path.name}")
+    (screenshots / (report.page.replace("/", "__").removesuffix(".html") + ".png")).write_bytes(full_page(browser))
+    return report
+
+
+def full_page(browser) -> bytes:
+    """A PNG of the whole page at the checked width (the viewport stretched to the page's height)."""
+    height = min(int(browser.execute_script("return document.documentElement.scrollHeight")), 30000)
+    metrics = {"width": WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": False}
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    try:
+        shot = browser.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    return base64.b64decode(shot["data"])
+
+
+def check_book(html_dir: Path, screenshots: Path) -> list[PageReport]:
+    """Check every page; return one report per page."""
+    if not (html_dir / "index.html").is_file():
+        raise FileNotFoundError(f"no rendered book at {html_dir}: run `make book` first")
+    screenshots.mkdir(parents=True, exist_ok=True)
+    browser = driver()
+    try:
+        return [check_page(browser, page, html_dir, screenshots) for page in book_pages(html_dir)]
+    finally:
+        browser.quit()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m llmtheory.check_book", description=__doc__.splitlines()[0])
+    parser.add_argument("html", nargs="?", default="_build/html")
+    parser.add_argument("--screenshots", default="_build/screenshots")
+    args = parser.parse_args(argv)
+    reports = check_book(Path(args.html).resolve(), Path(args.screenshots))
+    bad = [r for r in reports if r.problems]
+    for r in reports:
+        print(f"{'FAIL' if r.problems else 'ok  '} {r.page}")
+        for problem in r.problems[:20]:
+            print(f"       {problem}")
+        if len(r.problems) > 20:
+            print(f"       ... and {len(r.problems) - 20} more")
+    print(f"{len(reports) - len(bad)} of {len(reports)} pages pass; screenshots in {args.screenshots}/")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
