@@ -3,10 +3,15 @@
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.linalg import expm
 
 from llmtheory import enerinfer as ei
+from llmtheory import enerinfer_claims as ec
+from llmtheory import enerinfer_stream as es
+from llmtheory.claims import MEASURED, NOT_DISCRIMINATING, Ledger
+from llmtheory.params import ParameterError
 from llmtheory.seeding import make_rng
 
 MODELS = {m.name: m for m in ei.REAL_MODELS}
@@ -108,24 +113,161 @@ def test_cpu_fit_recovers_known_parameters():
     assert ei.cpu_time(fit, "decode", 4, 0.0, 5e6) == pytest.approx(decode[1], rel=1e-6)
 
 
-def test_thermal_controller_keeps_phone_cooler_than_performance():
-    platform = dataclasses.replace(ei.PHONE, t_ambient=30.0)
-    engine, model = ei.ENGINES[0], MODELS["Llama-3.2-3B"]
+@pytest.fixture(scope="module")
+def phone_predictor():
     structure, _ = ei.profile_and_fit(
-        platform, engine, [MODELS[n] for n in ("Qwen2.5-0.5B", "Llama-3.2-1B", "Qwen2.5-7B")],
+        ei.PHONE, ei.ENGINES[0], [MODELS[n] for n in ("Qwen2.5-0.5B", "Llama-3.2-1B", "Qwen2.5-7B")],
         make_rng(0, "test-profile"), {"decode": (256, 1024), "prefill": (64, 256)}, n_trees=10,
     )  # fmt: skip
-    trace = ei.make_trace(make_rng(0, "trace"), 300.0, 0.2, mean_prompt=128)
+    return structure
+
+
+def test_thermal_controller_keeps_phone_cooler_than_performance(phone_predictor):
+    platform = dataclasses.replace(ei.PHONE, t_ambient=30.0)
+    predictor = dataclasses.replace(phone_predictor, platform=platform)
+    engine, model = ei.ENGINES[0], MODELS["Llama-3.2-3B"]
+    trace = es.make_trace(make_rng(0, "trace"), 300.0, 0.08)
     results = {
-        policy: ei.simulate_stream(policy, platform, engine, model, trace, structure, ei.QoE(), make_rng(0, policy))
+        policy: es.simulate_queue(policy, platform, engine, model, trace, predictor, ei.QoE(), make_rng(0, policy))
         for policy in ("performance", "EnerInfer")
     }
     assert results["EnerInfer"]["peak shell °C"] < results["performance"]["peak shell °C"]
     assert results["EnerInfer"]["tokens/J"] > results["performance"]["tokens/J"]
-    assert results["EnerInfer"]["QoE violations %"] == 0
+    assert results["EnerInfer"]["rate violations %"] == 0
+
+
+def test_leakage_doubles_every_doubling_interval_and_is_hidden_at_the_profiling_temperature():
+    p = ei.PHONE
+    assert ei.leakage_factor(p, p.leak_ref_c) == pytest.approx(1.0)
+    assert ei.leakage_factor(p, p.leak_ref_c + p.leak_doubling_k) == pytest.approx(2.0)
+    levels = np.asarray(p.npu_levels)
+    hot, cool = ei.npu_power(p, levels, 0.0, p.leak_ref_c + 20), ei.npu_power(p, levels, 0.0)
+    assert np.all(hot > cool)
+    # the extra power is leakage only: it does not depend on the activity
+    hot_busy = ei.npu_power(p, levels, 1.0, p.leak_ref_c + 20)
+    assert np.allclose(hot_busy - ei.npu_power(p, levels, 1.0), hot - cool)
+
+
+def test_thermal_leakage_equilibrium_is_a_fixed_point_hotter_than_the_open_loop():
+    p, engine, model = ei.PHONE, ei.ENGINES[0], MODELS["Llama-3.2-3B"]
+
+    def power_at(die_c):
+        return ei.decode_phase(p, engine, model, 512, die_c=die_c)["power"][-1, -1]
+
+    die, power = ei.thermal_leakage_equilibrium(p, power_at)
+    assert die == pytest.approx(p.t_ambient + power * (p.r_die_shell + p.r_shell_ambient), abs=1e-4)
+    assert die > ei.steady_state(p, power_at(p.leak_ref_c))[0]
+    # a leakage that grows faster than the cooling removes heat runs away
+    assert ei.thermal_leakage_equilibrium(p, lambda t: 2.0 ** ((t - 25) / 5)) == (np.inf, np.inf)
+
+
+def test_growing_context_and_cache_effects_in_the_true_decode():
+    p, engine, model = ei.PHONE, ei.ENGINES[1], MODELS["Llama-3.2-3B"]
+    one = ei.decode_phase(p, engine, model, 512)
+    response = ei.decode_phase(p, engine, model, 512, n_tokens=1024)
+    assert np.all(response["time"] > one["time"])  # the KV cache grows during the response
+    kv = 512 * model.kv_elements_per_token() * engine.kv_bytes
+    flops, nbytes = ei.decode_work(model, engine, 512)
+    streamed = ei.phase_time(p, engine, model, flops, nbytes)  # every byte streamed like the weights
+    no_cache = dataclasses.replace(p, slc_mb=0.0)
+    scattered = ei.phase_time(no_cache, engine, model, flops, nbytes, kv_bytes=kv)
+    assert np.all(scattered["memory"] > streamed["memory"])  # scattered KV reads are slower
+    cached = ei.phase_time(p, engine, model, flops, nbytes, kv_bytes=kv)
+    assert np.all(cached["memory"] < scattered["memory"])  # the system-level cache serves the newest entries
+
+
+def test_queue_counts_waiting_in_the_time_to_first_token():
+    p, engine, model = ei.PHONE, ei.ENGINES[0], MODELS["Llama-3.2-3B"]
+    trace = es.RequestTrace(
+        np.array([0.0, 0.01]), np.array([128, 128]), np.array([100, 100]), np.array([0.0]), np.array([1.0])
+    )
+    result = es.simulate_queue("performance", p, engine, model, trace, None, ei.QoE(), make_rng(0, "q"))
+    service = (
+        ei.prefill_phase(p, engine, model, 128)["time"][-1, -1]
+        + 100 * ei.decode_phase(p, engine, model, 128)["time"][-1, -1]
+    )
+    assert result["mean wait s"] == pytest.approx((service - 0.01) / 2, rel=0.02)
+    assert result["TTFT violations %"] == 50.0  # the second request waited a whole service
+    assert result["rate violations %"] == 0.0
+
+
+def test_default_governor_ramps_to_the_top_on_memory_bound_decode_and_idles_low():
+    p, engine, model = ei.PHONE, ei.ENGINES[1], MODELS["Llama-3.2-3B"]
+    trace = es.RequestTrace(np.array([0.0]), np.array([128]), np.array([300]), np.array([0.0]), np.array([1.0]))
+    governor = es.DefaultGovernor()
+    configs = []
+    observe = governor.observe
+    governor.observe = lambda s, truth, config, seconds: (configs.append(config), observe(s, truth, config, seconds))
+    original, es.make_policy = es.make_policy, lambda name: governor
+    try:
+        es.simulate_queue("default governor", p, engine, model, trace, None, ei.QoE(), make_rng(0, "g"))
+    finally:
+        es.make_policy = original
+    assert configs[0] == (0, 0)  # it starts from the idle levels
+    assert configs[-1] == (len(p.npu_levels) - 1, len(p.ddr_gbs) - 1)  # a saturated bus votes its way up
+
+
+def test_utilisation_matches_the_saturation_of_the_queue():
+    p, engine, model = ei.PHONE, ei.ENGINES[0], MODELS["Llama-3.2-3B"]
+    rho_per_rate, qoe = es.utilisation(p, engine, model, 1.0), ei.QoE()
+    busy = [
+        es.simulate_queue("performance", p, engine, model, trace, None, qoe, make_rng(0, "l"))["utilisation"]
+        for trace in (es.make_trace(make_rng(seed, "light"), 3000.0, 0.3 / rho_per_rate) for seed in range(4))
+    ]
+    assert np.mean(busy) == pytest.approx(0.3, abs=0.06)
+    heavy = es.make_trace(make_rng(1, "heavy"), 600.0, 1.5 / rho_per_rate)
+    assert es.simulate_queue("performance", p, engine, model, heavy, None, qoe, make_rng(0, "h"))["utilisation"] > 0.95
+
+
+def test_paired_gain_is_the_mean_of_per_stream_gains():
+    runs = pd.DataFrame({
+        "scenario": "s", "ambient °C": 25.0, "stream": [0, 0, 1, 1, 2, 2],
+        "policy": ["a", "b"] * 3, "tokens/J": [2.0, 1.0, 3.0, 2.0, 1.0, 1.0],
+    })  # fmt: skip
+    gain = es.paired_gain(runs, "a", "b")
+    assert gain.value == pytest.approx((100 + 50 + 0) / 3)
+    assert gain.low < gain.value < gain.high
+
+
+def test_unknown_policy_is_a_parameter_error():
+    with pytest.raises(ParameterError, match="policy"):
+        es.make_policy("turbo")
 
 
 def test_assumptions_table_covers_every_parameter():
     table = ei.assumptions_table()
     assert len(table) == len(dataclasses.fields(ei.Platform)) - 1
     assert table["source"].str.len().min() > 0
+
+
+def _thermal_runs(no_thermal_peak: float) -> pd.DataFrame:
+    rows = []
+    for stream in range(4):
+        for policy, peak in (("oracle", 42.0), ("EnerInfer", 42.5), ("EnerInfer (no thermal)", no_thermal_peak)):
+            rows.append({"policy": policy, "peak shell °C": peak, "ambient °C": 30.0, "stream": stream,
+                         "scenario": "heavy", "QoE violations %": 10.0})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_thermal_claim_needs_the_energy_mode_alone_to_overheat_to_discriminate():
+    kept = ec.thermal_claim(_thermal_runs(no_thermal_peak=44.0), limit=43.0)
+    assert kept["holds"].holds and not kept["control"].holds.holds
+    also_kept = ec.thermal_claim(_thermal_runs(no_thermal_peak=42.9), limit=43.0)
+    ledger = Ledger("enerinfer", scale="smoke", seed=0)
+    entry = ledger.check("thermal-mode-switching", kind=MEASURED, **also_kept)
+    assert entry.verdict == NOT_DISCRIMINATING
+
+
+def test_governor_claim_fails_when_violations_rise():
+    rows = []
+    for stream in range(5):
+        for policy, tokens_per_j, violations in (
+            ("default governor", 4.0, 20.0), ("EnerInfer", 5.2 + 0.01 * stream, 30.0 + stream),
+            ("static slack", 6.0, 45.0), ("performance", 4.1, 18.0),
+        ):  # fmt: skip
+            rows.append({"platform": "phone", "policy": policy, "tokens/J": tokens_per_j, "stream": stream,
+                         "QoE violations %": violations, "scenario": "default", "ambient °C": 25.0})  # fmt: skip
+    claim = ec.governor_claim(pd.DataFrame(rows))
+    assert not claim["holds"].holds  # the gain is there, the violations are not within one point
+    claim_rows = pd.DataFrame(rows).assign(**{"QoE violations %": 20.0})
+    assert ec.governor_claim(claim_rows)["holds"].holds

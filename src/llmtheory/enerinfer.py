@@ -4,15 +4,21 @@ Only the paper's abstract and introduction are known, so this module is a *recon
 parts on top of an explicit device model, and every device number is an illustrative assumption (see
 :data:`PARAMETER_SOURCES`); none comes from the paper. Read top to bottom, it follows the chapter:
 
-1. the devices: NPU and DDR frequency levels, DVFS power ``C·V²·f`` plus static, memory-traffic energy,
-   and a two-node thermal model of die and shell (:class:`Platform`);
+1. the devices: NPU and DDR frequency levels, DVFS power ``C·V²·f`` plus a leakage that grows with die
+   temperature, memory-traffic energy, and a two-node thermal model of die and shell (:class:`Platform`);
 2. the workload: prefill and decode throughput of a transformer from its structure, with a roofline
-   (:class:`ModelShape`, :class:`Engine`, :func:`phase_time`), and a CPU roofline fitted to timings;
+   (:class:`ModelShape`, :class:`Engine`, :func:`phase_time`), a decode context that grows token by
+   token and a cache for the KV entries (:func:`decode_phase`), and a CPU roofline fitted to timings;
 3. configuration slack: the energy-optimal QoE-feasible frequency pair (:func:`best_config`);
 4. EnerInfer's parts: a disaggregated, structure-aware predictor (:class:`StructurePredictor`), the
    ranking-driven online feedback under interference (:func:`feedback_select`), and the limited-horizon
-   thermal predictor (:func:`forecast_peak_shell`), run over a request stream next to the baselines
-   (:func:`simulate_stream`).
+   thermal predictor (:func:`forecast_peak_shell`); :mod:`llmtheory.enerinfer_stream` runs them over a
+   queue of requests next to the baselines.
+
+The simulated hardware has physics the predictor does not share (it is profiled on a cool die at fixed
+contexts and has a roofline with one memory efficiency): the leakage's temperature dependence, which
+closes a thermal-leakage feedback loop, the context's growth during a response, the KV cache's locality
+and the system-level cache, small-matrix inefficiency and the bandwidth loss at low DDR levels.
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ class Platform:
     npu_peak_tflops: float
     npu_dynamic_w_at_max: float
     npu_static_w_at_vmax: float
+    leak_ref_c: float
+    leak_doubling_k: float
     npu_stall_activity: float
     ddr_rates_mts: tuple[int, ...]
     ddr_bus_bits: int
@@ -49,6 +57,9 @@ class Platform:
     ddr_volt_max: float
     ddr_background_w_at_max: float
     ddr_pj_per_bit: float
+    slc_mb: float
+    slc_gbs: float
+    kv_read_efficiency: float
     platform_w: float
     idle_w: float
     r_die_shell: float
@@ -85,6 +96,8 @@ PARAMETER_SOURCES: dict[str, tuple[str, str, str]] = {
     "npu_peak_tflops": ("Π_npu", "TFLOP/s (fp16, dense)", "assumption (illustrative)"),
     "npu_dynamic_w_at_max": ("C_eff·V_max²·f_max", "W", "assumption; fixes C_eff"),
     "npu_static_w_at_vmax": ("k_leak·V_max", "W", "assumption; fixes k_leak"),
+    "leak_ref_c": ("T_ref", "°C", "assumption: die temperature of the profiling runs, where k_leak holds"),
+    "leak_doubling_k": ("ΔT_2", "K", "assumption: leakage doubles every ΔT_2 kelvin of die temperature"),
     "npu_stall_activity": ("a_stall", "-", "assumption: activity of a stalled NPU"),
     "ddr_rates_mts": ("data rate levels", "MT/s", "LPDDR5/5X speed grades; level set assumed"),
     "ddr_bus_bits": ("bus width", "bit", "research note: 64-bit phone bus; others assumed"),
@@ -92,6 +105,9 @@ PARAMETER_SOURCES: dict[str, tuple[str, str, str]] = {
     "ddr_volt_max": ("V_ddr,max", "V", "assumption (controller + PHY rail)"),
     "ddr_background_w_at_max": ("C_ddr·V²·f at max", "W", "assumption; fixes C_ddr"),
     "ddr_pj_per_bit": ("E_bit", "pJ/bit", "research note: ≈4 pJ/bit"),
+    "slc_mb": ("S_slc", "MB", "assumption: system-level cache that holds the newest KV entries"),
+    "slc_gbs": ("BW_slc", "GB/s", "assumption: bandwidth of a system-level-cache hit"),
+    "kv_read_efficiency": ("η_kv", "-", "assumption: DRAM efficiency of scattered KV reads / streamed weights"),
     "platform_w": ("P_platform", "W", "assumption: rest of the device while active"),
     "idle_w": ("P_idle", "W", "assumption: device between requests"),
     "r_die_shell": ("R_ds", "K/W", "assumption"),
@@ -107,23 +123,26 @@ _NPU_LEVELS = (0.3, 0.45, 0.6, 0.75, 0.9, 1.0)
 
 PHONE = Platform(
     name="phone", npu_f_max_ghz=1.2, npu_levels=_NPU_LEVELS, npu_volt_min=0.55, npu_volt_max=0.90,
-    npu_peak_tflops=8.0, npu_dynamic_w_at_max=4.0, npu_static_w_at_vmax=0.3, npu_stall_activity=0.4,
-    ddr_rates_mts=_LPDDR5X, ddr_bus_bits=64, ddr_volt_min=0.5, ddr_volt_max=0.95,
-    ddr_background_w_at_max=1.5, ddr_pj_per_bit=4.0, platform_w=0.6, idle_w=0.4,
+    npu_peak_tflops=8.0, npu_dynamic_w_at_max=4.0, npu_static_w_at_vmax=0.3, leak_ref_c=35.0,
+    leak_doubling_k=20.0, npu_stall_activity=0.4, ddr_rates_mts=_LPDDR5X, ddr_bus_bits=64, ddr_volt_min=0.5,
+    ddr_volt_max=0.95, ddr_background_w_at_max=1.5, ddr_pj_per_bit=4.0, slc_mb=8.0, slc_gbs=200.0,
+    kv_read_efficiency=0.6, platform_w=0.6, idle_w=0.4,
     r_die_shell=2.0, c_die=6.0, r_shell_ambient=5.0, c_shell=100.0, t_ambient=25.0, t_limit=43.0,
 )  # fmt: skip
 LAPTOP = Platform(
     name="laptop", npu_f_max_ghz=1.8, npu_levels=_NPU_LEVELS, npu_volt_min=0.6, npu_volt_max=1.0,
-    npu_peak_tflops=16.0, npu_dynamic_w_at_max=5.0, npu_static_w_at_vmax=0.5, npu_stall_activity=0.4,
-    ddr_rates_mts=_LPDDR5X, ddr_bus_bits=128, ddr_volt_min=0.6, ddr_volt_max=0.9,
-    ddr_background_w_at_max=2.0, ddr_pj_per_bit=4.0, platform_w=9.0, idle_w=6.0,
+    npu_peak_tflops=16.0, npu_dynamic_w_at_max=5.0, npu_static_w_at_vmax=0.5, leak_ref_c=35.0,
+    leak_doubling_k=20.0, npu_stall_activity=0.4, ddr_rates_mts=_LPDDR5X, ddr_bus_bits=128, ddr_volt_min=0.6,
+    ddr_volt_max=0.9, ddr_background_w_at_max=2.0, ddr_pj_per_bit=4.0, slc_mb=24.0, slc_gbs=400.0,
+    kv_read_efficiency=0.6, platform_w=9.0, idle_w=6.0,
     r_die_shell=1.0, c_die=20.0, r_shell_ambient=1.2, c_shell=700.0, t_ambient=25.0, t_limit=45.0,
 )  # fmt: skip
 BOARD = Platform(
     name="dev board", npu_f_max_ghz=1.0, npu_levels=_NPU_LEVELS, npu_volt_min=0.6, npu_volt_max=0.95,
-    npu_peak_tflops=10.0, npu_dynamic_w_at_max=6.0, npu_static_w_at_vmax=0.6, npu_stall_activity=0.4,
-    ddr_rates_mts=(2133, 3200, 4266, 5500, 6400), ddr_bus_bits=256, ddr_volt_min=0.6, ddr_volt_max=0.9,
-    ddr_background_w_at_max=2.5, ddr_pj_per_bit=4.0, platform_w=3.0, idle_w=2.5,
+    npu_peak_tflops=10.0, npu_dynamic_w_at_max=6.0, npu_static_w_at_vmax=0.6, leak_ref_c=35.0,
+    leak_doubling_k=20.0, npu_stall_activity=0.4, ddr_rates_mts=(2133, 3200, 4266, 5500, 6400), ddr_bus_bits=256,
+    ddr_volt_min=0.6, ddr_volt_max=0.9, ddr_background_w_at_max=2.5, ddr_pj_per_bit=4.0, slc_mb=4.0,
+    slc_gbs=300.0, kv_read_efficiency=0.6, platform_w=3.0, idle_w=2.5,
     r_die_shell=1.0, c_die=30.0, r_shell_ambient=2.0, c_shell=300.0, t_ambient=25.0, t_limit=60.0,
 )  # fmt: skip
 PLATFORMS: tuple[Platform, ...] = (PHONE, LAPTOP, BOARD)
@@ -149,13 +168,24 @@ def voltage(level_fraction: np.ndarray, v_min: float, v_max: float, lowest: floa
     return v_min + (v_max - v_min) * (np.asarray(level_fraction) - lowest) / (1.0 - lowest)
 
 
-def npu_power(platform: Platform, npu_fraction: np.ndarray, compute_busy: np.ndarray) -> np.ndarray:
-    """NPU power, eq. (enerinfer-eq-dvfs): ``a·C_eff·V²·f + k_leak·V`` with activity ``a`` between the
-    stall activity (waiting on memory) and 1 (computing): ``a = a_stall + (1 − a_stall)·busy``."""
+def leakage_factor(platform: Platform, die_c: float | None) -> float:
+    """Hidden from the predictor: leakage grows with die temperature, eq. (enerinfer-eq-leak),
+    ``2^((T_d − T_ref)/ΔT_2)`` (1 at the profiling temperature ``T_ref``, the default)."""
+    if die_c is None:
+        return 1.0
+    return float(2.0 ** ((die_c - platform.leak_ref_c) / platform.leak_doubling_k))
+
+
+def npu_power(
+    platform: Platform, npu_fraction: np.ndarray, compute_busy: np.ndarray, die_c: float | None = None
+) -> np.ndarray:
+    """NPU power, eq. (enerinfer-eq-dvfs): ``a·C_eff·V²·f + k_leak(T_d)·V`` with activity ``a`` between the
+    stall activity (waiting on memory) and 1 (computing): ``a = a_stall + (1 − a_stall)·busy``, and the
+    leakage of a die at ``die_c`` °C (:func:`leakage_factor`)."""
     p = platform
     v = voltage(npu_fraction, p.npu_volt_min, p.npu_volt_max, min(p.npu_levels))
     c_eff = p.npu_dynamic_w_at_max / (p.npu_volt_max**2 * p.npu_f_max_ghz)
-    k_leak = p.npu_static_w_at_vmax / p.npu_volt_max
+    k_leak = p.npu_static_w_at_vmax / p.npu_volt_max * leakage_factor(p, die_c)
     activity = p.npu_stall_activity + (1 - p.npu_stall_activity) * np.asarray(compute_busy)
     return activity * c_eff * v**2 * p.npu_f_max_ghz * np.asarray(npu_fraction) + k_leak * v
 
@@ -203,6 +233,23 @@ def steady_state(platform: Platform, power_w: float) -> np.ndarray:
     """Die and shell temperatures at constant power: ``T_s = T_amb + P·R_sa``, ``T_d = T_s + P·R_ds``."""
     shell = platform.t_ambient + power_w * platform.r_shell_ambient
     return np.array([shell + power_w * platform.r_die_shell, shell])
+
+
+def thermal_leakage_equilibrium(platform: Platform, power_at, tolerance: float = 1e-6) -> tuple[float, float]:
+    """The steady die temperature and power of a sustained load whose power depends on the die temperature
+    through the leakage: the fixed point of ``T_d = T_amb + P(T_d)·(R_ds + R_sa)`` (eq. enerinfer-eq-rc at
+    steady state, closed by eq. enerinfer-eq-leak), found by iteration from ``T_ref``. ``power_at(die_c)``
+    gives the power. Returns ``(inf, inf)`` when the loop runs away (leakage outgrows the cooling)."""
+    resistance = platform.r_die_shell + platform.r_shell_ambient
+    die = platform.leak_ref_c
+    for _ in range(500):
+        new = platform.t_ambient + float(power_at(die)) * resistance
+        if new > 250.0:
+            return np.inf, np.inf
+        if abs(new - die) < tolerance:
+            return new, float(power_at(new))
+        die = new
+    return np.inf, np.inf
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -304,6 +351,26 @@ def size_efficiency(d_model: int) -> float:
     return d_model / (d_model + 512.0)
 
 
+@lru_cache(maxsize=64)
+def _device_arrays(platform: Platform) -> dict[str, np.ndarray]:
+    """Per-configuration constants of a platform, shaped (NPU levels, DDR levels) or broadcastable to it:
+    the DVFS terms of :func:`npu_power` and :func:`ddr_power` at full activity and reference leakage, and
+    the DRAM seconds per byte (the achieved bandwidth falls at low DDR levels, hidden from the predictor)."""
+    p = platform
+    frac = np.asarray(p.npu_levels)[:, None]
+    v = voltage(frac, p.npu_volt_min, p.npu_volt_max, min(p.npu_levels))
+    c_eff = p.npu_dynamic_w_at_max / (p.npu_volt_max**2 * p.npu_f_max_ghz)
+    ddr_index = np.arange(len(p.ddr_rates_mts))
+    return {
+        "npu_fraction": frac,
+        "zeros": np.zeros((len(p.npu_levels), len(p.ddr_rates_mts))),
+        "npu_dynamic_w": c_eff * v**2 * p.npu_f_max_ghz * frac,
+        "npu_leak_w": p.npu_static_w_at_vmax / p.npu_volt_max * v,
+        "ddr_background_w": ddr_power(p, ddr_index, 0.0)[None, :],
+        "dram_s_per_byte": (1 / (p.ddr_gbs * 1e9 * (0.85 + 0.15 * p.ddr_fraction)))[None, :],
+    }
+
+
 def phase_time(
     platform: Platform,
     engine: Engine,
@@ -312,6 +379,8 @@ def phase_time(
     nbytes: float,
     interference: float = 1.0,
     phase: str = "decode",
+    kv_bytes: float = 0.0,
+    die_c: float | None = None,
 ) -> dict[str, np.ndarray]:
     """The "true" device time of a phase on every (NPU, DDR) configuration, eq. (enerinfer-eq-roofline):
     ``t = max(t_c, t_m) + (1 − overlap)·min(t_c, t_m) + L·t_layer``, where
@@ -320,22 +389,66 @@ def phase_time(
     Decode and prefill differ in compute efficiency (dequantisation is paid per weight read, and a
     prefill reads each weight once for many tokens). The returned arrays have shape
     (NPU levels, DDR levels); ``power`` is the device power while running.
+
+    Three effects of the simulated hardware are hidden from the predictor: small matrices fill the NPU
+    poorly (:func:`size_efficiency`), the achieved bandwidth falls at low DDR levels, and the ``kv_bytes``
+    of the KV cache among ``nbytes`` see the cache (eq. enerinfer-eq-cache): the newest ``S_slc`` bytes
+    hit the system-level cache, the rest are read from DRAM with the poorer locality ``η_kv`` of
+    scattered reads. ``die_c`` sets the leakage (:func:`leakage_factor`).
     """
-    p = platform
-    frac = np.asarray(p.npu_levels)[:, None]
+    p, arrays = platform, _device_arrays(platform)
+    frac = arrays["npu_fraction"]
     efficiency = engine.compute_efficiency if phase == "decode" else engine.prefill_compute_efficiency
     peak = p.npu_peak_tflops * 1e12 * engine.compute_multiplier * efficiency
-    t_compute = flops / (peak * size_efficiency(model.d_model) * frac) * np.ones((1, len(p.ddr_gbs)))
-    # Hidden from the predictor: achieved bandwidth efficiency falls at low DDR levels.
-    bw_eff = engine.memory_efficiency * (0.85 + 0.15 * p.ddr_fraction)
-    t_memory = interference * nbytes / (p.ddr_gbs * 1e9 * bw_eff)[None, :] * np.ones((len(frac), 1))
+    t_compute = flops / (peak * size_efficiency(model.d_model) * frac) + arrays["zeros"]
+    # eq. (enerinfer-eq-cache): streamed weights, KV misses with poorer locality, KV hits in the SLC
+    kv_hit = min(kv_bytes, p.slc_mb * 1e6)
+    weights_and_misses = nbytes - kv_bytes + (kv_bytes - kv_hit) / p.kv_read_efficiency
+    t_dram = weights_and_misses * arrays["dram_s_per_byte"] / engine.memory_efficiency
+    t_memory = interference * t_dram + kv_hit / (p.slc_gbs * 1e9) + arrays["zeros"]
     longer, shorter = np.maximum(t_compute, t_memory), np.minimum(t_compute, t_memory)
     time = longer + (1 - engine.overlap) * shorter + model.n_layers * engine.layer_overhead_us * 1e-6
     busy = t_compute / time
-    traffic = nbytes / time / 1e9
-    ddr_index = np.arange(len(p.ddr_gbs))[None, :] * np.ones((len(frac), 1), dtype=int)
-    power = npu_power(p, frac, busy) + ddr_power(p, ddr_index, traffic) + p.platform_w
-    return {"time": time, "compute": t_compute, "memory": t_memory, "power": power, "busy": busy}
+    traffic = (nbytes - kv_hit) / time / 1e9
+    activity = p.npu_stall_activity + (1 - p.npu_stall_activity) * busy
+    npu = activity * arrays["npu_dynamic_w"] + arrays["npu_leak_w"] * leakage_factor(p, die_c)
+    ddr = arrays["ddr_background_w"] + p.ddr_pj_per_bit * 1e-12 * 8 * traffic * 1e9
+    power = npu + ddr + p.platform_w  # eqs. (enerinfer-eq-dvfs) and (enerinfer-eq-ddr), as in npu_power, ddr_power
+    # what a bus monitor sees: our DRAM traffic and the other apps' that slowed it down by κ
+    bus = interference * traffic
+    return {"time": time, "compute": t_compute, "memory": t_memory, "power": power, "busy": busy, "traffic": traffic,
+            "bus traffic": bus}  # fmt: skip
+
+
+def decode_phase(
+    platform: Platform, engine: Engine, model: ModelShape, context: float, n_tokens: float = 1.0,
+    interference: float = 1.0, die_c: float | None = None, points: int = 4,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """The true decode of ``n_tokens`` tokens starting at ``context``: the context grows by one token per
+    step, so time and power are averaged over ``points`` contexts along the way (mean time per token, and
+    mean power = energy / time); the KV cache sees the cache effects of :func:`phase_time`."""
+    contexts = context + (np.arange(points) + 0.5) * n_tokens / points if n_tokens > 1 else [context]
+    sims = []
+    for ctx in contexts:
+        flops, nbytes = decode_work(model, engine, ctx)
+        kv = ctx * model.kv_elements_per_token() * engine.kv_bytes
+        sims.append(phase_time(platform, engine, model, flops, nbytes, interference, "decode", kv, die_c))
+    if len(sims) == 1:
+        return sims[0]
+    time = np.mean([s["time"] for s in sims], axis=0)
+    energy = np.mean([s["power"] * s["time"] for s in sims], axis=0)
+    keys = ("compute", "memory", "busy", "traffic", "bus traffic")
+    merged = {key: np.mean([s[key] for s in sims], axis=0) for key in keys}
+    return merged | {"time": time, "power": energy / time}
+
+
+def prefill_phase(
+    platform: Platform, engine: Engine, model: ModelShape, prompt: int, interference: float = 1.0,
+    die_c: float | None = None,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """The true prefill of ``prompt`` tokens (the KV cache is written once, streamed like the weights)."""
+    flops, nbytes = prefill_work(model, engine, prompt)
+    return phase_time(platform, engine, model, flops, nbytes, interference, "prefill", die_c=die_c)
 
 
 def roofline_throughput(peak_flops: float, bandwidth: float, intensity: np.ndarray) -> np.ndarray:
@@ -409,7 +522,7 @@ def slack_table(
     for p in platforms:
         for e in engines:
             for m in models:
-                sim = phase_time(p, e, m, *decode_work(m, e, context))
+                sim = decode_phase(p, e, m, context)
                 time, power = sim["time"], sim["power"]
                 best = best_config(time, power, 1 / qoe.min_tokens_per_s)
                 top = (len(p.npu_levels) - 1, len(p.ddr_gbs) - 1)
@@ -440,9 +553,15 @@ def measure(
     rng: np.random.Generator, noise: float = 0.02,
 ) -> dict[str, np.ndarray]:  # fmt: skip
     """A profiling run on every configuration: the "true" time and whole-device power with multiplicative
-    measurement noise (no component-level power sensor: only the total is observed)."""
+    measurement noise (no component-level power sensor: only the total is observed). Profiling runs are
+    short, on a device at rest: the die is at the reference temperature and decode steps are timed at a
+    fixed context, so the leakage's temperature and the context's growth are not seen (the cache is)."""
     work = decode_work(model, engine, size) if phase == "decode" else prefill_work(model, engine, size)
-    sim = phase_time(platform, engine, model, *work, phase=phase)
+    sim = (
+        decode_phase(platform, engine, model, size)
+        if phase == "decode"
+        else prefill_phase(platform, engine, model, size)
+    )
     shape = sim["time"].shape
     return {
         "time": sim["time"] * np.exp(noise * rng.standard_normal(shape)),
@@ -568,12 +687,23 @@ def profile_and_fit(
     return structure, blackbox
 
 
+def service_die_c(platform: Platform) -> float:
+    """The die temperature of a device serving requests near its skin limit (shell at the limit, die
+    10 K above it): where the predictor is judged "in service"."""
+    return platform.t_limit + 10.0
+
+
 def evaluate_predictor(
-    predictor, platform: Platform, engine: Engine, model: ModelShape, context: int, qoe: QoE
-) -> dict[str, float]:
+    predictor, platform: Platform, engine: Engine, model: ModelShape, context: int, qoe: QoE,
+    response_tokens: int = 1, die_c: float | None = None,
+) -> dict[str, float]:  # fmt: skip
     """Errors of a predictor on one (unseen) model's decode: MAPE of throughput and power, Kendall τ of
-    the tokens/J ranking of configurations, and the tokens/J lost by the predicted-best feasible choice."""
-    truth = phase_time(platform, engine, model, *decode_work(model, engine, context))
+    the tokens/J ranking of configurations, and the tokens/J lost by the predicted-best feasible choice.
+
+    The truth is a response of ``response_tokens`` tokens from ``context`` on a die at ``die_c`` (the
+    defaults, one token on a die at the profiling temperature, are the conditions the predictor was
+    profiled in); the predictor is asked, as a controller would ask it, at the prompt's ``context``."""
+    truth = decode_phase(platform, engine, model, context, response_tokens, die_c=die_c)
     guess = predictor.predict(model, "decode", context)
     true_eff, guess_eff = 1 / (truth["power"] * truth["time"]), 1 / (guess["power"] * guess["time"])
     best = best_config(truth["time"], truth["power"], 1 / qoe.min_tokens_per_s)
@@ -640,10 +770,10 @@ def feedback_select(
 
 
 def solve_interference(predictor_kappa, config, measured_s: float) -> float:
-    """The κ that makes the predicted time of ``config`` equal the measurement (bisection on [0.5, 4];
+    """The κ that makes the predicted time of ``config`` equal the measurement (24 bisection steps on [0.5, 4];
     the predicted time is non-decreasing in κ)."""
     low, high = 0.5, 4.0
-    for _ in range(40):
+    for _ in range(24):
         mid = 0.5 * (low + high)
         if predictor_kappa(mid)["time"][config] < measured_s:
             low = mid
@@ -659,7 +789,7 @@ def interference_experiment(
     """One decode under memory interference κ: the open-loop choice (prediction at κ = 1), the
     ranking-driven feedback choice (:func:`feedback_select`, starting from κ̂ = 1) and the oracle's
     (true device model at the true κ). Each row: QoE met, true tokens/J, configurations probed."""
-    truth = phase_time(platform, engine, model, *decode_work(model, engine, context), interference=interference)
+    truth = decode_phase(platform, engine, model, context, interference=interference)
     limit = 1 / qoe.min_tokens_per_s
 
     def predict(k):
@@ -687,7 +817,7 @@ def interference_experiment(
 
 
 # ----------------------------------------------------------------------------------------------------
-# 4c. EnerInfer part 3: limited-horizon thermal prediction, and the request stream
+# 4c. EnerInfer part 3: limited-horizon thermal prediction (the request stream: enerinfer_stream.py)
 # ----------------------------------------------------------------------------------------------------
 
 
@@ -707,146 +837,6 @@ def forecast_peak_shell(
         elapsed = t
         peak = max(peak, float(state[1]))
     return peak
-
-
-@dataclass(frozen=True)
-class RequestTrace:
-    """A stream of requests and a runtime-interference schedule, shared by every policy."""
-
-    arrivals: np.ndarray
-    prompt_tokens: np.ndarray
-    output_tokens: np.ndarray
-    interference_times: np.ndarray
-    interference_levels: np.ndarray
-
-    def interference(self, t: float) -> float:
-        return float(self.interference_levels[np.searchsorted(self.interference_times, t, side="right") - 1])
-
-
-def make_trace(
-    rng: np.random.Generator, duration_s: float, rate_per_s: float, mean_prompt: int = 256,
-    mean_output: int = 200, interference_levels: tuple[float, ...] = (1.0, 1.3, 1.6),
-    interference_mean_s: float = 60.0,
-) -> RequestTrace:  # fmt: skip
-    """Poisson arrivals, log-normal prompt and response lengths, piecewise-constant memory interference."""
-    n = rng.poisson(rate_per_s * duration_s)
-    arrivals = np.sort(rng.uniform(0, duration_s, n))
-    prompt = np.clip(rng.lognormal(np.log(mean_prompt), 0.5, n), 32, 1024).astype(int)
-    output = np.clip(rng.lognormal(np.log(mean_output), 0.5, n), 16, 1024).astype(int)
-    switch = np.cumsum(rng.exponential(interference_mean_s, int(3 * duration_s / interference_mean_s) + 3))
-    times = np.concatenate([[0.0], switch])
-    levels = rng.choice(np.asarray(interference_levels), len(times))
-    levels[0] = 1.0
-    return RequestTrace(arrivals, prompt, output, times, levels)
-
-
-POLICIES: tuple[str, ...] = ("performance", "default governor", "EnerInfer (no thermal)", "EnerInfer", "oracle")
-
-
-def simulate_stream(
-    policy: str, platform: Platform, engine: Engine, model: ModelShape, trace: RequestTrace,
-    predictor: StructurePredictor, qoe: QoE, rng: np.random.Generator, horizon_s: float = 30.0,
-    probe_tokens: int = 4, chunk_s: float = 1.0,
-) -> dict:  # fmt: skip
-    """Run one policy over the request trace; return tokens/J, QoE violations, peak shell temperature, ...
-
-    Policies: ``performance`` (max frequencies), ``default governor`` (NPU at max while busy, DDR by a
-    bandwidth-utilisation devfreq rule, step-wise thermal throttling above the limit), ``EnerInfer`` (the
-    three parts), ``EnerInfer (no thermal)`` (its energy mode only) and ``oracle`` (the true device model
-    and the true interference, with the same thermal logic)."""
-    p = platform
-    top = (len(p.npu_levels) - 1, len(p.ddr_gbs) - 1)
-    decode_limit = 1 / qoe.min_tokens_per_s
-    temps = np.array([p.t_ambient, p.t_ambient])
-    clock, energy, tokens, violations, peak = 0.0, 0.0, 0, 0, p.t_ambient
-    kappa_hat, thermal_requests, cap = 1.0, 0, top
-    expected_output = float(np.mean(trace.output_tokens)) if len(trace.output_tokens) else 200.0
-
-    def advance(power, seconds, step=chunk_s):
-        nonlocal temps, clock, peak, energy
-        while seconds > 1e-12:
-            dt = min(seconds, step)
-            temps = thermal_step(p, temps, power, dt)
-            clock, seconds, peak = clock + dt, seconds - dt, max(peak, float(temps[1]))
-            energy += power * dt
-
-    for arrival, prompt, n_out in zip(trace.arrivals, trace.prompt_tokens, trace.output_tokens, strict=True):
-        if arrival > clock:  # idle until the request arrives (idle energy is not inference energy)
-            e_before = energy
-            advance(p.idle_w, arrival - clock, step=10.0)
-            energy = e_before
-        kappa = trace.interference(clock)
-        true_pre = phase_time(
-            p, engine, model, *prefill_work(model, engine, int(prompt)), interference=kappa, phase="prefill"
-        )
-        true_dec = phase_time(p, engine, model, *decode_work(model, engine, int(prompt)), interference=kappa)
-        probes: list[tuple[int, int]] = []
-        thermal_mode = False
-        if policy in ("performance", "default governor"):
-            dec_cfg = top if policy == "performance" else cap
-            pre_cfg = top
-            if policy == "default governor":  # devfreq: lowest DDR level with utilisation ≤ 70 % at max NPU
-                demand = true_pre["memory"][top] / true_pre["time"][top]
-                ddr = int(np.searchsorted(p.ddr_fraction, min(1.0, demand / 0.7)))
-                pre_cfg = (cap[0], min(ddr, cap[1]))
-        else:
-            if policy == "oracle":
-                pred_pre, pred_dec = true_pre, true_dec
-            else:
-
-                def predict_decode(k, prompt=int(prompt)):
-                    return predictor.predict(model, "decode", prompt, k)
-
-                def measured_time(cfg, true_dec=true_dec):
-                    return float(true_dec["time"][cfg] * np.exp(0.02 * rng.standard_normal()))
-
-                dec_cfg, kappa_hat, probes = feedback_select(
-                    predict_decode(kappa_hat), measured_time, decode_limit, kappa_hat, predict_decode
-                )
-                pred_dec = predict_decode(kappa_hat)
-                pred_pre = predictor.predict(model, "prefill", int(prompt), kappa_hat)
-            margin = 1.0 if policy == "oracle" else 1.05
-            pre_cfg = best_config(pred_pre["time"], pred_pre["power"], qoe.max_ttft_s / margin) or top
-            if policy == "oracle":
-                dec_cfg = best_config(pred_dec["time"], pred_dec["power"], decode_limit) or top
-            if policy in ("EnerInfer", "oracle"):
-                busy_s = float(pred_pre["time"][pre_cfg] + expected_output * pred_dec["time"][dec_cfg])
-                forecast = forecast_peak_shell(p, temps, float(pred_dec["power"][dec_cfg]), busy_s, horizon_s)
-                if forecast >= p.t_limit - 0.5:
-                    thermal_mode = True
-                    dec_cfg = best_config(pred_dec["time"], pred_dec["power"], decode_limit / margin, "power") or top
-                    pre_cfg = best_config(pred_pre["time"], pred_pre["power"], qoe.max_ttft_s / margin, "power") or top
-        thermal_requests += thermal_mode
-        ttft = float(true_pre["time"][pre_cfg])
-        advance(float(true_pre["power"][pre_cfg]), ttft)
-        decode_s, remaining = 0.0, int(n_out)
-        for cfg in probes:  # probe tokens of the feedback loop, run at the probed configurations
-            advance(float(true_dec["power"][cfg]), probe_tokens * float(true_dec["time"][cfg]))
-            decode_s += probe_tokens * float(true_dec["time"][cfg])
-            remaining -= probe_tokens
-        while remaining > 0:
-            if policy == "default governor":
-                dec_cfg = cap
-            per_token = float(true_dec["time"][dec_cfg])
-            n = max(1, min(remaining, int(chunk_s / per_token)))
-            advance(float(true_dec["power"][dec_cfg]), n * per_token)
-            decode_s, remaining = decode_s + n * per_token, remaining - n
-            if policy == "default governor":  # step-wise thermal governor with 1 °C hysteresis
-                if temps[1] > p.t_limit:
-                    cap = (max(cap[0] - 1, 0), max(cap[1] - 1, 0))
-                elif temps[1] < p.t_limit - 1:
-                    cap = (min(cap[0] + 1, top[0]), min(cap[1] + 1, top[1]))
-        tokens += int(n_out)
-        violations += bool(ttft > qoe.max_ttft_s or n_out / decode_s < qoe.min_tokens_per_s)
-    n_requests = len(trace.arrivals)
-    return {
-        "policy": policy,
-        "tokens/J": tokens / energy if energy > 0 else np.nan,
-        "QoE violations %": 100 * violations / max(n_requests, 1),
-        "peak shell °C": peak,
-        "thermal-mode requests %": 100 * thermal_requests / max(n_requests, 1),
-        "requests": n_requests,
-    }
 
 
 # ----------------------------------------------------------------------------------------------------
