@@ -80,6 +80,16 @@ def test_a_pass_inside_an_interval_that_spans_the_threshold_is_at_most_qualitati
     assert not within(Estimate(-0.5, -0.6, -0.4), -1.0, 0.1).holds
 
 
+def test_a_proportion_carries_its_wilson_interval_inside_zero_and_one():
+    all_right = Estimate.proportion(20, 20)
+    assert all_right.value == 1.0 and all_right.high == 1.0 and 0.83 < all_right.low < 0.84  # Wilson: 0.8389
+    half = Estimate.proportion(50, 100)
+    assert half.low == pytest.approx(0.4038, abs=1e-3) and half.high == pytest.approx(0.5962, abs=1e-3)
+    assert not at_least(Estimate.proportion(9, 10), 0.8).decisive  # 90% of 10 does not decide "≥ 80%"
+    with pytest.raises(ParameterError, match="successes"):
+        Estimate.proportion(3, 2)
+
+
 def test_rules_on_plain_numbers_and_their_combination():
     assert at_least(3, 2).holds and at_least(3, 2).decisive
     assert not at_most(3, 2).holds

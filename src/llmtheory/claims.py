@@ -110,6 +110,17 @@ class Estimate:
         return cls(mean, mean - half, mean + half)
 
     @classmethod
+    def proportion(cls, successes: int, trials: int, z: float = 1.96) -> Estimate:
+        """A rate ``successes / trials`` with its Wilson score interval (stays inside [0, 1], and is not
+        degenerate at 0 or 1 successes as the normal approximation is)."""
+        if trials <= 0 or not 0 <= successes <= trials:
+            raise ParameterError(f"a proportion needs 0 ≤ successes ≤ trials and trials > 0; got {successes}/{trials}")
+        p = successes / trials
+        centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+        half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+        return cls(p, float(max(0.0, min(p, centre - half))), float(min(1.0, max(p, centre + half))))
+
+    @classmethod
     def from_stderr(cls, value: float, stderr: float, z: float = 1.96) -> Estimate:
         """``value ± z·stderr`` (a normal-approximation 95% interval by default)."""
         return cls(float(value), float(value - z * stderr), float(value + z * stderr))
