@@ -3,30 +3,45 @@
 import numpy as np
 import pytest
 
+from llmtheory import autospec_experiment as ex
 from llmtheory.autospec import (
     DOMAINS,
     EDIT_KINDS,
     ENFORCEMENTS,
+    INDEPENDENT_DOMAINS,
+    REGIME_DOMAINS,
+    Domain,
+    Edit,
     Literal,
     Rule,
     RuleSyntaxError,
+    ScenarioOracle,
     Traces,
     cegis,
     check_rules,
+    clingo_counterexample,
     evaluate,
     fires,
+    flags,
     foil_gain,
     format_rules,
     generate_traces,
+    held_out_mask,
     ilp_candidates,
+    objective,
     parse_rules,
     random_candidates,
     rank_literals,
-    run_seed,
+    score_predictions,
     split,
+    verify,
 )
+from llmtheory.params import ParameterError
 from llmtheory.seeding import make_rng
 from llmtheory.stats import mean_ci
+
+ALL_DOMAINS = [d for regime in REGIME_DOMAINS.values() for d in regime.values()]
+DOMAIN_IDS = [f"{d.regime}-{d.name}" for d in ALL_DOMAINS]
 
 
 def random_rules(rng: np.random.Generator, domain) -> tuple[Rule, ...]:
@@ -127,17 +142,30 @@ def test_every_edit_keeps_rules_well_formed(name):
             assert parse_rules(format_rules(edit.rules)) == edit.rules
 
 
-@pytest.mark.parametrize("name", list(DOMAINS))
-def test_loop_never_worse_on_training_traces(name):
-    domain = DOMAINS[name]
-    for seed in range(4):
-        train, _ = split(generate_traces(domain, 150, make_rng(seed, "loop", name)), 2 / 3, make_rng(seed, "s"))
-        start = evaluate(domain.expert, train).f1
+@pytest.mark.parametrize("domain", ALL_DOMAINS, ids=DOMAIN_IDS)
+def test_loop_never_lowers_its_objective(domain):
+    for seed in range(3):
+        traces = generate_traces(domain, 150, make_rng(seed, "loop", domain.name), region="train")
+        fit, validation = split(traces, 2 / 3, make_rng(seed, "s"))
         for proposer, rng in (("ilp", None), ("random", make_rng(seed, "heuristic"))):
-            result = cegis(domain.expert, train, proposer=proposer, rng=rng)
-            curve = [evaluate(rules, train).f1 for rules in result.history]
-            assert curve[0] == start and all(b > a for a, b in zip(curve, curve[1:], strict=False))
+            result = cegis(domain.expert, fit, validation=validation, proposer=proposer, rng=rng)
+            curve = [objective(rules, fit, validation) for rules in result.history]
+            assert all(b > a for a, b in zip(curve, curve[1:], strict=False))
             assert result.converged or result.iterations == 10
+
+
+def test_verifier_decides_on_the_validation_pool():
+    domain = DOMAINS["code"]
+    traces = hand_made_traces()
+    broad = parse_rules("rule @b trigger PythonREPL check involve_system_file enforce stop end")
+    narrow = parse_rules(
+        "rule @b trigger PythonREPL check involve_system_file write_to_io !in_sandbox enforce stop end"
+    )
+    fit = traces  # on these labels the narrow rule is perfect
+    validation = Traces(domain, traces.trigger, traces.facts, np.array([True, True, True, False]), traces.truth)
+    a, b = Edit("specialise", "narrow", narrow), Edit("generalise", "broad", broad)
+    assert verify([a, b], fit).description == "narrow"
+    assert verify([a, b], fit, validation).description == "broad"  # validation labels flag all three REPL traces
 
 
 def test_loop_recovers_the_hidden_policy_without_noise():
@@ -151,11 +179,10 @@ def test_ground_truth_is_consistent_with_noise_free_labels_and_experiment_is_det
     domain = DOMAINS["embodied"]
     traces = generate_traces(domain, 200, make_rng(0, "gt"), label_noise=0.0)
     assert evaluate(domain.ground_truth, traces).f1 == 1.0
-    a, b = (run_seed(domain, 5, n_traces=90, n_unseen=50) for _ in range(2))
-    assert format_rules(a["loops"]["AutoSpec (ILP CEGIS)"].rules) == format_rules(
-        b["loops"]["AutoSpec (ILP CEGIS)"].rules
-    )
-    assert a["scores"]["heuristic CEGIS"]["test"] == b["scores"]["heuristic CEGIS"]["test"]
+    a, b = (ex.run_seed(domain, 5, n_traces=90, n_unseen=50) for _ in range(2))
+    for method in ex.LOOPS:
+        assert format_rules(a["loops"][method].rules) == format_rules(b["loops"][method].rules)
+    assert a["scores"] == b["scores"]
 
 
 def test_mean_ci_matches_t_interval():
@@ -176,3 +203,76 @@ def test_check_rules_rejects_malformed_rules():
     ]:
         with pytest.raises(ValueError):
             check_rules(bad, domain)
+
+
+@pytest.mark.parametrize("domain", ALL_DOMAINS, ids=DOMAIN_IDS)
+def test_held_out_combinations_never_reach_training(domain):
+    train = generate_traces(domain, 300, make_rng(0, "region"), region="train")
+    unseen = generate_traces(domain, 300, make_rng(0, "region"), region="unseen", label_noise=0.0)
+    assert not held_out_mask(domain, train.facts).any() and held_out_mask(domain, unseen.facts).all()
+    assert np.array_equal(unseen.label, flags(domain.ground_truth, domain, unseen.trigger, unseen.facts))
+    with pytest.raises(ParameterError, match="region"):
+        generate_traces(domain, 10, make_rng(0, "x"), region="test")
+
+
+def literal_distance(a: Rule, b: Rule) -> int:
+    return len(set(a.checks) ^ set(b.checks))
+
+
+@pytest.mark.parametrize("domain", list(INDEPENDENT_DOMAINS.values()), ids=list(INDEPENDENT_DOMAINS))
+def test_independent_regime_flaws_need_two_literal_edits(domain):
+    truth, expert = {r.name: r for r in domain.ground_truth}, {r.name: r for r in domain.expert}
+    flawed = [name for name in truth if name in expert and truth[name] != expert[name]]
+    assert flawed and all(literal_distance(truth[n], expert[n]) >= 2 for n in flawed)
+    assert set(truth) - set(expert) and set(expert) - set(truth)  # a missing rule and a spurious one
+    # the generator knows no rule: two domains with the same predicates and different rules draw the same facts
+    other = Domain(
+        domain.name, domain.triggers, domain.predicates, (), (), regime="independent", held_out=domain.held_out
+    )
+    a = generate_traces(domain, 50, make_rng(1, "same"))
+    b = generate_traces(other, 50, make_rng(1, "same"))
+    assert np.array_equal(a.facts, b.facts) and np.array_equal(a.trigger, b.trigger)
+
+
+@pytest.mark.parametrize("domain", ALL_DOMAINS, ids=DOMAIN_IDS)
+def test_oracle_returns_true_counterexamples_and_stops_at_the_policy(domain):
+    oracle = ScenarioOracle(domain, make_rng(0, "oracle"), per_round=6)
+    found = oracle(domain.expert)
+    assert len(found) == 6 and not held_out_mask(domain, found.facts).any()
+    flagged = flags(domain.expert, domain, found.trigger, found.facts)
+    assert np.array_equal(found.label, flags(domain.ground_truth, domain, found.trigger, found.facts))
+    assert np.all(flagged != found.label)  # every one is a counterexample
+    assert found.label.any() and (~found.label).any()  # both kinds: false negatives and false positives
+    assert len(oracle(domain.ground_truth)) == 0 and oracle.disagreement_mass(domain.ground_truth) == 0.0
+    assert oracle.disagreement_mass(domain.expert) > 0
+    control = ScenarioOracle(domain, make_rng(0, "oracle"), per_round=50, targeted=False)(domain.expert)
+    assert len(control) == 50 and not held_out_mask(domain, control.facts).any()
+
+
+@pytest.mark.parametrize("domain", ALL_DOMAINS, ids=DOMAIN_IDS)
+def test_clingo_search_agrees_with_enumeration(domain):
+    rng = make_rng(4, "clingo", domain.name)
+    oracle = ScenarioOracle(domain, rng)
+    for rules in (domain.expert, domain.ground_truth, *(random_rules(rng, domain) for _ in range(5))):
+        false_pos, false_neg = oracle.disagreements(rules)
+        answer = clingo_counterexample(rules, domain)
+        assert (answer is None) == (not (false_pos | false_neg).any())
+        if answer is not None:
+            trigger, facts = answer
+            assert not held_out_mask(domain, facts[None]).any()
+            t, f = np.array([trigger]), facts[None]
+            assert flags(rules, domain, t, f)[0] != flags(domain.ground_truth, domain, t, f)[0]
+
+
+def test_baselines_run_on_the_same_splits():
+    domain = INDEPENDENT_DOMAINS["code"]
+    splits = ex.make_splits(domain, 0, n_traces=150, n_unseen=60)
+    assert len(splits.fit) + len(splits.validation) + len(splits.test) == 150
+    tree = ex.fit_tuned_tree(splits.learning, 0)
+    assert tree.max_depth in ex.TREE_DEPTHS and tree.min_samples_leaf in ex.TREE_LEAVES
+    ripper = ex.fit_ripper(splits.learning, 0)
+    for model in (tree, ripper, domain.expert):
+        guess = ex.predict(model, splits.test)
+        assert guess.shape == (len(splits.test),) and guess.dtype == bool
+    learned = score_predictions(ex.predict(ripper, splits.learning), splits.learning.label)
+    assert learned.f1 > evaluate(domain.expert, splits.learning).f1  # RIPPER fits its data better than the expert

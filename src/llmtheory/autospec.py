@@ -9,21 +9,29 @@ our reconstruction, marked as such:
 1. the rule language, after AgentSpec (Wang, Poskitt and Sun, arXiv 2503.18666):
    ``rule @name trigger <event> check <literal>+ enforce <action> end``, the checks a conjunction;
 2. two trace domains (code-execution agents, embodied household agents) whose predicates carry
-   AgentSpec's names; traces are Boolean facts labelled by a hidden ground-truth rule set, with
-   annotation noise;
+   AgentSpec's names, in two data regimes: ``planted`` (scenarios built from the hidden and the expert
+   rules; every flaw one literal from the truth) and ``independent`` (a latent-factor generator that
+   knows no rule; every flaw at least two literal edits away); traces are Boolean facts labelled by a
+   hidden ground-truth rule set, with annotation noise, and predicate pairs held out of training;
 3. the ILP step as FOIL gain (Quinlan 1990) over the counterexamples;
-4. the candidate edits (specialise, generalise, add, drop) and the verifier (training F1);
-5. the baselines: heuristic CEGIS (same loop and budget, random edits), the same CEGIS from no rules,
-   and a decision tree (scikit-learn).
+4. the candidate edits (specialise, generalise, add, drop) and the verifier (F1 on a held-out
+   validation pool, ties broken by F1 on the pool the counterexamples came from);
+5. a counterexample oracle in the CEGIS sense (Solar-Lezama et al. 2006): an exhaustive search of the
+   scenario space, by enumeration or with clingo, for scenarios on which the rules and the hidden policy
+   disagree, fed back into the next iteration (:class:`ScenarioOracle`).
+
+The experiment and the baselines live in :mod:`llmtheory.autospec_experiment`.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 import numpy as np
 
+from .params import ParameterError
 from .seeding import make_rng
 
 # ---------------------------------------------------------------------------------------------------
@@ -158,20 +166,33 @@ def format_rules(rules: tuple[Rule, ...]) -> str:
 # 2. Trace domains: predicates from AgentSpec, a hidden ground-truth policy, flawed expert rules
 # ---------------------------------------------------------------------------------------------------
 
+REGIMES: tuple[str, ...] = ("planted", "independent")
+"""The two data regimes: ``planted`` (scenarios built from the hidden and the expert rules, flaws one literal
+from the truth) and ``independent`` (a latent-factor generator that knows no rule, flaws ≥ 2 literal edits)."""
+
 
 @dataclass(frozen=True)
 class Domain:
     """A trace domain: the actions (triggers) an agent takes, the predicates observed on each action,
-    the hidden policy that decides which actions are unsafe, and the expert's deployed rules."""
+    the hidden policy that decides which actions are unsafe, the expert's deployed rules, the data regime
+    that generates its traces, and the predicate pairs ``held_out`` of training: no training trace has
+    both predicates of a pair on, every unseen trace has at least one pair on."""
 
     name: str
     triggers: tuple[str, ...]
     predicates: tuple[str, ...]
     ground_truth: tuple[Rule, ...]
     expert: tuple[Rule, ...]
+    regime: str = "planted"
+    held_out: tuple[tuple[str, str], ...] = ()
 
     def index(self, predicate: str) -> int:
-        return self.predicates.index(predicate)
+        return _positions(self.predicates)[predicate]
+
+
+@lru_cache(maxsize=16)
+def _positions(names: tuple[str, ...]) -> dict[str, int]:
+    return {name: j for j, name in enumerate(names)}
 
 
 CODE_RULES = """
@@ -210,60 +231,132 @@ rule @shatter trigger break check is_fragile enforce stop end
 rule @sharp trigger put check is_sharp enforce llm_self_reflect end
 """
 
+# The independent regime: every flaw is at least two literal edits from the hidden policy
+# (two literals dropped, two too many, a literal swapped for another, a polarity flipped, a missing rule).
+CODE_RULES_INDEPENDENT = """
+rule @leak trigger PythonREPL check read_sensitive_data network_access !in_sandbox enforce stop end
+rule @remote trigger PythonREPL check request_untrusted_source execute_script !user_confirmed enforce stop end
+rule @persist trigger PythonREPL check write_to_io involve_system_file install_package enforce stop end
+rule @wipe trigger Terminal check delete_file !path_in_workspace !user_confirmed enforce stop end
+rule @escalate trigger Terminal check raise_privilege kill_process !user_confirmed enforce stop end
+rule @scan trigger Terminal check list_directory network_access encode_data enforce user_inspection end
+"""
+
+CODE_EXPERT_INDEPENDENT = """
+rule @leak trigger PythonREPL check read_sensitive_data enforce stop end
+rule @remote trigger PythonREPL check request_untrusted_source encode_data !user_confirmed enforce stop end
+rule @persist trigger PythonREPL
+    check write_to_io involve_system_file install_package read_io kill_process enforce stop end
+rule @wipe trigger Terminal check delete_file path_in_workspace !user_confirmed enforce stop end
+rule @scan trigger Terminal check list_directory network_access encode_data enforce user_inspection end
+rule @network trigger Terminal check network_access enforce user_inspection end
+"""
+
+EMBODIED_RULES_INDEPENDENT = """
+rule @metal trigger put check is_into_microwave is_holding_none_microwave_obj !is_container_open enforce stop end
+rule @hot_fridge trigger put check is_into_fridge is_putting_hot_things !is_food enforce stop end
+rule @flame trigger turn_on check is_heat_source flammable_nearby !is_empty enforce stop end
+rule @stove trigger turn_on check on_stove is_empty is_plugged_in enforce stop end
+rule @shock trigger pour check is_liquid is_electronic enforce stop end
+rule @shatter trigger break check is_fragile is_person_nearby enforce stop end
+"""
+
+EMBODIED_EXPERT_INDEPENDENT = """
+rule @metal trigger put check is_into_microwave enforce stop end
+rule @hot_fridge trigger put check is_into_fridge is_putting_hot_things is_food enforce stop end
+rule @flame trigger turn_on check is_heat_source is_candle !is_empty enforce stop end
+rule @shock trigger pour check is_liquid is_electronic near_water is_sharp enforce stop end
+rule @shatter trigger break check is_fragile is_person_nearby enforce stop end
+rule @sharp trigger put check is_sharp enforce llm_self_reflect end
+"""
+
+CODE_PREDICATES = (
+    "involve_system_file",
+    "submit_post_request",
+    "request_untrusted_source",
+    "write_to_io",
+    "read_io",
+    "encode_data",
+    "execute_script",
+    "destructive_os_inst",
+    "list_directory",
+    "kill_process",
+    "raise_privilege",
+    "read_sensitive_data",
+    "in_sandbox",
+    "path_in_workspace",
+    "user_confirmed",
+    "network_access",
+    "delete_file",
+    "install_package",
+)  # fmt: skip
+
+EMBODIED_PREDICATES = (
+    "is_candle",
+    "is_into_microwave",
+    "is_holding_none_microwave_obj",
+    "is_into_fridge",
+    "is_putting_hot_things",
+    "is_liquid",
+    "is_fragile",
+    "is_electronic",
+    "near_water",
+    "is_heat_source",
+    "flammable_nearby",
+    "is_food",
+    "is_sharp",
+    "is_person_nearby",
+    "is_container_open",
+    "on_stove",
+    "is_empty",
+    "is_plugged_in",
+)  # fmt: skip
+
+CODE_TRIGGERS, EMBODIED_TRIGGERS = ("PythonREPL", "Terminal"), ("put", "turn_on", "pour", "break")
+
 DOMAINS: dict[str, Domain] = {
     "code": Domain(
-        name="code",
-        triggers=("PythonREPL", "Terminal"),
-        predicates=(
-            "involve_system_file",
-            "submit_post_request",
-            "request_untrusted_source",
-            "write_to_io",
-            "read_io",
-            "encode_data",
-            "execute_script",
-            "destructive_os_inst",
-            "list_directory",
-            "kill_process",
-            "raise_privilege",
-            "read_sensitive_data",
-            "in_sandbox",
-            "path_in_workspace",
-            "user_confirmed",
-            "network_access",
-            "delete_file",
-            "install_package",
-        ),  # fmt: skip
-        ground_truth=parse_rules(CODE_RULES),
-        expert=parse_rules(CODE_EXPERT),
+        "code",
+        CODE_TRIGGERS,
+        CODE_PREDICATES,
+        parse_rules(CODE_RULES),
+        parse_rules(CODE_EXPERT),
+        held_out=(("write_to_io", "submit_post_request"), ("destructive_os_inst", "raise_privilege")),
     ),
     "embodied": Domain(
-        name="embodied",
-        triggers=("put", "turn_on", "pour", "break"),
-        predicates=(
-            "is_candle",
-            "is_into_microwave",
-            "is_holding_none_microwave_obj",
-            "is_into_fridge",
-            "is_putting_hot_things",
-            "is_liquid",
-            "is_fragile",
-            "is_electronic",
-            "near_water",
-            "is_heat_source",
-            "flammable_nearby",
-            "is_food",
-            "is_sharp",
-            "is_person_nearby",
-            "is_container_open",
-            "on_stove",
-            "is_empty",
-            "is_plugged_in",
-        ),  # fmt: skip
-        ground_truth=parse_rules(EMBODIED_RULES),
-        expert=parse_rules(EMBODIED_EXPERT),
+        "embodied",
+        EMBODIED_TRIGGERS,
+        EMBODIED_PREDICATES,
+        parse_rules(EMBODIED_RULES),
+        parse_rules(EMBODIED_EXPERT),
+        held_out=(("is_holding_none_microwave_obj", "is_into_fridge"), ("is_heat_source", "is_empty")),
     ),
 }
+"""The planted regime (the chapter's original data): scenarios are the hidden and the expert rules."""
+
+INDEPENDENT_DOMAINS: dict[str, Domain] = {
+    "code": Domain(
+        "code",
+        CODE_TRIGGERS,
+        CODE_PREDICATES,
+        parse_rules(CODE_RULES_INDEPENDENT),
+        parse_rules(CODE_EXPERT_INDEPENDENT),
+        regime="independent",
+        held_out=(("network_access", "execute_script"), ("delete_file", "raise_privilege")),
+    ),
+    "embodied": Domain(
+        "embodied",
+        EMBODIED_TRIGGERS,
+        EMBODIED_PREDICATES,
+        parse_rules(EMBODIED_RULES_INDEPENDENT),
+        parse_rules(EMBODIED_EXPERT_INDEPENDENT),
+        regime="independent",
+        held_out=(("is_holding_none_microwave_obj", "is_putting_hot_things"), ("flammable_nearby", "on_stove")),
+    ),
+}
+"""The independent regime: a latent-factor generator that knows neither rule set; flaws need ≥ 2 literal edits."""
+
+REGIME_DOMAINS: dict[str, dict[str, Domain]] = {"planted": DOMAINS, "independent": INDEPENDENT_DOMAINS}
 
 
 @dataclass(frozen=True)
@@ -286,8 +379,18 @@ class Traces:
             self, trigger=self.trigger[rows], facts=self.facts[rows], label=self.label[rows], truth=self.truth[rows]
         )
 
+    def concat(self, other: Traces) -> Traces:
+        """These traces followed by ``other`` (of the same domain)."""
+        return replace(
+            self,
+            trigger=np.concatenate([self.trigger, other.trigger]),
+            facts=np.vstack([self.facts, other.facts]),
+            label=np.concatenate([self.label, other.label]),
+            truth=np.concatenate([self.truth, other.truth]),
+        )
 
-def generate_traces(
+
+def planted_facts(
     domain: Domain,
     n: int,
     rng: np.random.Generator,
@@ -295,13 +398,11 @@ def generate_traces(
     background_rate: float = 0.2,
     scenario_rate: float = 0.6,
     near_miss_rate: float = 0.4,
-    label_noise: float = 0.03,
-) -> Traces:
-    """Sample ``n`` traces. With probability ``scenario_rate`` a trace comes from a scenario: the trigger
+) -> tuple[np.ndarray, np.ndarray]:
+    """The planted regime. With probability ``scenario_rate`` a trace comes from a scenario: the trigger
     and literals of one rule of the hidden policy or of the expert rules (so both the real hazards and
     the expert's blind spots occur), one literal flipped with probability ``near_miss_rate`` (a near
-    miss); the other predicates are on with probability ``background_rate``. The hidden policy labels
-    each trace; each label is flipped with probability ``label_noise`` (annotation errors)."""
+    miss); the other predicates are on with probability ``background_rate``."""
     scenarios = domain.ground_truth + domain.expert
     trigger = rng.integers(len(domain.triggers), size=n)
     facts = rng.random((n, len(domain.predicates))) < background_rate
@@ -313,6 +414,61 @@ def generate_traces(
         if rule.checks and rng.random() < near_miss_rate:
             j = domain.index(rule.checks[rng.integers(len(rule.checks))].predicate)
             facts[i, j] = ~facts[i, j]
+    return trigger, facts
+
+
+def latent_facts(
+    domain: Domain, n: int, rng: np.random.Generator, *, factors: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
+    """The independent regime: a Gaussian copula that knows no rule. Each predicate ``j`` is on when
+    ``z_j = Λ_j · f + ε_j`` exceeds the threshold that gives it the marginal rate ``m_j``, with ``f`` a few
+    standard-normal latent factors (the context of an action) and ``ε_j`` standard-normal noise. The
+    loadings ``Λ`` and rates ``m_j ~ U(0.3, 0.6)`` are drawn once per domain, from a stream that depends
+    on the domain's name only; the action is uniform and independent of the facts."""
+    from scipy.stats import norm
+
+    world = make_rng(0, "latent-world", domain.name)
+    loadings = world.normal(0.0, 0.6, size=(len(domain.predicates), factors))
+    rates = world.uniform(0.3, 0.6, size=len(domain.predicates))
+    threshold = np.sqrt((loadings**2).sum(1) + 1.0) * norm.ppf(1.0 - rates)
+    z = rng.standard_normal((n, factors)) @ loadings.T + rng.standard_normal((n, len(domain.predicates)))
+    return rng.integers(len(domain.triggers), size=n), z > threshold
+
+
+def held_out_mask(domain: Domain, facts: np.ndarray) -> np.ndarray:
+    """True for the traces that show a held-out predicate combination (both predicates of a pair on)."""
+    mask = np.zeros(len(facts), bool)
+    for u, v in domain.held_out:
+        mask |= facts[:, domain.index(u)] & facts[:, domain.index(v)]
+    return mask
+
+
+REGIONS: tuple[str, ...] = ("train", "unseen", "all")
+
+
+def generate_traces(
+    domain: Domain,
+    n: int,
+    rng: np.random.Generator,
+    *,
+    region: str = "all",
+    label_noise: float = 0.03,
+    **generator,
+) -> Traces:
+    """Sample ``n`` traces of ``domain`` from its regime's generator (:func:`planted_facts` or
+    :func:`latent_facts`, keyword arguments passed on), keeping those of ``region``: ``"train"`` without a
+    held-out predicate combination, ``"unseen"`` with one, ``"all"`` any. The hidden policy labels each
+    trace; each label is flipped with probability ``label_noise`` (annotation errors)."""
+    if region not in REGIONS:
+        raise ParameterError(f"region={region!r} is not valid; choose one of: {', '.join(REGIONS)}")
+    make = planted_facts if domain.regime == "planted" else latent_facts
+    triggers, facts = [], []
+    while sum(len(t) for t in triggers) < n:
+        t, f = make(domain, max(4 * n, 64), rng, **generator)
+        keep = np.ones(len(t), bool) if region == "all" else held_out_mask(domain, f) == (region == "unseen")
+        triggers.append(t[keep])
+        facts.append(f[keep])
+    trigger, facts = np.concatenate(triggers)[:n], np.vstack(facts)[:n]
     truth = flags(domain.ground_truth, domain, trigger, facts)
     label = truth ^ (rng.random(n) < label_noise)
     return Traces(domain, trigger, facts, label, truth)
@@ -354,7 +510,8 @@ def fires(rule: Rule, domain: Domain, trigger: np.ndarray, facts: np.ndarray) ->
     checked literal holds. Returns a Boolean vector over traces."""
     hit = np.ones(len(trigger), bool) if rule.trigger == ANY_TRIGGER else trigger == domain.triggers.index(rule.trigger)
     for literal in rule.checks:
-        hit &= facts[:, domain.index(literal.predicate)] == literal.positive
+        column = facts[:, domain.index(literal.predicate)]
+        hit &= column if literal.positive else ~column
     return hit
 
 
@@ -389,12 +546,8 @@ class Scores:
 
 
 def score_predictions(flagged: np.ndarray, unsafe: np.ndarray) -> Scores:
-    return Scores(
-        tp=int(np.sum(flagged & unsafe)),
-        fp=int(np.sum(flagged & ~unsafe)),
-        fn=int(np.sum(~flagged & unsafe)),
-        tn=int(np.sum(~flagged & ~unsafe)),
-    )
+    tp, flagged_n, unsafe_n = np.count_nonzero(flagged & unsafe), np.count_nonzero(flagged), np.count_nonzero(unsafe)
+    return Scores(tp=tp, fp=flagged_n - tp, fn=unsafe_n - tp, tn=len(flagged) - flagged_n - unsafe_n + tp)
 
 
 def evaluate(rules: tuple[Rule, ...], traces: Traces, *, clean: bool = False) -> Scores:
@@ -616,10 +769,12 @@ def random_candidates(
 @dataclass
 class LoopResult:
     """The trajectory of one CEGIS run: ``history[k]`` are the rules after ``k`` accepted edits
-    (``history[0]`` the start), ``edits[k-1]`` the edit that produced them."""
+    (``history[0]`` the start), ``edits[k-1]`` the edit that produced them, ``counterexamples[k]`` how many
+    traces the oracle added before iteration ``k`` (empty without an oracle)."""
 
     history: list[tuple[Rule, ...]] = field(default_factory=list)
     edits: list[Edit] = field(default_factory=list)
+    counterexamples: list[int] = field(default_factory=list)
     converged: bool = False
 
     @property
@@ -631,234 +786,207 @@ class LoopResult:
         return len(self.edits)
 
 
-def verify(candidates: list[Edit], traces: Traces) -> Edit | None:
-    """Step 5: score every candidate revision by F1 on the annotated traces and return the best
-    (ties: fewer literals, then the description), or None when there is no candidate."""
+def objective(rules: tuple[Rule, ...], fit: Traces, validation: Traces | None = None) -> tuple[float, ...]:
+    """The verifier's objective, compared lexicographically: F1 on the held-out ``validation`` pool first,
+    then F1 on the ``fit`` pool the counterexamples were mined from (only the latter without a pool)."""
+    fit_f1 = evaluate(rules, fit).f1
+    return (fit_f1,) if validation is None else (evaluate(rules, validation).f1, fit_f1)
+
+
+def verify(candidates: list[Edit], fit: Traces, validation: Traces | None = None) -> Edit | None:
+    """Step 5: score every candidate revision by :func:`objective` and return the best (ties: fewer
+    literals, then the description), or None when there is no candidate."""
     if not candidates:
         return None
 
     def key(edit: Edit):
         size = sum(len(r.checks) + 1 for r in edit.rules)
-        return (-evaluate(edit.rules, traces).f1, size, edit.description)
+        return tuple(-x for x in objective(edit.rules, fit, validation)) + (size, edit.description)
 
     return min(candidates, key=key)
 
 
 def cegis(
     start: tuple[Rule, ...],
-    traces: Traces,
+    fit: Traces,
     *,
+    validation: Traces | None = None,
+    oracle: ScenarioOracle | None = None,
     proposer: str = "ilp",
     rng: np.random.Generator | None = None,
     max_iterations: int = 10,
     per_kind: int = 3,
 ) -> LoopResult:
-    """AutoSpec's loop (abstract): evaluate, mine counterexamples, propose edits (``proposer="ilp"``:
-    FOIL-guided; ``"random"``: heuristic CEGIS), verify, keep the best revision if it raises training
-    F1; stop when none does (converged) or after ``max_iterations``. Training F1 never decreases."""
+    """AutoSpec's loop (abstract): evaluate, mine counterexamples on ``fit``, propose edits
+    (``proposer="ilp"``: FOIL-guided; ``"random"``: heuristic CEGIS), verify (:func:`verify`: on the held-out
+    ``validation`` pool when given), keep the best revision if it raises the verifier's objective; stop
+    when none does (converged) or after ``max_iterations``. With an ``oracle`` (:class:`ScenarioOracle`),
+    each iteration first asks it for traces of the scenario space on which the current rules and the
+    hidden policy disagree and adds them to ``fit`` (CEGIS's counterexample feedback). The objective
+    never decreases along the run."""
     if proposer not in ("ilp", "random"):
-        raise ValueError(f"proposer={proposer!r}; choose 'ilp' or 'random'")
+        raise ParameterError(f"proposer={proposer!r} is not valid; choose one of: ilp, random")
     if proposer == "random" and rng is None:
-        raise ValueError("the random proposer needs an rng")
-    check_rules(start, traces.domain)
+        raise ParameterError("proposer='random' needs an rng")
+    check_rules(start, fit.domain)
     result = LoopResult(history=[start])
     for _ in range(max_iterations):
         rules = result.rules
+        if oracle is not None:
+            found = oracle(rules)
+            result.counterexamples.append(len(found))
+            fit = fit.concat(found)
         if proposer == "ilp":
-            candidates = ilp_candidates(rules, traces, per_kind=per_kind)
+            candidates = ilp_candidates(rules, fit, per_kind=per_kind)
         else:
-            candidates = random_candidates(rules, traces, rng, per_kind=per_kind)
-        best = verify(candidates, traces)
-        if best is None or evaluate(best.rules, traces).f1 <= evaluate(rules, traces).f1:
+            candidates = random_candidates(rules, fit, rng, per_kind=per_kind)
+        best = verify(candidates, fit, validation)
+        if best is None or objective(best.rules, fit, validation) <= objective(rules, fit, validation):
             result.converged = True
             break
-        check_rules(best.rules, traces.domain)
+        check_rules(best.rules, fit.domain)
         result.history.append(best.rules)
         result.edits.append(best)
     return result
 
 
 # ---------------------------------------------------------------------------------------------------
-# 7. A learner from the standard toolbox: a decision tree from scratch (no expert rules)
+# 7. The counterexample oracle: a search of the scenario space, by enumeration or with clingo
 # ---------------------------------------------------------------------------------------------------
 
 
-def tree_features(traces: Traces) -> np.ndarray:
-    """One-hot action followed by the predicate facts, as a float matrix for scikit-learn."""
-    one_hot = np.eye(len(traces.domain.triggers))[traces.trigger]
-    return np.hstack([one_hot, traces.facts.astype(float)])
+@lru_cache(maxsize=8)
+def scenario_space(domain: Domain) -> tuple[np.ndarray, np.ndarray]:
+    """Every assignment of the domain's predicates that a training trace can show (no held-out
+    combination), as bit codes (bit ``j`` = predicate ``j``), and the number of predicates each has on."""
+    codes = np.arange(2 ** len(domain.predicates), dtype=np.uint32)
+    for u, v in domain.held_out:
+        both = np.uint32((1 << domain.index(u)) | (1 << domain.index(v)))
+        codes = codes[(codes & both) != both]
+    ones = np.zeros(len(codes), np.int64)
+    for j in range(len(domain.predicates)):
+        ones += (codes >> np.uint32(j)) & np.uint32(1)
+    return codes, ones
 
 
-def fit_tree(traces: Traces, seed: int, *, min_samples_leaf: int = 2):
-    """scikit-learn's CART on the annotated traces (the learn-from-scratch comparator)."""
-    from sklearn.tree import DecisionTreeClassifier
-
-    return DecisionTreeClassifier(min_samples_leaf=min_samples_leaf, random_state=seed).fit(
-        tree_features(traces), traces.label
-    )
-
-
-def unsafe_leaves(tree) -> int:
-    """How many leaves of the tree predict "unsafe": the number of rules the tree amounts to."""
-    leaf = tree.tree_.children_left == -1
-    unsafe_class = list(tree.classes_).index(True) if True in tree.classes_ else -1
-    return int(np.sum(leaf & (tree.tree_.value[:, 0, :].argmax(1) == unsafe_class)))
+def flags_on_codes(rules: tuple[Rule, ...], domain: Domain, trigger: int, codes: np.ndarray) -> np.ndarray:
+    """:func:`flags` on every code of ``codes`` for the action ``domain.triggers[trigger]`` (bit arithmetic)."""
+    flagged = np.zeros(len(codes), bool)
+    for rule in rules:
+        if rule.trigger not in (ANY_TRIGGER, domain.triggers[trigger]):
+            continue
+        pos = sum(1 << domain.index(x.predicate) for x in rule.checks if x.positive)
+        neg = sum(1 << domain.index(x.predicate) for x in rule.checks if not x.positive)
+        flagged |= ((codes & np.uint32(pos)) == pos) & ((codes & np.uint32(neg)) == 0)
+    return flagged
 
 
-def tree_scores(tree, traces: Traces, *, clean: bool = False) -> Scores:
-    unsafe = traces.truth if clean else traces.label
-    return score_predictions(tree.predict(tree_features(traces)).astype(bool), unsafe)
+@lru_cache(maxsize=8)
+def _policy_on_space(domain: Domain) -> list[np.ndarray]:
+    codes, _ = scenario_space(domain)
+    return [flags_on_codes(domain.ground_truth, domain, t, codes) for t in range(len(domain.triggers))]
 
 
-# ---------------------------------------------------------------------------------------------------
-# 8. The experiment: every method on the same traces and split, for one domain and one seed
-# ---------------------------------------------------------------------------------------------------
-
-METHODS: tuple[str, ...] = (
-    "expert rules",
-    "heuristic CEGIS",
-    "AutoSpec (ILP CEGIS)",
-    "CEGIS from scratch",
-    "decision tree",
-)
+def codes_to_facts(codes: np.ndarray, n_predicates: int) -> np.ndarray:
+    return ((codes[:, None] >> np.arange(n_predicates, dtype=np.uint32)) & 1).astype(bool)
 
 
-def trajectory(result: LoopResult, traces: Traces, length: int, *, clean: bool = False) -> np.ndarray:
-    """Precision, recall and F1 after each accepted edit, as a ``(length, 3)`` array; after the loop
-    stops, the final rules' values repeat (the rules no longer change)."""
-    rows = [evaluate(rules, traces, clean=clean) for rules in result.history]
-    rows += [rows[-1]] * (length - len(rows))
-    return np.array([[s.precision, s.recall, s.f1] for s in rows[:length]])
+class ScenarioOracle:
+    """The verifier's counterexample search in the CEGIS sense (our addition; the abstract mines
+    counterexamples from the annotated traces only). Called with the current rules, it enumerates the
+    whole scenario space of training (every action × every predicate assignment without a held-out
+    combination, :func:`scenario_space`), finds the scenarios on which the rules and the hidden policy
+    disagree, and returns ``per_round`` of them labelled by the hidden policy: half false positives and
+    half false negatives when both exist, each drawn with probability proportional to its prior weight
+    ``q^k (1 − q)^(P − k)`` (``k`` predicates on, ``q = density``: as typical as an ordinary trace).
+    With ``targeted=False`` it returns scenarios drawn from the same prior without looking at the rules:
+    the control that adds as many labelled traces, none of them chosen as counterexamples."""
+
+    def __init__(
+        self, domain: Domain, rng: np.random.Generator, *, per_round: int = 4, density: float = 0.3, targeted=True
+    ):
+        if not 0 < density < 1:
+            raise ParameterError(f"density={density} must be in (0, 1)")
+        self.domain, self.rng, self.per_round, self.targeted = domain, rng, per_round, targeted
+        self.codes, ones = scenario_space(domain)
+        log_weight = ones * np.log(density) + (len(domain.predicates) - ones) * np.log1p(-density)
+        self.weight = np.exp(log_weight - log_weight.max())
+        self.cumulative = np.cumsum(self.weight)
+        self.truth = _policy_on_space(domain)
+
+    def disagreements(self, rules: tuple[Rule, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Boolean masks, one row per action, of the false-positive and false-negative scenarios of ``rules``."""
+        flagged = np.array([flags_on_codes(rules, self.domain, t, self.codes) for t in range(len(self.truth))])
+        truth = np.array(self.truth)
+        return flagged & ~truth, ~flagged & truth
+
+    def disagreement_mass(self, rules: tuple[Rule, ...]) -> float:
+        """The prior-weighted share of the scenario space on which ``rules`` and the hidden policy disagree."""
+        false_pos, false_neg = self.disagreements(rules)
+        return float(((false_pos | false_neg) * self.weight).sum() / (len(self.truth) * self.weight.sum()))
+
+    def _draw(self, mask: np.ndarray, k: int) -> np.ndarray:
+        """``k`` (trigger, code-row) cells of ``mask`` drawn without replacement by prior weight."""
+        cells = np.flatnonzero(mask)
+        if k <= 0 or not len(cells):
+            return cells[:0]
+        p = self.weight[cells % len(self.weight)]
+        return self.rng.choice(cells, size=min(k, len(cells)), replace=False, p=p / p.sum())
+
+    def __call__(self, rules: tuple[Rule, ...]) -> Traces:
+        if self.targeted:
+            false_pos, false_neg = self.disagreements(rules)
+            half = self.per_round // 2 if false_pos.any() and false_neg.any() else self.per_round
+            drawn = self._draw(false_pos, half)
+            cells = np.concatenate([drawn, self._draw(false_neg, self.per_round - len(drawn))])
+        else:  # any action, a code by prior weight (with replacement: a repeat among ~10^5 codes is rare)
+            rows = np.searchsorted(self.cumulative, self.rng.random(self.per_round) * self.cumulative[-1])
+            cells = self.rng.integers(len(self.truth), size=self.per_round) * len(self.codes) + rows
+        trigger, row = np.divmod(cells.astype(np.int64), len(self.codes))
+        facts = codes_to_facts(self.codes[row], len(self.domain.predicates))
+        truth = np.array([self.truth[t][r] for t, r in zip(trigger, row, strict=True)], bool)
+        return Traces(self.domain, trigger, facts, truth.copy(), truth)
 
 
-def make_splits(
-    domain: Domain,
-    seed: int,
-    *,
-    n_traces: int,
-    n_unseen: int,
-    train_fraction: float = 2 / 3,
-    label_noise: float = 0.03,
-    unseen_background_rate: float = 0.4,
-) -> tuple[Traces, Traces, Traces]:
-    """The train and held-out splits of ``n_traces`` annotated traces, and ``n_unseen`` traces of shifted
-    scenarios (background predicates on ``unseen_background_rate`` of the time, labelled by the hidden
-    policy without noise), each from its own seeded stream."""
-    traces = generate_traces(domain, n_traces, make_rng(seed, "traces", domain.name), label_noise=label_noise)
-    train, test = split(traces, train_fraction, make_rng(seed, "split", domain.name))
-    unseen = generate_traces(
-        domain, n_unseen, make_rng(seed, "unseen", domain.name), background_rate=unseen_background_rate, label_noise=0.0
-    )
-    return train, test, unseen
+def clingo_counterexample(rules: tuple[Rule, ...], domain: Domain) -> tuple[int, np.ndarray] | None:
+    """The same search as an answer-set program (clingo): choose an action and a predicate assignment of
+    the training scenario space on which ``rules`` and the hidden policy disagree. Returns one
+    ``(trigger index, facts)`` or None when the rules agree with the policy everywhere. An independent
+    check of :class:`ScenarioOracle`'s enumeration (the tests compare them)."""
+    import clingo
 
+    def bodies(rule_set: tuple[Rule, ...], head: str) -> list[str]:
+        lines = []
+        for rule in rule_set:
+            body = [] if rule.trigger == ANY_TRIGGER else [f"at({domain.triggers.index(rule.trigger)})"]
+            body += [("" if x.positive else "not ") + f"on({domain.index(x.predicate)})" for x in rule.checks]
+            lines.append(f"{head} :- {', '.join(body) or 'act'}.")
+        return lines
 
-def run_seed(
-    domain: Domain,
-    seed: int,
-    *,
-    n_traces: int,
-    n_unseen: int,
-    train_fraction: float = 2 / 3,
-    label_noise: float = 0.03,
-    unseen_background_rate: float = 0.4,
-    max_iterations: int = 10,
-    per_kind: int = 3,
-) -> dict:
-    """One seed of the chapter's experiment on ``domain``: make the splits (:func:`make_splits`), run
-    every method of :data:`METHODS` on the same split and return their scores (on the train split,
-    the held-out ``test`` split against the annotations and against the hidden policy, and the unseen
-    split) and their per-iteration trajectories."""
-    train, test, unseen = make_splits(
-        domain,
-        seed,
-        n_traces=n_traces,
-        n_unseen=n_unseen,
-        train_fraction=train_fraction,
-        label_noise=label_noise,
-        unseen_background_rate=unseen_background_rate,
-    )
-    loops = {
-        "heuristic CEGIS": cegis(
-            domain.expert,
-            train,
-            proposer="random",
-            rng=make_rng(seed, "heuristic", domain.name),
-            max_iterations=max_iterations,
-            per_kind=per_kind,
-        ),
-        "AutoSpec (ILP CEGIS)": cegis(domain.expert, train, max_iterations=max_iterations, per_kind=per_kind),
-        "CEGIS from scratch": cegis((), train, max_iterations=max_iterations, per_kind=per_kind),
-    }
-    tree = fit_tree(train, seed)
-    scores = {
-        "expert rules": {
-            "train": evaluate(domain.expert, train),
-            "test": evaluate(domain.expert, test),
-            "test (clean)": evaluate(domain.expert, test, clean=True),
-            "unseen": evaluate(domain.expert, unseen, clean=True),
-        },
-        "decision tree": {
-            "train": tree_scores(tree, train),
-            "test": tree_scores(tree, test),
-            "test (clean)": tree_scores(tree, test, clean=True),
-            "unseen": tree_scores(tree, unseen, clean=True),
-        },
-    }
-    for name, loop in loops.items():
-        scores[name] = {
-            "train": evaluate(loop.rules, train),
-            "test": evaluate(loop.rules, test),
-            "test (clean)": evaluate(loop.rules, test, clean=True),
-            "unseen": evaluate(loop.rules, unseen, clean=True),
-        }
-    curves = {
-        (name, split_name): trajectory(loop, data, max_iterations + 1)
-        for name, loop in loops.items()
-        for split_name, data in (("train", train), ("test", test))
-    }
-    return {
-        "domain": domain.name,
-        "seed": seed,
-        "scores": scores,
-        "loops": loops,
-        "curves": curves,
-        "tree_leaves": unsafe_leaves(tree),
-        "data": {"train": train, "test": test, "unseen": unseen},
-        "n_train": len(train),
-        "n_test": len(test),
-    }
-
-
-def results_frame(runs: list[dict]):
-    """One row per (domain, seed, method, split) with precision, recall, F1, the confusion counts,
-    the number of accepted edits (CEGIS methods) and the number of rules (tree: unsafe-leaf count)."""
-    import pandas as pd
-
-    rows = []
-    for run in runs:
-        for method, by_split in run["scores"].items():
-            loop = run["loops"].get(method)
-            if loop is not None:
-                n_rules = len(loop.rules)
-            elif method == "expert rules":
-                n_rules = len(DOMAINS[run["domain"]].expert)
-            else:
-                n_rules = run["tree_leaves"]
-            for split_name, s in by_split.items():
-                rows.append(
-                    {
-                        "domain": run["domain"],
-                        "seed": run["seed"],
-                        "method": method,
-                        "split": split_name,
-                        "precision": s.precision,
-                        "recall": s.recall,
-                        "f1": s.f1,
-                        "tp": s.tp,
-                        "fp": s.fp,
-                        "fn": s.fn,
-                        "iterations": loop.iterations if loop else np.nan,
-                        "rules": n_rules,
-                    }
-                )
-    return pd.DataFrame(rows)
+    program = [
+        f"1 {{ at(0..{len(domain.triggers) - 1}) }} 1.",
+        "act.",
+        f"{{ on(0..{len(domain.predicates) - 1}) }}.",
+        *(f":- on({domain.index(u)}), on({domain.index(v)})." for u, v in domain.held_out),
+        *bodies(rules, "flag"),
+        *bodies(domain.ground_truth, "unsafe"),
+        "disagree :- flag, not unsafe.",
+        "disagree :- unsafe, not flag.",
+        ":- not disagree.",
+        "#show at/1. #show on/1.",
+    ]
+    control = clingo.Control(["1", "--seed=0"])
+    control.add("base", [], "\n".join(program))
+    control.ground([("base", [])])
+    found: list[list] = []
+    control.solve(on_model=lambda model: found.append(list(model.symbols(shown=True))))
+    if not found:
+        return None
+    facts = np.zeros(len(domain.predicates), bool)
+    trigger = -1
+    for symbol in found[-1]:
+        if symbol.name == "at":
+            trigger = symbol.arguments[0].number
+        else:
+            facts[symbol.arguments[0].number] = True
+    return trigger, facts
