@@ -131,6 +131,16 @@ def test_a_measured_claim_needs_a_control_or_a_reason():
         ledger.check("a", claim="c", paper="p", ours="o", rule="r", kind=MEASURED, holds=True)
 
 
+def test_a_qualitative_rule_must_be_judged_on_the_control_too():
+    ledger = Ledger("spectral_ball", scale="smoke", seed=0)
+    with pytest.raises(ParameterError, match="qualitatively=<the qualitative rule applied to the control>"):
+        ledger.check("a", claim="c", paper="p", ours="o", rule="r", kind=MEASURED, holds=False, qualitatively=True,
+                     control=Control("x", "y", holds=False))  # fmt: skip
+    entry = ledger.check("b", claim="c", paper="p", ours="o", rule="r", kind=MEASURED, holds=False, qualitatively=True,
+                         control=Control("x", "y", holds=False, qualitatively=True))  # fmt: skip
+    assert entry.verdict == NOT_DISCRIMINATING
+
+
 def test_only_measured_claims_take_a_control():
     ledger = Ledger("spectral_ball", scale="smoke", seed=0)
     with pytest.raises(ParameterError, match="measured claims only"):

@@ -192,12 +192,13 @@ def _as_test(outcome: Test | bool | np.bool_) -> Test:
 class Control:
     """The same rule applied to something that should fail it: ``name`` says what (shuffled labels, no
     augmentation, a random head set of equal size), ``ours`` what it measured, ``holds`` the rule's outcome
-    on it (and ``qualitatively`` the outcome of the claim's qualitative rule, when the claim has one)."""
+    on it, and ``qualitatively`` the outcome of the claim's qualitative rule on it — required when the claim
+    has a qualitative rule, so that a weak fallback rule is tested against the control too."""
 
     name: str
     ours: str
     holds: Test | bool
-    qualitatively: bool = False
+    qualitatively: bool | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -273,7 +274,7 @@ class Ledger:
         rule: str,
         kind: str,
         holds: Test | bool,
-        qualitatively: bool = False,
+        qualitatively: bool | None = None,
         testable: bool = True,
         control: Control | None = None,
         can_fail_because: str | None = None,
@@ -297,6 +298,11 @@ class Ledger:
             )
         if kind != MEASURED and (control is not None or can_fail_because):
             raise ParameterError(f"claim {id!r} is kind {kind!r}: controls belong to measured claims only")
+        if qualitatively is not None and control is not None and control.qualitatively is None:
+            raise ParameterError(
+                f"claim {id!r} has a qualitative rule: give its outcome on the control too, "
+                "Control(..., qualitatively=<the qualitative rule applied to the control>)"
+            )
         outcome = _as_test(holds)
         entry = Claim(
             id=id,
@@ -305,7 +311,7 @@ class Ledger:
             ours=ours,
             rule=rule,
             kind=kind,
-            verdict=decide(kind, outcome, qualitatively=qualitatively, testable=testable, control=control),
+            verdict=decide(kind, outcome, qualitatively=bool(qualitatively), testable=testable, control=control),
             control=_control_text(control) if control is not None else None,
             control_passes=_as_test(control.holds).holds if control is not None else None,
             can_fail_because=can_fail_because,
