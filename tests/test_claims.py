@@ -139,6 +139,7 @@ def test_a_qualitative_rule_must_be_judged_on_the_control_too():
     entry = ledger.check("b", claim="c", paper="p", ours="o", rule="r", kind=MEASURED, holds=False, qualitatively=True,
                          control=Control("x", "y", holds=False, qualitatively=True))  # fmt: skip
     assert entry.verdict == NOT_DISCRIMINATING
+    assert entry.control == "x: y (fails the rule, passes its qualitative version)"
 
 
 def test_only_measured_claims_take_a_control():

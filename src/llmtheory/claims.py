@@ -250,8 +250,13 @@ class Claim:
 
 
 def _control_text(control: Control) -> str:
-    passes = _as_test(control.holds).holds
-    return f"{control.name}: {control.ours} ({'passes' if passes else 'fails'} the rule)"
+    if _as_test(control.holds).holds:
+        outcome = "passes the rule"
+    elif control.qualitatively:
+        outcome = "fails the rule, passes its qualitative version"
+    else:
+        outcome = "fails the rule"
+    return f"{control.name}: {control.ours} ({outcome})"
 
 
 class Ledger:
