@@ -8,33 +8,47 @@ from ldpc.mod2 import rank as ldpc_rank
 
 from llmtheory.qldpc_sce import (
     KNOWN_BB_CODES,
+    Distance,
+    Evaluation,
     GrammarProposer,
     Group,
     Limits,
     LLMProposer,
+    Spec,
     bivariate_bicycle,
     clopper_pearson,
     commutes,
     css_code,
     css_dimension,
+    decoding_failures,
     depolarizing_errors,
     distance_upper_bound,
+    dual_permutation,
     evaluate_matrices,
     evolve,
     exact_distance,
+    family_over,
     gf2_rank,
+    hypergraph_product,
     lifted_product,
     logical_error_rate,
     make_concept,
+    matches_known,
+    milp_min_logical,
     parse_proposal,
+    proved_distance,
     quick_ler,
+    random_classical_ldpc,
+    random_hgp,
     random_spec,
+    realise,
     refine,
     regular_representation,
-    run_program,
+    search_score,
     selection_key,
     spec_problems,
     toric_seed,
+    trust_cap,
 )
 from llmtheory.seeding import make_rng
 
@@ -111,6 +125,7 @@ def test_exact_distance_of_toric_codes_and_bound_is_above_it():
 def test_bb72_distance_bound_reaches_six():
     code = css_code(*known("[[72,12,6]]"))
     assert distance_upper_bound(code, 5, make_rng(0, "bb72")) == 6
+    assert "lifted_product" in make_concept(toric_seed(3, 3)).program  # shown, never executed
 
 
 def test_depolarizing_marginals():
@@ -138,7 +153,7 @@ def test_grammar_mutations_never_yield_malformed_specs():
         if child is None:
             continue
         assert spec_problems(child.spec, limits) == []
-        hx, hz = run_program(child.program)
+        hx, hz = realise(child.spec)
         assert hx.shape[1] == child.spec.n and commutes(hx, hz)
         concept = child
 
@@ -189,3 +204,123 @@ def test_staged_evaluator_stages_and_refinement_never_raise_the_bound():
     with_ler = quick_ler(scored, rng, 16)
     assert 0.0 <= with_ler.ler <= 1.0
     assert selection_key(replace(with_ler, ler=0.0)) > selection_key(replace(with_ler, ler=0.5))
+
+
+# ----- distances proved by integer programming ------------------------------------------------------------
+
+
+def steane_code():
+    hamming = np.array([[1, 0, 1, 0, 1, 0, 1], [0, 1, 1, 0, 0, 1, 1], [0, 0, 0, 1, 1, 1, 1]], dtype=np.uint8)
+    return css_code(hamming, hamming)
+
+
+def test_milp_proves_steane_and_toric_distances():
+    steane = steane_code()
+    assert (steane.n, steane.k) == (7, 1)
+    assert proved_distance(steane, 30) == Distance(3, 3, "MILP")
+    for size in (3, 4):
+        spec = toric_seed(size, size)
+        code = css_code(*realise(spec))
+        plain = proved_distance(code, 30)
+        reduced = proved_distance(code, 30, orbit_size=size * size, dual=dual_permutation(spec.group))
+        assert plain.exact and reduced.exact and plain.high == reduced.high == size == exact_distance(code)
+
+
+def test_milp_proves_bb72_distance_six_with_verified_symmetry():
+    spec = KNOWN_BB_CODES["[[72,12,6]]"]
+    group = Group(spec["l"], spec["m"])
+    code = css_code(*bivariate_bicycle(spec["l"], spec["m"], spec["A"], spec["B"]))
+    perm = dual_permutation(group)
+    assert sorted(perm) == list(range(72))
+    assert gf2_rank(np.vstack([code.hz, code.hx[:, perm]])) == gf2_rank(code.hz)  # H_X ↔ H_Z under the map
+    assert proved_distance(code, 120, orbit_size=36, dual=perm).high == 6
+    assert proved_distance(code, 120, orbit_size=36, dual=perm).exact
+
+
+def test_milp_at_a_tiny_time_limit_returns_bounds_around_d():
+    spec = KNOWN_BB_CODES["[[90,8,10]]"]
+    code = css_code(*bivariate_bicycle(spec["l"], spec["m"], spec["A"], spec["B"]))
+    low, high = milp_min_logical(code.hx, code.lx, 0.5)
+    assert 1 <= low <= 10 <= high
+
+
+def test_a_false_symmetry_is_refused():
+    # the 3-qubit repetition code: d_Z = 3 but d_X = 1; a claimed X↔Z symmetry must be checked, not trusted
+    code = css_code(np.array([[1, 1, 0], [0, 1, 1]], dtype=np.uint8), np.zeros((1, 3), dtype=np.uint8))
+    assert proved_distance(code, 30, dual=np.arange(3)).high == 1
+    assert milp_min_logical(code.hx, code.lx, 30) == (3, 3)
+
+
+def test_matches_known_needs_a_proved_distance_and_the_score_caps_bounds():
+    bound = Evaluation("scored", 72, 12, 6, "upper bound", 0.0)
+    assert matches_known(bound) is None  # an upper bound ≥ the table's d proves nothing
+    assert matches_known(replace(bound, distance_kind="exact", d_low=6)) == "[[72,12,6]]"
+    assert matches_known(replace(bound, distance_kind="bounds", d_low=5)) is None
+    assert search_score(72, 12, 20, exact=False) == pytest.approx(12 * trust_cap(72) ** 2 / 72)
+    assert search_score(72, 12, 20, exact=True) == pytest.approx(12 * 400 / 72)
+
+
+# ----- the unstructured control that is valid by construction ---------------------------------------------
+
+
+def test_hypergraph_product_of_cycles_is_the_toric_code():
+    cycle = (np.eye(3, dtype=np.uint8) + np.roll(np.eye(3, dtype=np.uint8), 1, axis=1)) % 2
+    hx, hz = hypergraph_product(cycle, cycle)
+    code = css_code(hx, hz)
+    assert (code.n, code.k, exact_distance(code)) == (18, 2, 3)
+
+
+def test_random_hgp_is_css_within_the_grammar_bounds():
+    rng, limits = make_rng(0, "hgp"), Limits()
+    for _ in range(20):
+        hx, hz = random_hgp(rng, limits)
+        assert commutes(hx, hz) and 24 <= hx.shape[1] <= limits.max_n
+        assert max(hx.sum(axis=1).max(), hz.sum(axis=1).max()) <= limits.max_check_weight
+    h = random_classical_ldpc(12, 8, 3, rng)
+    assert (h.sum(axis=0) == 3).all() and h.sum(axis=1).max() - h.sum(axis=1).min() <= 1
+
+
+# ----- decoding ------------------------------------------------------------------------------------------
+
+
+def test_a_logical_operator_as_the_error_makes_the_decoder_fail():
+    code = css_code(*known("[[72,12,6]]"))
+    zero = np.zeros((1, code.n), dtype=np.uint8)
+    # a Z logical has a zero syndrome, so the decoder corrects nothing and the logical survives
+    assert decoding_failures(code, zero, code.lz[:1], 0.05).all()
+    assert decoding_failures(code, code.lx[:1], zero, 0.05).all()
+    stabiliser = code.hx[:1]  # an X stabiliser as the X error is harmless
+    assert not decoding_failures(code, stabiliser, zero, 0.05).any()
+
+
+def test_logical_error_rate_increases_with_p():
+    spec = toric_seed(4, 4)
+    code = css_code(*realise(spec))
+    uniforms = make_rng(0, "ler-p").random((400, code.n))
+    failures = [logical_error_rate(code, p, uniforms, osd_order=0)[0] for p in (0.02, 0.08, 0.16)]
+    assert failures[0] < failures[1] < failures[2]
+
+
+def test_family_over_keeps_the_protographs_and_grows_n():
+    spec = KNOWN_BB_CODES["[[144,12,12]]"]
+    bb = Spec(Group(12, 6), ((tuple(sorted(spec["A"])),),), ((tuple(sorted(spec["B"])),),))
+    members = family_over(bb, range(3, 13), Limits())
+    assert [m.n for m in members] == sorted(m.n for m in members) and {72, 144} <= {m.n for m in members}
+    assert all(css_dimension(*realise(m)) > 0 for m in members)
+
+
+def test_search_comparison_rule_needs_the_interval_above_zero_and_a_failing_control():
+    import pandas as pd
+
+    from llmtheory.claims import MEASURED, decide
+    from llmtheory.qldpc_sce import interval_above_zero, paired_difference
+
+    table = pd.DataFrame(
+        {"replicate": [0, 0, 1, 1, 2, 2], "search": ["a", "b"] * 3, "k·d²/n": [5.0, 2.0, 6.0, 2.5, 5.5, 2.0]}
+    )
+    better, same = paired_difference(table, "a", "b"), paired_difference(table, "b", "b")
+    assert better.low > 0 and same.value == 0
+    for control, verdict in ((same, "reproduced"), (better, "rule does not discriminate")):
+        arguments = interval_above_zero(better, control)
+        assert arguments.pop("rule").startswith("paired difference")
+        assert decide(MEASURED, **arguments) == verdict
