@@ -77,7 +77,8 @@ def test_batched_gradients_equal_autograd_item_by_item(loaded, world):
         batch = gd.probe_batch(tokenizer, [prompt], tw.PROBE_NEGATIVE)
         gd.probe_loss(model(input_ids=batch.input_ids).logits, batch.input_ids, batch.probe_mask).sum().backward()
         for layer, module in enumerate(modules):
-            expected = module.weight.grad.flatten()
+            grad = module.weight.grad if isinstance(module, torch.nn.Linear) else module.weight.grad.T  # out × in
+            expected = grad.flatten()
             assert torch.allclose(grads[b, layer], expected, rtol=1e-4, atol=1e-5 * float(expected.abs().max()))
     model.zero_grad()
 
@@ -162,6 +163,103 @@ def test_focal_loss_with_gamma_zero_is_cross_entropy():
 def test_unsupported_model_has_a_clear_error():
     with pytest.raises(ParameterError, match="down-projections"):
         gd.down_projections(torch.nn.Linear(2, 2))
+
+
+def test_cosines_from_activations_equal_the_explicit_gradients(loaded, world):
+    # eq. grad_detect-eq-norm: <G, R> = sum_t delta_t^T R a_t and |G|^2 = sum_ts (delta_t . delta_s)(a_t . a_s)
+    model, tokenizer = loaded
+    prompts = _prompts(tokenizer, world, 5)
+    prompts[2] = prompts[2][:-2] + prompts[2][-1:]  # padding too
+    batch = gd.probe_batch(tokenizer, prompts, tw.PROBE_POSITIVE)
+    grads = gd.layer_gradients(model, batch)
+    found = gd.probe_activations(model, batch)
+    references = gd.random_references(torch.empty(3, *gd.down_shape(model)), seed=0)
+    explicit = gd.cosine_features(grads, references.flatten(2))
+    assert torch.allclose(gd.activation_cosines(found, references), explicit, atol=1e-5)
+    norms = torch.stack([gd.gradient_norms(f) for f in found], 1)
+    assert torch.allclose(norms, grads.norm(dim=-1), rtol=1e-4)
+    assert explicit.abs().max() > 0.01  # not trivially zero
+
+
+@pytest.mark.parametrize("name", ["fact-qwen2-h64", "fact-neox-h64"])
+def test_class_references_are_normalised_explicit_class_means(name, world):
+    model, tokenizer = zoo.load(name)
+    prompts = _prompts(tokenizer, world, 6)
+    labels = np.array([gd.CORRECT, gd.INCORRECT, gd.DNA] * 2)
+    references = gd.class_references(model, tokenizer, prompts, labels, gd.TASKS["response"], tw.PROBE_NEGATIVE, 4)
+    grads = gd.layer_gradients(model, gd.probe_batch(tokenizer, prompts, tw.PROBE_NEGATIVE))
+    for c, members in enumerate([labels != gd.DNA, labels == gd.DNA]):
+        mean = grads[torch.tensor(members)].mean(0)
+        expected = mean / mean.norm(dim=-1, keepdim=True)
+        assert torch.allclose(references[c].flatten(1), expected, atol=1e-5)
+
+
+def test_memory_estimate_counts_what_it_says():
+    model, _ = zoo.load("fact-llama-h64")
+    found = gd.memory_estimate(model, batch_size=8, tokens=20, reference_classes=3)
+    assert found["weights"] == 4 * sum(p.numel() for p in model.parameters())
+    assert found["explicit gradients (not formed)"] == 4 * 8 * 8 * 64 * 128
+    assert found["class references"] == 4 * 3 * 8 * 64 * 128
+    assert found["total"] == pytest.approx(
+        sum(v for k, v in found.items() if k not in ("total", "explicit gradients (not formed)"))
+    )
+    qwen = gd.config_from_dict(gd.QWEN25_05B)
+    big = gd.memory_estimate(qwen, batch_size=1, tokens=48, reference_classes=16)
+    assert 1.8e9 < big["weights"] < 2.1e9  # 494 M float32 parameters
+    assert big["explicit gradients (not formed)"] == pytest.approx(4 * 24 * 896 * 4864)  # 0.42 GB per item
+    batch = gd.choose_batch_size(qwen, tokens=48, reference_classes=16, budget_bytes=14 * 2**30)
+    fits = gd.memory_estimate(qwen, batch_size=batch, tokens=48, reference_classes=16)["total"]
+    more = gd.memory_estimate(qwen, batch_size=2 * batch, tokens=48, reference_classes=16)["total"]
+    assert fits <= 14 * 2**30 < more
+
+
+def test_semantic_entropy_takes_any_equivalence():
+    samples = ["Paris", "paris.", "The city of Paris", "Lyon"]
+    assert gd.semantic_clusters(samples, gd.same_normalised_answer) == [0, 0, 1, 2]
+    entails = lambda premise, hypothesis: "paris" in premise.lower() and "paris" in hypothesis.lower()  # noqa: E731
+    equivalent = gd.entailment_equivalence(entails)
+    assert gd.semantic_clusters(samples, equivalent) == [0, 0, 0, 1]
+    assert gd.semantic_entropy(samples, equivalent) == pytest.approx(-(0.75 * np.log(0.75) + 0.25 * np.log(0.25)))
+    one_way = gd.entailment_equivalence(lambda p, h: len(p) >= len(h))  # entailment must hold both ways
+    assert not one_way("a long answer", "short")
+
+
+def test_a_task_without_refusals_leaves_the_others_running(world):
+    model, tokenizer = zoo.load("fact-llama-h48")
+    answers = gd.answer_and_label(model, tokenizer, gd.toy_items(world)[::4])
+    answers.labels = np.where(answers.labels == gd.DNA, gd.INCORRECT, answers.labels)  # TriviaQA: no DNA class
+    detection = gd.detection_features(
+        model, tokenizer, answers, seed=0, item_probes=("positive",), reference_probes=("positive",)
+    )
+    assert detection.tasks == ["correctness"]
+    assert set(detection.untestable) == {"response", "full"} and "did-not-answer" in detection.untestable["full"]
+    assert gd.layer_ablation([detection], 8, task="full") == []
+
+
+def test_first_token_control_reads_refusals(world):
+    model, tokenizer = zoo.load("fact-llama-h64")
+    items = gd.toy_items(world)[::25]
+    prompts = [gd.prompt_ids(tokenizer, it.question) for it in items]
+    refusal = gd.refusal_logprob(model, tokenizer, prompts)[:, 0]
+    unknown = np.array([it.source == "unknown" for it in items])
+    assert gd.auroc(unknown, refusal) > 0.95  # never-described entities start with "Unfortunately"
+    assert gd.self_assessment_tokens(tokenizer) is None  # the toy vocabulary has no Yes / No
+
+
+def test_cost_ratios_are_per_round():
+    import pandas as pd
+
+    rows = [{"round": r, "method": m, "cpu_s": t * (1 + r), "wall_s": 0.0}
+            for r in range(3) for m, t in (("forward pass", 1.0), ("a", 2.0), ("b", 5.0))]  # fmt: skip
+    timings = pd.DataFrame(rows)
+    ratios = gd.cost_ratios(timings)
+    assert ratios["a"].value == pytest.approx(2.0) and ratios["b"].high == pytest.approx(5.0)
+    assert gd.cost_difference(timings, "b", "a").value == pytest.approx(3.0)
+
+
+def test_bootstrap_estimate_contains_its_value():
+    est = gd.bootstrap_estimate(0.9, np.array([0.1, 0.2, 0.3]))
+    assert est.low <= 0.9 <= est.high and est.low == pytest.approx(0.105)
 
 
 def test_forward_equivalents_between_one_and_three():

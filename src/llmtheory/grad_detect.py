@@ -9,19 +9,24 @@ The paper's pipeline, top to bottom, as plain functions:
    (:func:`split_items`); we also keep a held-out test split, grouped by entity.
 2. **Probe loss** (step 2): teacher-force a fixed probe response r after the instructed chat prompt,
    L(x, r) = −(1/|r|) Σ_t log p(r_t | x, r_<t), on the probe tokens only (:func:`probe_loss`).
-3. **Layer gradients** (step 3): ∇_{W_l} L for the MLP down-projection W_l of every layer l, per item, from one
-   forward–backward pass of the whole batch (:func:`layer_gradients`; :func:`layer_gradients_vmap` is the
-   ``torch.func`` version).
+3. **Layer gradients** (step 3): for the MLP down-projection W_l of every layer, a forward hook keeps its inputs
+   a_t and one backward pass of the whole batch gives the gradients δ_t of its outputs (:func:`probe_activations`);
+   the item's gradient ∇_{W_l} L = Σ_t δ_t a_tᵀ is formed only to check the rest (:func:`layer_gradients`,
+   :func:`layer_gradients_vmap` is the ``torch.func`` version).
 4. **References and features** (steps 5–6): g_{c,r}^(l) = normalised mean gradient of class c over the reference
-   half (:func:`class_references`); features s^(l,c) = cos(∇_{W_l} L(x, r′), g_{c,r}^(l)), an L×|C| matrix per
-   item (:func:`cosine_features`).
+   half, accumulated as Σ δ aᵀ batch by batch (:func:`class_references`); features s^(l,c) = cos(∇_{W_l} L(x, r′),
+   g_{c,r}^(l)), an L×|C| matrix per item, from ⟨G, R⟩ = Σ_t δ_tᵀ R a_t and ‖G‖² = Σ_{t,s} (δ_t·δ_s)(a_t·a_s)
+   without forming G (:func:`activation_cosines`). :func:`memory_estimate` says what a run needs before it starts.
 5. **Predictor** (steps 7–8): a small transformer encoder over layers, trained with focal loss
    (:class:`LayerEncoder`, :func:`train_predictor`), and a logistic-regression version (:func:`fit_logistic`).
 
-The baselines of the paper's Table 3 run on the same items: max-softmax confidence and sequence perplexity of the
-greedy answer, self-consistency and semantic entropy from sampled answers (:func:`sampling_scores`), and a probe on
-the last-layer hidden state (:func:`last_hidden_states`). The same calls work for a Hugging Face chat model
-(Llama, Qwen2, GPT-2 or GPT-NeoX family) and any QA set given as :class:`QAItem`.
+The baselines of the paper's Table 3 run on the same items (:func:`correctness_baselines`): max-softmax confidence
+and sequence perplexity of the greedy answer, self-consistency and semantic entropy from sampled answers (with a
+pluggable equivalence, :func:`semantic_entropy`), a probe on the last-layer hidden state and Self-Assessment (the
+model asked whether its answer is correct). The response task's control is the first generated token's refusal
+probability (:func:`refusal_logprob`). The same calls work for a Hugging Face chat model (Llama-like, GPT-2 or
+GPT-NeoX layouts) and any QA set given as :class:`QAItem`; a task whose classes are missing is left out with its
+reason (:attr:`Detection.untestable`).
 """
 
 from __future__ import annotations
@@ -29,11 +34,11 @@ from __future__ import annotations
 import math
 import string
 import warnings
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -310,21 +315,23 @@ def probe_losses(model, tokenizer, prompts, probe: str, batch_size: int = 64) ->
     return np.concatenate(out)
 
 
-def _weight_gradient(module: nn.Module, inputs: torch.Tensor, output_grads: torch.Tensor) -> torch.Tensor:
-    """Per-item gradient of a down-projection weight from its inputs a and output gradients δ: Σ_t δ_t a_tᵀ,
-    in the weight's own layout (``nn.Linear``: out × in; GPT-2's ``Conv1D``: in × out)."""
-    if isinstance(module, nn.Linear):
-        return torch.einsum("bto,bti->boi", output_grads, inputs)
-    return torch.einsum("bti,bto->bio", inputs, output_grads)
+@dataclass(frozen=True)
+class LayerActivations:
+    """What a forward hook and one backward pass give for one down-projection W_l (paper step 3), per item:
+    its inputs a_t (B, T, I) and the gradients δ_t = ∂L/∂y_t of its outputs y_t = W_l a_t (B, T, O). The item's
+    gradient ∇_{W_l} L = Σ_t δ_t a_tᵀ is never formed from them unless asked (:func:`layer_gradients`)."""
+
+    inputs: torch.Tensor
+    deltas: torch.Tensor
 
 
-def layer_gradients(model, batch: ProbeBatch, layers: Sequence[int] | None = None) -> torch.Tensor:
-    """∇_{W_l} L(x_b, r) for each item b and each layer l in ``layers`` (default all): shape (B, |layers|, P).
+def probe_activations(model, batch: ProbeBatch, layers: Sequence[int] | None = None) -> list[LayerActivations]:
+    """a and δ of every requested down-projection (default all layers) for each item of ``batch``.
 
-    One forward–backward pass for the whole batch (paper step 3). The losses of different items do not interact,
-    so the gradient of their sum with respect to a layer's *output* holds every item's δ_t; the weight gradient of
-    item b is then Σ_t δ_{b,t} a_{b,t}ᵀ with a the layer's input (the per-example trick of Goodfellow, 2015).
-    Backpropagation stops at the lowest requested layer, so the last five layers cost less than all of them.
+    One forward–backward pass for the whole batch: the losses of different items do not interact, so the gradient
+    of their sum with respect to a layer's *output* holds every item's δ_t (the per-example trick of Goodfellow,
+    2015). Backpropagation stops at the lowest requested layer, so the last five layers cost less than all of them.
+    Right padding is harmless: a padded position's output does not reach any probe token, so its δ is zero.
     """
     modules = down_projections(model)
     layers = list(range(len(modules))) if layers is None else list(layers)
@@ -344,10 +351,16 @@ def layer_gradients(model, batch: ProbeBatch, layers: Sequence[int] | None = Non
     finally:
         for handle in handles:
             handle.remove()
+    return [LayerActivations(captured[i][0].detach().float(), d.float()) for i, d in zip(layers, deltas, strict=True)]
+
+
+def layer_gradients(model, batch: ProbeBatch, layers: Sequence[int] | None = None) -> torch.Tensor:
+    """The explicit gradients ∇_{W_l} L(x_b, r) = Σ_t δ_{b,t} a_{b,t}ᵀ (eq. ``grad_detect-eq-outer``), flattened
+    in out × in layout: shape (B, |layers|, O·I). This is B·L·O·I numbers (0.4 GB per item for Qwen2.5-0.5B): the
+    library uses it only to check :func:`activation_cosines`, which needs none of it."""
     with torch.no_grad():
-        pairs = zip(layers, deltas, strict=True)
-        grads = [_weight_gradient(modules[i], captured[i][0].float(), d.float()).flatten(1) for i, d in pairs]
-    return torch.stack(grads, 1)
+        found = probe_activations(model, batch, layers)
+        return torch.stack([torch.einsum("bto,bti->boi", f.deltas, f.inputs).flatten(1) for f in found], 1)
 
 
 def layer_gradients_vmap(model, batch: ProbeBatch) -> torch.Tensor:
@@ -358,7 +371,8 @@ def layer_gradients_vmap(model, batch: ProbeBatch) -> torch.Tensor:
 
     if not bool(batch.attention_mask.all()):
         raise ParameterError("layer_gradients_vmap needs a batch of equal-length items (no padding)")
-    names = {id(m.weight): None for m in down_projections(model)}
+    modules = down_projections(model)
+    names = {id(m.weight): None for m in modules}
     params = {n: p.detach() for n, p in model.named_parameters() if id(p) in names}
 
     def item_loss(weights, ids, probe_mask):
@@ -369,56 +383,184 @@ def layer_gradients_vmap(model, batch: ProbeBatch) -> torch.Tensor:
         warnings.filterwarnings("ignore", message="There is a performance drop")
         inputs = (batch.input_ids.to(_device(model)), batch.probe_mask.to(_device(model)))
         grads = vmap(grad(item_loss), in_dims=(None, 0, 0))(params, *inputs)
-    return torch.stack([g.flatten(1) for g in grads.values()], 1)
+    # GPT-2's Conv1D stores its weight in × out: transpose to the out × in layout of layer_gradients.
+    out = [g if isinstance(m, nn.Linear) else g.transpose(1, 2) for g, m in zip(grads.values(), modules, strict=True)]
+    return torch.stack([g.flatten(1) for g in out], 1)
 
 
 # --------------------------------------------------------------------------------------------------------------
-# 4. Class references and cosine features
+# 4. Class references and cosine features, without forming any item's gradient
 # --------------------------------------------------------------------------------------------------------------
 
 
-def iterate_gradients(model, tokenizer, prompts, probe: str, batch_size: int = 64, layers=None):
-    """Yield ``(indices, gradients)`` batch by batch, so features never need every gradient in memory."""
+def gradient_norms(found: LayerActivations) -> torch.Tensor:
+    """‖G_b‖_F with G_b = Σ_t δ_t a_tᵀ, from ‖G‖² = Σ_{t,s} (δ_t·δ_s)(a_t·a_s) (eq. ``grad_detect-eq-norm``):
+    two T×T Gram matrices per item instead of an O×I matrix. Shape (B,)."""
+    gram_d = torch.einsum("bto,bso->bts", found.deltas, found.deltas)
+    gram_a = torch.einsum("bti,bsi->bts", found.inputs, found.inputs)
+    return (gram_d * gram_a).sum((1, 2)).clamp(min=0).sqrt()
+
+
+def gradient_inner(found: LayerActivations, references: torch.Tensor) -> torch.Tensor:
+    """⟨G_b, R_c⟩ = Σ_t δ_tᵀ R_c a_t (eq. ``grad_detect-eq-norm``) for references (C, O, I): shape (B, C)."""
+    projected = torch.einsum("coi,bti->btco", references, found.inputs)
+    return torch.einsum("btco,bto->bc", projected, found.deltas)
+
+
+def activation_cosines(found: Sequence[LayerActivations], references: torch.Tensor) -> torch.Tensor:
+    """s^(l,c) = cos(∇_{W_l} L(x, r′), g_{c,r}^(l)) (paper step 6) from a and δ alone: references (C, L, O, I)
+    give features (B, L, C)."""
+    columns = []
+    for layer, f in enumerate(found):
+        refs = references[:, layer]
+        inner = gradient_inner(f, refs)
+        norms = gradient_norms(f)[:, None] * refs.flatten(1).norm(dim=1)[None]
+        columns.append(inner / norms.clamp(min=1e-30))
+    return torch.stack(columns, 1)
+
+
+def gradient_sums(found: Sequence[LayerActivations], weights: torch.Tensor) -> torch.Tensor:
+    """Σ_b w_{b,c} Σ_t δ_{b,t} a_{b,t}ᵀ for every class c and layer: weights (B, C) give (C, L, O, I). A class
+    mean of gradients is one O×I matrix per layer: the sum runs over items and positions at once."""
+    return torch.stack([torch.einsum("bc,bto,bti->coi", weights, f.deltas, f.inputs) for f in found], 1)
+
+
+def iterate_activations(model, tokenizer, prompts, probe: str, batch_size: int = 64, layers=None):
+    """Yield ``(indices, activations)`` batch by batch: memory grows with the batch, not with the item count."""
     for start in range(0, len(prompts), batch_size):
         index = np.arange(start, min(start + batch_size, len(prompts)))
         batch = probe_batch(tokenizer, [prompts[i] for i in index], probe)
-        yield index, layer_gradients(model, batch, layers)
+        yield index, probe_activations(model, batch, layers)
+
+
+def class_members(labels: np.ndarray, classes: Sequence[str]) -> list[np.ndarray]:
+    """Boolean membership of each class (:data:`ANSWERED` collects correct and incorrect items)."""
+    return [np.isin(labels, (CORRECT, INCORRECT)) if c == ANSWERED else labels == c for c in classes]
 
 
 def class_references(
     model, tokenizer, prompts, labels: np.ndarray, classes: Sequence[str], probe: str, batch_size: int = 64
 ) -> torch.Tensor:
-    """g_{c,r}^(l) = mean_{i ∈ c} ∇_{W_l} L(x_i, r) / ‖·‖₂ over the reference items (paper step 5): (|C|, L, P).
+    """g_{c,r}^(l) = mean_{i ∈ c} ∇_{W_l} L(x_i, r) / ‖·‖_F over the reference items (paper step 5): (|C|, L, O, I).
 
-    ``prompts`` and ``labels`` are the reference half; :data:`ANSWERED` collects correct and incorrect items.
+    ``prompts`` and ``labels`` are the reference half; every class needs at least one item (callers drop a task
+    whose class is missing, :func:`testable_tasks`).
     """
-    members = [np.isin(labels, (CORRECT, INCORRECT)) if c == ANSWERED else labels == c for c in classes]
+    members = class_members(labels, classes)
     if not all(m.any() for m in members):
         raise ParameterError(f"every class needs a reference item; counts: {[int(m.sum()) for m in members]}")
     sums = None
-    for index, grads in iterate_gradients(model, tokenizer, prompts, probe, batch_size):
-        weights = torch.tensor(np.stack([m[index] for m in members]), dtype=grads.dtype, device=grads.device)
-        part = torch.einsum("cb,blp->clp", weights, grads)
+    for index, found in iterate_activations(model, tokenizer, prompts, probe, batch_size):
+        weights = torch.tensor(np.stack([m[index] for m in members], 1), dtype=torch.float32, device=_device(model))
+        part = gradient_sums(found, weights)
         sums = part if sums is None else sums + part
-    means = sums / torch.tensor([m.sum() for m in members], dtype=sums.dtype, device=sums.device)[:, None, None]
-    return means / means.norm(dim=-1, keepdim=True)
+    return unit_references(sums)
+
+
+def unit_references(matrices: torch.Tensor) -> torch.Tensor:
+    """Each (class, layer) matrix of (C, L, O, I) scaled to unit Frobenius norm."""
+    return matrices / matrices.flatten(2).norm(dim=-1)[..., None, None].clamp(min=1e-30)
+
+
+def random_references(like: torch.Tensor, *, seed: int) -> torch.Tensor:
+    """Unit references of the same shape pointing in random directions: the control of the probe-configuration
+    claim (features against them carry no class information)."""
+    generator = torch.Generator().manual_seed(int(make_rng(seed, "grad_detect", "random-references").integers(2**31)))
+    return unit_references(torch.randn(like.shape, generator=generator)).to(like.device)
 
 
 def cosine_features(grads: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
-    """s^(l,c) = cos(∇_{W_l} L(x, r′), g_{c,r}^(l)) (paper step 6): gradients (B, L, P) and references (C, L, P)
-    give features (B, L, C)."""
+    """s^(l,c) from explicit gradients (B, L, P) and references (C, L, P): features (B, L, C). For gradients that
+    exist as vectors (the planted exercise) and to check :func:`activation_cosines`."""
     unit = grads / grads.norm(dim=-1, keepdim=True).clamp(min=1e-30)
     return torch.einsum("blp,clp->blc", unit, references / references.norm(dim=-1, keepdim=True))
 
 
-def gradient_features(model, tokenizer, prompts, references: dict[str, torch.Tensor], probe: str, batch_size=64):
-    """Features of every prompt against several reference sets at once (one gradient pass):
+def gradient_features(model, tokenizer, prompts, references: dict, probe: str, batch_size: int = 64) -> dict:
+    """Features of every prompt against several reference sets at once (one backward pass per batch):
     ``{name: array (N, L, C)}``."""
     out = {name: np.zeros((len(prompts), r.shape[1], r.shape[0]), dtype=np.float32) for name, r in references.items()}
-    for index, grads in iterate_gradients(model, tokenizer, prompts, probe, batch_size):
+    for index, found in iterate_activations(model, tokenizer, prompts, probe, batch_size):
         for name, ref in references.items():
-            out[name][index] = cosine_features(grads, ref).cpu().numpy()
+            out[name][index] = activation_cosines(found, ref).cpu().numpy()
     return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Memory: what a run needs, printed before it starts
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _meta_model(config):
+    """The model of ``config`` on the meta device: shapes and parameter counts without any memory."""
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config)
+
+
+def down_shape(model) -> tuple[int, int, int]:
+    """(layers, out, in) of the down-projections (GPT-2's Conv1D stores in × out)."""
+    modules = down_projections(model)
+    rows, cols = modules[0].weight.shape
+    return (len(modules), rows, cols) if isinstance(modules[0], nn.Linear) else (len(modules), cols, rows)
+
+
+def memory_estimate(model_or_config, *, batch_size: int, tokens: int, reference_classes: int) -> dict[str, float]:
+    """Bytes a Grad Detect run needs (float32 weights, activations and references), by part, and what forming
+    every item's gradient explicitly would add (``explicit gradients``, the old recipe).
+
+    ``tokens`` is the longest prompt plus probe, ``reference_classes`` the number of (task, probe, class)
+    references kept at once. Activations of the forward–backward pass are counted as ~34·h + 5·I values per
+    token and layer (attention and MLP intermediates kept for backward, Korthikanti et al., 2022, without the
+    attention matrix that fused kernels do not store) plus the logits.
+    """
+    model = model_or_config if isinstance(model_or_config, nn.Module) else _meta_model(model_or_config)
+    config = model.config
+    n_layers, out_dim, in_dim = down_shape(model)
+    hidden, vocab = config.hidden_size, config.vocab_size
+    values = batch_size * tokens
+    parts = {
+        "weights": 4.0 * sum(p.numel() for p in model.parameters()),
+        "activations for backward": 4.0 * values * (n_layers * (34 * hidden + 5 * in_dim) + 3 * vocab),
+        "hooked a and δ": 4.0 * values * n_layers * (in_dim + out_dim),
+        "class references": 4.0 * reference_classes * n_layers * out_dim * in_dim,
+    }
+    parts["total"] = sum(parts.values())
+    parts["explicit gradients (not formed)"] = 4.0 * batch_size * n_layers * out_dim * in_dim
+    return parts
+
+
+def choose_batch_size(model_or_config, *, tokens: int, reference_classes: int, budget_bytes: float, largest=256):
+    """The largest power-of-two batch whose :func:`memory_estimate` total fits ``budget_bytes`` (at least 1)."""
+    batch = largest
+    while batch > 1:
+        found = memory_estimate(model_or_config, batch_size=batch, tokens=tokens, reference_classes=reference_classes)
+        if found["total"] <= budget_bytes:
+            break
+        batch //= 2
+    return batch
+
+
+QWEN25_05B = {
+    "model_type": "qwen2",
+    "vocab_size": 151936,
+    "hidden_size": 896,
+    "intermediate_size": 4864,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 14,
+    "num_key_value_heads": 2,
+    "tie_word_embeddings": True,
+}
+"""The published configuration of Qwen/Qwen2.5-0.5B-Instruct (its ``config.json``), for estimates offline."""
+
+
+def config_from_dict(values: dict):
+    """A transformers config from a dict with ``model_type`` (no download)."""
+    from transformers import AutoConfig
+
+    values = dict(values)
+    return AutoConfig.for_model(values.pop("model_type"), **values)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -568,20 +710,59 @@ def self_consistency(greedy_reply: str, samples: Sequence[str]) -> float:
     return float(np.mean([normalise_answer(s) == target for s in samples]))
 
 
-def semantic_entropy(samples: Sequence[str]) -> float:
-    """Entropy (nats) of the meaning clusters of the samples (Kuhn et al., 2023), with equivalence = the same
-    normalised answer, exact for the single-entity answers of the toy world."""
-    counts = np.array(list(Counter(normalise_answer(s) for s in samples).values()), dtype=float)
+def same_normalised_answer(first: str, second: str) -> bool:
+    """The offline equivalence of two answers: equal after :func:`normalise_answer` (exact for the toy world's
+    single-entity answers)."""
+    return normalise_answer(first) == normalise_answer(second)
+
+
+def entailment_equivalence(entails: Callable[[str, str], bool]) -> Callable[[str, str], bool]:
+    """Kuhn et al.'s (2023) equivalence for real runs: two answers mean the same when each entails the other.
+
+    ``entails(premise, hypothesis)`` is any NLI judgement, for example with a hub model::
+
+        nli = transformers.pipeline("text-classification", model="microsoft/deberta-large-mnli")
+        entails = lambda p, h: nli({"text": p, "text_pair": h})["label"] == "ENTAILMENT"
+        equivalent = gd.entailment_equivalence(entails)
+
+    (the question is usually prepended to both answers before the test, as Kuhn et al. do).
+    """
+    return lambda first, second: bool(entails(first, second) and entails(second, first))
+
+
+def semantic_clusters(samples: Sequence[str], equivalent: Callable[[str, str], bool]) -> list[int]:
+    """Cluster index of each sample: a sample joins the first cluster whose first member it is equivalent to
+    (Kuhn et al., 2023, Algorithm 1), else starts a new one."""
+    leaders: list[str] = []
+    out = []
+    for s in samples:
+        found = next((k for k, leader in enumerate(leaders) if equivalent(leader, s)), None)
+        if found is None:
+            leaders.append(s)
+            found = len(leaders) - 1
+        out.append(found)
+    return out
+
+
+def semantic_entropy(samples: Sequence[str], equivalent: Callable[[str, str], bool] = same_normalised_answer) -> float:
+    """Entropy (nats) of the meaning clusters of the samples (Kuhn et al., 2023); ``equivalent`` decides when two
+    answers mean the same (:func:`same_normalised_answer` offline, :func:`entailment_equivalence` for real runs)."""
+    counts = np.bincount(semantic_clusters(samples, equivalent)).astype(float)
     p = counts / counts.sum()
     return float(-(p * np.log(p)).sum())
 
 
-def sampling_scores(greedy_replies: Sequence[str], samples: Sequence[Sequence[str]], n_consistency: int = 5):
+def sampling_scores(
+    greedy_replies: Sequence[str],
+    samples: Sequence[Sequence[str]],
+    n_consistency: int = 5,
+    equivalent: Callable[[str, str], bool] = same_normalised_answer,
+):
     """Correctness scores (higher = more likely correct) of the sampling baselines: self-consistency over the first
     ``n_consistency`` samples and minus the semantic entropy of all samples."""
     pairs = zip(greedy_replies, samples, strict=True)
     consistency = np.array([self_consistency(g, s[:n_consistency]) for g, s in pairs])
-    entropy = np.array([semantic_entropy(s) for s in samples])
+    entropy = np.array([semantic_entropy(s, equivalent) for s in samples])
     return consistency, -entropy
 
 
@@ -596,6 +777,70 @@ def last_hidden_states(model, prompts, batch_size: int = 256) -> np.ndarray:
             hidden = model(input_ids=ids, output_hidden_states=True)
             out[chunk] = hidden.hidden_states[-1][:, -1].float().cpu().numpy()
     return out
+
+
+@torch.no_grad()
+def next_token_logprobs(model, prompts, token_ids: Sequence[int], batch_size: int = 256) -> np.ndarray:
+    """log p(first generated token = t | prompt) for each of ``token_ids``: shape (N, len(token_ids))."""
+    out = np.zeros((len(prompts), len(token_ids)), dtype=np.float64)
+    for _, idx in _length_groups(prompts).items():
+        for start in range(0, len(idx), batch_size):
+            chunk = idx[start : start + batch_size]
+            ids = torch.tensor([prompts[i] for i in chunk], device=_device(model))
+            logprobs = model(input_ids=ids).logits[:, -1].float().log_softmax(-1)
+            out[chunk] = logprobs[:, list(token_ids)].cpu().numpy()
+    return out
+
+
+def first_token_id(tokenizer, word: str) -> int:
+    """The first token of ``word`` as a reply would start with it (the refusal word "Unfortunately", "Yes")."""
+    ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise ParameterError(f"the tokenizer turns {word!r} into no tokens")
+    return ids[0]
+
+
+def refusal_logprob(model, tokenizer, prompts, word: str = tw.PROBE_NEGATIVE) -> np.ndarray:
+    """The response task's control: log-probability that the reply *starts* with the refusal word, read from the
+    prompt's last position (no gradient, no answer). One feature per item, shape (N, 1)."""
+    return next_token_logprobs(model, prompts, [first_token_id(tokenizer, word)])
+
+
+SELF_ASSESSMENT_QUESTION = "Is your answer correct? Answer Yes or No."
+
+
+def self_assessment_prompt(tokenizer, question: str, reply: str, instruction: str = tw.INSTRUCTION) -> list[int]:
+    """The chat in which the model is asked about its own answer: question, its greedy reply, then
+    :data:`SELF_ASSESSMENT_QUESTION` and the generation prompt (paper's Self-Assessment baseline)."""
+    turns = [
+        {"role": "user", "content": f"{instruction} {question}"},
+        {"role": "assistant", "content": reply},
+        {"role": "user", "content": SELF_ASSESSMENT_QUESTION},
+    ]
+    if getattr(tokenizer, "chat_template", None) is None:
+        return tokenizer(f"{instruction} {question}\nAnswer: {reply}\n{SELF_ASSESSMENT_QUESTION}\nAnswer:")["input_ids"]
+    text = tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def self_assessment_tokens(tokenizer) -> tuple[int, int] | None:
+    """Token ids of "Yes" and "No", or ``None`` when the vocabulary cannot tell them apart (unknown words)."""
+    yes, no = first_token_id(tokenizer, "Yes"), first_token_id(tokenizer, "No")
+    unknown = getattr(tokenizer, "unk_token_id", None)
+    return None if yes == no or unknown in (yes, no) else (yes, no)
+
+
+def self_assessment_scores(model, tokenizer, items, replies, instruction: str = tw.INSTRUCTION):
+    """log p(Yes) − log p(No) after :func:`self_assessment_prompt` (higher = the model says it is right), or
+    ``None`` when the tokenizer has no distinct "Yes" and "No" (the toy world's vocabulary has neither)."""
+    tokens = self_assessment_tokens(tokenizer)
+    if tokens is None:
+        return None
+    prompts = [
+        self_assessment_prompt(tokenizer, it.question, r, instruction) for it, r in zip(items, replies, strict=True)
+    ]
+    logprobs = next_token_logprobs(model, prompts, tokens)
+    return logprobs[:, 0] - logprobs[:, 1]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -693,21 +938,44 @@ def answer_and_label(
 
 @dataclass
 class Detection:
-    """The split of each task, the class references ``references[(task, reference_probe)]`` (|C|, L, P) and the
-    cosine features ``features[(task, item_probe, reference_probe)]`` of every item, (N, L, |C|), for one model
-    and one split seed."""
+    """The split of each task, the class references ``references[(task, reference_probe)]`` (|C|, L, O, I) and
+    the cosine features ``features[(task, item_probe, reference_probe)]`` of every item, (N, L, |C|), for one
+    model and one split seed. ``untestable`` names each task left out and why (a class with too few items: a
+    QA set without refusals has no did-not-answer class, a model that knows nothing has no correct answers)."""
 
     answers: Answers
     splits: dict[str, Split]
     references: dict[tuple[str, str], torch.Tensor]
     features: dict[tuple[str, str, str], np.ndarray]
+    untestable: dict[str, str]
+
+    @property
+    def tasks(self) -> list[str]:
+        """The tasks with enough items of every class, in :data:`TASKS` order."""
+        return [t for t in TASKS if t in self.splits and t not in self.untestable]
 
     def task_data(self, task: str, part: str, probes: tuple[str, str] = ("positive", "positive")):
         """``(features, class indices)`` of one split part (``"reference"``, ``"training"`` or ``"test"``)."""
         rows = getattr(self.splits[task], part)
+        return self.features[(task, *probes)][rows], self.targets(task, rows)
+
+    def targets(self, task: str, rows: np.ndarray) -> np.ndarray:
+        """Class indices (in ``TASKS[task]`` order) of the items ``rows``."""
         classes = TASKS[task]
-        y = np.array([classes.index(v) for v in task_labels(self.answers.labels, task)[rows]])
-        return self.features[(task, *probes)][rows], y
+        return np.array([classes.index(v) for v in task_labels(self.answers.labels, task)[rows]], dtype=int)
+
+
+def untestable_reason(split: Split, labels: np.ndarray, task: str, minimum: int = 5) -> str | None:
+    """Why ``task`` cannot be run (a class with fewer than ``minimum`` items in a part of the split), or None."""
+    task_view = task_labels(labels, task)
+    pool = {c: int((task_view == c).sum()) for c in TASKS[task]}
+    if min(pool.values()) < 3 * minimum:
+        return f"the greedy answers give {pool} items per class; at least {3 * minimum} each are needed"
+    for part in ("reference", "training", "test"):
+        counts = {c: int((task_view[getattr(split, part)] == c).sum()) for c in TASKS[task]}
+        if min(counts.values()) < minimum:
+            return f"the balanced {part} part has {counts} items per class; at least {minimum} each are needed"
+    return None
 
 
 def detection_features(
@@ -720,23 +988,33 @@ def detection_features(
     item_probes: Sequence[str] = ("positive", "negative"),
     reference_probes: Sequence[str] = ("positive", "negative"),
     batch_size: int = 64,
+    random_control: str | None = None,
 ) -> Detection:
     """Balanced splits → class references on the reference half → cosine features of every item (steps 4–6), for
-    every task and every pair (item probe r′, reference probe r)."""
+    every testable task and every pair (item probe r′, reference probe r). ``random_control`` names a task whose
+    features are also computed against :func:`random_references` (reference probe ``"random"``)."""
     labels, prompts = answers.labels, answers.prompts
     splits = {t: split_items(answers.groups, task_labels(labels, t), seed=seed, key=t) for t in tasks}
+    untestable = {t: r for t in tasks if (r := untestable_reason(splits[t], labels, t)) is not None}
     references = {}
-    for task in tasks:
+    for task in (t for t in tasks if t not in untestable):
         rows = splits[task].reference
         for probe in reference_probes:
             references[(task, probe)] = class_references(
                 model, tokenizer, [prompts[i] for i in rows], labels[rows], TASKS[task], PROBES[probe], batch_size
             )
+    if random_control in references_tasks(references):
+        like = references[(random_control, reference_probes[0])]
+        references[(random_control, "random")] = random_references(like, seed=seed)
     features = {}
     for item_probe in item_probes:
         found = gradient_features(model, tokenizer, prompts, references, PROBES[item_probe], batch_size)
         features.update({(task, item_probe, ref_probe): f for (task, ref_probe), f in found.items()})
-    return Detection(answers, splits, references, features)
+    return Detection(answers, splits, references, features, untestable)
+
+
+def references_tasks(references: dict) -> set[str]:
+    return {task for task, _ in references}
 
 
 def auroc(positive: np.ndarray, scores: np.ndarray) -> float:
@@ -749,25 +1027,95 @@ def auroc(positive: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-def cluster_bootstrap_auroc(
-    positive: np.ndarray, scores: dict[str, np.ndarray], groups: Sequence[str], *, seed: int, n_boot: int = 1000
+def cluster_bootstrap(
+    statistic: Callable[[np.ndarray], dict[str, float]],
+    groups: Sequence[str],
+    *,
+    seed: int,
+    n_boot: int = 1000,
+    key: str = "",
+    valid: Callable[[np.ndarray], bool] | None = None,
 ) -> dict[str, np.ndarray]:
-    """AUROC of each score on bootstrap resamples of whole entities (the items of one entity are not independent):
-    ``{name: array (n_boot,)}``; the resamples are shared by all scores, so differences are paired."""
-    rng = make_rng(seed, "grad_detect", "bootstrap")
+    """``statistic(rows)`` on bootstrap resamples of whole entities (the items of one entity are not independent):
+    ``{name: array (n_boot,)}``. The resamples are shared by every name, so differences are paired; ``valid``
+    rejects a resample (e.g. one with a single class, where an AUROC is undefined)."""
+    rng = make_rng(seed, "grad_detect", "bootstrap", key)
     groups = np.asarray(groups)
     names = np.array(sorted(set(groups)))
     members = [np.flatnonzero(groups == g) for g in names]
-    out = {k: np.zeros(n_boot) for k in scores}
+    out: dict[str, np.ndarray] = {}
     b = 0
     while b < n_boot:
         rows = np.concatenate([members[j] for j in rng.integers(len(names), size=len(names))])
-        if positive[rows].all() or not positive[rows].any():
+        if valid is not None and not valid(rows):
             continue
-        for k, s in scores.items():
-            out[k][b] = auroc(positive[rows], s[rows])
+        for k, v in statistic(rows).items():
+            out.setdefault(k, np.zeros(n_boot))[b] = v
         b += 1
     return out
+
+
+def cluster_bootstrap_auroc(
+    positive: np.ndarray, scores: dict[str, np.ndarray], groups: Sequence[str], *, seed: int, n_boot: int = 1000
+) -> dict[str, np.ndarray]:
+    """AUROC of each score on entity-bootstrap resamples (:func:`cluster_bootstrap`), paired across scores."""
+    positive = np.asarray(positive, dtype=bool)
+    return cluster_bootstrap(
+        lambda rows: {k: auroc(positive[rows], s[rows]) for k, s in scores.items()},
+        groups,
+        seed=seed,
+        n_boot=n_boot,
+        key="auroc",
+        valid=lambda rows: bool(positive[rows].any() and not positive[rows].all()),
+    )
+
+
+def accuracy_bootstrap(hits: dict[str, np.ndarray], groups: Sequence[str], *, seed: int, n_boot: int = 1000, key=""):
+    """Accuracy (mean of 0/1 ``hits``) of each predictor on entity-bootstrap resamples, paired across predictors."""
+    return cluster_bootstrap(
+        lambda rows: {k: float(h[rows].mean()) for k, h in hits.items()}, groups, seed=seed, n_boot=n_boot, key=key
+    )
+
+
+def bootstrap_estimate(value: float, samples: np.ndarray, confidence: float = 0.95):
+    """An :class:`~llmtheory.claims.Estimate`: ``value`` with the percentile interval of its bootstrap
+    ``samples`` (widened to contain ``value`` when the resampled distribution is skewed past it)."""
+    from .claims import Estimate
+
+    low, high = np.quantile(samples, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return Estimate(float(value), float(min(low, value)), float(max(high, value)))
+
+
+def configuration_spread(
+    detection: Detection, pairs: Sequence[tuple[str, str]], *, seed: int, n_boot: int = 1000
+) -> tuple[pd.DataFrame, object]:
+    """Test accuracy of the logistic predictor for each task and probe pair (the paper's 12 configurations: 3
+    tasks × 2 item probes × 2 reference probes), and the largest spread max − min over pairs within a task, as
+    an Estimate with an entity-bootstrap interval (tasks resampled independently, spread = max over tasks)."""
+    rows, spreads = [], []
+    for task in detection.tasks:
+        test = detection.splits[task].test
+        hits = {}
+        for pair in pairs:
+            if (task, *pair) not in detection.features:
+                continue
+            x_train, y_train = detection.task_data(task, "training", pair)
+            x_test, y_test = detection.task_data(task, "test", pair)
+            predicted = fit_logistic(x_train, y_train).predict(x_test.reshape(len(x_test), -1))
+            hits[pair] = (predicted == y_test).astype(float)
+            rows.append(
+                {"task": task, "item probe r′": pair[0], "reference probe r": pair[1], "accuracy": hits[pair].mean()}
+            )
+        groups = [detection.answers.groups[i] for i in test]
+        boot = accuracy_bootstrap({str(p): h for p, h in hits.items()}, groups, seed=seed, n_boot=n_boot, key=task)
+        stacked = np.stack(list(boot.values()))
+        point = max(h.mean() for h in hits.values()) - min(h.mean() for h in hits.values())
+        spreads.append((point, stacked.max(0) - stacked.min(0)))
+    table = pd.DataFrame(rows)
+    if not spreads:
+        return table, None
+    worst = max(range(len(spreads)), key=lambda i: spreads[i][0])
+    return table, bootstrap_estimate(spreads[worst][0], np.max([s for _, s in spreads], axis=0))
 
 
 def layer_ablation(
@@ -777,6 +1125,8 @@ def layer_ablation(
     (the paper's Table 7), one row per split seed, side and k."""
     rows = []
     for seed, detection in enumerate(detections):
+        if task not in detection.tasks:
+            continue
         x_train, y_train = detection.task_data(task, "training", probes)
         x_test, y_test = detection.task_data(task, "test", probes)
         for k in range(1, n_layers + 1):
@@ -798,18 +1148,20 @@ def measure_costs(
     last_k: int = 5,
     max_new_tokens: int = 8,
     seed: int = 0,
-) -> list[dict]:
-    """Wall and CPU seconds per item (one item at a time, median over ``prompts``) of one forward pass over the
-    prompt, of Grad Detect on all layers and on the last ``last_k`` (probe forward–backward plus cosine features),
-    of the greedy answer, and of 5 and 10 sampled answers."""
+    repeats: int = 5,
+) -> pd.DataFrame:
+    """Seconds per item (one item at a time, summed over ``prompts``) of one forward pass over the prompt, of Grad
+    Detect on all layers and on the last ``last_k`` (probe forward–backward plus cosine features), of the greedy
+    answer, and of 5 and 10 sampled answers; ``repeats`` rounds, the order of the methods rotated between rounds.
+    One row per round and method, with wall and CPU seconds (on a GPU, CPU time is not the cost: use wall)."""
     import time
 
     n_layers = references.shape[1]
-    top = list(range(n_layers - last_k, n_layers))
+    top = list(range(max(0, n_layers - last_k), n_layers))
 
     def grad_detect(prompt, layers):
-        grads = layer_gradients(model, probe_batch(tokenizer, [prompt], probe), layers)
-        return cosine_features(grads, references[:, layers if layers is not None else slice(None)])
+        found = probe_activations(model, probe_batch(tokenizer, [prompt], probe), layers)
+        return activation_cosines(found, references[:, layers] if layers is not None else references)
 
     methods = {
         "forward pass": lambda p: model(input_ids=torch.tensor([p], device=_device(model))),
@@ -819,17 +1171,143 @@ def measure_costs(
         "self-consistency (5 samples)": lambda p: sample_answers(model, tokenizer, [p], 5, seed=seed),
         "semantic entropy (10 samples)": lambda p: sample_answers(model, tokenizer, [p], 10, seed=seed),
     }
+    names = list(methods)
     on_gpu = _device(model).type == "cuda"
     rows = []
-    for name, method in methods.items():
-        walls, cpus = [], []
-        for prompt in prompts:
+    for round_ in range(repeats):
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
             wall, cpu = time.perf_counter(), time.process_time()
-            with torch.no_grad() if name == "forward pass" else torch.enable_grad():
-                method(prompt)
+            for prompt in prompts:
+                with torch.no_grad() if name == "forward pass" else torch.enable_grad():
+                    methods[name](prompt)
             if on_gpu:
                 torch.cuda.synchronize()
-            walls.append(time.perf_counter() - wall)
-            cpus.append(time.process_time() - cpu)
-        rows.append({"method": name, "wall_ms": 1e3 * np.median(walls), "cpu_ms": 1e3 * np.median(cpus)})
-    return rows
+            rows.append({"round": round_, "method": name, "wall_s": time.perf_counter() - wall,
+                         "cpu_s": time.process_time() - cpu})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def cost_ratios(timings: pd.DataFrame, clock: str = "cpu_s") -> dict:
+    """Each method's time as a multiple of the forward pass of the same round: ``{method: Estimate}``, the mean
+    over rounds with its Student-t 95% interval."""
+    from .claims import Estimate
+
+    table = timings.pivot(index="round", columns="method", values=clock)
+    ratios = table.div(table["forward pass"], axis=0)
+    return {name: Estimate.mean_of(ratios[name].to_numpy()) for name in table.columns if name != "forward pass"}
+
+
+def cost_difference(timings: pd.DataFrame, slower: str, faster: str, clock: str = "cpu_s"):
+    """(time of ``slower`` − time of ``faster``) in forward passes of the same round: an Estimate over rounds."""
+    from .claims import Estimate
+
+    table = timings.pivot(index="round", columns="method", values=clock)
+    return Estimate.mean_of(((table[slower] - table[faster]) / table["forward pass"]).to_numpy())
+
+
+BASELINE_FAMILIES: dict[str, str] = {
+    "max-softmax confidence": "confidence",
+    "sequence perplexity": "confidence",
+    "self-consistency (5 samples)": "sampling",
+    "semantic entropy (10 samples)": "sampling",
+    "last-layer probe": "probe",
+    "self-assessment": "self-assessment",
+}
+"""The paper's Table 3 baselines and the family each belongs to."""
+
+
+def correctness_baselines(
+    model,
+    tokenizer,
+    answers: Answers,
+    split: Split,
+    *,
+    seed: int,
+    max_new_tokens: int = 8,
+    instruction: str = tw.INSTRUCTION,
+    equivalent: Callable[[str, str], bool] = same_normalised_answer,
+) -> dict[str, np.ndarray]:
+    """Scores (higher = more likely correct) of every baseline of :data:`BASELINE_FAMILIES` on the test items of
+    ``split``; the hidden-state probe is fitted on the reference and training halves (the data Grad Detect uses).
+    Self-assessment is left out when the tokenizer has no distinct "Yes" and "No"."""
+    test = split.test
+    greedy = [answers.greedy.replies[i] for i in test]
+    prompts = [answers.prompts[i] for i in test]
+    samples = sample_answers(model, tokenizer, prompts, 10, seed=seed, max_new_tokens=max_new_tokens)
+    consistency, neg_entropy = sampling_scores(greedy, samples, n_consistency=5, equivalent=equivalent)
+    hidden = last_hidden_states(model, answers.prompts)
+    dev = np.concatenate([split.reference, split.training])
+    probe = fit_logistic(hidden[dev], answers.labels[dev] == CORRECT)
+    scores = {
+        "max-softmax confidence": answers.greedy.max_softmax[test],
+        "sequence perplexity": -answers.greedy.perplexity[test],
+        "self-consistency (5 samples)": consistency,
+        "semantic entropy (10 samples)": neg_entropy,
+        "last-layer probe": probe.predict_proba(hidden[test])[:, 1],
+    }
+    assessed = self_assessment_scores(model, tokenizer, [answers.items[i] for i in test], greedy, instruction)
+    if assessed is not None:
+        scores["self-assessment"] = assessed
+    return scores
+
+
+def first_token_control(detection: Detection, refusal: np.ndarray, task: str) -> np.ndarray:
+    """The first-token control of ``task``: logistic regression on log p(reply starts with the refusal word)
+    (:func:`refusal_logprob`), fitted on the reference and training halves; class probabilities of the test
+    items, (N_test, |C|)."""
+    split = detection.splits[task]
+    dev = np.concatenate([split.reference, split.training])
+    fitted = fit_logistic(refusal[dev], detection.targets(task, dev))
+    return fitted.predict_proba(refusal[split.test])
+
+
+def ablation_shares(ablation: pd.DataFrame, k: int, chance: float = 0.5) -> pd.DataFrame:
+    """Per model and split of a :func:`layer_ablation` table: accuracy with all layers, the last k and the first
+    k, each share of the all-layer accuracy (raw and above ``chance``), and the gap last − first in points."""
+    rows = []
+    for (name, split), part in ablation.groupby(["model", "split"], sort=False):
+        depth = int(part["depth"].iloc[0])
+        at = part.set_index(["side", "k"])["accuracy"]
+        full, last, first = at[("last", depth)], at[("last", min(k, depth))], at[("first", min(k, depth))]
+        rows.append({
+            "model": name, "split": split, "depth": depth, "all layers": full, f"last {k}": last, f"first {k}": first,
+            "last / all": last / full, "first / all": first / full,
+            "last / all, above chance": (last - chance) / (full - chance),
+            "first / all, above chance": (first - chance) / (full - chance),
+            "last − first": last - first,
+        })  # fmt: skip
+    columns = ["model", "split", "depth", "all layers", f"last {k}", f"first {k}", "last / all", "first / all"]
+    columns += ["last / all, above chance", "first / all, above chance", "last − first"]
+    return pd.DataFrame(rows, columns=columns).astype({c: float for c in columns[3:]})
+
+
+def accuracy_estimate(hits: np.ndarray, groups: Sequence[str], *, seed: int, n_boot: int = 1000, key: str = ""):
+    """``(Estimate, bootstrap samples)`` of an accuracy from 0/1 ``hits``: entity-bootstrap percentile interval.
+    Two calls with the same ``groups`` and ``key`` draw the same resamples, so their samples pair up."""
+    samples = accuracy_bootstrap({"hits": np.asarray(hits, float)}, groups, seed=seed, n_boot=n_boot, key=key)["hits"]
+    return bootstrap_estimate(float(np.mean(hits)), samples), samples
+
+
+def auroc_difference(scores: dict, positive: np.ndarray, boot: dict, first: str, second: str):
+    """AUROC of ``first`` minus AUROC of ``second`` on the same items, with the paired entity-bootstrap interval."""
+    value = auroc(positive, scores[first]) - auroc(positive, scores[second])
+    return bootstrap_estimate(value, boot[first] - boot[second])
+
+
+def time_estimate(
+    model_or_config, *, n_items: int, prompt_tokens: int, answer_tokens: int, flops_per_second: float
+) -> dict[str, float]:
+    """Seconds a ``full`` run needs by counted work at an assumed sustained ``flops_per_second`` (2 FLOPs per
+    parameter and token for a forward pass): greedy answers, the gradient features (references for 2 probes on
+    the reference half, then 2 item probes on every item, each :func:`forward_equivalents` forward passes), and
+    the 10 samples of semantic entropy. A lower bound where decoding is limited by memory bandwidth, not FLOPs."""
+    model = model_or_config if isinstance(model_or_config, nn.Module) else _meta_model(model_or_config)
+    params = sum(p.numel() for p in model.parameters())
+    forward = 2.0 * params / flops_per_second  # seconds per token
+    passes = forward_equivalents(model)
+    probe_tokens = prompt_tokens + 2
+    return {
+        "greedy answers": n_items * (prompt_tokens + answer_tokens) * forward,
+        "gradient features": (2 * n_items / 2 + 2 * n_items) * passes * probe_tokens * forward,
+        "semantic entropy (10 samples)": 10 * n_items * (prompt_tokens + answer_tokens) * forward,
+    }
