@@ -149,6 +149,15 @@ def test_only_measured_claims_take_a_control():
                      control=Control("x", "y", False))  # fmt: skip
 
 
+def test_a_claim_that_could_not_run_may_have_no_outcome():
+    ledger = Ledger("spectral_ball", scale="smoke", seed=0)
+    entry = ledger.check("a", claim="c", paper="p", ours="no items", rule="r", kind=MEASURED, holds=None,
+                         testable=False, can_fail_because="r")  # fmt: skip
+    assert entry.verdict == NOT_TESTABLE
+    with pytest.raises(ParameterError, match="holds=None is only for a claim marked testable=False"):
+        ledger.check("b", claim="c", paper="p", ours="o", rule="r", kind=IDENTITY, holds=None)
+
+
 def test_unknown_kind_and_non_boolean_outcomes_are_refused():
     ledger = Ledger("spectral_ball", scale="smoke", seed=0)
     with pytest.raises(ParameterError, match="kind='theorem'"):

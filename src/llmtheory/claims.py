@@ -278,7 +278,7 @@ class Ledger:
         ours: str,
         rule: str,
         kind: str,
-        holds: Test | bool,
+        holds: Test | bool | None,
         qualitatively: bool | None = None,
         testable: bool = True,
         control: Control | None = None,
@@ -289,7 +289,7 @@ class Ledger:
         """Record one claim and return it with the verdict the ledger decided (:func:`decide`).
 
         A ``measured`` claim needs a ``control`` or a one-line ``can_fail_because``; the other kinds take
-        neither. ``where`` is the label of the place in the chapter where the claim is checked (default: the
+        neither. A claim that could not be run says ``testable=False`` (and may pass ``holds=None``). ``where`` is the label of the place in the chapter where the claim is checked (default: the
         chapter's ``<slug>-claims`` label). ``timed=True`` marks a claim judged on measured times: the
         same seed gives the same ledger except for its numbers and verdict (see :func:`deterministic_part`).
         """
@@ -308,7 +308,9 @@ class Ledger:
                 f"claim {id!r} has a qualitative rule: give its outcome on the control too, "
                 "Control(..., qualitatively=<the qualitative rule applied to the control>)"
             )
-        outcome = _as_test(holds)
+        if holds is None and testable:
+            raise ParameterError(f"claim {id!r}: holds=None is only for a claim marked testable=False")
+        outcome = _as_test(False if holds is None else holds)
         entry = Claim(
             id=id,
             claim=claim,
