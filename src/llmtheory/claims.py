@@ -289,9 +289,10 @@ class Ledger:
         """Record one claim and return it with the verdict the ledger decided (:func:`decide`).
 
         A ``measured`` claim needs a ``control`` or a one-line ``can_fail_because``; the other kinds take
-        neither. A claim that could not be run says ``testable=False`` (and may pass ``holds=None``). ``where`` is the label of the place in the chapter where the claim is checked (default: the
-        chapter's ``<slug>-claims`` label). ``timed=True`` marks a claim judged on measured times: the
-        same seed gives the same ledger except for its numbers and verdict (see :func:`deterministic_part`).
+        neither. A claim that could not be run says ``testable=False`` (and may pass ``holds=None``).
+        ``where`` is the label of the place in the chapter where the claim is checked (default: the chapter's
+        ``<slug>-claims`` label). ``timed=True`` marks a claim judged on measured times: the same seed gives
+        the same ledger except for its numbers and verdict (see :func:`deterministic_part`).
         """
         if kind not in KINDS:
             raise ParameterError(f"kind={kind!r} is not valid; choose one of: {', '.join(KINDS)}")
