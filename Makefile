@@ -28,17 +28,23 @@ book: $(STAMP) _build/.library-stamp
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
 # Jupyter Book's cache keys on a notebook's own text, not on the library it imports: when the library or the
-# shipped data change, forget every cached execution so that no page shows results of older code.
-_build/.library-stamp: $(shell find src data -type f -not -path '*/__pycache__/*' 2>/dev/null) requirements.lock
-	rm -rf _build/.jupyter_cache _build/pages
+# shipped data change, forget cached executions so that no page shows results of older code. The book and each
+# one-chapter page have their own stamp, so rendering one chapter never deletes another one mid-build.
+LIBRARY := $(shell find src data -type f -not -path '*/__pycache__/*' 2>/dev/null) requirements.lock
+_build/.library-stamp: $(LIBRARY)
+	rm -rf _build/.jupyter_cache
 	mkdir -p _build && touch $@
+
+_build/pages/%/.library-stamp: $(LIBRARY)
+	rm -rf _build/pages/$*
+	mkdir -p _build/pages/$* && touch $@
 
 # Render one chapter alone, fast, with the book's configuration: `make page SLUG=spectral_ball`.
 # Output in _build/pages/<slug>/_build/html (its own execution cache, so chapters can render side by side).
 # Links to chapters outside this one-page book (from the intro and the claims page) are not errors here.
-page: $(STAMP) _build/.library-stamp
+page: $(STAMP)
 	@test -n "$(SLUG)" || { echo "usage: make page SLUG=<chapter slug>"; exit 2; }
-	@mkdir -p _build/pages/$(SLUG)
+	@$(MAKE) --no-print-directory _build/pages/$(SLUG)/.library-stamp
 	@test -f book/claims.md || $(PY) -m llmtheory claims --scale book > /dev/null
 	@printf 'format: jb-book\nroot: book/intro\nchapters:\n  - file: book/how_to_use\n  - file: notebooks/$(SLUG)\n  - file: book/claims\n' > _build/pages/$(SLUG)/_toc.yml
 	@sed 's/^  config:$$/  config:\n    suppress_warnings: [myst.xref_missing, ref.doc, ref.ref]/' _config.yml > _build/pages/$(SLUG)/_config.yml
