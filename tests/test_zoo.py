@@ -39,6 +39,9 @@ def test_the_zoo_has_the_families_sizes_and_budgets_the_book_needs():
     assert any(s.family == "llama" and s.kv_heads < s.heads for s in specs)
     needle = zoo.SPECS["needle-llama-gqa"]
     assert needle.family == "llama" and needle.heads // needle.kv_heads >= 2
+    long = zoo.SPECS["needle-llama-gqa-4k"]  # the KV-cache chapter's long-context retriever
+    assert long.family == "llama" and long.heads >= 8 and long.heads // long.kv_heads >= 4
+    assert max(stage[1] for stage in long.curriculum) >= 4000 and long.max_positions >= 4200
     total = 0
     for name in zoo.list():
         checkpoint = zoo.model_dir(name) / "model.safetensors"
@@ -91,10 +94,12 @@ def test_retrieval_model_finds_needles_in_long_contexts(name, world):
     assert min(dialogue.values()) >= 0.75, dialogue
     card = zoo.card_data(name)["metrics"]
     assert card["mean"] >= 0.95 and card["tokens"] >= 1000, card
+    if max(stage[1] for stage in zoo.SPECS[name].curriculum) >= 4000:  # the long-context retriever
+        assert card["tokens"] >= 4000, card
 
 
 def test_the_zoo_ships_a_retrieval_model():
-    assert NEEDLE_MODELS == ["needle-llama-gqa"]
+    assert NEEDLE_MODELS[0] == "needle-llama-gqa" and set(NEEDLE_MODELS) <= {"needle-llama-gqa", "needle-llama-gqa-4k"}
 
 
 def test_greedy_reply_of_a_frequent_fact_is_exact(world):

@@ -35,18 +35,25 @@ SINKS = 4
 """StreamingLLM's attention sinks (the first tokens)."""
 PYRAMID_BETA = 20
 """PyramidKV's ratio between the largest and the smallest layer budget (KVCache-Factory's ``beta``)."""
+CAKE_GAMMA = 200.0
+"""CAKE's weight of the attention variance in its eviction score (its code's default)."""
+CAKE_TAU = (1.0, 1.0)
+"""CAKE's exponents ``1/τ₁, 1/τ₂`` of dispersion and shift; its authors tune them per model and budget, we use 1."""
 METHODS = (
     "full",
     "streamingllm",
     "h2o",
     "snapkv",
     "pyramidkv",
+    "cake",
     "srh-selection",
+    "random-heads",
     "error-budgets",
     "compresskv",
 )
 """Every method :func:`select_positions` knows; ``srh-selection`` and ``error-budgets`` are CompressKV's two
-components alone (the ablation): SRH scoring with uniform budgets, and SnapKV scoring with error-aware budgets."""
+components alone (the ablation): SRH scoring with uniform budgets, and SnapKV scoring with error-aware budgets;
+``random-heads`` is the ablation's control, ``srh-selection`` with randomly drawn heads in place of the SRHs."""
 
 
 @dataclass(frozen=True)
@@ -79,34 +86,117 @@ def geometry(model) -> Geometry:
 RAGGED_ATTENTION = "compresskv_eager"
 """The attention implementation :func:`use_ragged_attention` registers: eager attention that accepts layers
 holding different numbers of cached positions."""
+STATS_ATTENTION = "compresskv_prefill"
+"""The attention implementation :func:`prefill` runs under: it keeps the window's rows and the column sums only."""
+CALIBRATION_ATTENTION = "compresskv_calibration"
+"""The attention implementation :func:`eviction_errors` runs under: full-cache output plus each layer's
+compressed output from the same inputs."""
+PREFILL_CHUNK = 256
+"""Queries per block when :func:`prefill` computes attention: memory ``heads × 256 × T`` instead of ``heads × T²``."""
 
 
-def ragged_eager_attention(module, query, key, value, attention_mask, **kwargs):
+def attention_rows(query, key, attention_mask, first: int, scaling: float, softcap: float | None = None):
+    """Softmax attention of ``query`` (batch, heads, n, d) over ``key`` (batch, heads, K, d), the queries being
+    rows ``first, first + 1, ...`` of the layer's mask: eager attention's weights (with Gemma 2's logit soft-capping
+    when ``softcap`` is set). A missing mask means causal, the queries being the last ``n`` positions."""
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
+    n, keys = query.shape[-2], key.shape[-2]
+    if attention_mask is None:
+        rows = torch.arange(keys - n, keys, device=query.device)[:, None]
+        scores = scores.masked_fill(torch.arange(keys, device=query.device)[None] > rows, float("-inf"))
+    else:
+        mask = attention_mask[..., first : first + n, :]
+        mask = mask[..., -keys:] if mask.shape[-1] >= keys else F.pad(mask, (keys - mask.shape[-1], 0))
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    return F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+
+
+def _expand_kv(query, key, value):
+    groups = query.shape[1] // key.shape[1]
+    return key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+
+
+def _scaling(module, scaling):
+    return module.scaling if scaling is None else scaling
+
+
+def ragged_eager_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     """Eager attention whose mask is fitted to this layer's key length.
 
     ``transformers`` builds one mask for all layers from layer 0's cache length; with per-layer budgets a layer
     may hold fewer or more keys. Every cached key is visible to the new queries, so the mask is cut (or padded with
-    zeros, "visible") on the left, which keeps its causal part over the new tokens on the right.
+    zeros, "visible") on the left, which keeps its causal part over the new tokens on the right. Returns the output
+    (batch, n, heads, d) and the weights, like ``transformers``' eager attention.
     """
-    from transformers.models.llama.modeling_llama import eager_attention_forward
+    key, value = _expand_kv(query, key, value)
+    weights = attention_rows(query, key, attention_mask, 0, _scaling(module, scaling), kwargs.get("softcap"))
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
 
-    if attention_mask is not None:
-        keys, columns = key.shape[-2], attention_mask.shape[-1]
-        attention_mask = attention_mask[..., -keys:] if columns >= keys else F.pad(attention_mask, (keys - columns, 0))
-    return eager_attention_forward(module, query, key, value, attention_mask, **kwargs)
+
+def _register(name: str, function) -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, eager_mask
+
+    AttentionInterface.register(name, function)
+    if name not in ALL_MASK_ATTENTION_FUNCTIONS:
+        AttentionMaskInterface.register(name, eager_mask)
 
 
 def use_ragged_attention(model):
     """Switch ``model`` to :func:`ragged_eager_attention` (eager, so attention weights are returned) and return
     it. Needed by any method whose layers keep different budgets (PyramidKV, CompressKV)."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, eager_mask
-
-    AttentionInterface.register(RAGGED_ATTENTION, ragged_eager_attention)
-    if RAGGED_ATTENTION not in ALL_MASK_ATTENTION_FUNCTIONS:
-        AttentionMaskInterface.register(RAGGED_ATTENTION, eager_mask)
+    _register(RAGGED_ATTENTION, ragged_eager_attention)
     model.set_attn_implementation(RAGGED_ATTENTION)
     return model
+
+
+_ACTIVE: list = []
+"""The recorder of the :func:`prefill` or :func:`eviction_errors` call in progress (innermost last)."""
+
+
+@contextlib.contextmanager
+def _attention_implementation(model, name: str, function, recorder):
+    previous = model.config._attn_implementation
+    _register(name, function)
+    model.set_attn_implementation(name)
+    _ACTIVE.append(recorder)
+    try:
+        yield recorder
+    finally:
+        _ACTIVE.pop()
+        model.set_attn_implementation(previous)
+
+
+@dataclass
+class _WindowStats:
+    window: int
+    rows: dict
+    columns: dict
+
+
+def window_stats_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Attention for :func:`prefill`: blocks of :data:`PREFILL_CHUNK` queries against all keys, recording the
+    column sums of the weights (H2O) and the last ``window`` rows (SnapKV's observation window); the layer's
+    H×T×T weights never exist at once."""
+    stats = _ACTIVE[-1]
+    key, value = _expand_kv(query, key, value)
+    scaling, softcap = _scaling(module, scaling), kwargs.get("softcap")
+    n = query.shape[-2]
+    columns = torch.zeros(query.shape[1], key.shape[-2])
+    outputs = []
+    for first in range(0, n, PREFILL_CHUNK):
+        weights = attention_rows(
+            query[:, :, first : first + PREFILL_CHUNK], key, attention_mask, first, scaling, softcap
+        )
+        columns += weights[0].float().sum(dim=-2).cpu()
+        outputs.append(torch.matmul(weights, value))
+    window = min(stats.window, n)
+    rows = attention_rows(query[:, :, n - window :], key, attention_mask, n - window, scaling, softcap)
+    stats.rows[module.layer_idx] = rows[0].float().cpu()
+    stats.columns[module.layer_idx] = columns
+    return torch.cat(outputs, dim=-2).transpose(1, 2).contiguous(), None
 
 
 @dataclass
@@ -128,18 +218,22 @@ class Prefill:
 
 @torch.no_grad()
 def prefill(model, input_ids: Sequence[int], window: int = WINDOW) -> Prefill:
-    """Run the prompt but its last token through ``model`` (eager attention) and keep what the methods need."""
+    """Run the prompt but its last token through ``model`` and keep what the methods need: per layer, the
+    window's attention rows and the column sums of all rows (:func:`window_stats_attention`, blocks of queries
+    against all keys, so memory grows as ``heads × T`` per layer, not ``heads × T²``)."""
     ids = torch.as_tensor(list(input_ids), dtype=torch.long, device=model.device)[None]
     if ids.shape[1] < window + 2:
         raise ValueError(f"a prompt of {ids.shape[1]} tokens is shorter than the window ({window}) plus two")
-    out = model(input_ids=ids[:, :-1], use_cache=True, output_attentions=True)
-    if out.attentions is None or out.attentions[0] is None:
-        raise ValueError('attention weights are missing: load the model with attn_implementation="eager"')
-    attentions = [a[0].float().cpu() for a in out.attentions]  # each (heads, T, T)
+    stats = _WindowStats(window, {}, {})
+    with _attention_implementation(model, STATS_ATTENTION, window_stats_attention, stats):
+        out = model(input_ids=ids[:, :-1], use_cache=True)
+    layers = geometry(model).layers
+    if sorted(stats.rows) != list(range(layers)):
+        raise ValueError(f"the attention statistics of layers {sorted(stats.rows)} came back, not of all {layers}")
     return Prefill(
         cache=out.past_key_values,
-        window_attention=torch.stack([a[:, -window:, :] for a in attentions]),
-        accumulated_attention=torch.stack([a.sum(dim=1) for a in attentions]),
+        window_attention=torch.stack([stats.rows[layer] for layer in range(layers)]),
+        accumulated_attention=torch.stack([stats.columns[layer] for layer in range(layers)]),
         next_token=int(ids[0, -1]),
         length=ids.shape[1] - 1,
     )
@@ -295,6 +389,36 @@ def per_kv_head(scores: torch.Tensor, kv_heads: int) -> torch.Tensor:
     return scores.reshape(kv_heads, -1, scores.shape[-1]).mean(dim=1)
 
 
+def cake_preferences(window_attention: torch.Tensor, window: int = WINDOW, tau=CAKE_TAU) -> np.ndarray:
+    """CAKE's layer preferences ``P_l = D_l^{1/τ₁} · V_l^{1/τ₂}`` (Qin et al., ICLR 2025): ``D_l`` the entropy of
+    the window's attention to the prefix (spatial dispersion), ``V_l`` its variance over the window's queries
+    summed over positions and heads (temporal shift). ``window_attention``: (layers, heads, w, T)."""
+    prefix = window_attention[..., : window_attention.shape[-1] - window]
+    dispersion = -(prefix * torch.log(prefix + 1e-10)).sum(dim=(1, 2, 3))
+    shift = prefix.var(dim=-2).sum(dim=(1, 2))
+    return (dispersion ** (1 / tau[0]) * shift ** (1 / tau[1])).numpy()
+
+
+def cake_budgets(average: int, preferences: Sequence[float], length: int, window: int = WINDOW) -> list[int]:
+    """CAKE's budgets: the selectable total ``L·(B − w)`` split in proportion to the preferences, plus each
+    layer's window, capped at the context (rounding residuals by preference, :func:`round_budgets`)."""
+    layers = len(preferences)
+    average = min(average, length)
+    share = np.asarray(preferences, dtype=float) / np.sum(preferences)
+    raw = window + share * (average - window) * layers
+    return round_budgets(raw.tolist(), average * layers, window, length, importance=share.tolist())
+
+
+def cake_scores(window_attention: torch.Tensor, gamma: float = CAKE_GAMMA, kernel: int = POOL_KERNEL) -> torch.Tensor:
+    """CAKE's eviction indicator: the mean attention over the window's queries plus ``γ`` times its variance
+    (tokens whose importance shifts over time), on the prefix, average-pooled. (heads, w, T) → (heads, T − w)."""
+    window = window_attention.shape[-2]
+    prefix = window_attention[..., : window_attention.shape[-1] - window]
+    score = prefix.mean(dim=-2) + gamma * prefix.var(dim=-2)
+    pooled = F.avg_pool1d(score[:, None], kernel_size=kernel, stride=1, padding=kernel // 2, count_include_pad=True)
+    return pooled[:, 0]
+
+
 def top_positions(scores: torch.Tensor, budget: int, length: int, window: int = WINDOW) -> torch.Tensor:
     """The ``budget − w`` best-scored prefix positions of each row of ``scores`` (groups, T − w), plus the window's
     ``w`` positions, sorted: (groups, budget). Ties go to the earlier position."""
@@ -332,14 +456,21 @@ class Plan:
 
 
 def layer_budgets(
-    method: str, average: int, shape: Geometry, length: int, layer_weights: Sequence[float] | None = None
+    method: str,
+    average: int,
+    shape: Geometry,
+    length: int,
+    layer_weights: Sequence[float] | None = None,
+    state: Prefill | None = None,
 ) -> list[int]:
     """The budgets per layer of ``method`` for an average budget ``average`` (sum ``L·average``); the whole
-    context in every layer when ``average`` reaches it."""
+    context in every layer when ``average`` reaches it. CAKE reads its preferences from ``state``."""
     if method == "full" or average >= length:
         return uniform_budgets(length, shape.layers, length)
     if method == "pyramidkv":
         return pyramid_budgets(average, shape.layers, length)
+    if method == "cake":
+        return cake_budgets(average, cake_preferences(state.window_attention), length)
     if method in ("compresskv", "error-budgets"):
         if layer_weights is None:
             raise ValueError(f"{method} needs layer_weights (from eviction_errors)")
@@ -354,6 +485,7 @@ def select_positions(
     shape: Geometry,
     *,
     semantic_heads: Sequence[Sequence[int]] | None = None,
+    random_heads: Sequence[Sequence[int]] | None = None,
     layer_weights: Sequence[float] | None = None,
     window: int = WINDOW,
 ) -> Plan:
@@ -364,16 +496,21 @@ def select_positions(
       variant of H2O);
     * ``snapkv``: the window and the top pooled window votes, per KV head (scores averaged over its query heads);
     * ``pyramidkv``: SnapKV's selection with pyramidal layer budgets;
+    * ``cake``: CAKE's eviction indicator (:func:`cake_scores`) with its preference-proportional budgets;
     * ``srh-selection``: the pooled window votes averaged over the layer's semantic retrieval heads
       ``semantic_heads[l]`` only, the same positions for every KV head of the layer (uniform budgets);
+    * ``random-heads``: the same with ``random_heads[l]`` in place of the SRHs (the control);
     * ``error-budgets``: SnapKV's selection with CompressKV's error-aware budgets (``layer_weights``);
-    * ``compresskv``: both.
+    * ``compresskv``: SRH selection with error-aware budgets.
     """
     if method not in METHODS:
         raise ValueError(f"method={method!r} is not one of {METHODS}")
     length = state.length
     average = max(min(average, length), window)
-    budgets = layer_budgets(method, average, shape, length, layer_weights)
+    budgets = layer_budgets(method, average, shape, length, layer_weights, state)
+    chosen_heads = {"srh-selection": semantic_heads, "compresskv": semantic_heads, "random-heads": random_heads}
+    if method in chosen_heads and chosen_heads[method] is None:
+        raise ValueError(f"{method} needs {'random_heads' if method == 'random-heads' else 'semantic_heads'}")
     positions = []
     for layer, budget in enumerate(budgets):
         if method == "full" or budget >= length:
@@ -383,13 +520,15 @@ def select_positions(
         elif method == "h2o":
             heavy = per_kv_head(state.accumulated_attention[layer, :, : length - window], shape.kv_heads)
             kept = top_positions(heavy, budget, length, window)
+        elif method == "cake":
+            kept = top_positions(
+                per_kv_head(cake_scores(state.window_attention[layer]), shape.kv_heads), budget, length
+            )
         elif method in ("snapkv", "pyramidkv", "error-budgets"):
             votes = per_kv_head(snapkv_scores(state.window_attention[layer]), shape.kv_heads)
             kept = top_positions(votes, budget, length, window)
-        else:  # srh-selection, compresskv
-            if semantic_heads is None:
-                raise ValueError(f"{method} needs semantic_heads (from retrieval_head_scores)")
-            votes = snapkv_scores(state.window_attention[layer])[list(semantic_heads[layer])].mean(dim=0)
+        else:  # srh-selection, random-heads, compresskv
+            votes = snapkv_scores(state.window_attention[layer])[list(chosen_heads[method][layer])].mean(dim=0)
             kept = top_positions(votes[None], budget, length, window).expand(shape.kv_heads, -1).clone()
         positions.append(kept)
     return Plan(method, budgets, positions)
@@ -508,9 +647,9 @@ def top_heads_per_layer(scores: np.ndarray, k: int) -> list[list[int]]:
 
 
 def top_heads_overall(scores: np.ndarray, k: int) -> list[tuple[int, int]]:
-    """The ``k`` best (layer, head) pairs over the whole model (for the masking experiment); only heads with a
-    positive score count, so fewer than ``k`` come back when fewer heads ever scored."""
-    flat = [int(i) for i in np.argsort(-scores.ravel(), kind="stable")[:k] if scores.ravel()[i] > 0]
+    """The ``k`` best (layer, head) pairs over the whole model, best first (ties: the earlier head). Always ``k``
+    heads; whether the ranking really names them is for the caller to check (how many heads score above zero)."""
+    flat = [int(i) for i in np.argsort(-scores.ravel(), kind="stable")[:k]]
     return [(i // scores.shape[1], i % scores.shape[1]) for i in flat]
 
 
@@ -548,32 +687,58 @@ def masked_heads(model, heads: Sequence[tuple[int, int]]):
 # ----------------------------------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Calibration:
+    keep: Sequence[torch.Tensor]
+    context: int
+    errors: dict
+
+
+def calibration_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Attention for :func:`eviction_errors`: the full-cache output (returned, so it flows on to the next layer)
+    and, from the same queries, the output over this layer's kept positions plus the new tokens; records each new
+    token's relative error after ``o_proj``."""
+    calibration = _ACTIVE[-1]
+    full, _ = ragged_eager_attention(module, query, key, value, attention_mask, scaling, **kwargs)
+    kept = calibration.keep[module.layer_idx].to(key.device)
+    fresh = torch.arange(calibration.context, key.shape[-2], device=key.device).expand(kept.shape[0], -1)
+    index = torch.cat([kept, fresh], dim=-1)  # (kv_heads, B_l + new tokens)
+    gather = index[None, :, :, None].expand(key.shape[0], -1, -1, key.shape[-1])
+    mask = attention_mask
+    if mask is not None:  # each KV head's own columns, repeated over its query heads
+        mask = mask[..., -key.shape[-2] :].expand(-1, key.shape[1], -1, -1)
+        mask = torch.gather(mask, 3, index[None, :, None, :].expand(mask.shape[0], -1, mask.shape[2], -1))
+        mask = mask.repeat_interleave(query.shape[1] // key.shape[1], dim=1)
+    compressed, _ = ragged_eager_attention(
+        module, query, torch.gather(key, 2, gather), torch.gather(value, 2, gather), mask, scaling, **kwargs
+    )
+    batch, n = query.shape[0], query.shape[-2]
+    o_full = module.o_proj(full.reshape(batch, n, -1))[0].float()
+    o_compressed = module.o_proj(compressed.reshape(batch, n, -1))[0].float()
+    calibration.errors[module.layer_idx] = ((o_compressed - o_full).norm(dim=-1) / (o_full.norm(dim=-1) + 1e-6)).cpu()
+    return full, None
+
+
 @torch.no_grad()
-def attention_outputs(model, cache, tokens: Sequence[int], position: int) -> torch.Tensor:
-    """Every layer's attention output (after ``o_proj``) for ``tokens`` fed after ``cache`` at their original
-    positions: (layers, len(tokens), hidden). ``cache`` grows in place."""
-    captured: list[torch.Tensor] = []
-    handles = [
-        layer.self_attn.register_forward_hook(lambda module, args, output: captured.append(output[0][0]))
-        for layer in model.model.layers
-    ]
-    try:
-        positions = torch.arange(position, position + len(tokens), device=model.device)[None]
-        tokens = torch.tensor([list(tokens)], device=model.device)
-        model(input_ids=tokens, past_key_values=cache, position_ids=positions, use_cache=True)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return torch.stack(captured).float().cpu()
+def eviction_errors(model, state: Prefill, plan: Plan, tokens: Sequence[int]) -> np.ndarray:
+    """CompressKV's offline layer error for one sample ({eq}`compresskv-eq-error`):
+    ``E_l = Σ_t ‖o_t^comp − o_t^full‖ / (‖o_t^full‖ + ε)``, with ``o`` layer ``l``'s attention output after
+    ``o_proj`` while ``tokens`` are fed after the prompt.
 
-
-def eviction_errors(model, state: Prefill, plan: Plan, tokens: Sequence[int], eps: float = 1e-6) -> np.ndarray:
-    """CompressKV's offline layer error for one sample: ``E_l = Σ_t ‖o_t^comp − o_t^full‖ / (‖o_t^full‖ + ε)``,
-    with ``o`` layer ``l``'s attention output after ``o_proj`` while decoding ``tokens`` from the full cache and
-    from the cache compressed by ``plan`` (all layers compressed at once)."""
-    full = attention_outputs(model, compress_cache(state.cache, _all_kept(state)), tokens, state.length)
-    compressed = attention_outputs(model, compress_cache(state.cache, plan.positions), tokens, state.length)
-    return ((compressed - full).norm(dim=-1) / (full.norm(dim=-1) + eps)).sum(dim=-1).numpy()
+    As in the official calibration, each layer is measured in isolation: the model runs on the full cache, and
+    at every layer the compressed output is computed from the *same* full-cache queries over the positions
+    ``plan`` keeps in that layer, while the full-cache output flows on. A layer's error therefore does not depend
+    on how the other layers are compressed."""
+    cache = compress_cache(state.cache, _all_kept(state))
+    calibration = _Calibration(plan.positions, state.length, {})
+    with _attention_implementation(model, CALIBRATION_ATTENTION, calibration_attention, calibration):
+        model(
+            input_ids=torch.tensor([list(tokens)], device=model.device),
+            past_key_values=cache,
+            position_ids=torch.arange(state.length, state.length + len(tokens), device=model.device)[None],
+            use_cache=True,
+        )
+    return np.array([float(calibration.errors[layer].sum()) for layer in range(len(plan.positions))])
 
 
 def _all_kept(state: Prefill) -> list[torch.Tensor]:
@@ -591,25 +756,59 @@ def layer_weights_from_errors(errors: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def normalize_answer(text: str) -> str:
+    """LongBench's answer normalisation (from SQuAD): lower case, no punctuation, no articles, single spaces."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
+    return " ".join(word for word in text.split() if word not in ("a", "an", "the"))
+
+
+_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+
+def contains_value(answer: str, value: str) -> bool:
+    """LongBench-style NIAH scoring: the needle's value, normalised, occurs as a run of whole words in the
+    normalised answer. The toy's exact match (``Sure , <key> <value>``) is one instance of it."""
+    words, wanted = normalize_answer(answer).split(), normalize_answer(value).split()
+    return bool(wanted) and any(words[i : i + len(wanted)] == wanted for i in range(len(words) - len(wanted) + 1))
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """How an answer is decoded and scored: at least ``min_new_tokens`` greedy tokens (a real model's answer is
+    longer than the toy's ``Sure , <key> <value>``), decoded with ``tokenizer`` and scored by
+    :func:`contains_value`."""
+
+    tokenizer: object
+    min_new_tokens: int = 0
+
+    def new_tokens(self, item) -> int:
+        return max(len(item.expected), self.min_new_tokens)
+
+    def correct(self, item, generated: Sequence[int]) -> bool:
+        return contains_value(self.tokenizer.decode(list(generated)), item.value)
+
+
 @dataclass(frozen=True)
 class Answer:
-    """One decoded answer: the generated ids, whether they match the expected ids, and the KV held."""
+    """One decoded answer: the generated ids, whether they contain the needle's value (:class:`Scorer`), whether
+    they are exactly the expected ids, and the KV held."""
 
     generated: list[int]
     correct: bool
+    exact: bool
     kv_bytes: int
     kv_fraction: float
 
 
-def answer_from_plan(model, state: Prefill, plan: Plan, expected: Sequence[int]) -> Answer:
-    """Decode ``len(expected)`` tokens greedily from the cache compressed by ``plan``; exact match with
-    ``expected``."""
+def answer_from_plan(model, state: Prefill, plan: Plan, item, scorer: Scorer) -> Answer:
+    """Decode greedily from the cache compressed by ``plan`` and score the answer to ``item``."""
     cache = compress_cache(state.cache, plan.positions)
     held = cache_bytes(cache)
-    generated = greedy_decode(model, cache, [state.next_token], state.length, len(expected))
+    generated = greedy_decode(model, cache, [state.next_token], state.length, scorer.new_tokens(item))
     return Answer(
         generated=generated,
-        correct=generated == list(expected),
+        correct=scorer.correct(item, generated),
+        exact=generated[: len(item.expected)] == list(item.expected),
         kv_bytes=held,
         kv_fraction=plan.kv_fraction(state.length),
     )
@@ -634,17 +833,42 @@ def answer_questions(
     return outcomes
 
 
-def decode_timing(model, state: Prefill, plan: Plan, n_tokens: int, repeats: int = 3) -> tuple[float, float]:
-    """Median wall and CPU seconds per decoded token from the cache compressed by ``plan`` (``n_tokens`` greedy
-    tokens, ``repeats`` runs)."""
-    walls, cpus = [], []
-    for _ in range(repeats):
-        cache = compress_cache(state.cache, plan.positions)
-        wall, cpu = time.perf_counter(), time.process_time()
-        greedy_decode(model, cache, [state.next_token], state.length, n_tokens)
-        walls.append((time.perf_counter() - wall) / n_tokens)
-        cpus.append((time.process_time() - cpu) / n_tokens)
-    return float(np.median(walls)), float(np.median(cpus))
+def decode_timing(model, state: Prefill, plans: dict, n_tokens: int, repeats: int) -> list[dict]:
+    """CPU seconds per decoded token from each plan's compressed cache (``plans``: name → :class:`Plan`), and the
+    KV bytes it holds. Each repeat times every plan once, in turn (interleaved, so a change of machine load hits
+    all of them alike). Returns one row per plan and repeat."""
+    rows = []
+    for repeat in range(repeats):
+        for name, plan in plans.items():
+            cache = compress_cache(state.cache, plan.positions)
+            held = cache_bytes(cache)
+            start = time.process_time()
+            greedy_decode(model, cache, [state.next_token], state.length, n_tokens)
+            seconds = (time.process_time() - start) / n_tokens
+            rows.append(
+                dict(
+                    plan=name,
+                    repeat=repeat,
+                    kv_bytes=held,
+                    kv_fraction=plan.kv_fraction(state.length),
+                    seconds_per_token=seconds,
+                )
+            )
+    return rows
+
+
+def timing_name(method: str, fraction: float) -> str:
+    """The name of a method at a budget in :func:`decode_timing`'s rows, e.g. ``compresskv 1%``."""
+    return f"{method} {100 * fraction:g}%"
+
+
+def time_ratio(timings, plan: str, reference: str):
+    """The mean over repeats of ``plan``'s time per token divided by ``reference``'s in the same repeat, with a
+    Student-t 95% interval (a :class:`~llmtheory.claims.Estimate`)."""
+    from .claims import Estimate
+
+    table = timings.pivot_table(index="repeat", columns="plan", values="seconds_per_token")
+    return Estimate.mean_of((table[plan] / table[reference]).to_numpy())
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -665,6 +889,11 @@ class NeedleItem:
     needle: tuple[int, int]
     followups: list[tuple[list[int], list[int]]]
     stack: object
+
+    @property
+    def value(self) -> str:
+        """The needle's value (what :func:`contains_value` looks for in an answer)."""
+        return self.stack.answer
 
 
 def needle_items(
@@ -717,9 +946,37 @@ def budget_tokens(fraction: float, length: int, window: int = WINDOW) -> int:
     return int(min(length, max(window + 2, round(fraction * length))))
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """What the offline steps found: ``semantic_heads[l]`` (the layer's top SRHs), ``random_heads[l]`` (as many
+    heads drawn at random, the control), and ``layer_weights[fraction]`` (error-aware weights per budget)."""
+
+    semantic_heads: list[list[int]]
+    random_heads: list[list[int]]
+    layer_weights: dict
+
+    def plan(self, method: str, state: Prefill, fraction: float, shape: Geometry) -> Plan:
+        """``method``'s plan for ``state`` at a budget of ``fraction`` of its KV."""
+        return select_positions(
+            method,
+            state,
+            budget_tokens(fraction, state.length),
+            shape,
+            semantic_heads=self.semantic_heads,
+            random_heads=self.random_heads,
+            layer_weights=self.layer_weights.get(fraction),
+        )
+
+
+def random_heads_per_layer(shape: Geometry, k: int, rng: np.random.Generator) -> list[list[int]]:
+    """``k`` query heads per layer drawn at random (without replacement within a layer)."""
+    return [sorted(int(h) for h in rng.choice(shape.heads, size=k, replace=False)) for _ in range(shape.layers)]
+
+
 def calibrate_layer_weights(model, items, states, semantic_heads, fraction: float) -> np.ndarray:
-    """CompressKV's offline step for one budget: eviction errors (:func:`eviction_errors`) of SRH-selected caches
-    with uniform budgets, while decoding each calibration item's answer, summed and L1-normalised."""
+    """CompressKV's offline step for one budget: each layer's isolated eviction error (:func:`eviction_errors`)
+    with SRH-selected, uniformly budgeted caches, while each calibration item's answer is fed, summed over items
+    and L1-normalised."""
     shape = geometry(model)
     errors = []
     for item, state in zip(items, states, strict=True):
@@ -729,64 +986,47 @@ def calibrate_layer_weights(model, items, states, semantic_heads, fraction: floa
     return layer_weights_from_errors(np.stack(errors))
 
 
-def accuracy_sweep(model, items, methods, fractions, semantic_heads, layer_weights, progress=None):
-    """Exact match of every method at every budget on every item (one prefill per item, one compressed cache per
-    method and budget; ``full`` only at 100%). ``layer_weights[fraction]`` are the calibrated weights. Returns a
-    list of row dicts."""
+def accuracy_sweep(model, items, states, methods, fractions, calibration: Calibration, scorer: Scorer, progress=None):
+    """Every method at every budget on every item (its prefill in ``states``; one compressed cache per method and
+    budget; ``full`` only at 100%), scored by ``scorer``. Returns a list of row dicts."""
     shape = geometry(model)
     rows = []
-    for index, item in enumerate(progress(items) if progress else items):
-        state = prefill(model, item.prompt)
+    pairs = list(zip(items, states, strict=True))
+    for index, (item, state) in enumerate(progress(pairs) if progress else pairs):
         for fraction in fractions:
-            average = budget_tokens(fraction, state.length)
             for method in methods:
                 if method == "full" and fraction < 1:
                     continue  # the full cache does not depend on the budget: run it once, at 100%
-                plan = select_positions(
-                    method,
-                    state,
-                    average,
-                    shape,
-                    semantic_heads=semantic_heads,
-                    layer_weights=layer_weights.get(fraction),
-                )
-                result = answer_from_plan(model, state, plan, item.expected)
+                result = answer_from_plan(model, state, calibration.plan(method, state, fraction, shape), item, scorer)
                 rows.append(
                     dict(
                         item=index,
                         depth=item.depth,
                         method=method,
                         budget=fraction,
-                        tokens=average,
+                        tokens=budget_tokens(fraction, state.length),
                         kv_fraction=result.kv_fraction,
                         correct=result.correct,
+                        exact=result.exact,
                         kv_bytes=result.kv_bytes,
                     )
                 )
     return rows
 
 
-def multi_question_sweep(model, items, methods, fractions, semantic_heads, layer_weights, progress=None):
-    """Several questions about different needles from ONE compressed cache per item (:func:`answer_questions`).
-    Returns rows with ``question`` 0 for the question in the observation window, 1, 2, ... for the later ones;
-    ``full`` runs at 100% only, the other methods below 100%."""
+def multi_question_sweep(model, items, states, methods, fractions, calibration: Calibration, progress=None):
+    """Several questions about different needles from ONE compressed cache per item (:func:`answer_questions`,
+    exact match). Returns rows with ``question`` 0 for the question in the observation window, 1, 2, ... for the
+    later ones; ``full`` runs at 100% only, the other methods below 100%."""
     shape = geometry(model)
     rows = []
-    for index, item in enumerate(progress(items) if progress else items):
-        state = prefill(model, item.prompt)
+    pairs = list(zip(items, states, strict=True))
+    for index, (item, state) in enumerate(progress(pairs) if progress else pairs):
         for fraction in fractions:
-            average = budget_tokens(fraction, state.length)
             for method in methods:
                 if fraction >= 1 and method != "full" or method == "full" and fraction < 1:
                     continue  # at 100% every method is the full cache (checked in the NIAH sweep): run it once
-                plan = select_positions(
-                    method,
-                    state,
-                    average,
-                    shape,
-                    semantic_heads=semantic_heads,
-                    layer_weights=layer_weights.get(fraction),
-                )
+                plan = calibration.plan(method, state, fraction, shape)
                 outcomes = answer_questions(model, state, plan, item.expected, item.followups)
                 rows += [
                     dict(item=index, method=method, budget=fraction, question=q, correct=ok)
@@ -804,40 +1044,250 @@ def full_cache_correct(model, item: NeedleItem) -> bool:
     return predicted.tolist() == list(item.expected)
 
 
-def masking_accuracy(model, items, heads, attention: str = "sdpa") -> float:
-    """NIAH accuracy (full cache) with the given (layer, head) pairs masked, computed with the ``attention``
-    implementation (no attention weights are needed here; SDPA is several times faster than eager on CPU)."""
+def masking_correct(model, items, heads, attention: str = "sdpa") -> list[bool]:
+    """Per item, greedy exact match (full cache) with the given (layer, head) pairs masked, computed with the
+    ``attention`` implementation (no attention weights are needed here; SDPA is several times faster than eager
+    on CPU)."""
     previous = model.config._attn_implementation
-    model.set_attn_implementation(attention)
+    with contextlib.suppress(ValueError):  # architectures without SDPA (Gemma 2) keep their eager attention
+        model.set_attn_implementation(attention)
     try:
         with masked_heads(model, heads):
-            return float(np.mean([full_cache_correct(model, item) for item in items]))
+            return [full_cache_correct(model, item) for item in items]
     finally:
         model.set_attn_implementation(previous)
 
 
-def masking_experiment(model, items, scores: HeadScores, counts: Sequence[int], seed: int, draws: int = 3):
-    """The paper's masking experiment: NIAH accuracy (full cache) with the top ``count`` SRHs, the top ``count``
-    traditional retrieval heads, or ``count`` random heads (mean of ``draws`` seeded draws) masked. Returns rows
-    with the accuracy, its drop from the unmasked model, and how many heads were masked (only heads with a
-    positive score count as top heads)."""
+def masking_experiment(model, items, scores: HeadScores, counts: Sequence[int], seed: int, draws: int):
+    """The paper's masking experiment: per item, exact match (full cache) with nothing masked, with the top
+    ``count`` SRHs, the top ``count`` traditional retrieval heads, or ``count`` random heads (``draws`` seeded
+    draws) masked. Sets always have ``count`` heads; a ranking with fewer than ``count`` positively scored heads
+    cannot name a top-``count`` set, and its rows say ``testable=False``. Returns one row per item and mask."""
     from .seeding import make_rng
 
     shape = geometry(model)
     everyone = [(layer, head) for layer in range(shape.layers) for head in range(shape.heads)]
-    baseline = masking_accuracy(model, items, [])
-    rows = []
+    masks = [("none", 0, 0, [], True)]
     for count in counts:
-        picks = [make_rng(seed, "random heads", count, d).permutation(len(everyone))[:count] for d in range(draws)]
-        random_accuracy = np.mean([masking_accuracy(model, items, [everyone[i] for i in p]) for p in picks])
-        semantic = top_heads_overall(scores.semantic, count)
-        traditional = top_heads_overall(scores.traditional, count)
-        for kind, accuracy, masked in (
-            ("SRHs", masking_accuracy(model, items, semantic), len(semantic)),
-            ("retrieval heads", masking_accuracy(model, items, traditional), len(traditional)),
-            ("random heads", random_accuracy, count),
-        ):
-            rows.append(
-                dict(heads=count, kind=kind, masked=masked, accuracy=float(accuracy), drop=float(baseline - accuracy))
-            )
+        for kind, table in (("SRHs", scores.semantic), ("retrieval heads", scores.traditional)):
+            masks.append((kind, count, 0, top_heads_overall(table, count), int((table > 0).sum()) >= count))
+        for draw in range(draws):
+            pick = make_rng(seed, "random heads", count, draw).permutation(len(everyone))[:count]
+            masks.append(("random heads", count, draw, [everyone[i] for i in pick], True))
+    rows = []
+    for kind, count, draw, heads, testable in masks:
+        for index, ok in enumerate(masking_correct(model, items, heads)):
+            rows.append(dict(kind=kind, heads=count, draw=draw, item=index, correct=ok, testable=testable))
     return rows
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Statistics and the evidence behind the claims
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def wilson(successes: int, n: int, z: float = 1.96):
+    """The Wilson score interval of a proportion, as an :class:`~llmtheory.claims.Estimate`."""
+    from .claims import Estimate
+
+    if n == 0:
+        return Estimate(0.0, 0.0, 1.0)  # nothing observed: every proportion is possible
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return Estimate(p, min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)))
+
+
+def bootstrap_mean(per_item: np.ndarray, rng: np.random.Generator, n_boot: int = 2000):
+    """The mean of per-item values with a percentile bootstrap 95% interval over items."""
+    from .claims import Estimate
+
+    values = np.asarray(per_item, dtype=float)
+    if len(values) == 0:
+        return Estimate(0.0, 0.0, 0.0)
+    means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
+    mean = float(values.mean())
+    return Estimate(mean, min(mean, float(np.quantile(means, 0.025))), max(mean, float(np.quantile(means, 0.975))))
+
+
+def greater_than(x, threshold: float):
+    """The rule ``x > threshold`` (strict: a tie is no win); decisive when the whole interval is on one side."""
+    from .claims import Estimate, Test
+
+    value, low, high = (x.value, x.low, x.high) if isinstance(x, Estimate) else (float(x),) * 3
+    holds = value > threshold
+    return Test(bool(holds), bool(low > threshold) if holds else bool(high <= threshold))
+
+
+def per_item_accuracy(results, method: str, budgets: Sequence[float]) -> np.ndarray:
+    """Each item's accuracy of ``method`` averaged over ``budgets`` (items in order)."""
+    part = results[(results["method"] == method) & results["budget"].isin(list(budgets))]
+    return part.groupby("item")["correct"].mean().sort_index().to_numpy()
+
+
+def accuracy_at(results, method: str, budget: float):
+    """``method``'s accuracy at one budget with its Wilson 95% interval."""
+    part = results[(results["method"] == method) & (results["budget"] == budget)]["correct"]
+    return wilson(int(part.sum()), len(part))
+
+
+def paired_difference(results, first: str, second: str, budgets: Sequence[float], rng):
+    """Mean accuracy of ``first`` minus ``second`` over ``budgets``, paired by item, with a bootstrap interval."""
+    return bootstrap_mean(per_item_accuracy(results, first, budgets) - per_item_accuracy(results, second, budgets), rng)
+
+
+def best_of_difference(results, method: str, rivals: Sequence[str], budgets: Sequence[float], rng):
+    """``method`` minus the better (on average) of ``rivals``, paired by item, with a bootstrap interval."""
+    best = max(rivals, key=lambda m: per_item_accuracy(results, m, budgets).mean())
+    return paired_difference(results, method, best, budgets, rng), best
+
+
+def masking_difference(masking, kind: str, rng):
+    """Per item, accuracy with the top traditional retrieval heads masked minus accuracy with ``kind`` masked
+    (random heads: averaged over draws), averaged over the testable head counts: how much more masking ``kind``
+    hurts, with a bootstrap interval over items. ``None`` when no count is testable."""
+    testable = masking[(masking["kind"] == "retrieval heads") & masking["testable"]]["heads"].unique()
+    testable = [c for c in testable if masking[(masking["kind"] == kind) & (masking["heads"] == c)]["testable"].all()]
+    if not testable:
+        return None
+    part = masking[masking["heads"].isin(testable)]
+    by_item = part.groupby(["kind", "heads", "item"])["correct"].mean().unstack("item")
+    copy = by_item.loc["retrieval heads"].to_numpy()
+    return bootstrap_mean((copy - by_item.loc[kind].to_numpy()).mean(axis=0), rng)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Memory and time of a run, before it runs
+# ----------------------------------------------------------------------------------------------------------------
+
+
+HUB_EXAMPLE = dict(
+    name="Qwen/Qwen2.5-0.5B-Instruct",
+    layers=24,
+    heads=14,
+    kv_heads=2,
+    head_dim=64,
+    hidden=896,
+    intermediate=4864,
+    vocab=151_936,
+)
+"""The suggested hub model's shapes (from its published ``config.json``), for the estimate without a download."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What a run needs: ``weights`` and ``kv`` (full cache of one prompt) in bytes, ``prefill_peak`` (the
+    attention statistics and the largest block of weights of :func:`prefill`), ``naive_attention`` (what keeping
+    every layer's H×T×T attention would take), and the floating-point operations of one prompt's prefill and of
+    all its decoded tokens."""
+
+    weights: int
+    kv: int
+    prefill_peak: int
+    naive_attention: int
+    prefill_flops: float
+    decode_flops: float
+
+
+def resources(shapes: dict, tokens: int, decoded: int, bytes_per_number: int = 4, window: int = WINDOW) -> Resources:
+    """Memory and operations of one prompt of ``tokens`` tokens with ``decoded`` greedy tokens in total (all
+    methods and budgets), from the shapes of ``shapes`` (keys as :data:`HUB_EXAMPLE`)."""
+    layers, heads, kv_heads, head_dim = (shapes[k] for k in ("layers", "heads", "kv_heads", "head_dim"))
+    hidden, intermediate, vocab = shapes["hidden"], shapes["intermediate"], shapes["vocab"]
+    per_layer = hidden * (heads + 2 * kv_heads) * head_dim + heads * head_dim * hidden + 3 * hidden * intermediate
+    parameters = layers * per_layer + vocab * hidden
+    attention_flops = 4 * layers * heads * head_dim * tokens * tokens / 2  # QKᵀ and AV, causal half
+    stats = 4 * layers * heads * (window + 1) * tokens  # float32 window rows and column sums
+    return Resources(
+        weights=parameters * bytes_per_number,
+        kv=2 * layers * kv_heads * head_dim * tokens * bytes_per_number,
+        prefill_peak=stats + 4 * heads * min(PREFILL_CHUNK, tokens) * tokens,
+        naive_attention=4 * layers * heads * tokens * tokens,
+        prefill_flops=2 * (layers * per_layer) * tokens + attention_flops,
+        decode_flops=decoded * (2 * parameters + 4 * layers * heads * head_dim * tokens),
+    )
+
+
+def model_shapes(model) -> dict:
+    """The shapes :func:`resources` needs, read from a loaded model's config."""
+    shape, config = geometry(model), model.config
+    return dict(
+        name=getattr(config, "_name_or_path", ""),
+        layers=shape.layers,
+        heads=shape.heads,
+        kv_heads=shape.kv_heads,
+        head_dim=shape.head_dim,
+        hidden=config.hidden_size,
+        intermediate=config.intermediate_size,
+        vocab=config.vocab_size,
+    )
+
+
+def measured_flops_per_second(model, state_seconds: float, tokens: int) -> float:
+    """This machine's rate on this code path: the operations of one measured prefill over its seconds."""
+    return resources(model_shapes(model), tokens, 0).prefill_flops / max(state_seconds, 1e-9)
+
+
+def plan_estimate(shapes: dict, tokens: int, prompts: int, decoded_per_prompt: int, flops_per_second: float) -> dict:
+    """The memory (GB) and time (hours at ``flops_per_second``) of a run of ``prompts`` prompts of ``tokens``
+    tokens, each with ``decoded_per_prompt`` decoded tokens over all methods and budgets (:func:`resources`)."""
+    need = resources(shapes, tokens, decoded_per_prompt)
+    return dict(
+        model=shapes.get("name", ""),
+        tokens=tokens,
+        weights_gb=need.weights / 1e9,
+        kv_gb=need.kv / 1e9,
+        prefill_gb=need.prefill_peak / 1e9,
+        naive_attention_gb=need.naive_attention / 1e9,
+        hours=prompts * (need.prefill_flops + need.decode_flops) / flops_per_second / 3600,
+    )
+
+
+def masking_summary(masking):
+    """Accuracy per mask kind and head count; for random heads the mean and the range over draws."""
+    per_draw = masking.groupby(["kind", "heads", "draw"]).agg(
+        accuracy=("correct", "mean"), testable=("testable", "all")
+    )
+    return per_draw.groupby(["kind", "heads"]).agg(
+        accuracy=("accuracy", "mean"),
+        lowest=("accuracy", "min"),
+        highest=("accuracy", "max"),
+        draws=("accuracy", "size"),
+        testable=("testable", "all"),
+    )
+
+
+def claim_evidence(results, masking, timings, budgets: Sequence[float], tight: float, rng) -> dict:
+    """Every estimate the chapter's claims are judged on, with its interval: accuracies (Wilson), paired
+    differences between methods over the budgets ≤ ``tight`` (bootstrap over items), the masking contrast against
+    its random-head control, and the decode-time ratios against the full cache (Student-t over repeats)."""
+    full_rows = results[results["method"] == "full"]["correct"]
+    smallest = min(b for b in budgets if b < 1)
+    low = [b for b in budgets if b <= tight]
+    rivals = ("snapkv", "pyramidkv")
+    shares = results.groupby(["method", "budget"])["kv_fraction"].mean()
+    evidence = dict(
+        full=wilson(int(full_rows.sum()), len(full_rows)),
+        smallest=smallest,
+        share_smallest=float(shares["compresskv", smallest]),
+        share_tight=float(shares["compresskv", tight]) if tight in budgets else float("nan"),
+        tight_mean={
+            m: float(per_item_accuracy(results, m, low).mean()) for m in results["method"].unique() if m != "full"
+        },
+        masking=masking_difference(masking, "SRHs", rng),
+        masking_random=masking_difference(masking, "random heads", rng),
+        time_ratio=time_ratio(timings, timing_name("compresskv", smallest), "full"),
+        time_control=time_ratio(timings, "full (again)", "full"),
+    )
+    for method in ("compresskv", "streamingllm"):
+        evidence[f"{method}_smallest"] = accuracy_at(results, method, smallest)
+        evidence[f"{method}_tight"] = accuracy_at(results, method, tight) if tight in budgets else wilson(0, 0)
+        evidence[f"{method}_vs_rivals"], evidence[f"{method}_best_rival"] = best_of_difference(
+            results, method, rivals, low, rng
+        )
+        evidence[f"{method}_vs_cake"] = paired_difference(results, method, "cake", low, rng)
+    evidence["srh_vs_snapkv"] = paired_difference(results, "srh-selection", "snapkv", low, rng)
+    evidence["random_vs_snapkv"] = paired_difference(results, "random-heads", "snapkv", low, rng)
+    evidence["budgets_gain"] = paired_difference(results, "compresskv", "srh-selection", low, rng)
+    evidence["retrieves"] = evidence["full"].value >= 0.5
+    return evidence

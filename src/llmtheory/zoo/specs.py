@@ -139,7 +139,7 @@ SPECS: dict[str, ZooSpec] = {
             heads=8,
             kv_heads=2,
             intermediate=256,
-            steps=3000,
+            steps=2400,
             batch_size=4,
             learning_rate=1e-3,
             warmup=50,
@@ -147,19 +147,21 @@ SPECS: dict[str, ZooSpec] = {
             rope_theta=500_000.0,
             head_dim=32,
             curriculum=(
-                (0.28, 64, 16, 0.0, 1.0),
-                (0.12, 128, 8, 0.25, 0.25),
-                (0.10, 256, 4, 0.25, 0.25),
-                (0.10, 512, 4, 0.25, 0.0),
-                (0.18, 1024, 2, 0.0, 0.0),
-                (0.11, 2048, 1, 0.0, 0.0),
-                (0.11, 4096, 1, 0.0, 0.0),
+                (0.35, 64, 16, 0.0, 1.0),
+                (0.125, 128, 8, 0.25, 0.25),
+                (0.105, 256, 4, 0.25, 0.25),
+                (0.105, 512, 4, 0.25, 0.0),
+                (0.165, 1024, 2, 0.0, 0.0),
+                (0.08, 2048, 1, 0.0, 0.0),
+                (0.07, 4096, 1, 0.0, 0.0),
             ),
             retrieval_loss=True,
-            eval_every=200,
-            notes="The long-context retriever of the KV-cache chapter: the curriculum of needle-llama-gqa, extended "
-            "to 2,048- and 4,096-word haystacks, with eight query heads per layer so that a layer's top heads are "
-            "chosen among several.",
+            eval_every=300,
+            shipped=False,
+            notes="Not shipped yet: its training did not finish on the shared machine; train it with "
+            "`python -m llmtheory.zoo train needle-llama-gqa-4k` and set shipped=True. The long-context retriever of "
+            "the KV-cache chapter: the curriculum of needle-llama-gqa, extended to 2,048- and 4,096-word haystacks, "
+            "with eight query heads per layer so that a layer's top heads are chosen among several.",
         ),
         # Micro specs: not shipped, for tests (they train in seconds).
         _fact(
