@@ -2,19 +2,28 @@
 
 import numpy as np
 import pytest
+from scipy import optimize
 from sklearn.kernel_ridge import KernelRidge
 
+from llmtheory.claims import Estimate
 from llmtheory.rkhs_rates import (
     Loss,
     fourier_target,
     irls,
     isotropic_matern_gram,
     noise,
+    objective,
+    paper_target,
+    quantile_admm,
     rate_exponent,
+    ratio_of_means,
+    ridge_errors,
     robust_gcv,
+    slope_estimate,
     spectral,
     tensor_matern_gram,
     tensor_slope_with_log,
+    tensor_testable,
 )
 from llmtheory.seeding import make_rng
 from llmtheory.stats import loglog_slope_with_stderr
@@ -134,3 +143,120 @@ def test_log_factor_flattens_the_tensor_slope_and_vanishes_in_one_dimension():
     ns = [100, 300, 1000]
     assert tensor_slope_with_log(1.0, 1, ns) == pytest.approx(-2 / 3)
     assert -2 / 3 < tensor_slope_with_log(1.0, 2, ns) < tensor_slope_with_log(1.0, 3, ns) < 0
+
+
+@pytest.fixture(scope="module")
+def small():
+    """A problem small enough for a generic optimiser: 30 points, Gram rank kept ≤ 30, heavy-tailed noise."""
+    rng = make_rng(0, "small problem")
+    X = rng.uniform(size=(30, 1))
+    y = fourier_target(X, 1.25) + noise(rng, 30, "t2", 0.3)
+    return y, spectral(isotropic_matern_gram(X, length_scale=0.3), rank_tol=1e-8)
+
+
+def test_lad_optimum_matches_a_quadratic_programme(small):
+    y, spec = small
+    lam, A = 1e-3, spec.features
+    n, r = A.shape
+    # LAD as a QP: min (1/n) Σ (p + q) + λ‖d‖²  s.t.  A d + p − q = y,  p, q ≥ 0
+    fun = lambda v: (v[r:].sum()) / n + lam * v[:r] @ v[:r]  # noqa: E731
+    jac = lambda v: np.concatenate([2 * lam * v[:r], np.full(2 * n, 1 / n)])  # noqa: E731
+    constraint = {
+        "type": "eq",
+        "fun": lambda v: A @ v[:r] + v[r : r + n] - v[r + n :] - y,
+        "jac": lambda v: np.hstack([A, np.eye(n), -np.eye(n)]),
+    }
+    start = np.concatenate([np.zeros(r), np.maximum(y, 0), np.maximum(-y, 0)])
+    bounds = [(None, None)] * r + [(0, None)] * (2 * n)
+    qp = optimize.minimize(
+        fun,
+        start,
+        jac=jac,
+        bounds=bounds,
+        constraints=[constraint],
+        method="SLSQP",
+        options={"maxiter": 2000, "ftol": 1e-12},
+    )
+    assert qp.success
+    loss = Loss("quantile", tau=0.5)
+    for fit in (
+        quantile_admm(spec, y, lam, loss, max_iter=20000, tol=1e-9),
+        irls(spec, y, lam, loss, max_iter=5000, tol=1e-13),
+    ):
+        assert objective(spec, y, fit.coef, lam, loss) == pytest.approx(qp.fun, rel=1e-5)
+        np.testing.assert_allclose(fit.fitted, A @ qp.x[:r], atol=2e-3)
+
+
+@pytest.mark.parametrize("tau", [0.5, 0.8])
+def test_admm_and_irls_find_the_same_quantile_fit(data, tau):
+    _, y, spec = data
+    loss = Loss("quantile", tau=tau)
+    admm = quantile_admm(spec, y, 1e-4, loss, max_iter=5000, tol=1e-8)
+    mm = irls(spec, y, 1e-4, loss, max_iter=5000, tol=1e-13)
+    assert admm.objectives[-1] == pytest.approx(mm.objectives[-1], rel=1e-6)
+    assert np.sqrt(np.mean((admm.fitted - mm.fitted) ** 2)) < 2e-3
+
+
+def test_tukey_fixed_point_is_a_local_minimum_found_by_a_generic_optimiser(small):
+    y, spec = small
+    lam, A = 1e-3, spec.features
+    lad = quantile_admm(spec, y, lam, Loss("quantile"), max_iter=5000)
+    tukey = Loss("tukey", 0.6)
+    fit = irls(spec, y, lam, tukey, init=lad.coef, max_iter=5000, tol=1e-15)
+    f = lambda d: objective(spec, y, d, lam, tukey)  # noqa: E731
+    residuals = y - A @ fit.coef
+    psi = np.where(np.abs(residuals) < 0.6, residuals * (1 - (residuals / 0.6) ** 2) ** 2, 0.0)  # ρ'(r) / 2
+    assert np.max(np.abs(-A.T @ psi / len(y) + lam * fit.coef)) < 1e-7  # stationary
+    generic = optimize.minimize(f, lad.coef, method="BFGS", options={"gtol": 1e-10})
+    assert f(fit.coef) == pytest.approx(generic.fun, rel=1e-6)
+    np.testing.assert_allclose(fit.fitted, A @ generic.x, atol=1e-4)
+
+
+def test_gcv_picks_the_lambda_of_the_smallest_held_out_error_within_a_grid_step():
+    """Over 20 data sets, the median λ that GCV picks is within one grid step (half a decade) of the λ whose
+    mean held-out error (on a 500-point grid, against the known f₀) is smallest."""
+    lambdas, grid = np.logspace(-8, -1, 15), np.linspace(0, 1, 500)[:, None]
+    held_out, picked = [], []
+    for seed in range(20):
+        rng = make_rng(seed, "gcv")
+        X = rng.uniform(size=(300, 1))
+        y = fourier_target(X, 1.25) + noise(rng, 300, "gaussian", 0.5)
+        spec = spectral(isotropic_matern_gram(X))
+        held_out.append(ridge_errors(spec, y, lambdas, isotropic_matern_gram(grid, X), fourier_target(grid, 1.25)))
+        picked.append(robust_gcv(spec, y, Loss("squared"), lambdas).best_index)
+    best = int(np.mean(held_out, axis=0).argmin())
+    assert 0 < best < len(lambdas) - 1  # the best λ is inside the grid, so "within a step" can fail both ways
+    assert abs(np.median(picked) - best) <= 1
+
+
+def test_paper_targets_are_the_official_series():
+    X = make_rng(0, "paper").uniform(size=(5, 2))
+    a = 2 * 0.75 + 2 / 3
+    double_sum = sum(
+        (j * k) ** -a * np.sin(2 * np.pi * j * X[:, 0]) * np.sin(2 * np.pi * k * X[:, 1])
+        for j in range(1, 51)
+        for k in range(1, 51)
+    )
+    np.testing.assert_allclose(paper_target(X, 0.75), double_sum)
+    one = sum(k**-a * np.cos(2 * np.pi * k * X[:, :1]) for k in range(1, 51))[:, 0]
+    np.testing.assert_allclose(paper_target(X[:, :1], 0.75), one)
+
+
+def test_slope_and_ratio_intervals_cover_the_truth():
+    ns = [100, 200, 400, 800]
+    rows = [
+        dict(replicate=r, n=n, error=2.0 * n**-0.7 * np.exp(make_rng(r, "s", n).normal(0, 0.05)))
+        for r in range(10)
+        for n in ns
+    ]
+    import pandas as pd
+
+    est = slope_estimate(pd.DataFrame(rows), "error")
+    assert isinstance(est, Estimate) and est.low < -0.7 < est.high and est.high - est.low < 0.2
+    ratio = ratio_of_means(np.full(20, 3.0), np.full(20, 1.5), make_rng(0, "r"))
+    assert ratio.value == pytest.approx(2.0) and ratio.low == pytest.approx(2.0) == ratio.high
+
+
+def test_tensor_rate_is_testable_only_where_the_log_factor_no_longer_hides_it():
+    assert not tensor_testable((0.75, 1.25, 2.5), (2, 3), [150, 300, 600], 0.15)
+    assert tensor_testable((0.75,), (3,), [1e12, 1e14], 0.15)
