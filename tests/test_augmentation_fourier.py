@@ -3,6 +3,7 @@
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from llmtheory import augmentation_fourier as af
@@ -93,7 +94,7 @@ def test_frobenius_energy_splits_over_irreps(groups):
     group, irreps = groups["S_4"]
     representation = af.feature_representation(group)
     counts = af.multiplicities(representation, irreps, group)
-    assert np.allclose(counts, np.round(counts)) and counts @ [r.dimension for r in irreps] == 10
+    assert np.allclose(counts, np.round(counts)) and np.isclose(counts @ [r.dimension for r in irreps], 10)
     subset = af.random_subset(group.order, 5, np.random.default_rng(2))
     measure = af.subset_measure(group, subset)
     energy = sum(c * np.sum(np.abs(af.fourier_transform(measure, r)) ** 2) for c, r in zip(counts, irreps, strict=True))
@@ -154,3 +155,97 @@ def test_density_risk_curve_and_oracle_cutoff():
     assert np.isclose(curve[0], af.density_bias(target, 0)) and np.all(np.diff(curve[1:8]) == 0)
     cutoff = af.oracle_cutoff(target, 1000, np.zeros(200))
     assert cutoff % 8 == 0 and curve[cutoff] == curve.min()
+
+
+def test_empirical_coefficients_equal_the_direct_sum():
+    samples = np.random.default_rng(6).random(300)
+    for max_frequency in (1, 7, 50):
+        direct = np.exp(-2j * np.pi * np.outer(np.arange(1, max_frequency + 1), samples)).mean(axis=1)
+        assert np.allclose(af.empirical_coefficients(samples, max_frequency), direct, atol=1e-12)
+
+
+def test_monte_carlo_density_risk_agrees_with_exact_risk_within_its_standard_error():
+    target = af.InvariantDensity(group_order=4, smoothness=1.0)
+    frame = af.run_density_experiment(target, [400], [2], repetitions=300, seed=0)
+    for estimator, rows in frame.groupby("estimator"):
+        difference = rows["risk"] - rows["exact_risk"]
+        standard_error = difference.std(ddof=1) / np.sqrt(len(difference))
+        assert abs(difference.mean()) <= 3 * standard_error, estimator
+        # the exact risk is not trivially matched: the Monte Carlo risk varies from sample to sample
+        assert rows["risk"].std() > 0.05 * rows["exact_risk"].mean()
+
+
+def test_coordinate_representation_is_the_action_and_a_homomorphism():
+    group = af.named_group("cyclic", 5)
+    matrices = af.coordinate_representation(group)
+    x = np.random.default_rng(7).normal(size=(3, 5))
+    for g in range(group.order):
+        assert np.allclose(af.act(group, g, x), x @ matrices[g].T)
+    assert np.allclose(np.einsum("gab,hbc->ghac", matrices, matrices), matrices[group.table])
+
+
+def test_risk_given_inputs_is_the_average_over_the_noise():
+    group = af.named_group("dihedral", 4)
+    feature_rep = af.feature_representation(group)
+    rng = np.random.default_rng(8)
+    theta_star = af.invariant_target(feature_rep, rng)
+    features = af.quadratic_features(rng.normal(size=(60, group.degree)))
+    gram, subset, noise = features.T @ features, [0, 3, 5], 0.7
+    realised = []
+    for _ in range(4000):
+        y = features @ theta_star + noise * rng.normal(size=60)
+        theta = af.augmented_least_squares_fast(gram, features.T @ y, feature_rep, subset)
+        realised.append(np.sum((theta - theta_star) ** 2))
+    expected = af.risk_given_inputs(gram, feature_rep, subset, noise)
+    assert abs(np.mean(realised) - expected) <= 3 * np.std(realised) / np.sqrt(len(realised))
+
+
+def test_growing_regression_matches_the_least_squares_closed_forms():
+    frame = af.run_growing_regression_experiment([16], [2048], repetitions=3, seed=0)
+    risk = frame.groupby("estimator")["risk"].mean()
+    # no augmentation: σ² E tr((XᵀX)⁻¹) = m/(n − m − 1); full: one invariant direction, about 1/n
+    assert np.isclose(risk["none"], 16 / (2048 - 17), rtol=0.05)
+    assert np.isclose(risk["full"], 1 / 2048, rtol=0.2)
+    # a quarter of the group: about |G|/k = 4 times the full risk (eq. excess)
+    assert 3 < risk["k=|G|/4"] / risk["full"] < 5
+
+
+def _synthetic_frame(exponents: dict, sizes=(100, 400, 1600, 6400), repetitions=20, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for rep in range(repetitions):
+        wobble = rng.normal(scale=0.05, size=len(sizes))  # shared by the estimators, as with shared samples
+        for estimator, exponent in exponents.items():
+            for n, w in zip(sizes, wobble, strict=True):
+                noise = rng.normal(scale=0.02)
+                rows.append({"n": n, "estimator": estimator, "rep": rep, "risk": n**exponent * np.exp(w + noise)})
+    return pd.DataFrame(rows)
+
+
+def test_rate_evidence_passes_a_parallel_estimator_and_fails_a_slower_one():
+    evidence = af.rate_evidence(_synthetic_frame({"none": -0.5, "k=2": -1.0, "full": -1.0}), exponent=-1.0)
+    assert abs(evidence.slopes["full"].value + 1.0) < 0.02
+    assert evidence.slopes["full"].low < evidence.slopes["full"].value < evidence.slopes["full"].high
+    assert evidence.test("k=2").holds and evidence.test("k=2").decisive
+    assert not evidence.test("none").holds and evidence.test("none").decisive
+    assert "minus full" in evidence.describe("none")
+
+
+def test_relative_excess_recovers_a_known_fraction():
+    full = _synthetic_frame({"full": -1.0})
+    # R_none = 4 R_G and R_k = 1.75 R_G: (1.75 − 1)/(4 − 1) = 0.25 in every repetition
+    frame = pd.concat(
+        [
+            full,
+            full.assign(estimator="none", risk=4 * full["risk"]),
+            full.assign(estimator="k=3", risk=1.75 * full["risk"]),
+        ]
+    ).assign(defect=0.5)
+    excess = af.relative_excess(frame, group_order=10)
+    assert np.isclose(excess["measured"].iloc[0], 0.25) and excess["standard error"].iloc[0] < 1e-9
+    assert np.isclose(excess["predicted (eq. energy)"].iloc[0], 7 / 27)
+    assert np.isclose(excess["bound: mean δ_S²"].iloc[0], 0.25)
+    assert af.approximation_error_test(excess).holds
+    assert not af.matches_prediction(excess)  # 0.25 vs 7/27 with no Monte Carlo error: not an identity
+    assert af.matches_prediction(excess.assign(**{"standard error": 0.01}))
+    assert not af.approximation_error_test(excess.assign(measured=0.1)).holds
