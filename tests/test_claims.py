@@ -197,11 +197,20 @@ def test_default_folder_is_per_tier(monkeypatch, tmp_path):
     assert load_ledgers("smoke") == []
 
 
+def test_report_escapes_text_so_a_rule_with_a_less_than_sign_shows(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMTHEORY_CLAIMS_DIR", str(tmp_path))
+    ledger = Ledger("spectral_ball", scale="smoke", seed=0)
+    ledger.check("a", claim="c", paper="p", ours="o", rule="error < 1e-9 <b>", kind=IDENTITY, holds=True)
+    html = ledger.report().to_html()
+    assert "error &lt; 1e-9 &lt;b&gt;" in html and "border-radius" in html
+
+
 def test_report_shows_verdicts_as_badges(tmp_path, monkeypatch):
     monkeypatch.setenv("LLMTHEORY_CLAIMS_DIR", str(tmp_path))
     html = _ledger().report().to_html()
     assert "#009E73" in html and "#D55E00" in html and "border-radius" in html
     assert "a random matrix" in html and REASON in html
+    assert "ours ≥ 1" in html and "y | z" in html
 
 
 def test_findings_group_claims_by_verdict_and_choose_text_by_verdict():

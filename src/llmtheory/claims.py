@@ -373,7 +373,7 @@ class Ledger:
     def report(self):
         """Save the ledger and return its table for display, verdicts as coloured badges."""
         self.save()
-        return self.table().style.format({"verdict": badge_html})
+        return self.table().style.format(formatter={"verdict": badge_html}, escape="html")  # escaped, then badged
 
     def findings(self, why: dict[str, str | dict[str, str]] | None = None):
         """The chapter's outcomes as Markdown, grouped by verdict, produced from the ledger.
