@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JB := $(VENV)/bin/jupyter-book
 
-.PHONY: setup book page test test-latest smoke robustness lint lock manifest clean
+.PHONY: setup book page check-book test test-latest smoke robustness lint lock manifest clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,13 @@ page: $(STAMP)
 	$(JB) build . --toc _build/pages/$(SLUG)/_toc.yml --config _build/pages/$(SLUG)/_config.yml \
 		--path-output _build/pages/$(SLUG) -W -n --keep-going
 	@echo "The page is at file://$(CURDIR)/_build/pages/$(SLUG)/_build/html/notebooks/$(SLUG).html"
+
+# Open every page of the rendered book in headless Chromium (Debian's chromium and chromium-driver:
+# `apt-get install chromium chromium-driver`) and fail, naming the page, on a JavaScript error, untypeset math,
+# an image that does not load, code wider than its column at 1200 px, a broken internal link, or a figure with a
+# transparent background; a screenshot of every page lands in _build/screenshots/.
+check-book: book
+	$(PY) -m llmtheory.check_book _build/html --screenshots _build/screenshots
 
 # Unit tests, then every chapter at SCALE="smoke" through papermill, with the network unreachable.
 test: $(STAMP)
