@@ -10,7 +10,9 @@ import sympy as sp
 from scipy.optimize import minimize_scalar
 from threadpoolctl import threadpool_limits
 
+from llmtheory import claims
 from llmtheory import scaling_exponents as se
+from llmtheory.claims import ASSUMED, MEASURED, Estimate
 from llmtheory.params import ParameterError
 from llmtheory.seeding import make_rng
 
@@ -169,3 +171,41 @@ def test_load_loss_csv_validates(tmp_path):
 def test_exercise_checker():
     assert se.check_tenfold_per_halving_exponent(0.30103)
     assert not se.check_tenfold_per_halving_exponent(0.5)
+
+
+@pytest.mark.parametrize("hurst", [0.3, 0.7])
+def test_roughness_exponents_recover_two_h_with_an_interval_around_the_estimate(hurst):
+    table = se.roughness_exponents([hurst], np.array([8, 16, 32, 64, 128]), n_points=4096, n_paths=6, seed=0)
+    row = table.loc[hurst]
+    assert row["zeta_2 (measured)"] == pytest.approx(2 * hurst, abs=0.1)
+    assert row["error exponent (measured)"] == pytest.approx(2 * hurst, abs=0.15)
+    assert row["error exponent 95% low"] <= row["error exponent (measured)"] <= row["error exponent 95% high"]
+
+
+def test_pedestal_fits_bootstrap_both_laws_on_the_same_resamples():
+    x = np.logspace(1, 5, 12)
+    loss = 2.0 + 5.0 * x**-0.3
+    fits, boots = se.pedestal_fits(x, loss, n_boot=5, seed=0, key="test")
+    assert fits["power law + floor"].floor == pytest.approx(2.0, rel=0.05)
+    assert fits["pure power law"].exponent < fits["power law + floor"].exponent
+    again = se.pedestal_fits(x, loss, n_boot=5, seed=0, key="test")[1]
+    pd.testing.assert_frame_equal(boots["pure power law"], again["pure power law"])
+
+
+def test_interval_below_is_decisive_only_when_the_intervals_are_apart():
+    low, high = Estimate(0.1, 0.05, 0.15), Estimate(0.3, 0.2, 0.4)
+    assert se.interval_below(low, high) == claims.Test(True, True)
+    assert se.interval_below(low, Estimate(0.3, 0.12, 0.4)) == claims.Test(True, False)
+    assert se.interval_below(high, low) == claims.Test(False, True)
+    assert not se.interval_below(low, Estimate(0.1 + 1e-9, 0.05, 0.15)).holds  # the same law, up to rounding
+
+
+def test_bootstrap_estimate_contains_the_full_data_value():
+    estimate = se.bootstrap_estimate(1.0, [1.5, 2.0, 2.5])
+    assert estimate.low <= 1.0 == estimate.value <= estimate.high
+
+
+def test_runs_drawn_from_a_law_are_assumed_and_real_runs_measured():
+    assert se.evidence_of_runs(True) == {"kind": ASSUMED}
+    measured = se.evidence_of_runs(False)
+    assert measured["kind"] == MEASURED and measured["can_fail_because"]

@@ -91,9 +91,59 @@ def test_square_limit_mean_is_two_over_pi():
     assert sb.wachter_sigma_mean(1.0) == pytest.approx(2 / np.pi, abs=1e-5)
 
 
-def test_qr_flop_model():
-    assert sb.householder_qr_flops(3, 3) == pytest.approx(2 * 27 - 18)
-    flops = sb.sampler_flops(4096, 1024)
-    ratio = flops["first n Haar columns (exact)"] / flops["semi-orthogonal (approximate)"]
-    assert 1.2 < ratio < 1.4  # (m + n + 1)/m-ish: the exact sampler is not much dearer
-    assert flops["full Haar p×p (exact)"] > 15 * flops["first n Haar columns (exact)"]  # ⅔p²/n² ≈ 17.9 here
+def test_rejection_acceptance_rate_counts_every_accepted_proposal():
+    assert sb.sample_rejection(1, 1, 10, make_rng(0)).acceptance_rate == 1.0  # the two balls coincide for 1×1
+    rate = sb.sample_rejection(2, 2, 10, make_rng(1)).acceptance_rate  # all 4096 proposals count, not 10
+    assert rate == pytest.approx(1 / 3, abs=0.03)
+
+
+def test_agreement_accepts_an_exact_sampler_and_rejects_the_naive_control():
+    samplers = {"exact": sb.sample_gaussian_polar, "naive": sb.sample_gaussian_over_spectral_norm}
+    tests, acceptance = sb.agreement_with_references(samplers, 1500, make_rng(6), closed_form_rows=(2, 5))
+    assert set(acceptance) == {"3×2", "2×2"}
+    worst = sb.worst_agreement(tests)
+    assert sb.agrees(worst.loc[["exact"]]) and not sb.agrees(worst.loc[["naive"]])
+    assert "min KS p = " in sb.agreement_summary(worst)
+
+
+@pytest.mark.parametrize("n, kappa", [(2, 2.5), (1, 1.0)])
+def test_tall_rate_constant_matches_the_closed_forms(n, kappa):
+    # n = 2: m (1 − E σ_min) → 5/2 (two_column_law); n = 1: ½ E χ²₂ = 1
+    estimate = sb.tall_rate_constant(n, 40000, make_rng(7, n))
+    assert estimate.low < kappa < estimate.high
+    m = sp.Symbol("m", positive=True)
+    assert sp.limit(m * (1 - sb.two_column_law()["E_min"]), m, sp.oo) == sp.Rational(5, 2)
+
+
+def test_tall_rate_constant_predicts_sampled_sigma_min():
+    m, n = 400, 4
+    sigma_min = sb.singular_values(sb.sample_stiefel_truncation(m, n, 4000, make_rng(8)))[:, -1]
+    kappa = sb.tall_rate_constant(n, 40000, make_rng(9)).value
+    assert m * (1 - sigma_min.mean()) == pytest.approx(kappa, rel=0.05)
+
+
+def test_convergence_evidence_reads_the_largest_size_and_monotonicity():
+    frame = sb.regime_statistics([(8, 4), (64, 4), (512, 4)], 50, make_rng(10))
+    evidence = sb.convergence_to_one(frame)
+    assert evidence.increasing and evidence.shape == "512×4"
+    assert evidence.estimate.low < evidence.estimate.value < evidence.estimate.high < 1
+
+
+def test_ratio_estimate_is_a_geometric_mean_with_an_interval():
+    exact = sb.ratio_estimate([2.0, 2.0, 2.0], [1.0, 1.0, 1.0])
+    assert (exact.value, exact.low, exact.high) == pytest.approx((2.0, 2.0, 2.0))
+    noisy = sb.ratio_estimate([2.0, 4.0, 3.0], [1.0, 1.0, 1.0])
+    assert noisy.value == pytest.approx(24 ** (1 / 3)) and noisy.low < noisy.value < noisy.high
+
+
+def test_large_shape_distances_match_the_limit_law():
+    semi_orthogonal, naive = sb.large_shape_distances(800, 200, make_rng(11))
+    limit = 1 - sb.wachter_sigma_mean(4.0)
+    assert semi_orthogonal.low < limit < semi_orthogonal.high
+    assert naive > 0
+
+
+def test_time_samplers_pairs_repeats():
+    samplers = {"a": sb.sample_semi_orthogonal, "b": sb.sample_gaussian_polar}
+    timings = sb.time_samplers(samplers, [(8, 4)], make_rng(12), 3)
+    assert len(timings) == 6 and set(timings["repeat"]) == {0, 1, 2} and (timings["seconds"] > 0).all()

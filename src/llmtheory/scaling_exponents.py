@@ -27,6 +27,7 @@ import sympy as sp
 from scipy.optimize import minimize
 from scipy.special import huber
 
+from .claims import ASSUMED, MEASURED, Estimate, Test
 from .params import ParameterError
 
 MONTE_CARLO_EXPONENT = 0.5
@@ -415,6 +416,59 @@ def percentile_interval(values, level: float = 0.95) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def bootstrap_estimate(value: float, resamples, level: float = 0.95) -> Estimate:
+    """``value`` with the percentile interval of its bootstrap ``resamples``, widened to contain ``value`` (a
+    percentile interval of a skewed statistic can miss the full-data estimate)."""
+    lo, hi = percentile_interval(resamples, level)
+    return Estimate(float(value), min(lo, float(value)), max(hi, float(value)))
+
+
+PEDESTAL_FITS: dict[str, bool] = {"pure power law": False, "power law + floor": True}
+"""The two fits the pedestal argument compares: name → whether the law has a floor E."""
+
+
+def pedestal_fits(
+    x, loss, *, n_boot: int, seed: int, key: str
+) -> tuple[dict[str, PowerLawFit], dict[str, pd.DataFrame]]:
+    """Fit ``loss`` against ``x`` with and without a floor, and bootstrap both fits on the *same* resamples
+    (each bootstrap draws from its own copy of the stream ``make_rng(seed, key)``), so that the two exponents
+    are compared resample by resample."""
+    from .seeding import make_rng
+
+    fits = {name: fit_power_law(x, loss, with_floor=floor) for name, floor in PEDESTAL_FITS.items()}
+    boots = {
+        name: bootstrap_power_law(x, loss, start=fit, n_boot=n_boot, rng=make_rng(seed, key))
+        for name, fit in fits.items()
+    }
+    return fits, boots
+
+
+def exponent_estimates(fits: dict[str, PowerLawFit], boots: dict[str, pd.DataFrame]) -> dict[str, Estimate]:
+    """Each fit's exponent with its 95 % bootstrap interval."""
+    return {name: bootstrap_estimate(fit.exponent, boots[name]["exponent"]) for name, fit in fits.items()}
+
+
+def interval_below(lower: Estimate, upper: Estimate, *, resolution: float = 1e-3) -> Test:
+    """The rule "``lower`` is smaller than ``upper``": holds when the point estimates differ by more than
+    ``resolution`` (fits that converge to the same law differ by rounding only), decisive when the two 95 %
+    intervals do not overlap (or, when it fails, when ``lower``'s interval lies wholly above ``upper``'s)."""
+    holds = lower.value < upper.value - resolution
+    decisive = lower.high < upper.low if holds else lower.low > upper.high
+    return Test(bool(holds), bool(decisive))
+
+
+def evidence_of_runs(synthetic: bool) -> dict:
+    """The kind of evidence a fit to the training runs gives, as ``ledger.check`` keywords: runs drawn from a
+    published floored law only return the law's own consequences (``assumed``); a user's real runs are
+    measured, and the floored law can fail to describe them."""
+    if synthetic:
+        return {"kind": ASSUMED}
+    return {
+        "kind": MEASURED,
+        "can_fail_because": "real runs need not follow a floored power law: the fits can disagree",
+    }
+
+
 def pedestal_table(
     fits: dict[str, PowerLawFit], boots: dict[str, pd.DataFrame], *, base_compute: float
 ) -> pd.DataFrame:
@@ -616,7 +670,12 @@ def train_tiny_gpt2(spec: TrainingSpec, corpus: MarkovCorpus, heldout: np.ndarra
         optimiser.step()
         schedule.step()
     model.eval()
-    return {"n_embd": spec.n_embd, "N": non_embedding_parameters(model), "loss": heldout_loss(model, heldout)}
+    return {
+        "n_embd": spec.n_embd,
+        "seed": seed,
+        "N": non_embedding_parameters(model),
+        "loss": heldout_loss(model, heldout),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -659,9 +718,12 @@ def piecewise_linear_error(path: np.ndarray, n_knots: int) -> float:
     return float(np.mean((basis @ coefficients - path) ** 2))
 
 
-def roughness_exponents(hursts, knot_counts, *, n_points: int, n_paths: int, seed: int) -> pd.DataFrame:
+def roughness_exponents(
+    hursts, knot_counts, *, n_points: int, n_paths: int, seed: int, n_boot: int = 200
+) -> pd.DataFrame:
     """For each Hurst exponent: the structure-function estimate of H (ζ_2 = 2H) and the exponent of the
-    approximation error against capacity (MSE ∝ K^{-2H} expected), averaged over ``n_paths`` paths."""
+    approximation error against capacity (MSE ∝ K^{-2H} expected), from the errors averaged over ``n_paths``
+    paths, with a 95 % interval from ``n_boot`` bootstrap resamples of the paths."""
     from .seeding import make_rng
 
     rows = []
@@ -670,12 +732,19 @@ def roughness_exponents(hursts, knot_counts, *, n_points: int, n_paths: int, see
         rng = make_rng(seed, "fbm", int(round(1000 * hurst)))
         paths = [fractional_brownian_motion(n_points, hurst, rng) for _ in range(n_paths)]
         s2 = np.mean([structure_function(p, lags) for p in paths], axis=0)
-        errors = np.mean([[piecewise_linear_error(p, k) for k in knot_counts] for p in paths], axis=0)
+        per_path = np.array([[piecewise_linear_error(p, k) for k in knot_counts] for p in paths])
+        errors = per_path.mean(axis=0)
+        resampled = per_path[rng.integers(0, n_paths, (n_boot, n_paths))].mean(axis=1)
+        exponent = bootstrap_estimate(
+            -scaling_exponent(knot_counts, errors), [-scaling_exponent(knot_counts, e) for e in resampled]
+        )
         rows.append(
             {
                 "H": hurst,
                 "zeta_2 (measured)": scaling_exponent(lags, s2),
-                "error exponent (measured)": -scaling_exponent(knot_counts, errors),
+                "error exponent (measured)": exponent.value,
+                "error exponent 95% low": exponent.low,
+                "error exponent 95% high": exponent.high,
                 "2H (theory)": 2 * hurst,
                 "errors": errors,
             }

@@ -11,7 +11,8 @@ LLM-sized matrices. This module implements, in the order the chapter explains th
    construction X (XᵀX + YᵀY)^{-1/2}, and rejection from the Frobenius ball for small sizes;
 3. the approximate sampler (a random semi-orthogonal matrix: every σ = 1) and two naive baselines;
 4. the limiting law of the singular values when m/n → c (Wachter's law for a truncated Haar matrix),
-   whose lower edge (c − 1)/(c + 1) shows where "all σ → 1" holds and where it does not;
+   whose lower edge (c − 1)/(c + 1) shows where "all σ → 1" holds and where it does not, and the rate
+   1 − E σ_min ≈ κ_n / m of the tall regime (n fixed);
 5. a zeroth-order optimiser whose perturbations are drawn from the ball (the paper's motivating use).
 
 Where the paper is silent (which exact sampler it uses, what its simple method is) the choices are ours and
@@ -29,6 +30,8 @@ import pandas as pd
 import sympy as sp
 from scipy import stats
 from tqdm.auto import tqdm
+
+from .claims import Estimate
 
 Sampler = Callable[[int, int, int, np.random.Generator], np.ndarray]
 
@@ -105,11 +108,12 @@ def sample_gaussian_polar(m: int, n: int, size: int, rng: np.random.Generator) -
 @dataclass(frozen=True)
 class RejectionResult:
     samples: np.ndarray
+    accepted: int  # proposals kept, including those beyond the ``size`` returned
     proposals: int
 
     @property
     def acceptance_rate(self) -> float:
-        return len(self.samples) / self.proposals
+        return self.accepted / self.proposals
 
 
 def sample_rejection(m: int, n: int, size: int, rng: np.random.Generator, batch: int = 4096) -> RejectionResult:
@@ -127,7 +131,8 @@ def sample_rejection(m: int, n: int, size: int, rng: np.random.Generator, batch:
         proposal = (direction * radius * rng.uniform(size=(batch, 1)) ** (1 / dim)).reshape(batch, m, n)
         kept.append(proposal[np.linalg.norm(proposal, ord=2, axis=(1, 2)) <= 1.0])
         proposals += batch
-    return RejectionResult(np.concatenate(kept)[:size], proposals)
+    samples = np.concatenate(kept)
+    return RejectionResult(samples[:size], len(samples), proposals)
 
 
 @_tall
@@ -265,6 +270,18 @@ def wachter_sigma_mean(ratio: float) -> float:
     return float(sigma[0] + np.sum((1 - (cdf[1:] + cdf[:-1]) / 2) * np.diff(sigma)))
 
 
+def tall_rate_constant(n: int, size: int, rng: np.random.Generator) -> Estimate:
+    """κ_n in 1 − E σ_min = κ_n / m + O(m⁻²) for n fixed, m → ∞, by Monte Carlo, with its 95% interval.
+
+    In the polar construction (eq. ``polar``) XᵀX/m → I, so AᵀA ≈ I − YᵀY/m and 1 − σ_min ≈ λ_max(YᵀY)/(2m)
+    with Y ∈ R^{(n+1)×n} standard Gaussian: κ_n = E λ_max(YᵀY) / 2. For n = 2 this is 5/2, the closed form of
+    :func:`two_column_law`; as n grows κ_n → 2n, the rate of the Wachter edge 1 − (c − 1)/(c + 1) ≈ 2n/m.
+    """
+    _check_shape(n, n, size)
+    y = rng.standard_normal((size, n + 1, n))
+    return Estimate.mean_of(np.linalg.eigvalsh(np.swapaxes(y, -1, -2) @ y)[:, -1] / 2)
+
+
 # ---- Comparing samplers ------------------------------------------------------------------------------
 
 
@@ -284,6 +301,84 @@ def ks_pvalues(samples: dict[str, np.ndarray], reference: str) -> dict[str, floa
         out[f"{name}: σ_max"] = float(stats.ks_2samp(sv[:, 0], ref[:, 0]).pvalue)
         out[f"{name}: σ_min"] = float(stats.ks_2samp(sv[:, -1], ref[:, -1]).pvalue)
     return out
+
+
+def agreement_with_references(
+    samplers: dict[str, Sampler],
+    size: int,
+    rng: np.random.Generator,
+    shapes: tuple[tuple[int, int], ...] = ((3, 2), (2, 2)),
+    closed_form_rows: tuple[int, ...] = (2, 3, 5, 9),
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Test each sampler against two independent references; returns the tests and rejection's acceptance rates.
+
+    One row per sampler and test: the KS p-values of σ_max and σ_min against rejection sampling (``size``
+    samples at each of ``shapes``), and the z-score of the sampled mean σ_min of m×2 matrices (4·``size``
+    samples) against the exact E σ_min of :func:`two_column_law`, for each m in ``closed_form_rows``.
+    """
+    rows, acceptance = [], {}
+    for m, n in shapes:
+        rejection = sample_rejection(m, n, size, rng)
+        acceptance[f"{m}×{n}"] = rejection.acceptance_rate
+        samples = {name: sampler(m, n, size, rng) for name, sampler in samplers.items()}
+        for test, p in ks_pvalues({**samples, "rejection": rejection.samples}, reference="rejection").items():
+            name, statistic = test.rsplit(": ", 1)
+            rows.append({"sampler": name, "test": f"KS p-value, {statistic}, {m}×{n}", "value": p})
+    for m in closed_form_rows:
+        exact = float(two_column_law(m)["E_min"])
+        for name, sampler in samplers.items():
+            sigma_min = singular_values(sampler(m, 2, 4 * size, rng))[:, -1]
+            z = (sigma_min.mean() - exact) / (sigma_min.std() / np.sqrt(len(sigma_min)))
+            rows.append({"sampler": name, "test": f"z vs exact E σ_min, {m}×2", "value": float(z)})
+    return pd.DataFrame(rows), acceptance
+
+
+def worst_agreement(tests: pd.DataFrame) -> pd.DataFrame:
+    """Per sampler, the smallest KS p-value and the largest |z| of :func:`agreement_with_references`."""
+    is_ks = tests["test"].str.startswith("KS")
+    ks, z = tests[is_ks], tests[~is_ks]
+    return pd.DataFrame(
+        {
+            "min KS p": ks.groupby("sampler", sort=False)["value"].min(),
+            "max |z|": z["value"].abs().groupby(z["sampler"], sort=False).max(),
+        }
+    )
+
+
+KS_LEVEL = 1e-3
+"""A KS p-value below this rejects agreement with rejection sampling (several tests run: a small level)."""
+Z_LIMIT = 4.0
+"""A sampled mean σ_min more than this many standard errors from the closed form rejects agreement."""
+
+
+def agreement_summary(worst: pd.DataFrame) -> str:
+    """One line for the ledger: the worst KS p-value and |z| over the samplers in ``worst``."""
+    return f"min KS p = {worst['min KS p'].min():.3g} (rejection); max |z| = {worst['max |z|'].max():.2f} (closed form)"
+
+
+def agrees(worst: pd.DataFrame) -> bool:
+    """Whether every sampler in ``worst`` passes both references: KS p > KS_LEVEL and |z| < Z_LIMIT."""
+    return bool((worst["min KS p"] > KS_LEVEL).all() and (worst["max |z|"] < Z_LIMIT).all())
+
+
+@dataclass(frozen=True)
+class Convergence:
+    """Evidence for "σ_min → 1" in one regime: mean σ_min at the largest size, with its interval, and whether
+    mean σ_min increases with size at every step."""
+
+    estimate: Estimate
+    increasing: bool
+    shape: str
+
+
+def convergence_to_one(frame: pd.DataFrame) -> Convergence:
+    """:class:`Convergence` from a table of :func:`regime_statistics` (rows in order of growing size)."""
+    last = frame.iloc[-1]
+    return Convergence(
+        Estimate(last["mean σ_min"], last["σ_min 95% low"], last["σ_min 95% high"]),
+        bool(frame["mean σ_min"].is_monotonic_increasing),
+        f"{int(last['m'])}×{int(last['n'])}",
+    )
 
 
 # ---- Application: zeroth-order optimisation with perturbations from the ball -----------------------------
@@ -335,18 +430,22 @@ def zeroth_order_descent(
 def regime_statistics(shapes: list[tuple[int, int]], size: int, rng: np.random.Generator) -> pd.DataFrame:
     """σ statistics of exact samples (Haar truncation, n columns) for each (m, n), with the limiting values.
 
-    Columns: m, n, ratio m/n, mean σ_min, median σ, the limit law's edge σ₋ = (c−1)/(c+1) and median.
+    Columns: m, n, ratio m/n, mean σ_min with its 95% interval over the ``size`` samples (Student t), median σ,
+    the limit law's edge σ₋ = (c−1)/(c+1) and median.
     """
     rows = []
     for m, n in tqdm(shapes, desc="shapes", leave=False):
         sigma = singular_values(sample_stiefel_truncation(m, n, size, rng))
         ratio = m / n
+        sigma_min = Estimate.mean_of(sigma[:, -1])
         rows.append(
             {
                 "m": m,
                 "n": n,
                 "ratio": ratio,
-                "mean σ_min": sigma[:, -1].mean(),
+                "mean σ_min": sigma_min.value,
+                "σ_min 95% low": sigma_min.low,
+                "σ_min 95% high": sigma_min.high,
                 "median σ": np.median(sigma),
                 "limit σ₋": wachter_edges(ratio)[0],
                 "limit median": wachter_sigma_quantile(0.5, ratio),
@@ -373,6 +472,18 @@ def approximation_error(shapes: list[tuple[int, int]], size: int, rng: np.random
     return pd.DataFrame(rows)
 
 
+def large_shape_distances(m: int, n: int, rng: np.random.Generator) -> tuple[Estimate, float]:
+    """W₁ to one exact m×n sample's σ law, for the semi-orthogonal sampler and for G / ||G||₂.
+
+    Semi-orthogonal samples have σ ≡ 1, so their W₁ is 1 − mean σ, given with ± 1.96 naive standard errors of the
+    mean over the n singular values (conservative: singular values repel, so their mean varies less than that).
+    """
+    sigma = singular_values(sample_stiefel_truncation(m, n, 1, rng)).ravel()
+    semi_orthogonal = Estimate.from_stderr(1 - sigma.mean(), sigma.std(ddof=1) / np.sqrt(len(sigma)))
+    naive = singular_values(sample_gaussian_over_spectral_norm(m, n, 1, rng)).ravel()
+    return semi_orthogonal, float(stats.wasserstein_distance(naive, sigma))
+
+
 def time_samplers(
     samplers: dict[str, Sampler],
     shapes: list[tuple[int, int]],
@@ -380,19 +491,28 @@ def time_samplers(
     repeats: int = 3,
     skip: Callable[[str, int, int], bool] = lambda name, m, n: False,
 ) -> pd.DataFrame:
-    """Median wall time (s) of drawing one m×n sample with each sampler; ``skip`` leaves out slow pairs."""
+    """Wall time (s) of drawing one m×n sample with each sampler, one row per repeat; ``skip`` leaves out slow pairs.
+
+    Within a repeat the samplers run one after the other, so that repeat r of two samplers is a paired
+    measurement taken under the same machine load (see :func:`ratio_estimate`).
+    """
     rows = []
     for m, n in tqdm(shapes, desc="shapes", leave=False):
-        for name, sampler in samplers.items():
-            if skip(name, m, n):
-                continue
-            times = []
-            for _ in range(repeats):
+        for repeat in range(repeats):
+            for name, sampler in samplers.items():
+                if skip(name, m, n):
+                    continue
                 start = time.perf_counter()
                 sampler(m, n, 1, rng)
-                times.append(time.perf_counter() - start)
-            rows.append({"sampler": name, "m": m, "n": n, "seconds": float(np.median(times))})
+                rows.append({"sampler": name, "m": m, "n": n, "repeat": repeat, "seconds": time.perf_counter() - start})
     return pd.DataFrame(rows)
+
+
+def ratio_estimate(numerator, denominator) -> Estimate:
+    """The geometric mean of paired ratios ``numerator[i] / denominator[i]`` with its 95% Student-t interval on
+    the log scale (times and losses are positive and skewed; their ratios multiply)."""
+    log_ratio = Estimate.mean_of(np.log(np.asarray(numerator, float) / np.asarray(denominator, float)))
+    return Estimate(*np.exp([log_ratio.value, log_ratio.low, log_ratio.high]))
 
 
 def compare_zeroth_order(
@@ -416,19 +536,3 @@ def compare_zeroth_order(
             if final == min(r["final loss"] for r in rows if r["sampler"] == name):
                 curves[name] = losses
     return pd.DataFrame(rows), curves
-
-
-def householder_qr_flops(rows: int, cols: int) -> float:
-    """Floating-point operations of a Householder QR of a rows×cols matrix, 2·rows·cols² − ⅔·cols³
-    (Golub & Van Loan, Algorithm 5.2.1): a machine-independent cost model for the samplers."""
-    return 2 * rows * cols**2 - 2 * cols**3 / 3
-
-
-def sampler_flops(m: int, n: int) -> dict[str, float]:
-    """QR cost of one m×n sample (m ≥ n) for the full-Haar, n-column-Haar and semi-orthogonal samplers."""
-    p = m + n + 1
-    return {
-        "full Haar p×p (exact)": householder_qr_flops(p, p),
-        "first n Haar columns (exact)": householder_qr_flops(p, n),
-        "semi-orthogonal (approximate)": householder_qr_flops(m, n),
-    }
