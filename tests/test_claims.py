@@ -90,6 +90,15 @@ def test_a_proportion_carries_its_wilson_interval_inside_zero_and_one():
         Estimate.proportion(3, 2)
 
 
+def test_a_failure_inside_an_interval_that_spans_the_threshold_is_shown_as_undecided():
+    ledger = Ledger("spectral_ball", scale="smoke", seed=0)
+    ledger.check("a", claim="c", paper="p", ours="0.67", rule="≥ 0.72", kind=MEASURED,
+                 holds=at_least(Estimate(0.67, 0.55, 0.78), 0.72), can_fail_because="r")  # fmt: skip
+    assert ledger.claims[0].verdict == NOT_REPRODUCED
+    assert "Undecided: the interval spans the threshold" in render_findings(ledger.claims, {})
+    assert "undecided: the interval spans the threshold" in render_claims_page([ledger.to_dict()], "smoke")
+
+
 def test_rules_on_plain_numbers_and_their_combination():
     assert at_least(3, 2).holds and at_least(3, 2).decisive
     assert not at_most(3, 2).holds

@@ -428,6 +428,12 @@ def _explanation(claim: Claim, why: dict[str, str | dict[str, str]]) -> str:
     return text
 
 
+def _undecided_failure(claim: dict) -> bool:
+    """A measured rule that fails on the point estimate while the estimate's interval still reaches past the
+    threshold: "not reproduced", but not decisively (the mirror image of a pass that is only qualitative)."""
+    return claim.get("kind") == MEASURED and claim["verdict"] == NOT_REPRODUCED and not claim.get("decisive", True)
+
+
 def render_findings(claims: list[Claim], why: dict[str, str | dict[str, str]]) -> str:
     """Markdown: one paragraph per verdict present, each claim with what we measured and why."""
     unknown = sorted(set(why) - {c.id for c in claims})
@@ -443,7 +449,10 @@ def render_findings(claims: list[Claim], why: dict[str, str | dict[str, str]]) -
             kind = "" if c.kind == MEASURED else f" [{KIND_NAMES[c.kind]}]"
             control = f" Control — {c.control}." if c.control else ""
             explanation = _explanation(c, why)
-            lines.append(f"- *{c.claim}*{kind}: {c.ours}.{control}" + (f" {explanation}" if explanation else ""))
+            undecided = " *Undecided: the interval spans the threshold.*" if _undecided_failure(asdict(c)) else ""
+            lines.append(
+                f"- *{c.claim}*{kind}: {c.ours}.{undecided}{control}" + (f" {explanation}" if explanation else "")
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -659,6 +668,8 @@ def render_claims_page(
         for c in ledger["claims"]:
             checked = f"{{ref}}`checked here <{claim_label(ledger, c)}>`"
             head = f"{badge_html(c['verdict'])} **{_cell(c['claim'])}** — *{c['kind']}* ({checked})"
+            if _undecided_failure(c):
+                head += " · undecided: the interval spans the threshold"
             if chapter_seeds:
                 by_seed = chapter_seeds.get(c["id"], {})
                 flag = "⚠ verdict changes with the seed: " if verdict_changes(by_seed) else "by seed: "
