@@ -138,3 +138,11 @@ def test_findings_come_from_the_ledger_and_claims_have_a_target(path):
     assert ".findings(" in code, "the chapter shows its outcomes with ledger.findings()"
     assert f"({path.stem}-claims)=" in prose, f"the label ({path.stem}-claims)= the claims page links to"
     assert "kind=" in code, "every ledger.check says what kind of evidence it is"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_remote_images_an_offline_reader_would_see_broken(path):
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == "markdown":
+            assert not re.search(r"!\[[^\]]*\]\(https?://", cell.source), f"remote image in {cell.source[:80]!r}"
+            assert not re.search(r"<img[^>]+src=[\"']https?://", cell.source), f"remote image in {cell.source[:80]!r}"

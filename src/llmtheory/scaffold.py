@@ -58,7 +58,7 @@ def chapter_skeleton(slug: str, repo_url: str) -> nbformat.NotebookNode:
     cells = [
         _md(
             f"# {info.title}\n\n"
-            f"[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab})\n\n"
+            f"[Open in Colab ↗]({colab})\n\n"  # a text link: a remote badge image breaks offline
             "**Paper.** TODO authors, venue, link.\n\n"
             "**You will learn** TODO.\n\n**Prerequisites** TODO.\n\n"
             "**Runtime** (2-core laptop): smoke TODO s · book TODO s."
