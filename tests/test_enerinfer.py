@@ -10,7 +10,7 @@ from scipy.linalg import expm
 from llmtheory import enerinfer as ei
 from llmtheory import enerinfer_claims as ec
 from llmtheory import enerinfer_stream as es
-from llmtheory.claims import MEASURED, NOT_DISCRIMINATING, Ledger
+from llmtheory.claims import MEASURED, NOT_DISCRIMINATING, QUALITATIVE, Ledger
 from llmtheory.params import ParameterError
 from llmtheory.seeding import make_rng
 
@@ -240,9 +240,9 @@ def test_assumptions_table_covers_every_parameter():
     assert table["source"].str.len().min() > 0
 
 
-def _thermal_runs(no_thermal_peak: float) -> pd.DataFrame:
+def _thermal_runs(no_thermal_peak: float, n_streams: int = 4) -> pd.DataFrame:
     rows = []
-    for stream in range(4):
+    for stream in range(n_streams):
         for policy, peak in (("oracle", 42.0), ("EnerInfer", 42.5), ("EnerInfer (no thermal)", no_thermal_peak)):
             rows.append({"policy": policy, "peak shell °C": peak, "ambient °C": 30.0, "stream": stream,
                          "scenario": "heavy", "QoE violations %": 10.0})  # fmt: skip
@@ -250,24 +250,126 @@ def _thermal_runs(no_thermal_peak: float) -> pd.DataFrame:
 
 
 def test_thermal_claim_needs_the_energy_mode_alone_to_overheat_to_discriminate():
-    kept = ec.thermal_claim(_thermal_runs(no_thermal_peak=44.0), limit=43.0)
+    kept = ec.thermal_claim(_thermal_runs(no_thermal_peak=44.0, n_streams=40), limit=43.0)
     assert kept["holds"].holds and not kept["control"].holds.holds
-    also_kept = ec.thermal_claim(_thermal_runs(no_thermal_peak=42.9), limit=43.0)
+    also_kept = ec.thermal_claim(_thermal_runs(no_thermal_peak=42.9, n_streams=40), limit=43.0)
     ledger = Ledger("enerinfer", scale="smoke", seed=0)
     entry = ledger.check("thermal-mode-switching", kind=MEASURED, **also_kept)
     assert entry.verdict == NOT_DISCRIMINATING
 
 
-def test_governor_claim_fails_when_violations_rise():
+def test_a_share_of_all_successes_is_not_decisive_on_few_runs():
+    few = ec.share([True] * 6)
+    assert few.value == 100.0 and few.low < 90.0  # Wilson: [61, 100]%, never a zero-width interval
+    assert ec.share([False] * 35).high > 5.0  # 0 of 35: [0, 9.9]%, spans a 5% threshold
+    kept = ec.thermal_claim(_thermal_runs(no_thermal_peak=44.0, n_streams=6), limit=43.0)
+    ledger = Ledger("enerinfer", scale="smoke", seed=0)
+    entry = ledger.check("thermal-mode-switching", kind=MEASURED, **kept)
+    assert entry.verdict == QUALITATIVE  # 6 of 6 under the limit cannot show ≥ 90%
+
+
+def test_feedback_claim_counts_independent_units_not_kappa_levels():
+    rows = []
+    for model in ("a", "b", "c"):
+        for kappa in (1.3, 1.6, 2.0):
+            for policy in ("oracle", "ranking-driven feedback", "open-loop prediction"):
+                met = not (policy == "ranking-driven feedback" and model == "a" and kappa == 2.0)
+                rows.append({"platform": "phone", "engine": "e", "model": model, "κ": kappa, "policy": policy,
+                             "QoE met": met, "tokens/J": 1.0, "oracle feasible": True})  # fmt: skip
+    claim = ec.feedback_claim(pd.DataFrame(rows))
+    assert "3 independent" in claim["ours"] and "violation 33 [" in claim["ours"]
+
+
+def _stream_rows(enerinfer_violations) -> list[dict]:
     rows = []
     for stream in range(5):
         for policy, tokens_per_j, violations in (
-            ("default governor", 4.0, 20.0), ("EnerInfer", 5.2 + 0.01 * stream, 30.0 + stream),
+            ("default governor", 4.0, 20.0), ("EnerInfer", 5.2 + 0.01 * stream, enerinfer_violations(stream)),
             ("static slack", 6.0, 45.0), ("performance", 4.1, 18.0),
         ):  # fmt: skip
-            rows.append({"platform": "phone", "policy": policy, "tokens/J": tokens_per_j, "stream": stream,
+            rows.append({"platform": "phone", "policy": policy, "device tokens/J": tokens_per_j, "stream": stream,
                          "QoE violations %": violations, "scenario": "default", "ambient °C": 25.0})  # fmt: skip
-    claim = ec.governor_claim(pd.DataFrame(rows))
+    return rows
+
+
+def test_governor_claim_fails_when_violations_rise():
+    claim = ec.governor_claim(pd.DataFrame(_stream_rows(lambda stream: 30.0 + stream)))
     assert not claim["holds"].holds  # the gain is there, the violations are not within one point
-    claim_rows = pd.DataFrame(rows).assign(**{"QoE violations %": 20.0})
-    assert ec.governor_claim(claim_rows)["holds"].holds
+    assert ec.governor_claim(pd.DataFrame(_stream_rows(lambda stream: 20.0)))["holds"].holds
+
+
+def test_governor_why_says_when_the_qoe_interval_is_not_decisive():
+    noisy = ec.governor_why(pd.DataFrame(_stream_rows(lambda stream: 20.0 + [-4, 8, 0, 6, -3][stream])))
+    assert "spans the 1-point threshold" in noisy["not reproduced"]
+    clear = ec.governor_why(pd.DataFrame(_stream_rows(lambda stream: 30.0 + stream)))
+    assert "spans" not in clear["not reproduced"] and "our queue policy" in clear["not reproduced"]
+
+
+def test_step_wise_thermal_governor_caps_levels_while_the_shell_is_over_the_limit():
+    hot = dataclasses.replace(ei.PHONE, t_ambient=50.0)  # the shell starts above the 43 °C limit
+    engine, model = ei.ENGINES[1], MODELS["Llama-3.2-3B"]
+    trace = es.RequestTrace(np.array([0.0]), np.array([128]), np.array([200]), np.array([0.0]), np.array([1.0]))
+    governor = es.DefaultGovernor()
+    caps = []
+    observe = governor.observe
+    governor.observe = lambda s, truth, config, seconds: (
+        caps.append(list(governor.cap)),
+        observe(s, truth, config, seconds),
+    )
+    original, es.make_policy = es.make_policy, lambda name: governor
+    try:
+        es.simulate_queue("default governor", hot, engine, model, trace, None, ei.QoE(), make_rng(0, "t"))
+    finally:
+        es.make_policy = original
+    top = [len(hot.npu_levels) - 1, len(hot.ddr_gbs) - 1]
+    assert caps[0] == top and caps[-1] == [0, 0]  # one level down per second until the floor
+
+
+def test_simple_ondemand_follows_the_load_of_its_polling_window():
+    governor = es.DefaultGovernor()
+    governor.level = [5, 0]
+    s = type("S", (), {"platform": ei.PHONE, "top": (5, 6)})()
+    assert governor.npu_level(s, 0.95) == 5  # above the threshold: the maximum
+    assert governor.npu_level(s, 0.0) == 0  # an idle window: the lowest level
+    half = governor.npu_level(s, 0.5)  # f·0.5/0.875 = 0.571 × f_max: the 0.6 level
+    assert ei.PHONE.npu_levels[half] == 0.6
+
+
+def test_idle_power_rises_with_the_levels_and_is_idle_w_at_the_lowest():
+    idle = ei.idle_power(ei.PHONE)
+    assert idle[0, 0] == pytest.approx(ei.PHONE.idle_w)
+    assert np.all(np.diff(idle, axis=0) > 0) and np.all(np.diff(idle, axis=1) > 0)
+
+
+def test_hot_die_slows_the_dram_and_so_the_decode():
+    p, engine, model = ei.PHONE, ei.ENGINES[1], MODELS["Llama-3.2-3B"]
+    cool, hot = ei.decode_phase(p, engine, model, 512), ei.decode_phase(p, engine, model, 512, die_c=55.0)
+    assert np.all(hot["time"] > cool["time"])
+    assert ei.decode_phase(p, engine, model, 512, die_c=p.leak_ref_c)["time"] == pytest.approx(cool["time"])
+
+
+def _stream_results(predictor, seed: int, output_tokens=None) -> tuple[dict, list]:
+    p, engine, model = ei.PHONE, ei.ENGINES[0], MODELS["Llama-3.2-3B"]
+    trace = es.make_trace(make_rng(seed, "trace"), 200.0, 0.06)
+    if output_tokens is not None:
+        trace = dataclasses.replace(trace, output_tokens=output_tokens(trace.output_tokens))
+    return es.simulate_queue("EnerInfer", p, engine, model, trace, predictor, ei.QoE(), make_rng(seed, "s"), True)
+
+
+def test_same_seed_gives_the_same_stream_results(phone_predictor):
+    first, second = _stream_results(phone_predictor, 3), _stream_results(phone_predictor, 3)
+    assert first[0] == second[0]
+
+
+def test_policies_do_not_see_future_responses(phone_predictor):
+    _, base = _stream_results(phone_predictor, 3)
+    assert len(base) >= 3
+
+    def longer_last(tokens):
+        changed = tokens.copy()
+        changed[-1] = 1000
+        return changed
+
+    _, changed = _stream_results(phone_predictor, 3, longer_last)
+    # every request before the last is served exactly as before: nothing about the last response leaks back
+    assert [(r.first_token, r.done) for r in base[:-1]] == [(r.first_token, r.done) for r in changed[:-1]]

@@ -17,7 +17,8 @@ parts on top of an explicit device model, and every device number is an illustra
 
 The simulated hardware has physics the predictor does not share (it is profiled on a cool die at fixed
 contexts and has a roofline with one memory efficiency): the leakage's temperature dependence, which
-closes a thermal-leakage feedback loop, the context's growth during a response, the KV cache's locality
+closes a thermal-leakage feedback loop, the DRAM's slowdown on a hot die (which changes throughput), the
+context's growth during a response, the KV cache's locality
 and the system-level cache, small-matrix inefficiency and the bandwidth loss at low DDR levels.
 """
 
@@ -50,6 +51,7 @@ class Platform:
     npu_static_w_at_vmax: float
     leak_ref_c: float
     leak_doubling_k: float
+    hot_dram_loss_per_k: float
     npu_stall_activity: float
     ddr_rates_mts: tuple[int, ...]
     ddr_bus_bits: int
@@ -98,6 +100,12 @@ PARAMETER_SOURCES: dict[str, tuple[str, str, str]] = {
     "npu_static_w_at_vmax": ("k_leak·V_max", "W", "assumption; fixes k_leak"),
     "leak_ref_c": ("T_ref", "°C", "assumption: die temperature of the profiling runs, where k_leak holds"),
     "leak_doubling_k": ("ΔT_2", "K", "assumption: leakage doubles every ΔT_2 kelvin of die temperature"),
+    "hot_dram_loss_per_k": (
+        "β_hot",
+        "1/K",
+        "assumption: DRAM time per byte grows by β per K of die above T_ref "
+        "(refresh and derating of package-on-package DRAM on a hot die)",
+    ),
     "npu_stall_activity": ("a_stall", "-", "assumption: activity of a stalled NPU"),
     "ddr_rates_mts": ("data rate levels", "MT/s", "LPDDR5/5X speed grades; level set assumed"),
     "ddr_bus_bits": ("bus width", "bit", "research note: 64-bit phone bus; others assumed"),
@@ -109,7 +117,7 @@ PARAMETER_SOURCES: dict[str, tuple[str, str, str]] = {
     "slc_gbs": ("BW_slc", "GB/s", "assumption: bandwidth of a system-level-cache hit"),
     "kv_read_efficiency": ("η_kv", "-", "assumption: DRAM efficiency of scattered KV reads / streamed weights"),
     "platform_w": ("P_platform", "W", "assumption: rest of the device while active"),
-    "idle_w": ("P_idle", "W", "assumption: device between requests"),
+    "idle_w": ("P_idle", "W", "assumption: device between requests, NPU and DDR at their lowest levels"),
     "r_die_shell": ("R_ds", "K/W", "assumption"),
     "c_die": ("C_d", "J/K", "assumption"),
     "r_shell_ambient": ("R_sa", "K/W", "assumption"),
@@ -124,7 +132,8 @@ _NPU_LEVELS = (0.3, 0.45, 0.6, 0.75, 0.9, 1.0)
 PHONE = Platform(
     name="phone", npu_f_max_ghz=1.2, npu_levels=_NPU_LEVELS, npu_volt_min=0.55, npu_volt_max=0.90,
     npu_peak_tflops=8.0, npu_dynamic_w_at_max=4.0, npu_static_w_at_vmax=0.3, leak_ref_c=35.0,
-    leak_doubling_k=20.0, npu_stall_activity=0.4, ddr_rates_mts=_LPDDR5X, ddr_bus_bits=64, ddr_volt_min=0.5,
+    leak_doubling_k=20.0, hot_dram_loss_per_k=0.005,
+    npu_stall_activity=0.4, ddr_rates_mts=_LPDDR5X, ddr_bus_bits=64, ddr_volt_min=0.5,
     ddr_volt_max=0.95, ddr_background_w_at_max=1.5, ddr_pj_per_bit=4.0, slc_mb=8.0, slc_gbs=200.0,
     kv_read_efficiency=0.6, platform_w=0.6, idle_w=0.4,
     r_die_shell=2.0, c_die=6.0, r_shell_ambient=5.0, c_shell=100.0, t_ambient=25.0, t_limit=43.0,
@@ -132,7 +141,8 @@ PHONE = Platform(
 LAPTOP = Platform(
     name="laptop", npu_f_max_ghz=1.8, npu_levels=_NPU_LEVELS, npu_volt_min=0.6, npu_volt_max=1.0,
     npu_peak_tflops=16.0, npu_dynamic_w_at_max=5.0, npu_static_w_at_vmax=0.5, leak_ref_c=35.0,
-    leak_doubling_k=20.0, npu_stall_activity=0.4, ddr_rates_mts=_LPDDR5X, ddr_bus_bits=128, ddr_volt_min=0.6,
+    leak_doubling_k=20.0, hot_dram_loss_per_k=0.005,
+    npu_stall_activity=0.4, ddr_rates_mts=_LPDDR5X, ddr_bus_bits=128, ddr_volt_min=0.6,
     ddr_volt_max=0.9, ddr_background_w_at_max=2.0, ddr_pj_per_bit=4.0, slc_mb=24.0, slc_gbs=400.0,
     kv_read_efficiency=0.6, platform_w=9.0, idle_w=6.0,
     r_die_shell=1.0, c_die=20.0, r_shell_ambient=1.2, c_shell=700.0, t_ambient=25.0, t_limit=45.0,
@@ -140,7 +150,8 @@ LAPTOP = Platform(
 BOARD = Platform(
     name="dev board", npu_f_max_ghz=1.0, npu_levels=_NPU_LEVELS, npu_volt_min=0.6, npu_volt_max=0.95,
     npu_peak_tflops=10.0, npu_dynamic_w_at_max=6.0, npu_static_w_at_vmax=0.6, leak_ref_c=35.0,
-    leak_doubling_k=20.0, npu_stall_activity=0.4, ddr_rates_mts=(2133, 3200, 4266, 5500, 6400), ddr_bus_bits=256,
+    leak_doubling_k=20.0, hot_dram_loss_per_k=0.005,
+    npu_stall_activity=0.4, ddr_rates_mts=(2133, 3200, 4266, 5500, 6400), ddr_bus_bits=256,
     ddr_volt_min=0.6, ddr_volt_max=0.9, ddr_background_w_at_max=2.5, ddr_pj_per_bit=4.0, slc_mb=4.0,
     slc_gbs=300.0, kv_read_efficiency=0.6, platform_w=3.0, idle_w=2.5,
     r_die_shell=1.0, c_die=30.0, r_shell_ambient=2.0, c_shell=300.0, t_ambient=25.0, t_limit=60.0,
@@ -174,6 +185,24 @@ def leakage_factor(platform: Platform, die_c: float | None) -> float:
     if die_c is None:
         return 1.0
     return float(2.0 ** ((die_c - platform.leak_ref_c) / platform.leak_doubling_k))
+
+
+def dram_derating(platform: Platform, die_c: float | None) -> float:
+    """Hidden from the predictor: DRAM time per byte on a hot die, ``1 + β_hot·max(0, T_d − T_ref)``,
+    eq. (enerinfer-eq-hot) (1 at the profiling temperature). It changes throughput, not only power."""
+    if die_c is None:
+        return 1.0
+    return 1.0 + platform.hot_dram_loss_per_k * max(0.0, die_c - platform.leak_ref_c)
+
+
+def idle_power(platform: Platform, die_c: float | None = None) -> np.ndarray:
+    """Device power while no request runs, on every (NPU, DDR) level a governor leaves it at: ``P_idle``
+    at the lowest levels, plus the NPU's leakage (clock-gated, no dynamic power) and the DDR's background
+    power above those of the lowest levels (eqs. enerinfer-eq-dvfs, enerinfer-eq-ddr at zero activity)."""
+    arrays = _device_arrays(platform)
+    leak = arrays["npu_leak_w"] * leakage_factor(platform, die_c)
+    ddr = arrays["ddr_background_w"]
+    return platform.idle_w + (leak - leak[0]) + (ddr - ddr[0, 0]) + arrays["zeros"]
 
 
 def npu_power(
@@ -394,7 +423,8 @@ def phase_time(
     poorly (:func:`size_efficiency`), the achieved bandwidth falls at low DDR levels, and the ``kv_bytes``
     of the KV cache among ``nbytes`` see the cache (eq. enerinfer-eq-cache): the newest ``S_slc`` bytes
     hit the system-level cache, the rest are read from DRAM with the poorer locality ``η_kv`` of
-    scattered reads. ``die_c`` sets the leakage (:func:`leakage_factor`).
+    scattered reads. ``die_c`` sets the leakage (:func:`leakage_factor`) and slows the DRAM
+    (:func:`dram_derating`).
     """
     p, arrays = platform, _device_arrays(platform)
     frac = arrays["npu_fraction"]
@@ -404,7 +434,7 @@ def phase_time(
     # eq. (enerinfer-eq-cache): streamed weights, KV misses with poorer locality, KV hits in the SLC
     kv_hit = min(kv_bytes, p.slc_mb * 1e6)
     weights_and_misses = nbytes - kv_bytes + (kv_bytes - kv_hit) / p.kv_read_efficiency
-    t_dram = weights_and_misses * arrays["dram_s_per_byte"] / engine.memory_efficiency
+    t_dram = weights_and_misses * arrays["dram_s_per_byte"] * dram_derating(p, die_c) / engine.memory_efficiency
     t_memory = interference * t_dram + kv_hit / (p.slc_gbs * 1e9) + arrays["zeros"]
     longer, shorter = np.maximum(t_compute, t_memory), np.minimum(t_compute, t_memory)
     time = longer + (1 - engine.overlap) * shorter + model.n_layers * engine.layer_overhead_us * 1e-6
@@ -670,6 +700,20 @@ class BlackBoxPredictor:
         time_reg, power_reg = self.regressors[phase]
         time = np.exp(time_reg.predict(features)).reshape(shape) * interference
         return {"time": time, "power": power_reg.predict(features).reshape(shape)}
+
+
+@dataclass
+class NearestTrainedModel:
+    """Control for the ranking: a predictor that ignores the unseen model's structure and answers with its
+    ``base`` predictor's prediction for the profiled model of nearest parameter count. It knows nothing about
+    the model, so a ranking rule it passes measures the frequencies' order, not the predictor."""
+
+    base: object
+    trained: tuple[ModelShape, ...]
+
+    def predict(self, model: ModelShape, phase: str, size: int, interference: float = 1.0) -> dict:
+        nearest = min(self.trained, key=lambda m: abs(np.log(m.n_params() / model.n_params())))
+        return self.base.predict(nearest, phase, size, interference)
 
 
 def profile_and_fit(

@@ -9,15 +9,25 @@ loop; growing context; cache effects), which the predictor does not share.
 Policies (:data:`POLICIES`):
 
 * ``performance``: NPU and DDR at their maximum levels;
-* ``default governor``, the one a phone runs: devfreq-style governors (``simple_ondemand`` on the NPU, a
-  bandwidth-monitor vote on the DDR, polled every 100 ms, which drop to the lowest level while idle), capped
-  by the step-wise thermal governor (one level down per second while the shell is above its trip point,
-  one up per second while it is 1 °C below);
+* ``default governor``, the one a phone runs: devfreq-style governors polled every 100 ms, capped by the
+  step-wise thermal governor (one level down per second while the shell is above its trip point, one up per
+  second while it is 1 °C below). ``simple_ondemand`` on the NPU is driven by the load, the busy share of
+  its polling window (a job in flight counts as busy, memory stalls included, as devfreq's busy time does):
+  above 90% it jumps to the maximum, below it scales the frequency by load / 87.5%, so idle windows bring it
+  to its lowest level; a bandwidth-monitor vote sets the DDR level;
 * ``static slack``: one lower setting, the predictor's energy-optimal choice for the first request, kept for
   the whole stream (configuration slack with neither feedback nor thermal prediction: a control);
 * ``EnerInfer (no thermal)``: the predictor and the ranking-driven feedback, always energy-optimised;
 * ``EnerInfer``: the same plus the limited-horizon thermal predictor;
 * ``oracle``: EnerInfer's logic with the true device model, interference and die temperature.
+
+Between requests every policy but ``performance`` leaves the NPU and DDR to the default governor, which
+idles them at their lowest levels after one poll; ``performance`` idles at the maximum levels. The device's
+energy counts idle power at those levels (:func:`llmtheory.enerinfer.idle_power`), so "device tokens/J"
+is the whole-device efficiency; "tokens/J" counts the energy spent serving only.
+
+No policy sees the future: the expected response length is a running mean of the responses served so far
+(a prior of 200 tokens counted as one response), not the stream's realised mean.
 
 The EnerInfer policies and the oracle are queue-aware (our reconstruction; the abstract does not say how
 EnerInfer treats a queue): a prefill gets the TTFT budget its request has left after waiting; while
@@ -132,11 +142,18 @@ class Device:
         self.busy_energy += power_w * seconds
         self.peak_shell = max(self.peak_shell, self.shell_c)
 
-    def idle_until(self, t: float, step_s: float = 10.0) -> None:
+    def idle_until(self, t: float, levels: tuple[tuple[int, int], tuple[int, int]], step_s: float = 10.0) -> None:
+        """Idle until ``t``: the first poll (0.1 s) at ``levels[0]``, the rest at ``levels[1]``, drawing
+        :func:`llmtheory.enerinfer.idle_power` at those levels and the die's temperature."""
+        start = self.clock
         while self.clock < t - 1e-12:
-            dt = min(step_s, t - self.clock)
-            self.temps = ei.thermal_step(self.platform, self.temps, self.platform.idle_w, dt)
-            self.clock, self.idle_energy = self.clock + dt, self.idle_energy + self.platform.idle_w * dt
+            first_poll = self.clock < start + DefaultGovernor.poll_s
+            config = levels[0] if first_poll else levels[1]
+            end = min(t, start + DefaultGovernor.poll_s) if first_poll else min(t, self.clock + step_s)
+            dt = end - self.clock
+            power = float(ei.idle_power(self.platform, self.die_c)[config])
+            self.temps = ei.thermal_step(self.platform, self.temps, power, dt)
+            self.clock, self.idle_energy = end, self.idle_energy + power * dt
 
 
 @dataclass
@@ -194,6 +211,13 @@ class Performance:
     def observe(self, s: Situation, truth: dict, config: tuple[int, int], seconds: float) -> None:
         pass
 
+    def idle_levels(self, s: Situation) -> tuple[tuple[int, int], tuple[int, int]]:
+        """The levels while idle: during the first poll, then after it."""
+        return s.top, s.top
+
+    def learn(self, request: Request) -> None:
+        """Called once a request is served: what the policy may learn from the past."""
+
 
 class DefaultGovernor(Performance):
     """devfreq-style governors under the step-wise thermal governor (see the module docstring)."""
@@ -202,17 +226,23 @@ class DefaultGovernor(Performance):
     poll_s = 0.1  # devfreq polling interval
     step_s = poll_s  # simulated in steps of one poll while levels move, of 1 s once they have settled
     up_threshold = 0.90  # simple_ondemand: load above which the NPU goes to its maximum
+    down_differential = 0.05  # simple_ondemand: below the threshold, f ← f·load / (up − down/2)
     io_fraction = 0.50  # bandwidth monitor: vote for a DDR level whose peak is twice the measured traffic
 
     def __init__(self):
         self.level, self.cap, self.last_busy, self.last_thermal = None, None, 0.0, 0.0
+        self.window_start, self.window_busy = 0.0, 0.0
 
     def begin(self, s: Situation, request: Request) -> None:
         if self.level is None:
             self.level, self.cap = [0, 0], list(s.top)
-        if s.env.now - self.last_busy > self.poll_s:  # idle polls saw no load: lowest levels
+        if s.env.now - self.last_busy >= self.poll_s:  # the polls of the idle gap saw load 0: lowest levels
             self.level, self.step_s = [0, 0], self.poll_s
+            self.window_start, self.window_busy = s.env.now, 0.0
         self._thermal(s)
+
+    def idle_levels(self, s: Situation) -> tuple[tuple[int, int], tuple[int, int]]:
+        return ((0, 0) if self.level is None else self._config()), (0, 0)
 
     def _config(self) -> tuple[int, int]:
         return min(self.level[0], self.cap[0]), min(self.level[1], self.cap[1])
@@ -223,16 +253,26 @@ class DefaultGovernor(Performance):
     def decode_config(self, s: Situation, request: Request, done: float) -> tuple[tuple[int, int], float]:
         return self._config(), np.inf
 
-    def observe(self, s: Situation, truth: dict, config: tuple[int, int], seconds: float) -> None:
-        load = 1.0  # simple_ondemand's busy share of the poll: a stalled NPU counts as busy
+    def npu_level(self, s: Situation, load: float) -> int:
+        """simple_ondemand: the maximum above the threshold, else the lowest level at or above
+        ``f·load / (up_threshold − down_differential/2)``."""
         if load > self.up_threshold:
-            self.level[0] = s.top[0]
+            return s.top[0]
+        target = s.platform.npu_levels[self.level[0]] * load / (self.up_threshold - self.down_differential / 2)
+        return int(min(np.searchsorted(np.asarray(s.platform.npu_levels), target - 1e-12), s.top[0]))
+
+    def observe(self, s: Situation, truth: dict, config: tuple[int, int], seconds: float) -> None:
+        now = s.env.now + seconds
+        self.window_busy += seconds
+        if now - self.window_start >= self.poll_s - 1e-12:  # a poll: the load is the window's busy share
+            self.level[0] = self.npu_level(s, self.window_busy / (now - self.window_start))
+            self.window_start, self.window_busy = now, 0.0
         # bandwidth monitor: it sees the whole bus (other apps too) and votes for the lowest DDR level whose peak
         # covers traffic / io_fraction, so a bus busier than io_fraction of its peak climbs a level per poll
         vote = int(np.searchsorted(s.platform.ddr_gbs, float(truth["bus traffic"][config]) / self.io_fraction))
         self.level[1] = min(vote, s.top[1])
-        self.last_busy = s.env.now + seconds
-        self._thermal(s, s.env.now + seconds)
+        self.last_busy = now
+        self._thermal(s, now)
         # between polls that change nothing the result is the same, so settled levels are simulated coarser
         self.step_s = self.poll_s if self._config() != config else 1.0
 
@@ -259,8 +299,18 @@ class EnerInferPolicy(Performance):
     def __init__(self, thermal: bool = True, oracle: bool = False):
         self.thermal, self.oracle = thermal, oracle
         self.name = "oracle" if oracle else "EnerInfer" if thermal else "EnerInfer (no thermal)"
-        self.kappa_hat, self.expected_output = 1.0, 200.0
+        self.kappa_hat, self.expected_output, self.served = 1.0, self.prior_output, 0
         self.decode, self.prefill, self.probes = None, None, []
+
+    prior_output = 200.0  # expected response length before any response was served
+
+    def idle_levels(self, s: Situation) -> tuple[tuple[int, int], tuple[int, int]]:
+        return (0, 0), (0, 0)  # between requests the default governor idles the device at its lowest levels
+
+    def learn(self, request: Request) -> None:
+        """The running mean of the responses served so far, the prior counted as one response."""
+        self.served += 1
+        self.expected_output += (request.output - self.expected_output) / (self.served + 1)
 
     def begin(self, s: Situation, request: Request) -> None:
         limit = 1 / s.qoe.min_tokens_per_s
@@ -361,9 +411,10 @@ def make_policy(name: str):
 
 def simulate_queue(
     policy_name: str, platform: ei.Platform, engine: ei.Engine, model: ei.ModelShape, trace: RequestTrace,
-    predictor, qoe: ei.QoE, rng: np.random.Generator,
-) -> dict:  # fmt: skip
-    """Serve the trace's requests first-in-first-out with one policy; return energy, QoE and heat.
+    predictor, qoe: ei.QoE, rng: np.random.Generator, detail: bool = False,
+) -> dict | tuple[dict, list[Request]]:  # fmt: skip
+    """Serve the trace's requests first-in-first-out with one policy; return energy, QoE and heat (and,
+    with ``detail``, the served requests with their times).
 
     simpy runs two processes: arrivals put each request into a ``Store`` at its arrival time; the server
     takes the oldest, idles the device until then, and runs its prefill and decode in steps of the
@@ -378,8 +429,6 @@ def simulate_queue(
         Request(float(a), int(p), int(o))
         for a, p, o in zip(trace.arrivals, trace.prompt_tokens, trace.output_tokens, strict=True)
     ]
-    if len(requests):
-        policy.expected_output = float(np.mean(trace.output_tokens))
 
     def arrivals():
         for request in requests:
@@ -389,7 +438,7 @@ def simulate_queue(
     def server():
         while True:
             request = yield queue.get()
-            device.idle_until(env.now)
+            device.idle_until(env.now, policy.idle_levels(s))
             request.start = env.now
             policy.begin(s, request)
             remaining = 1.0  # fraction of the prefill left
@@ -411,11 +460,13 @@ def simulate_queue(
                 done += tokens
                 yield env.timeout(tokens * per_token)
             request.done = env.now
+            policy.learn(request)
 
     env.process(arrivals())
     env.process(server())
     env.run()
-    return summarise(policy_name, requests, device, qoe)
+    summary = summarise(policy_name, requests, device, qoe)
+    return (summary, requests) if detail else summary
 
 
 def summarise(policy: str, requests: list[Request], device: Device, qoe: ei.QoE) -> dict:
