@@ -11,14 +11,18 @@ our reconstruction, marked as such:
 2. two trace domains (code-execution agents, embodied household agents) whose predicates carry
    AgentSpec's names, in two data regimes: ``planted`` (scenarios built from the hidden and the expert
    rules; every flaw one literal from the truth) and ``independent`` (a latent-factor generator that
-   knows no rule; every flaw at least two literal edits away); traces are Boolean facts labelled by a
-   hidden ground-truth rule set, with annotation noise, and predicate pairs held out of training;
+   knows no rule; every flaw at least two literal edits away, though each flawed rule still has a
+   single-literal edit that raises F1 on the whole trace distribution, :func:`best_single_edit`, so greedy
+   repair has a path and the obstacle is hazards too rare to show up in a small pool); traces are Boolean
+   facts labelled by a hidden ground-truth rule set, with annotation noise, and predicate pairs held out
+   of training;
 3. the ILP step as FOIL gain (Quinlan 1990) over the counterexamples;
 4. the candidate edits (specialise, generalise, add, drop) and the verifier (F1 on a held-out
    validation pool, ties broken by F1 on the pool the counterexamples came from);
 5. a counterexample oracle in the CEGIS sense (Solar-Lezama et al. 2006): an exhaustive search of the
    scenario space, by enumeration or with clingo, for scenarios on which the rules and the hidden policy
-   disagree, fed back into the next iteration (:class:`ScenarioOracle`).
+   disagree, labelled by an annotator as noisy as the users, fed back into the next iteration
+   (:class:`ScenarioOracle`; our extension: the abstract mines counterexamples from annotated traces only).
 
 The experiment and the baselines live in :mod:`llmtheory.autospec_experiment`.
 """
@@ -168,7 +172,8 @@ def format_rules(rules: tuple[Rule, ...]) -> str:
 
 REGIMES: tuple[str, ...] = ("planted", "independent")
 """The two data regimes: ``planted`` (scenarios built from the hidden and the expert rules, flaws one literal
-from the truth) and ``independent`` (a latent-factor generator that knows no rule, flaws ≥ 2 literal edits)."""
+from the truth) and ``independent`` (a latent-factor generator that knows no rule, flaws ≥ 2 literal edits from
+the truth, each with a single-literal edit that raises population F1: see :func:`best_single_edit`)."""
 
 
 @dataclass(frozen=True)
@@ -233,6 +238,8 @@ rule @sharp trigger put check is_sharp enforce llm_self_reflect end
 
 # The independent regime: every flaw is at least two literal edits from the hidden policy
 # (two literals dropped, two too many, a literal swapped for another, a polarity flipped, a missing rule).
+# Each flawed rule still has one literal edit that raises F1 on the whole distribution (best_single_edit):
+# the repair path is greedy-reachable; what makes this regime hard is rare hazards in ~100-trace pools.
 CODE_RULES_INDEPENDENT = """
 rule @leak trigger PythonREPL check read_sensitive_data network_access !in_sandbox enforce stop end
 rule @remote trigger PythonREPL check request_untrusted_source execute_script !user_confirmed enforce stop end
@@ -474,11 +481,17 @@ def generate_traces(
     return Traces(domain, trigger, facts, label, truth)
 
 
+def split_rows(n: int, train_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A random train / held-out split of ``range(n)``: two disjoint sorted index arrays covering it."""
+    order = rng.permutation(n)
+    cut = round(train_fraction * n)
+    return np.sort(order[:cut]), np.sort(order[cut:])
+
+
 def split(traces: Traces, train_fraction: float, rng: np.random.Generator) -> tuple[Traces, Traces]:
-    """A random train / held-out split of the same traces."""
-    order = rng.permutation(len(traces))
-    cut = round(train_fraction * len(traces))
-    return traces.subset(np.sort(order[:cut])), traces.subset(np.sort(order[cut:]))
+    """A random train / held-out split of the same traces (:func:`split_rows`)."""
+    train, held = split_rows(len(traces), train_fraction, rng)
+    return traces.subset(train), traces.subset(held)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -761,6 +774,29 @@ def random_candidates(
     return edits
 
 
+def single_literal_edits(rules: tuple[Rule, ...], index: int, domain: Domain) -> list[Edit]:
+    """Every revision of rule ``index`` by one literal: add any unused predicate, positive or negated
+    (specialise), or drop one of its literals (generalise)."""
+    rule, edits = rules[index], []
+    used = {x.predicate for x in rule.checks}
+    for predicate in domain.predicates:
+        if predicate not in used:
+            for literal in (Literal(predicate), Literal(predicate, False)):
+                edits.append(Edit("specialise", f"@{rule.name} += {literal}", specialise(rules, index, literal)))
+    for literal in rule.checks:
+        edits.append(Edit("generalise", f"@{rule.name} -= {literal}", generalise(rules, index, literal)))
+    return edits
+
+
+def best_single_edit(rules: tuple[Rule, ...], index: int, traces: Traces) -> tuple[Edit, float]:
+    """The single-literal edit of rule ``index`` (:func:`single_literal_edits`) with the highest F1 against
+    the hidden policy on ``traces`` (ties: the description), and that F1. On a large sample this asks
+    whether greedy repair has a first step: an edit that beats ``evaluate(rules, traces, clean=True).f1``."""
+    scored = [(evaluate(e.rules, traces, clean=True).f1, e) for e in single_literal_edits(rules, index, traces.domain)]
+    f1, edit = min(scored, key=lambda pair: (-pair[0], pair[1].description))
+    return edit, f1
+
+
 # ---------------------------------------------------------------------------------------------------
 # 6. The CEGIS loop and its verifier
 # ---------------------------------------------------------------------------------------------------
@@ -783,7 +819,14 @@ class LoopResult:
 
     @property
     def iterations(self) -> int:
+        """Accepted edits."""
         return len(self.edits)
+
+    @property
+    def rounds(self) -> int:
+        """Rounds of the loop that ran: the accepted edits plus, when the loop converged, the final round
+        that evaluated, mined and verified but accepted nothing."""
+        return len(self.edits) + int(self.converged)
 
 
 def objective(rules: tuple[Rule, ...], fit: Traces, validation: Traces | None = None) -> tuple[float, ...]:
@@ -900,14 +943,26 @@ class ScenarioOracle:
     half false negatives when both exist, each drawn with probability proportional to its prior weight
     ``q^k (1 − q)^(P − k)`` (``k`` predicates on, ``q = density``: as typical as an ordinary trace).
     With ``targeted=False`` it returns scenarios drawn from the same prior without looking at the rules:
-    the control that adds as many labelled traces, none of them chosen as counterexamples."""
+    the control that adds as many labelled traces, none of them chosen as counterexamples. Each returned
+    label is flipped with probability ``label_noise`` (an annotator of synthesised scenarios as noisy as the
+    users); ``truth`` keeps the hidden policy's verdict."""
 
     def __init__(
-        self, domain: Domain, rng: np.random.Generator, *, per_round: int = 4, density: float = 0.3, targeted=True
+        self,
+        domain: Domain,
+        rng: np.random.Generator,
+        *,
+        per_round: int = 4,
+        density: float = 0.3,
+        targeted=True,
+        label_noise: float = 0.0,
     ):
         if not 0 < density < 1:
             raise ParameterError(f"density={density} must be in (0, 1)")
+        if not 0 <= label_noise <= 0.5:
+            raise ParameterError(f"label_noise={label_noise} must be in [0, 0.5]")
         self.domain, self.rng, self.per_round, self.targeted = domain, rng, per_round, targeted
+        self.label_noise = label_noise
         self.codes, ones = scenario_space(domain)
         log_weight = ones * np.log(density) + (len(domain.predicates) - ones) * np.log1p(-density)
         self.weight = np.exp(log_weight - log_weight.max())
@@ -945,7 +1000,8 @@ class ScenarioOracle:
         trigger, row = np.divmod(cells.astype(np.int64), len(self.codes))
         facts = codes_to_facts(self.codes[row], len(self.domain.predicates))
         truth = np.array([self.truth[t][r] for t, r in zip(trigger, row, strict=True)], bool)
-        return Traces(self.domain, trigger, facts, truth.copy(), truth)
+        label = truth ^ (self.rng.random(len(truth)) < self.label_noise) if self.label_noise else truth.copy()
+        return Traces(self.domain, trigger, facts, label, truth)
 
 
 def clingo_counterexample(rules: tuple[Rule, ...], domain: Domain) -> tuple[int, np.ndarray] | None:

@@ -5,7 +5,8 @@ Splits of one (regime, domain, seed): ``n_traces`` annotated traces without a he
 combination, cut into a *fit* pool (counterexamples are mined here), a *validation* pool (the verifier
 scores candidate edits here), and a *test* pool (reported); plus ``n_unseen`` traces that all show a
 held-out combination (labelled by the hidden policy). The learners that do not verify (decision tree,
-RIPPER) train on fit ∪ validation, which is the same data the CEGIS loops see.
+RIPPER) train on fit ∪ validation, which is the same data the CEGIS loops see, and tune their settings by
+cross-validation inside it.
 """
 
 from __future__ import annotations
@@ -33,14 +34,20 @@ CONTROLS: tuple[str, ...] = ("heuristic CEGIS (second stream)", "decision tree (
 
 TREE_DEPTHS: tuple[int | None, ...] = (1, 2, 3, 4, 6, None)
 TREE_LEAVES: tuple[int, ...] = (1, 2, 4, 8)
+RIPPER_PRUNE: tuple[float, ...] = (0.2, 0.33, 0.5)
+RIPPER_K: tuple[int, ...] = (1, 2)
 
 
 @dataclass(frozen=True)
 class Splits:
+    """The pools of one (regime, domain, seed); ``rows`` holds, for fit, validation and test, the indices of
+    their traces in the one generated pool they were cut from (disjoint, and together the whole pool)."""
+
     fit: spec.Traces
     validation: spec.Traces
     test: spec.Traces
     unseen: spec.Traces
+    rows: dict[str, np.ndarray]
 
     @property
     def learning(self) -> spec.Traces:
@@ -55,10 +62,13 @@ def make_splits(domain: spec.Domain, seed: int, *, n_traces: int, n_unseen: int,
     traces = spec.generate_traces(
         domain, n_traces, make_rng(seed, "traces", *key), region="train", label_noise=label_noise
     )
-    learning, test = spec.split(traces, 2 / 3, make_rng(seed, "split", *key))
-    fit, validation = spec.split(learning, 2 / 3, make_rng(seed, "validation", *key))
+    learning, test = spec.split_rows(len(traces), 2 / 3, make_rng(seed, "split", *key))
+    fit, validation = (
+        learning[rows] for rows in spec.split_rows(len(learning), 2 / 3, make_rng(seed, "validation", *key))
+    )
+    rows = {"fit": fit, "validation": validation, "test": test}
     unseen = spec.generate_traces(domain, n_unseen, make_rng(seed, "unseen", *key), region="unseen", label_noise=0.0)
-    return Splits(fit, validation, test, unseen)
+    return Splits(*(traces.subset(rows[name]) for name in ("fit", "validation", "test")), unseen, rows)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -73,7 +83,8 @@ def features(traces: spec.Traces) -> np.ndarray:
 
 def fit_tuned_tree(traces: spec.Traces, seed: int, *, folds: int = 5):
     """scikit-learn's CART with depth and leaf size chosen by ``folds``-fold stratified cross-validated F1
-    over :data:`TREE_DEPTHS` × :data:`TREE_LEAVES` (ties: the shallower, then the larger leaf), refit on all."""
+    over :data:`TREE_DEPTHS` × :data:`TREE_LEAVES`, refit on all. Ties keep the first setting in loop order:
+    the shallower tree (no depth limit last), then the smaller leaf."""
     from sklearn.model_selection import StratifiedKFold
     from sklearn.tree import DecisionTreeClassifier
 
@@ -107,17 +118,38 @@ def ripper_frame(traces: spec.Traces) -> pd.DataFrame:
     return frame
 
 
-def fit_ripper(traces: spec.Traces, seed: int):
+def fit_ripper(traces: spec.Traces, seed: int, *, prune_size: float = 0.33, k: int = 2):
     """RIPPER (Cohen 1995) from ``wittgenstein``, the standard rule learner, with the unsafe class positive."""
     import warnings
 
     import wittgenstein as lw
 
-    model = lw.RIPPER(random_state=seed)
+    model = lw.RIPPER(random_state=seed, prune_size=prune_size, k=k)
     with warnings.catch_warnings():  # wittgenstein 0.3.5 asks pandas for "object" columns, which pandas 3 deprecates
         warnings.simplefilter("ignore")
         model.fit(ripper_frame(traces), traces.label, pos_class=True)
     return model
+
+
+def fit_tuned_ripper(traces: spec.Traces, seed: int, *, folds: int = 3):
+    """RIPPER with its pruning share and optimisation passes chosen by ``folds``-fold stratified
+    cross-validated F1 over :data:`RIPPER_PRUNE` × :data:`RIPPER_K` (ties: the first in loop order), refit on
+    all: the same protocol as :func:`fit_tuned_tree`, on the same data."""
+    from sklearn.model_selection import StratifiedKFold
+
+    y = traces.label
+    folds = max(2, min(folds, int(y.sum()), int((~y).sum())))
+    cuts = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+    best, best_score = (RIPPER_PRUNE[0], RIPPER_K[0]), -1.0
+    for prune_size in RIPPER_PRUNE:
+        for k in RIPPER_K:
+            score = 0.0
+            for train, held in cuts:
+                model = fit_ripper(traces.subset(train), seed, prune_size=prune_size, k=k)
+                score += spec.score_predictions(predict(model, traces.subset(held)), y[held]).f1 / len(cuts)
+            if score > best_score + 1e-12:
+                best, best_score = (prune_size, k), score
+    return fit_ripper(traces, seed, prune_size=best[0], k=best[1])
 
 
 def predict(model, traces: spec.Traces) -> np.ndarray:
@@ -149,15 +181,20 @@ def model_size(model) -> int:
 # ---------------------------------------------------------------------------------------------------
 
 
-def run_loops(domain: spec.Domain, splits: Splits, seed: int, **loop) -> dict[str, spec.LoopResult]:
-    """The CEGIS variants of :data:`LOOPS` and the second heuristic stream, all verified on the validation pool."""
+def run_loops(
+    domain: spec.Domain, splits: Splits, seed: int, *, label_noise: float, oracle_per_round: int, **loop
+) -> dict[str, spec.LoopResult]:
+    """The CEGIS variants of :data:`LOOPS` and the second heuristic stream, all verified on the validation pool.
+    The oracle's annotator (and that of its control's random scenarios) flips labels with ``label_noise``,
+    as the users do."""
     key = (domain.regime, domain.name)
     density = float(splits.fit.facts.mean())
-    per_round = loop.pop("oracle_per_round")
 
     def oracle(targeted: bool) -> spec.ScenarioOracle:
         rng = make_rng(seed, "oracle" if targeted else "scenarios", *key)
-        return spec.ScenarioOracle(domain, rng, per_round=per_round, density=density, targeted=targeted)
+        return spec.ScenarioOracle(
+            domain, rng, per_round=oracle_per_round, density=density, targeted=targeted, label_noise=label_noise
+        )
 
     common = {"validation": splits.validation, **loop}
     return {
@@ -198,11 +235,17 @@ def run_seed(
     and ``unseen`` (hidden policy), and the loops' per-iteration trajectories on test and validation."""
     splits = make_splits(domain, seed, n_traces=n_traces, n_unseen=n_unseen, label_noise=label_noise)
     loops = run_loops(
-        domain, splits, seed, max_iterations=max_iterations, per_kind=per_kind, oracle_per_round=oracle_per_round
+        domain,
+        splits,
+        seed,
+        label_noise=label_noise,
+        max_iterations=max_iterations,
+        per_kind=per_kind,
+        oracle_per_round=oracle_per_round,
     )
     models = {"expert rules": domain.expert, **{name: loop.rules for name, loop in loops.items()}}
     models["decision tree (CV)"] = fit_tuned_tree(splits.learning, seed)
-    models["RIPPER"] = fit_ripper(splits.learning, seed)
+    models["RIPPER"] = fit_tuned_ripper(splits.learning, seed)
     models["decision tree (unpruned)"] = fit_unpruned_tree(splits.learning, seed)
     scores = {}
     for name, model in models.items():
@@ -225,6 +268,7 @@ def run_seed(
         "loops": loops,
         "sizes": {name: model_size(model) for name, model in models.items()},
         "tree": models["decision tree (CV)"].get_params(),
+        "ripper": {"prune_size": models["RIPPER"].prune_size, "k": models["RIPPER"].k},
         "curves": curves,
         "splits": splits,
     }
@@ -232,7 +276,8 @@ def run_seed(
 
 def results_frame(runs: list[dict]) -> pd.DataFrame:
     """One row per (regime, domain, seed, method, split): precision, recall, F1, confusion counts, accepted
-    edits (CEGIS methods) and the model's size (rules; for a tree, its leaves that predict "unsafe")."""
+    edits, rounds run and whether the loop converged (CEGIS methods), and the model's size (rules; for a tree,
+    its leaves that predict "unsafe")."""
     rows = []
     for run in runs:
         for method, by_split in run["scores"].items():
@@ -252,6 +297,8 @@ def results_frame(runs: list[dict]) -> pd.DataFrame:
                         "fp": s.fp,
                         "fn": s.fn,
                         "iterations": loop.iterations if loop else np.nan,
+                        "rounds": loop.rounds if loop else np.nan,
+                        "converged": float(loop.converged) if loop else np.nan,
                         "rules": run["sizes"][method],
                     }
                 )
@@ -287,37 +334,72 @@ def mean_f1(frame, regime, domain, method, split="test") -> Estimate:
 
 @dataclass(frozen=True)
 class Evidence:
-    """What one ledger row needs from the run: the text of ours, the rule, its outcome and the control."""
+    """What one ledger row needs from the run: the text of ours, the rule, its outcome, and a control (the same
+    rule on something that should fail it) or the reason the rule can fail without one. No row has a weaker
+    fallback rule: a claim with a level and a direction gets one row for each."""
 
     ours: str
     rule: str
     holds: Test
-    qualitatively: bool = False
     control: Control | None = None
+    can_fail_because: str | None = None
 
     def kwargs(self) -> dict:
-        out = {"ours": self.ours, "rule": self.rule, "holds": self.holds, "qualitatively": self.qualitatively}
-        return out | ({"control": self.control} if self.control is not None else {})
+        out = {"ours": self.ours, "rule": self.rule, "holds": self.holds}
+        if self.control is not None:
+            out["control"] = self.control
+        if self.can_fail_because:
+            out["can_fail_because"] = self.can_fail_because
+        return out
 
 
 PAPER_F1 = {"code": 0.98, "embodied": 0.93}
+DOMAIN_NAMES: tuple[str, ...] = ("code", "embodied")
+CELLS: tuple[tuple[str, str], ...] = tuple((r, d) for r in spec.REGIMES for d in DOMAIN_NAMES)
+"""Every (regime, domain): the direction rows ask for their effect in all four."""
 
 
-def f1_evidence(frame: pd.DataFrame, regime: str, domains=("code", "embodied")) -> Evidence:
-    """F1 after evolution: held-out F1 (vs the annotations) ≥ the paper's − 0.05 in both domains; the
-    control is the unrepaired expert rules under the same rule."""
+def f1_evidence(frame: pd.DataFrame, regime: str, domains=DOMAIN_NAMES) -> Evidence:
+    """The level of F1 after evolution: held-out F1 (vs the annotations) ≥ the paper's − 0.05 in both domains;
+    the control is the unrepaired expert rules under the same rule."""
     ours = {d: mean_f1(frame, regime, d, "AutoSpec (ILP CEGIS)") for d in domains}
     expert = {d: mean_f1(frame, regime, d, "expert rules") for d in domains}
     return Evidence(
-        ours=", ".join(f"{d} {ours[d]:.3f} (expert {expert[d].value:.3f})" for d in domains),
-        rule="held-out F1 ≥ paper's − 0.05 in both domains (95% t-interval over seeds); "
-        "qualitatively: ≥ expert F1 + 0.1 in both",
+        ours=", ".join(f"{d} {ours[d]:.3f}" for d in domains),
+        rule="held-out F1 ≥ paper's − 0.05 in both domains (95% t-interval over seeds)",
         holds=all_of(*(at_least(ours[d], PAPER_F1[d] - 0.05) for d in domains)),
-        qualitatively=all(ours[d].value >= expert[d].value + 0.1 for d in domains),
         control=Control(
             "the expert rules, unrepaired",
             ours=", ".join(f"{d} {expert[d]:.3f}" for d in domains),
             holds=all_of(*(at_least(expert[d], PAPER_F1[d] - 0.05) for d in domains)),
+        ),
+    )
+
+
+def paired_gain(frame, regime, domain, method, baseline, split="test") -> Estimate:
+    """Mean over seeds of the per-seed F1 difference ``method − baseline`` on ``split``, with its t-interval."""
+    a = per_seed(frame, regime, domain, method, split, "f1")
+    b = per_seed(frame, regime, domain, baseline, split, "f1")
+    return Estimate.mean_of(a - b)
+
+
+def f1_gain_evidence(frame: pd.DataFrame, cells=CELLS) -> Evidence:
+    """The direction of F1 after evolution: the paired held-out F1 gain over the expert rules ≥ 0.1 in every
+    regime and domain (t-interval over seeds). Control: heuristic CEGIS (the same loop and verifier without
+    ILP) under the same rule."""
+
+    def measure(method):
+        gain = {c: paired_gain(frame, *c, method, "expert rules") for c in cells}
+        return gain, all_of(*(at_least(g, 0.1) for g in gain.values()))
+
+    gain, holds = measure("AutoSpec (ILP CEGIS)")
+    c_gain, c_holds = measure("heuristic CEGIS")
+    return Evidence(
+        ours=", ".join(f"{r} {d} {gain[(r, d)]:+.3f}" for r, d in cells),
+        rule="paired held-out F1 gain over the expert rules ≥ 0.1 in every regime and domain (t-interval over seeds)",
+        holds=holds,
+        control=Control(
+            "heuristic CEGIS", ours=", ".join(f"{r} {d} {c_gain[(r, d)]:+.3f}" for r, d in cells), holds=c_holds
         ),
     )
 
@@ -330,51 +412,49 @@ def fp_reduction(frame, regime, domain, method, rng) -> Estimate:
     return bootstrap(lambda a, b: 1 - a.sum() / b.sum() if b.sum() else np.nan, ours, expert, rng=rng)
 
 
-def fp_evidence(frame: pd.DataFrame, regime: str, rng, domains=("code", "embodied")) -> Evidence:
-    """Up to 94% fewer false positives at high recall: the best domain's reduction ≥ 84% with recall ≥ 0.9
-    there; control: heuristic CEGIS under the same rule."""
+def fp_evidence(frame: pd.DataFrame, regime: str, rng, domains=DOMAIN_NAMES) -> Evidence:
+    """Up to 94% fewer false positives while maintaining high recall: in the domain with the largest cut, the
+    reduction ≥ 0.84 and recall ≥ 0.9 there (both halves of the claim); control: heuristic CEGIS."""
 
     def measure(method):
         reduction = {d: fp_reduction(frame, regime, d, method, rng) for d in domains}
         recall = {d: Estimate.mean_of(per_seed(frame, regime, d, method, "test", "recall")) for d in domains}
         best = max(domains, key=lambda d: reduction[d].value)
-        return reduction, recall, all_of(at_least(reduction[best], 0.84), at_least(recall[best], 0.9))
+        text = ", ".join(f"{d} {reduction[d]:.2f} at recall {recall[d]:.2f}" for d in domains)
+        return text, all_of(at_least(reduction[best], 0.84), at_least(recall[best], 0.9))
 
-    reduction, recall, holds = measure("AutoSpec (ILP CEGIS)")
-    c_reduction, c_recall, c_holds = measure("heuristic CEGIS")
+    ours, holds = measure("AutoSpec (ILP CEGIS)")
+    c_ours, c_holds = measure("heuristic CEGIS")
     return Evidence(
-        ours=", ".join(f"{d} {reduction[d]:.2f} at recall {recall[d]:.2f}" for d in domains),
-        rule="in the best domain: FP reduction ≥ 0.84 and recall ≥ 0.9 (bootstrap / t-intervals over seeds); "
-        "qualitatively: reduction ≥ 0.5 in both",
+        ours=ours,
+        rule="in the domain with the largest cut: FP reduction ≥ 0.84 and recall ≥ 0.9 (bootstrap / t-intervals "
+        "over seeds)",
         holds=holds,
-        qualitatively=all(reduction[d].value >= 0.5 for d in domains),
-        control=Control(
-            "heuristic CEGIS",
-            ours=", ".join(f"{d} {c_reduction[d]:.2f} at recall {c_recall[d].value:.2f}" for d in domains),
-            holds=c_holds,
-            qualitatively=all(c_reduction[d].value >= 0.5 for d in domains),
-        ),
+        control=Control("heuristic CEGIS", ours=c_ours, holds=c_holds),
     )
 
 
-def iterations_evidence(frame: pd.DataFrame, regime: str, rng, max_iterations: int) -> tuple[Evidence, str]:
-    """Convergence within 4–5 iterations: the median accepted edits ≤ 5 in both domains (bootstrap interval
-    of the median); qualitatively: every run stopped before ``max_iterations``. Returns the reason the rule
-    can fail as well."""
+def iterations_evidence(frame: pd.DataFrame, regime: str, rng, max_iterations: int) -> Evidence:
+    """Convergence within 4–5 iterations: the median number of rounds to convergence ≤ 5 in both domains
+    (bootstrap interval of the median). A round is one pass of evaluate–mine–propose–verify, so a converged run
+    counts its accepted edits plus the final round that accepts nothing; a run stopped by the cap has not
+    converged and counts as ``max_iterations + 1``."""
     rows = frame[(frame.regime == regime) & (frame.method == "AutoSpec (ILP CEGIS)") & (frame.split == "test")]
-    medians = {d: bootstrap(np.median, g.sort_values("seed")["iterations"].to_numpy(float), rng=rng)
-               for d, g in rows.groupby("domain")}  # fmt: skip
-    most = int(rows["iterations"].max())
-    return (
-        Evidence(
-            ours=", ".join(f"{d} median {m:.1f}" for d, m in medians.items()) + f"; most {most}",
-            rule="median accepted edits ≤ 5 in both domains (bootstrap interval over seeds); qualitatively: "
-            f"every run stops before the cap of {max_iterations}",
-            holds=all_of(*(at_most(m, 5) for m in medians.values())),
-            qualitatively=most < max_iterations,
+    medians, capped = {}, {}
+    for d, g in rows.groupby("domain"):
+        g = g.sort_values("seed")
+        converged = g["converged"].to_numpy(bool)
+        rounds = np.where(converged, g["rounds"].to_numpy(float), max_iterations + 1)
+        medians[d], capped[d] = bootstrap(np.median, rounds, rng=rng), int((~converged).sum())
+    return Evidence(
+        ours=", ".join(
+            f"{d} median {m:.1f} rounds ({capped[d]} of {len(rows) // 2} capped)" for d, m in medians.items()
         ),
-        f"the loop runs until no candidate raises the verifier's objective, up to {max_iterations} edits; "
-        "a median above 5 fails the rule",
+        rule="median rounds to convergence (accepted edits + the final round) ≤ 5 in both domains (bootstrap "
+        f"interval over seeds; a run stopped by the cap of {max_iterations} counts as {max_iterations + 1})",
+        holds=all_of(*(at_most(m, 5) for m in medians.values())),
+        can_fail_because=f"the loop runs until no candidate raises the verifier's objective (up to {max_iterations} "
+        "edits), and a median above 5 rounds fails the rule",
     )
 
 
@@ -385,35 +465,48 @@ def ratio_of_means(frame, regime, domain, method, baseline, rng, split="test") -
     return bootstrap(lambda x, y: x.mean() / y.mean() if y.mean() else np.nan, a, b, rng=rng)
 
 
-def ratio_evidence(frame: pd.DataFrame, regime: str, rng, domains=("code", "embodied")) -> Evidence:
-    """Up to 4.8× the F1 of heuristic CEGIS: the best domain's ratio ≥ 2.4 (within 2× of 4.8); qualitatively:
-    the paired F1 gap's interval above 0 in both. Control: a second heuristic stream against the first."""
+def ratio_evidence(frame: pd.DataFrame, regime: str, rng, domains=DOMAIN_NAMES) -> Evidence:
+    """The level of "up to 4.8× the F1 of heuristic CEGIS": the best domain's ratio ≥ 2.4 (within 2× of 4.8).
+    Control: a second heuristic stream against the first."""
 
     def measure(method):
         ratio = {d: ratio_of_means(frame, regime, d, method, "heuristic CEGIS", rng) for d in domains}
-        gap = {
-            d: Estimate.mean_of(
-                per_seed(frame, regime, d, method, "test", "f1")
-                - per_seed(frame, regime, d, "heuristic CEGIS", "test", "f1")
-            )
-            for d in domains
-        }
         best = max(domains, key=lambda d: ratio[d].value)
-        return ratio, gap, at_least(ratio[best], 2.4), all(gap[d].low > 0 for d in domains)
+        return ratio, at_least(ratio[best], 2.4)
 
-    ratio, gap, holds, qualitatively = measure("AutoSpec (ILP CEGIS)")
-    c_ratio, _, c_holds, c_qualitatively = measure("heuristic CEGIS (second stream)")
+    ratio, holds = measure("AutoSpec (ILP CEGIS)")
+    c_ratio, c_holds = measure("heuristic CEGIS (second stream)")
     return Evidence(
-        ours=", ".join(f"{d} {ratio[d]:.2f}× (gap {gap[d]:.3f})" for d in domains),
-        rule="best domain's F1 ratio ≥ 2.4 (bootstrap interval over seeds); qualitatively: paired F1 gap's "
-        "95% interval above 0 in both",
+        ours=", ".join(f"{d} {ratio[d]:.2f}×" for d in domains),
+        rule="best domain's F1 ratio ≥ 2.4 (bootstrap interval over seeds)",
         holds=holds,
-        qualitatively=qualitatively,
         control=Control(
             "a second heuristic CEGIS stream against the first",
             ours=", ".join(f"{d} {c_ratio[d]:.2f}×" for d in domains),
             holds=c_holds,
-            qualitatively=c_qualitatively,
+        ),
+    )
+
+
+def beats_heuristic_evidence(frame: pd.DataFrame, cells=CELLS) -> Evidence:
+    """The direction of "ILP-guided beats heuristic CEGIS": the paired held-out F1 gap > 0 in every regime and
+    domain (t-interval over seeds). Control: a second heuristic stream against the first."""
+
+    def measure(method):
+        gap = {c: paired_gain(frame, *c, method, "heuristic CEGIS") for c in cells}
+        return gap, all_of(*(at_least(g, 0.0) for g in gap.values()))
+
+    gap, holds = measure("AutoSpec (ILP CEGIS)")
+    c_gap, c_holds = measure("heuristic CEGIS (second stream)")
+    return Evidence(
+        ours=", ".join(f"{r} {d} {gap[(r, d)]:+.3f}" for r, d in cells),
+        rule="paired held-out F1 gap over heuristic CEGIS ≥ 0 in every regime and domain (t-interval over seeds; "
+        "a decisive pass needs the whole interval above 0)",
+        holds=holds,
+        control=Control(
+            "a second heuristic CEGIS stream against the first",
+            ours=", ".join(f"{r} {d} {c_gap[(r, d)]:+.3f}" for r, d in cells),
+            holds=c_holds,
         ),
     )
 
@@ -425,58 +518,44 @@ def unseen_gap(frame, regime, domain, method) -> Estimate:
     return Estimate.mean_of(unseen - held_out)
 
 
-def unseen_evidence(frame: pd.DataFrame, domains=("code", "embodied")) -> Evidence:
+def unseen_evidence(frame: pd.DataFrame, cells=CELLS) -> Evidence:
     """Generalises to unseen scenarios: in both regimes and domains, F1 on the held-out predicate
-    combinations ≥ held-out F1 − 0.05; qualitatively: unseen F1 above the expert rules' everywhere. Control:
-    a fully grown decision tree (a memoriser) under the same rule."""
-    cells = [(r, d) for r in spec.REGIMES for d in domains]
+    combinations ≥ held-out F1 − 0.05. Control: a fully grown decision tree (a memoriser) under the same rule."""
     gap = {c: unseen_gap(frame, *c, "AutoSpec (ILP CEGIS)") for c in cells}
     control = {c: unseen_gap(frame, *c, "decision tree (unpruned)") for c in cells}
-
-    def above_expert(method: str) -> bool:
-        return all(
-            mean_f1(frame, *c, method, "unseen").value > mean_f1(frame, *c, "expert rules", "unseen").value
-            for c in cells
-        )
-
     return Evidence(
         ours="unseen − held-out F1: " + ", ".join(f"{r} {d} {gap[(r, d)]:+.3f}" for r, d in cells),
         rule="unseen F1 − held-out F1 (vs the hidden policy) ≥ −0.05 in every regime and domain (t-interval over "
-        "seeds); qualitatively: unseen F1 above the expert rules' everywhere",
+        "seeds)",
         holds=all_of(*(at_least(g, -0.05) for g in gap.values())),
-        qualitatively=above_expert("AutoSpec (ILP CEGIS)"),
         control=Control(
             "a fully grown decision tree",
             ours=", ".join(f"{r} {d} {control[(r, d)]:+.3f}" for r, d in cells),
             holds=all_of(*(at_least(g, -0.05) for g in control.values())),
-            qualitatively=above_expert("decision tree (unpruned)"),
         ),
     )
 
 
-def paired_gain(frame, regime, domain, method, baseline, split="test (clean)") -> Estimate:
-    a = per_seed(frame, regime, domain, method, split, "f1")
-    b = per_seed(frame, regime, domain, baseline, split, "f1")
-    return Estimate.mean_of(a - b)
-
-
-def oracle_evidence(frame: pd.DataFrame, regime: str = "independent", domains=("code", "embodied")) -> Evidence:
-    """Counterexamples from the scenario space help: the paired held-out F1 gain (vs the hidden policy) of
-    the oracle over the pool-only loop ≥ 0.02 in both domains of ``regime``; qualitatively: > 0 in both.
-    Control: as many labelled scenarios drawn from the same prior without looking at the rules."""
-    gain = {d: paired_gain(frame, regime, d, "AutoSpec + oracle", "AutoSpec (ILP CEGIS)") for d in domains}
-    control = {d: paired_gain(frame, regime, d, "AutoSpec + random scenarios", "AutoSpec (ILP CEGIS)") for d in domains}
+def oracle_evidence(frame: pd.DataFrame, regime: str = "independent", domains=DOMAIN_NAMES) -> Evidence:
+    """Our extension, not a claim of the paper: counterexamples from the scenario space, labelled by an
+    annotator as noisy as the users, help. The paired held-out F1 gain (vs the hidden policy) of the oracle
+    over the pool-only loop ≥ 0.02 in both domains of ``regime``. Control: as many labelled scenarios drawn
+    from the same prior without looking at the rules, with the same label noise."""
+    gain = {
+        d: paired_gain(frame, regime, d, "AutoSpec + oracle", "AutoSpec (ILP CEGIS)", "test (clean)") for d in domains
+    }
+    control = {
+        d: paired_gain(frame, regime, d, "AutoSpec + random scenarios", "AutoSpec (ILP CEGIS)", "test (clean)")
+        for d in domains
+    }
     return Evidence(
         ours=", ".join(f"{d} {gain[d]:+.3f}" for d in domains),
-        rule=f"paired held-out F1 gain ≥ 0.02 in both domains of the {regime} regime (t-interval over seeds); "
-        "qualitatively: > 0 in both",
+        rule=f"paired held-out F1 gain ≥ 0.02 in both domains of the {regime} regime (t-interval over seeds)",
         holds=all_of(*(at_least(g, 0.02) for g in gain.values())),
-        qualitatively=all(g.value > 0 for g in gain.values()),
         control=Control(
             "as many random labelled scenarios",
             ours=", ".join(f"{d} {control[d]:+.3f}" for d in domains),
             holds=all_of(*(at_least(g, 0.02) for g in control.values())),
-            qualitatively=all(g.value > 0 for g in control.values()),
         ),
     )
 
