@@ -249,3 +249,79 @@ def test_relative_excess_recovers_a_known_fraction():
     assert not af.matches_prediction(excess)  # 0.25 vs 7/27 with no Monte Carlo error: not an identity
     assert af.matches_prediction(excess.assign(**{"standard error": 0.01}))
     assert not af.approximation_error_test(excess.assign(measured=0.1)).holds
+
+
+def test_partial_augmentation_risk_is_the_same_for_every_subset_of_a_given_size():
+    # density: the oracle risk depends on S only through Σ over a residue period of |m_ℓ(S)|² = m/k − 1
+    target = af.InvariantDensity(group_order=8, smoothness=1.0)
+    risks = {}
+    for subset in itertools.combinations(range(8), 2):
+        energy = np.abs(af.circle_multipliers(8, subset, np.arange(1, 321))) ** 2
+        risks[subset] = af.density_risk_curve(target, 3000, energy).min()
+    assert np.allclose(list(risks.values()), risks[(0, 4)], rtol=1e-12, atol=0)  # (0, 4): the subgroup
+    # least squares with an orthogonal design (Gram = nI): σ²‖P_S‖_F²/n = σ² |G|/(k n) for every S
+    group = af.named_group("cyclic", 8)
+    feature_rep = af.coordinate_representation(group)
+    for subset in [(0, 4), (0, 1), (2, 3, 5, 7), (0, 2, 4, 6)]:
+        risk = af.risk_given_inputs(100 * np.eye(8), feature_rep, list(subset), noise=1.0)
+        assert np.isclose(risk, 8 / (len(subset) * 100))
+    # a subset of another size differs: the rule is about the size, not the choice
+    assert not np.isclose(af.risk_given_inputs(100 * np.eye(8), feature_rep, [0, 1, 2], 1.0), 8 / 200)
+
+
+def test_growing_estimators_include_the_index_four_subgroup_as_shifts():
+    group = af.named_group("cyclic", 16)
+    assert [int(e[0]) for e in group.elements] == list(range(16))  # element g is the shift by g
+    spec = af.growing_estimator_sizes(16)
+    subgroup = af.draw_subset(16, spec[af.SUBGROUP], np.random.default_rng(0))
+    assert subgroup.tolist() == [0, 4, 8, 12] and spec["k=|G|/4"] == 4
+    assert set(group.table[np.ix_(subgroup, subgroup)].ravel()) == set(subgroup.tolist())  # closed: a subgroup
+    assert af.draw_subset(16, None, np.random.default_rng(0)).tolist() == [0]
+    assert len(af.draw_subset(16, 5, np.random.default_rng(0))) == 5
+
+
+def test_rotations_make_least_squares_on_quadratic_features_exactly_invariant():
+    group = af.named_group("dihedral", 6)
+    rotations = af.rotations(group)
+    assert len(rotations) == 6 and group.identity in rotations
+    result = af.rotation_counterexample(group, n=200, seed=0)
+    assert result["δ_S (features)"] < 1e-12 and result["invariance gap"] < 1e-9
+    assert np.isclose(result["δ_S (regular)"], 1.0)
+    # a random strict subset of the same size is not invariant
+    gaps = af.invariance_gaps_by_size(group, n=200, seed=0)
+    assert gaps["invariance gap"].iloc[5] > 1e-6 and gaps["invariance gap"].iloc[-1] < 1e-9
+
+
+def test_rate_evidence_minimax_and_partial_rules():
+    frame = _synthetic_frame({"none": -0.5, "k=|G|/4": -1.0, af.SUBGROUP: -1.0, "full": -1.0})
+    evidence = af.rate_evidence(frame, exponent=-1.0)
+    assert evidence.minimax("full").holds and not evidence.minimax("none").holds
+    assert evidence.partial_test().holds
+    slow = _synthetic_frame({"none": -0.5, "k=|G|/4": -1.0, af.SUBGROUP: -0.7, "full": -1.0})
+    assert not af.rate_evidence(slow, exponent=-1.0).partial_test().holds
+
+
+def test_relative_excess_by_n_and_impossibility_evidence():
+    full = _synthetic_frame({"full": -1.0}, sizes=(100, 400))
+    frame = pd.concat(
+        [
+            full,
+            full.assign(estimator="none", risk=4 * full["risk"]),
+            full.assign(estimator="k=3", risk=1.75 * full["risk"]),
+        ]
+    ).assign(defect=0.5)
+    table = af.relative_excess_by_n(frame, group_order=10, features=50)
+    assert table.shape == (2, 1) and np.allclose(table.to_numpy(), 0.25 / (7 / 27))
+    assert "n/D = 2.0" in table.index[0]
+    exhaustive = pd.DataFrame(
+        {
+            "group": ["C_6"],
+            "strict subsets": [62],
+            "strict subsets with δ_S < 1e-9": [0],
+            "min δ_S over strict subsets": [0.2],
+            "δ_G": [1e-16],
+        }
+    )
+    text, holds = af.impossibility_evidence(exhaustive)
+    assert holds and "< 1e-12" in text
+    assert not af.impossibility_evidence(exhaustive.assign(**{"strict subsets with δ_S < 1e-9": 1}))[1]

@@ -279,6 +279,23 @@ def random_subset(group_order: int, k: int, rng: np.random.Generator) -> np.ndar
     return np.sort(rng.choice(group_order, size=k, replace=False))
 
 
+def draw_subset(group_order: int, spec, rng: np.random.Generator, identity: int = 0) -> np.ndarray:
+    """The subset an estimator augments with: ``spec`` is ``None`` (no augmentation: the identity alone), a
+    size ``k`` (a uniformly random ``k``-subset) or a tuple of group elements (that fixed subset, drawing
+    nothing from ``rng``)."""
+    if spec is None:
+        return np.array([identity])
+    if isinstance(spec, tuple):
+        return np.asarray(spec, dtype=int)
+    return random_subset(group_order, spec, rng)
+
+
+def rotations(group: FiniteGroup) -> list[int]:
+    """The rotations of a dihedral group ``D_d`` on the polygon's vertices: the elements with
+    ``g(i+1) − g(i) ≡ 1 (mod d)`` (a subgroup of index 2)."""
+    return [g for g in range(group.order) if set(np.diff(group.elements[g]) % group.degree) == {1}]
+
+
 # --------------------------------------------------------------------------------------------------
 # Problem 1: projection density estimation on the circle, G = C_m acting by translations x ↦ x + g/m
 # --------------------------------------------------------------------------------------------------
@@ -470,9 +487,20 @@ def estimator_sizes(group_order: int, subset_sizes) -> dict[str, int | None]:
     return {"none": None, **{f"k={k}": int(k) for k in subset_sizes}, "full": group_order}
 
 
-def growing_estimator_sizes(group_order: int) -> dict[str, int | None]:
-    """For a group that grows with n: a fixed ``k = 2`` and a fixed fraction ``k = |G|/4``."""
-    return {"none": None, "k=2": 2, "k=|G|/4": group_order // 4, "full": group_order}
+SUBGROUP = "subgroup |G|/4"  # the label of the index-4 subgroup, a second control of the rate rule
+
+
+def growing_estimator_sizes(group_order: int) -> dict[str, int | tuple | None]:
+    """For a group that grows with n: a fixed ``k = 2``, a random fixed fraction ``k = |G|/4``, the index-4
+    subgroup ``{0, 4, 8, …}`` of ``C_m`` (the same size, chosen as badly as possible: Exercise 1) and the full
+    group. In ``C_m`` from :func:`named_group`, element ``g`` is the shift by ``g`` (sorted array forms)."""
+    return {
+        "none": None,
+        "k=2": 2,
+        "k=|G|/4": group_order // 4,
+        SUBGROUP: tuple(range(0, group_order, 4)),
+        "full": group_order,
+    }
 
 
 def density_trial(target: InvariantDensity, n: int, estimators: dict, rng: np.random.Generator) -> list[dict]:
@@ -490,7 +518,7 @@ def density_trial(target: InvariantDensity, n: int, estimators: dict, rng: np.ra
     theta_hat = empirical_coefficients(target.sample(n, rng), common)
     rows = []
     for label, k in estimators.items():
-        subset = np.arange(m) if k is None else random_subset(m, k, rng)
+        subset = draw_subset(m, k, rng)
         by_residue = np.ones(m) if k is None else circle_multipliers(m, subset, np.arange(m))
         multipliers = by_residue[ell % m]  # m_ℓ(S) depends on ℓ mod m only
         curve = density_risk_curve(target, n, np.abs(multipliers) ** 2)
@@ -501,7 +529,7 @@ def density_trial(target: InvariantDensity, n: int, estimators: dict, rng: np.ra
                 "n": n,
                 "group order": m,
                 "estimator": label,
-                "k": 1 if k is None else k,
+                "k": len(subset),
                 "cutoff": cutoff,
                 "risk": 2 * float(error[:cutoff].sum()) + float(density_bias(target, cutoff)),
                 "risk_common_cutoff": 2 * float(error.sum()) + float(density_bias(target, common)),
@@ -566,7 +594,7 @@ def least_squares_trial(
     full_projection = feature_rep.mean(axis=0)
     rows = []
     for label, k in estimators.items():
-        subset = [group.identity] if k is None else random_subset(group.order, k, rng)
+        subset = draw_subset(group.order, k, rng, group.identity)
         theta = augmented_least_squares_fast(gram, moment, feature_rep, subset)
         operator = feature_rep[np.asarray(subset)].mean(axis=0)
         rows.append(
@@ -574,7 +602,7 @@ def least_squares_trial(
                 "n": len(y),
                 "group order": group.order,
                 "estimator": label,
-                "k": 1 if k is None else k,
+                "k": len(subset),
                 "risk": risk_given_inputs(gram, feature_rep, subset, noise),
                 "realised risk": float(np.sum((theta - theta_star) ** 2)),
                 "defect": float(np.linalg.norm(operator - full_projection, ord=2)),
@@ -636,9 +664,10 @@ def run_growing_regression_experiment(
 # --------------------------------------------------------------------------------------------------
 
 RATE_TOLERANCE = 0.1  # slopes closer than this count as the same rate
-RATE_RULE = (
-    f"full-group slope within {RATE_TOLERANCE} of the minimax exponent and the slope within {RATE_TOLERANCE} "
-    "of the full-group slope (95% intervals)"
+MINIMAX_RULE = f"log–log slope of the risk within {RATE_TOLERANCE} of the minimax exponent (95% interval)"
+PARTIAL_RULE = (
+    f"slope minus the full-group slope within {RATE_TOLERANCE} of 0 (95% interval), for a random |G|/4-subset "
+    "and for the index-4 subgroup alike"
 )
 
 
@@ -663,6 +692,15 @@ class RateEvidence:
         return all_of(
             within(self.slopes["full"], self.exponent, tolerance), within(self.versus_full[estimator], 0.0, tolerance)
         )
+
+    def minimax(self, estimator: str, tolerance: float = RATE_TOLERANCE) -> Test:
+        """The estimator's slope within ``tolerance`` of the minimax exponent (on its interval)."""
+        return within(self.slopes[estimator], self.exponent, tolerance)
+
+    def partial_test(self, tolerance: float = RATE_TOLERANCE) -> Test:
+        """Both |G|/4-subsets, the random one and the index-4 subgroup, keep the full-group slope: the same for
+        every subset of that size, since ``‖P_S‖_F² = |G|/k`` for all of them (Parseval)."""
+        return all_of(*(within(self.versus_full[e], 0.0, tolerance) for e in ("k=|G|/4", SUBGROUP)))
 
     def describe(self, estimator: str) -> str:
         """``slope −0.98 [−1.01, −0.95]; minus full +0.01 [−0.02, +0.04]``"""
@@ -713,6 +751,18 @@ def relative_excess(
     return pd.DataFrame(out)
 
 
+def relative_excess_by_n(frame: pd.DataFrame, group_order: int, features: int, seed: int = 0) -> pd.DataFrame:
+    """:func:`relative_excess` at each n separately, as ``measured / predicted`` with ``n/D`` (``D`` the number
+    of features): the finite-n correction to the large-n formula, one column per k."""
+    rows = {}
+    for n, part in frame.groupby("n"):
+        excess = relative_excess(part, group_order, seed=seed)
+        rows[f"n = {n} (n/D = {n / features:.1f})"] = dict(
+            zip(excess.k.map("k = {}".format), excess["measured"] / excess["predicted (eq. energy)"], strict=True)
+        )
+    return pd.DataFrame(rows).T
+
+
 def _excess_rows(excess: pd.DataFrame):
     return excess.rename(columns={"predicted (eq. energy)": "predicted", "standard error": "error"}).itertuples()
 
@@ -738,17 +788,40 @@ def describe_excess(excess: pd.DataFrame) -> str:
     )
 
 
-def impossibility_evidence(exhaustive: pd.DataFrame, gaps: pd.DataFrame) -> tuple[str, bool]:
-    """What the exhaustive enumeration (a table with one row per group) and the least-squares invariance
-    gaps (:func:`invariance_gaps_by_size`) show, and whether no strict subset is exactly invariant while the
-    full group is (gap < 1e-9 at ``k = |G|``, > 1e-6 below)."""
+def below(value: float, floor: float = 1e-12) -> str:
+    """``< 1e-12`` for a rounding-level number (machine-dependent digits), else the number."""
+    return f"< {floor:.0e}" if value < floor else f"{value:.1e}"
+
+
+def impossibility_evidence(exhaustive: pd.DataFrame) -> tuple[str, bool]:
+    """What the exhaustive enumeration of the regular representation (a table with one row per group) shows,
+    and whether no strict subset has ``δ_S < 1e-9`` while the full group has ``δ_G < 1e-9``."""
     zero = int(exhaustive["strict subsets with δ_S < 1e-9"].sum())
-    gap_full, gap_strict = gaps["invariance gap"].iloc[-1], gaps["invariance gap"].iloc[:-1].min()
+    full = float(exhaustive["δ_G"].max())
     text = (
         f"{zero} of {int(exhaustive['strict subsets'].sum())} strict subsets of {', '.join(exhaustive['group'])} "
-        f"have δ_S = 0; LS gap {gap_full:.0e} at k = |G|, ≥ {gap_strict:.3f} below"
+        f"have δ_S < 1e-9 (smallest {exhaustive['min δ_S over strict subsets'].min():.3f}); δ_G {below(full)}"
     )
-    return text, zero == 0 and gap_full < 1e-9 and gap_strict > 1e-6
+    return text, zero == 0 and full < 1e-9
+
+
+def rotation_counterexample(group: FiniteGroup, n: int, seed: int, noise: float = 1.0) -> dict:
+    """The impossibility theorem's condition at work: augmenting least squares on quadratic features with the
+    rotations of ``D_d`` (a strict subset) gives ``P_S = P_G`` on the features, because they contain no copy of
+    the character that is 1 on rotations and −1 on reflections; on the regular representation ``δ_S = 1``.
+    Returns ``δ_S`` on both and the invariance gap of the fit (same data as :func:`invariance_gaps_by_size`)."""
+    feature_rep = feature_representation(group)
+    subset = rotations(group)
+    regular = averaging_operator(left_regular(group), subset) - averaging_operator(
+        left_regular(group), range(group.order)
+    )
+    features = feature_rep[subset].mean(axis=0) - feature_rep.mean(axis=0)
+    return {
+        "k": len(subset),
+        "δ_S (features)": float(np.linalg.norm(features, ord=2)),
+        "δ_S (regular)": float(np.linalg.norm(regular, ord=2)),
+        "invariance gap": _fitted_gaps(group, n, seed, noise, [np.asarray(subset)])[0],
+    }
 
 
 def matches_prediction(excess: pd.DataFrame, z: float = 3.0) -> bool:
@@ -801,17 +874,21 @@ def invariance_gaps_by_size(group: FiniteGroup, n: int, seed: int, noise: float 
     with a random ``k``-subset, all fitted on the same data (the impossibility result, measured)."""
 
     feature_rep = feature_representation(group)
+    rng = make_rng(seed, "gaps-subsets", n)
+    subsets = [random_subset(group.order, k, rng) for k in range(1, group.order + 1)]
+    gaps = _fitted_gaps(group, n, seed, noise, subsets)
+    full_projection = feature_rep.mean(axis=0)
+    defects = [np.linalg.norm(feature_rep[s].mean(axis=0) - full_projection, ord=2) for s in subsets]
+    return pd.DataFrame({"k": [len(s) for s in subsets], "δ_S": defects, "invariance gap": gaps})
+
+
+def _fitted_gaps(group: FiniteGroup, n: int, seed: int, noise: float, subsets) -> list[float]:
+    """The invariance gap (64 probe points) of least squares augmented with each subset, on one data set."""
+    feature_rep = feature_representation(group)
     rng = make_rng(seed, "gaps", n)
     theta_star = invariant_target(feature_rep, rng)
-    x = rng.normal(size=(n, group.degree))
-    features = quadratic_features(x)
+    features = quadratic_features(rng.normal(size=(n, group.degree)))
     y = features @ theta_star + noise * rng.normal(size=n)
     probe = rng.normal(size=(64, group.degree))
-    full_projection = feature_rep.mean(axis=0)
-    rows = []
-    for k in range(1, group.order + 1):
-        subset = random_subset(group.order, k, rng)
-        theta = augmented_least_squares_fast(features.T @ features, features.T @ y, feature_rep, subset)
-        defect = np.linalg.norm(feature_rep[subset].mean(axis=0) - full_projection, ord=2)
-        rows.append({"k": k, "δ_S": float(defect), "invariance gap": invariance_gap(theta, probe, group)})
-    return pd.DataFrame(rows)
+    gram, moment = features.T @ features, features.T @ y
+    return [invariance_gap(augmented_least_squares_fast(gram, moment, feature_rep, s), probe, group) for s in subsets]
