@@ -237,11 +237,54 @@ def test_milp_proves_bb72_distance_six_with_verified_symmetry():
     assert proved_distance(code, 120, orbit_size=36, dual=perm).exact
 
 
-def test_milp_at_a_tiny_time_limit_returns_bounds_around_d():
+def test_milp_at_a_tiny_node_limit_returns_bounds_around_d_and_the_same_ones_twice():
     spec = KNOWN_BB_CODES["[[90,8,10]]"]
     code = css_code(*bivariate_bicycle(spec["l"], spec["m"], spec["A"], spec["B"]))
-    low, high = milp_min_logical(code.hx, code.lx, 0.5)
+    low, high = milp_min_logical(code.hx, code.lx, 1)
     assert 1 <= low <= 10 <= high
+    assert milp_min_logical(code.hx, code.lx, 1) == (low, high)  # a work limit, not a clock: deterministic
+    first = proved_distance(code, 20, orbit_size=45, dual=dual_permutation(Group(15, 3)))
+    assert proved_distance(code, 20, orbit_size=45, dual=dual_permutation(Group(15, 3))) == first
+    assert first.low <= 10 <= first.high
+
+
+def test_an_infinite_or_missing_dual_bound_gives_the_trivial_lower_bound():
+    from llmtheory.qldpc_sce import _ceil_bound
+
+    assert _ceil_bound(float("-inf")) == 0 and _ceil_bound(float("inf")) == 0 and _ceil_bound(float("nan")) == 0
+    assert _ceil_bound(3.2) == 4 and _ceil_bound(4.0 + 1e-9) == 4
+
+
+def test_milp_agrees_with_enumeration_on_random_codes():
+    rng, limits, checked = make_rng(0, "milp-vs-enumeration"), Limits(max_n=48), 0
+    while checked < 8:
+        spec = random_spec(rng, limits)
+        code = css_code(*realise(spec))
+        exact = exact_distance(code, max_kernel_dim=20) if code.k else None
+        if exact is None:
+            continue
+        abelian = spec.group.is_abelian
+        proof = proved_distance(code, 10_000, orbit_size=spec.group.order if abelian else None)
+        assert proof.exact and proof.high == exact, (spec, proof, exact)
+        low, weight, vector = milp_min_logical(code.hx, code.lx, 10_000, return_vector=True)
+        assert vector.sum() == weight and not ((code.hx @ vector) % 2).any() and ((code.lx @ vector) % 2).any()
+        checked += 1
+
+
+def test_symmetry_reductions_are_not_applied_over_non_abelian_groups(monkeypatch):
+    import llmtheory.qldpc_sce as module
+
+    calls = []
+    monkeypatch.setattr(module, "proved_distance", lambda code, nodes, **kw: calls.append(kw) or Distance(2, 2, "x"))
+    group = Group(7, 3, 2)
+    spec = Spec(group, ((((0, 0), (1, 0), (0, 1)),),), ((((0, 0), (3, 1)),),))
+    assert not group.is_abelian
+    hx, hz = realise(spec)
+    evaluation = Evaluation(
+        "scored", hx.shape[1], css_dimension(hx, hz), 4, "upper bound", 1.0, spec=spec, matrices=(hx, hz)
+    )
+    module.prove(evaluation, 10, 10**6)
+    assert calls == [{"orbit_size": None, "dual": None, "upper": 4}]
 
 
 def test_a_false_symmetry_is_refused():
@@ -309,18 +352,69 @@ def test_family_over_keeps_the_protographs_and_grows_n():
     assert all(css_dimension(*realise(m)) > 0 for m in members)
 
 
-def test_search_comparison_rule_needs_the_interval_above_zero_and_a_failing_control():
+def comparison_table(rows):
     import pandas as pd
 
-    from llmtheory.claims import MEASURED, decide
-    from llmtheory.qldpc_sce import interval_above_zero, paired_difference
+    columns = ["replicate", "search", "k·d²/n", "proved k·d²/n", "upper k·d²/n"]
+    return pd.DataFrame([dict(zip(columns, row, strict=True)) for row in rows])
 
-    table = pd.DataFrame(
-        {"replicate": [0, 0, 1, 1, 2, 2], "search": ["a", "b"] * 3, "k·d²/n": [5.0, 2.0, 6.0, 2.5, 5.5, 2.0]}
+
+def test_search_comparison_is_decisive_only_on_proved_against_upper_scores():
+    from llmtheory.claims import MEASURED, decide
+    from llmtheory.qldpc_sce import comparison
+
+    rows = []
+    for r, (a, b) in enumerate([(5.0, 2.0), (6.0, 2.5), (5.5, 2.0)]):
+        rows += [(r, "a", a, a, a), (r, "a2", a + 0.1 * r, a, a + 0.2), (r, "b", b, b, b)]
+    proved = comparison(comparison_table(rows), "a", "b", ("a2", "a"))
+    assert proved.pop("rule").startswith("paired difference") and proved.pop("ours")
+    assert decide(MEASURED, **proved) == "reproduced"
+    # the same scores, but a's distances unproved (proved score 0.5) and b's upper bounds high: qualitatively
+    loose = [(r, s, v, 0.5 if s == "a" else lo, hi + 3 if s == "b" else hi) for r, s, v, lo, hi in rows]
+    arguments = comparison(comparison_table(loose), "a", "b", ("a2", "a"))
+    del arguments["rule"], arguments["ours"]
+    assert decide(MEASURED, **arguments) == "reproduced (qualitatively)"
+    # a control that passes the rule (its second run is far better) makes the rule non-discriminating
+    rows_bad = [(r, s, v + (5 if s == "a2" else 0), lo, hi) for r, s, v, lo, hi in rows]
+    arguments = comparison(comparison_table(rows_bad), "a", "b", ("a2", "b"))
+    del arguments["rule"], arguments["ours"]
+    assert decide(MEASURED, **arguments) == "rule does not discriminate"
+
+
+def family(rows):
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=["n", "d low", "d high", "distance"])
+
+
+def test_family_growth_counts_only_proved_growth():
+    from llmtheory.qldpc_sce import family_growth
+
+    stalled = family(
+        [
+            (20, 2, 2, "exact"),
+            (50, 3, 3, "exact"),
+            (80, 4, 4, "exact"),
+            (110, 0, 4, "upper bound"),
+            (140, 0, 4, "upper bound"),
+        ]
     )
-    better, same = paired_difference(table, "a", "b"), paired_difference(table, "b", "b")
-    assert better.low > 0 and same.value == 0
-    for control, verdict in ((same, "reproduced"), (better, "rule does not discriminate")):
-        arguments = interval_above_zero(better, control)
-        assert arguments.pop("rule").startswith("paired difference")
-        assert decide(MEASURED, **arguments) == verdict
+    assert not family_growth(stalled).holds  # the referee's case: upper bounds show d stops at 4
+    grows = family([(20, 2, 2, "exact"), (80, 5, 7, "bounds")])
+    assert family_growth(grows).holds and family_growth(grows).decisive
+    open_ = family([(20, 0, 4, "upper bound"), (80, 0, 7, "upper bound")])
+    assert family_growth(open_).holds and not family_growth(open_).decisive
+
+
+def test_paired_ler_difference_and_the_competitive_rule():
+    from llmtheory.qldpc_sce import competitive_test, paired_ler
+
+    rng = make_rng(0, "paired")
+    same = rng.random(500) < 0.1
+    tie = paired_ler(same, 4, same, 4, rng)
+    assert tie.value == tie.low == tie.high == 0
+    worse = paired_ler(same | (rng.random(500) < 0.2), 4, same, 4, rng)
+    assert worse.low > 0
+    better = paired_ler(same, 4, same | (rng.random(500) < 0.2), 4, rng)
+    assert competitive_test({0.02: tie, 0.04: better}).decisive and competitive_test({0.02: better}).holds
+    assert not competitive_test({0.02: better, 0.04: worse}).holds  # judged at every p

@@ -351,8 +351,8 @@ def distance_upper_bound(code: CssCode, trials: int, rng: np.random.Generator) -
 
 
 def milp_min_logical(
-    h_check: np.ndarray, opposite: np.ndarray, time_limit: float, fixed: int | None = None
-) -> tuple[int, int]:
+    h_check: np.ndarray, opposite: np.ndarray, max_nodes: int, fixed: int | None = None, return_vector: bool = False
+):
     """The least weight of a nontrivial logical in ker(h_check), by a mixed-integer program (HiGHS), eq. (MILP):
 
         min Σ x_i  s.t.  h_check x − 2 s = 0,  ℓ_j·x − 2 t_j − y_j = 0 (j = 1..k),  Σ y_j ≥ 1,
@@ -361,7 +361,9 @@ def milp_min_logical(
     i.e. x is in the kernel over GF(2) (integer slacks s absorb the even sums) and has odd overlap with at least
     one opposite-type logical ℓ_j, which is exactly "not in the row space of the other check matrix". ``fixed``
     forces x_fixed = 1 (a symmetry reduction: see :func:`proved_distance`). Returns (proved lower bound, weight
-    of the best logical found); they are equal when HiGHS proves optimality within ``time_limit`` seconds.
+    of the best logical found), and that logical (or None) if ``return_vector``; the two are equal when HiGHS
+    proves optimality within ``max_nodes`` branch-and-bound nodes. The limit is a deterministic work limit (one
+    thread, a fixed random seed), not a wall-clock one, so the same code always gets the same answer.
     """
     m, n = h_check.shape
     k = opposite.shape[0]
@@ -388,17 +390,28 @@ def milp_min_logical(
     lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = lp.num_col_, lp.num_row_
     lp.integrality_ = [highspy.HighsVarType.kInteger] * lp.num_col_
     solver = highspy.Highs()
-    for option, value in (("output_flag", False), ("time_limit", float(time_limit)), ("threads", 1)):
+    options = {"output_flag": False, "threads": 1, "random_seed": 0, "mip_max_nodes": int(max_nodes)}
+    for option, value in options.items():
         solver.setOptionValue(option, value)
     solver.passModel(lp)
     solver.run()
     status, info = solver.getModelStatus(), solver.getInfo()
+    vector = None
     if status == highspy.HighsModelStatus.kInfeasible:
-        return n + 1, n + 1  # no logical contains the fixed qubit
-    found = round(info.objective_function_value) if info.primal_solution_status == 2 else n + 1
-    if status == highspy.HighsModelStatus.kOptimal:
-        return found, found
-    return max(1, math.ceil(info.mip_dual_bound - 1e-6)), found
+        low = found = n + 1  # no logical contains the fixed qubit
+    else:
+        has_solution = info.primal_solution_status == 2
+        found = round(info.objective_function_value) if has_solution else n + 1
+        if has_solution:
+            vector = np.round(np.asarray(solver.getSolution().col_value[:n])).astype(np.uint8)
+        dual = info.mip_dual_bound
+        low = found if status == highspy.HighsModelStatus.kOptimal else max(1, _ceil_bound(dual))
+    return (low, found, vector) if return_vector else (low, found)
+
+
+def _ceil_bound(dual_bound: float) -> int:
+    """⌈dual bound⌉ as a proved lower bound; a solver stopped before its first bound reports ±inf or nan: 0."""
+    return math.ceil(dual_bound - 1e-6) if math.isfinite(dual_bound) else 0
 
 
 @dataclass(frozen=True)
@@ -427,7 +440,7 @@ def dual_permutation(group: Group) -> np.ndarray:
 
 def proved_distance(
     code: CssCode,
-    time_limit: float,
+    max_nodes: int,
     orbit_size: int | None = None,
     dual: np.ndarray | None = None,
     upper: int | None = None,
@@ -435,19 +448,19 @@ def proved_distance(
     """min(d_X, d_Z) by :func:`milp_min_logical` on both sides (one side when ``dual`` is a verified X↔Z
     symmetry). ``orbit_size`` = |G| for a code over an abelian group: translations act on every block of |G|
     qubits at once and map logicals to logicals, so some lightest logical contains the first qubit of some
-    block; one program per block, with that qubit fixed, proves the same minimum faster. ``upper``: the weight
-    of a logical already found (a program stopped by its time limit may have found none lighter)."""
+    block; one program per block, with that qubit fixed, proves the same minimum faster. ``max_nodes``: the
+    deterministic work limit of each program. ``upper``: the weight of a logical already found (a program stopped
+    at its node limit may have found none lighter)."""
     fixed = list(range(0, code.n, orbit_size)) if orbit_size else [None]
     rank_z = gf2_rank(code.hz)
     symmetric = (
         dual is not None and gf2_rank(code.hx) == rank_z and gf2_rank(np.vstack([code.hz, code.hx[:, dual]])) == rank_z
     )
     sides = [(code.hx, code.lx)] if symmetric else [(code.hx, code.lx), (code.hz, code.lz)]
-    budget = time_limit / (len(fixed) * len(sides))
-    results = [milp_min_logical(h, logicals, budget, f) for h, logicals in sides for f in fixed]
+    results = [milp_min_logical(h, logicals, max_nodes, f) for h, logicals in sides for f in fixed]
     high = min([r[1] for r in results] + ([upper] if upper else []))
     low = min(min(r[0] for r in results), high)
-    return Distance(low, high, "MILP" if low == high else "MILP stopped at its time limit")
+    return Distance(low, high, "MILP" if low == high else "MILP stopped at its node limit")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -890,10 +903,10 @@ def refine(evaluation: Evaluation, trials: int, rng: np.random.Generator) -> Eva
     return replace(evaluation, d=d, d_cheap=evaluation.d, fitness=search_score(evaluation.n, evaluation.k, d, False))
 
 
-def prove(evaluation: Evaluation, time_limit: float, max_n: int) -> Evaluation:
+def prove(evaluation: Evaluation, max_nodes: int, max_n: int) -> Evaluation:
     """Stage 6: the distance by :func:`proved_distance` (codes with n ≤ ``max_n`` only), using the translation
     symmetry of abelian groups; the score becomes k·d²/n of the proved d (uncapped), or keeps the capped upper
-    bound with a proved lower bound beside it when the program stops at its time limit."""
+    bound with a proved lower bound beside it when the program stops at its node limit."""
     if not evaluation.valid or evaluation.distance_kind == "exact" or evaluation.n > max_n:
         return evaluation
     spec, code = evaluation.spec, css_code(*evaluation.matrices)
@@ -901,7 +914,7 @@ def prove(evaluation: Evaluation, time_limit: float, max_n: int) -> Evaluation:
     single = spec is not None and len(spec.a) == len(spec.a[0]) == len(spec.b) == len(spec.b[0]) == 1
     distance = proved_distance(
         code,
-        time_limit,
+        max_nodes,
         orbit_size=spec.group.order if abelian else None,
         dual=dual_permutation(spec.group) if abelian and single else None,
         upper=evaluation.d,
@@ -1157,9 +1170,12 @@ def per_qubit_rate(ler: float, k: int) -> float:
     return 1.0 - (1.0 - ler) ** (1.0 / k)
 
 
-def ler_table(codes: dict[str, CssCode], p_values, shots: int, rng: np.random.Generator, osd_order: int = 7):
+def ler_table(
+    codes: dict[str, CssCode], p_values, shots: int, rng: np.random.Generator, osd_order: int = 7, per_shot=None
+):
     """Logical error rate vs p for every code on the *same* noise samples: one matrix of uniforms is drawn
-    for the longest code and every code reads its first n columns (common random numbers)."""
+    for the longest code and every code reads its first n columns (common random numbers). ``per_shot``: a dict
+    that receives each (code, p)'s per-shot failures, for paired comparisons (:func:`paired_ler`)."""
     import pandas as pd
 
     uniforms = rng.random((shots, max(code.n for code in codes.values())))
@@ -1167,8 +1183,11 @@ def ler_table(codes: dict[str, CssCode], p_values, shots: int, rng: np.random.Ge
     for name, code in codes.items():
         for p in p_values:
             start = time.perf_counter()
-            failures, total = logical_error_rate(code, p, uniforms, osd_order)
+            failed = decoding_failures(code, *depolarizing_errors(uniforms[:, : code.n], p), p, osd_order)
+            failures, total = int(failed.sum()), shots
             seconds = time.perf_counter() - start
+            if per_shot is not None:
+                per_shot[name, p] = failed
             low, high = clopper_pearson(failures, total)
             rows.append(
                 {
@@ -1358,17 +1377,18 @@ def search_summary(results: dict[str, SearchResult], refined: dict[str, list[Eva
 
 
 def best_codes(
-    result: SearchResult, count: int, trials: int, rng: np.random.Generator, time_limit: float, max_n: int
+    result: SearchResult, count: int, trials: int, rng: np.random.Generator, max_nodes: int, max_n: int
 ) -> list[Evaluation]:
     """Stages 4 and 6 on a search's shortlist: refine the bounds of its ``count`` best distinct codes, then prove
-    the distances of those with n ≤ ``max_n`` (MILP, ``time_limit`` seconds each); best score first."""
+    the distances of those with n ≤ ``max_n`` (MILP, ``max_nodes`` nodes per program); best score first."""
     refined = top_refined(result.evaluations, count, trials, rng)
-    return sorted((prove(e, time_limit, max_n) for e in refined), key=lambda e: (-e.fitness, e.n))
+    return sorted((prove(e, max_nodes, max_n) for e in refined), key=lambda e: (-e.fitness, e.n))
 
 
-REPLICATED_SEARCHES = ("SCE", "random specs", "random HGP", "random HGP (second draw)")
+REPLICATED_SEARCHES = ("SCE", "SCE (second run)", "random specs", "random specs (second run)", "random HGP")
 """The searches run on every replicate: SCE, its structured control without evolution, the unstructured control
-that is valid by construction, and a second independent draw of that control (an A/A check of the rule)."""
+that is valid by construction, and a second independent run of SCE and of random specs (the A/A controls of the
+comparison rules, at the noise level of the searches being compared)."""
 
 
 def run_searches(
@@ -1385,58 +1405,139 @@ def run_searches(
         ),
         "random specs": lambda rng: random_structured_search(budget, rng, limits, search_trials),
         "random HGP": lambda rng: random_hgp_search(budget, rng, limits, search_trials),
-        "random HGP (second draw)": lambda rng: random_hgp_search(budget, rng, limits, search_trials),
+        "SCE (second run)": lambda rng: evolve(
+            [random_spec(make_rng(seed, "second seed", replicate, i), limits) for i in range(8)],
+            proposer or GrammarProposer(limits),
+            budget,
+            rng,
+            distance_trials=search_trials,
+            limits=limits,
+        ),
+        "random specs (second run)": lambda rng: random_structured_search(budget, rng, limits, search_trials),
         "random edits": lambda rng: random_edit_search(seeds, budget, rng, distance_trials=search_trials),
         "random matrices": lambda rng: random_matrix_search(budget, rng, distance_trials=search_trials),
     }
     return {name: makers[name](make_rng(seed, "search", replicate, name)) for name in names}
 
 
-def replicate_table(bests: list[dict[str, list[Evaluation]]]):
-    """One row per (replicate, search): the best code of :func:`best_codes`, its score and distance kind."""
+def proved_low(evaluation: Evaluation) -> int:
+    """The distance proved for an evaluation: exact, the MILP's lower bound, or only the trivial d ≥ 1."""
+    if evaluation.distance_kind == "exact":
+        return evaluation.d
+    return max(evaluation.d_low, 1)
+
+
+def score_bounds(result: SearchResult, shortlist: list[Evaluation]) -> tuple[float, float]:
+    """Bounds on the best true k·d²/n a search found: (proved, upper). The proved score uses each code's proved
+    lower bound on d; the upper one each code's lightest logical found, uncapped (refined and proved values for
+    the shortlisted codes, the cheap bound elsewhere)."""
+    final = {id(e.matrices): e for e in shortlist}
+    codes = [final.get(id(e.matrices), e) for e in result.evaluations if e.valid] + list(shortlist)
+    if not codes:
+        return 0.0, 0.0
+    low = max(figure_of_merit(e.n, e.k, proved_low(e)) for e in codes)
+    return low, max(figure_of_merit(e.n, e.k, e.d) for e in codes)
+
+
+def replicate_table(bests: list[dict[str, list[Evaluation]]], runs: list[dict[str, SearchResult]]):
+    """One row per (replicate, search): the best code of :func:`best_codes`, its score, its distance kind, and
+    the bounds of :func:`score_bounds` on the best true score."""
     import pandas as pd
 
     rows = []
     for replicate, shortlists in enumerate(bests):
         for name, shortlist in shortlists.items():
             best = (shortlist or [Evaluation("none")])[0]
+            low, high = score_bounds(runs[replicate][name], shortlist)
             rows.append(
                 {
                     "replicate": replicate,
                     "search": name,
                     "best code": describe(best),
                     "k·d²/n": best.fitness,
+                    "proved k·d²/n": low,
+                    "upper k·d²/n": high,
                     "distance": best.distance_kind or "none",
                 }
             )
     return pd.DataFrame(rows)
 
 
-def paired_difference(table, first: str, second: str, column: str = "k·d²/n"):
-    """The mean over replicates of (first − second), paired by replicate, with its Student-t 95% interval."""
+def paired_difference(table, first: str, second: str, column: str = "k·d²/n", second_column: str | None = None):
+    """The mean over replicates of (first − second), paired by replicate, with its Student-t 95% interval;
+    ``second_column`` reads the second search from another column (e.g. its upper bound)."""
     from .claims import Estimate
 
     wide = table.pivot(index="replicate", columns="search", values=column)
-    return Estimate.mean_of((wide[first] - wide[second]).to_numpy())
+    other = table.pivot(index="replicate", columns="search", values=second_column or column)
+    return Estimate.mean_of((wide[first] - other[second]).to_numpy())
 
 
-def interval_above_zero(difference, control_difference, control_name: str = "two draws of random HGP") -> dict:
-    """The ``ledger.check`` arguments of a search comparison: the rule "the whole 95% interval of the paired
-    difference is above 0" (qualitatively: its mean is), applied to ``difference`` and, as the control, to the
-    difference between two draws of the same search (which should fail it)."""
+def comparison(table, first: str, second: str, control: tuple[str, str]) -> dict:
+    """The ``ledger.check`` arguments of a search comparison "first finds better codes than second". Rule: the
+    95% interval of the paired difference of best scores is above 0; decisive only if it stays above 0 with
+    ``first`` at its proved score and ``second`` at its upper bound (:func:`score_bounds`). The control applies
+    the same rule to two independent runs of the same search (``control``: (second run, first run))."""
     from .claims import Control, Test
 
+    def outcome(a: str, b: str):
+        score = paired_difference(table, a, b)
+        strict = paired_difference(table, a, b, "proved k·d²/n", "upper k·d²/n")
+        return score, strict, Test(bool(score.low > 0), decisive=bool(strict.low > 0))
+
+    score, strict, test = outcome(first, second)
+    c_score, c_strict, c_test = outcome(*control)
     return {
-        "rule": "paired difference of best k·d²/n over replicates, 95% interval above 0 (qualitatively: mean above 0)",
-        "holds": Test(difference.low > 0),
-        "qualitatively": difference.value > 0,
+        "ours": f"{first} − {second}: {score:.2f}; proved − upper: {strict:.2f}",
+        "rule": "paired difference of best k·d²/n over replicates, 95% interval above 0; decisive only if it stays "
+        "above 0 with the first search at its proved score and the second at its upper bound",
+        "holds": test,
         "control": Control(
-            control_name,
-            ours=f"{control_difference:.2f}",
-            holds=Test(control_difference.low > 0),
-            qualitatively=control_difference.value > 0,
+            f"two runs of {control[1]}", ours=f"{c_score:.2f}; proved − upper: {c_strict:.2f}", holds=c_test
         ),
     }
+
+
+def family_growth(table):
+    """Does a family's distance grow, on proved bounds only? Growth is shown where a proved lower bound at a
+    larger n exceeds the upper bound at a smaller n; it is refuted when the upper bound at the largest n is at
+    most a distance already proved at a smaller n (this takes precedence); otherwise the upper bounds decide,
+    qualitatively."""
+    from .claims import Test
+
+    rows = table.sort_values("n")
+    low = rows["d low"].where(rows.distance != "upper bound", 1).clip(lower=1).to_numpy()
+    low = np.where(rows.distance.to_numpy() == "exact", rows["d high"].to_numpy(), low)
+    high = rows["d high"].to_numpy()
+    shown = any(low[j] > high[i] for j in range(len(high)) for i in range(j))
+    refuted = high[-1] <= low[:-1].max()
+    if refuted:  # growth at small n that stalls by the largest n is not a growing family
+        return Test(False)
+    return Test(True) if shown else Test(bool(high[-1] > high[0]), decisive=False)
+
+
+def paired_ler(failed: np.ndarray, k: int, failed_reference: np.ndarray, k_reference: int, rng: np.random.Generator):
+    """Per-qubit logical error rate (eq. per-qubit) of a code minus that of a reference decoded on the same noise
+    samples (per-shot failures from :func:`ler_table`), with a paired 95% bootstrap interval (1,000 resamples of
+    the shots, the same shots for both codes)."""
+    from .claims import Estimate
+
+    def difference(index):
+        return per_qubit_rate(failed[index].mean(), k) - per_qubit_rate(failed_reference[index].mean(), k_reference)
+
+    shots = failed.size
+    boot = [difference(rng.integers(0, shots, shots)) for _ in range(1000)]
+    low, high = np.quantile(boot, [0.025, 0.975])
+    return Estimate(difference(np.arange(shots)), float(low), float(high))
+
+
+def competitive_test(differences: dict):
+    """ "Competitive" at every plotted p: the per-qubit rate difference (SCE − reference) is ≤ 0; decisive only
+    if every interval is ≤ 0 too (a p where both codes never fail counts as a tie)."""
+    from .claims import Test
+
+    holds = all(d.value <= 0 for d in differences.values())
+    return Test(holds, decisive=all(d.high <= 0 for d in differences.values()) if holds else True)
 
 
 def plot_replicates(table):
@@ -1470,7 +1571,7 @@ def family_over(spec: Spec, ells, limits: Limits) -> list[Spec]:
 
 
 def family_table(
-    families: dict[str, list[Spec]], trials: int, time_limit: float, max_n: int, rng: np.random.Generator, count=5
+    families: dict[str, list[Spec]], trials: int, max_nodes: int, max_n: int, rng: np.random.Generator, count=5
 ):
     """d(n) along each family (at most ``count`` members, evenly spaced): k, an upper bound from ``trials``
     trials, and the MILP's proof for n ≤ ``max_n``."""
@@ -1483,7 +1584,7 @@ def family_table(
             evaluation = evaluate_concept(make_concept(spec), rng, trials, Limits(max_n=10**6, max_group_order=10**6))
             if not evaluation.valid:
                 continue
-            evaluation = prove(evaluation, time_limit, max_n)
+            evaluation = prove(evaluation, max_nodes, max_n)
             rows.append(
                 {
                     "family": name,
