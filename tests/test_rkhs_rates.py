@@ -8,13 +8,19 @@ from sklearn.kernel_ridge import KernelRidge
 from llmtheory.claims import Estimate
 from llmtheory.rkhs_rates import (
     Loss,
+    asymptotic_variance_factor,
+    eigenvalue_decay,
     fourier_target,
     irls,
     isotropic_matern_gram,
     noise,
     objective,
+    paired_slope_difference,
+    paper_design_rule,
     paper_target,
+    predicted_heavy_tail_ratio,
     quantile_admm,
+    rate_claim,
     rate_exponent,
     ratio_of_means,
     ridge_errors,
@@ -24,6 +30,7 @@ from llmtheory.rkhs_rates import (
     tensor_matern_gram,
     tensor_slope_with_log,
     tensor_testable,
+    variance_spread,
 )
 from llmtheory.seeding import make_rng
 from llmtheory.stats import loglog_slope_with_stderr
@@ -124,8 +131,10 @@ def test_noise_laws_and_bad_names():
     rng = make_rng(0, "noise")
     contaminated = noise(rng, 20000, "contaminated", 1.0)
     assert np.mean(np.abs(contaminated) > 5) > 0.05  # the 10 % gross errors
+    cauchy = noise(rng, 20000, "cauchy", 2.0)
+    assert np.median(np.abs(cauchy)) == pytest.approx(2.0, rel=0.05)  # the quartiles of Cauchy(0, σ) are ±σ
     with pytest.raises(ValueError, match="noise"):
-        noise(rng, 3, "cauchy", 1.0)
+        noise(rng, 3, "laplace", 1.0)
     with pytest.raises(ValueError, match="loss"):
         Loss("hinge")
 
@@ -260,3 +269,111 @@ def test_slope_and_ratio_intervals_cover_the_truth():
 def test_tensor_rate_is_testable_only_where_the_log_factor_no_longer_hides_it():
     assert not tensor_testable((0.75, 1.25, 2.5), (2, 3), [150, 300, 600], 0.15)
     assert tensor_testable((0.75,), (3,), [1e12, 1e14], 0.15)
+
+
+def test_tensor_testable_needs_the_right_direction_and_a_narrow_interval():
+    # d = 3, t = 2.5 at small n: the log-corrected tensor slope is *flatter* than the isotropic one
+    assert tensor_slope_with_log(2.5, 3, [60, 100, 160]) > -rate_exponent(2.5, 3) + 0.15
+    assert not tensor_testable((2.5,), (3,), [60, 100, 160], 0.15)
+    ns = [1e12, 1e14]
+    assert tensor_testable((0.75,), (3,), ns, 0.15, {(3, 0.75): 0.1})
+    assert not tensor_testable((0.75,), (3,), ns, 0.15, {(3, 0.75): 0.3})  # too wide to resolve the gap
+
+
+def _rates_table(fixed_exponent, gcv_exponent=0.7, replicates=10):
+    import pandas as pd
+
+    rows = []
+    for r in range(replicates):
+        for n in (100, 200, 400, 800):
+            jitter = np.exp(make_rng(r, "paired", n).normal(0, 0.05, 2))
+            rows.append(
+                dict(
+                    smoothness=1.25,  # theory −2.5/3.5 ≈ −0.714
+                    replicate=r,
+                    n=n,
+                    gcv_error=n**-gcv_exponent * jitter[0],
+                    fixed_lambda_error=n**-fixed_exponent * jitter[1],
+                )
+            )
+    return pd.DataFrame(rows)
+
+
+def test_paired_difference_and_rate_claim_separate_a_flattening_control():
+    table = _rates_table(fixed_exponent=0.4)
+    diff = paired_slope_difference(table, "gcv_error", "fixed_lambda_error")
+    assert diff.value == pytest.approx(-0.3, abs=0.05) and diff.high < 0
+    claim = rate_claim(table, 0.1)
+    assert claim["holds"].holds and claim["holds"].decisive and not claim["control"].holds.holds
+    # a control with the same slope: the paired difference is ~0, so the rule cannot pass decisively
+    same = rate_claim(_rates_table(fixed_exponent=0.7), 0.1)
+    assert not same["holds"].decisive
+
+
+def test_asymptotic_efficiencies_and_the_paper_design_rule():
+    assert asymptotic_variance_factor("LAD", "gaussian") == pytest.approx(np.pi / 2)
+    assert asymptotic_variance_factor("LAD", "t2") == pytest.approx(2.0)
+    assert asymptotic_variance_factor("Huber", "gaussian") == pytest.approx(1.053, abs=1e-3)
+    huber = asymptotic_variance_factor("Huber", "t2") / asymptotic_variance_factor("Huber", "gaussian")
+    assert huber == pytest.approx(1.85, abs=0.01)
+    assert predicted_heavy_tail_ratio("Huber", 0.5) == pytest.approx(huber**0.7)
+    import pandas as pd
+
+    def ratios(lad, hub, ls):
+        return pd.DataFrame(
+            [
+                dict(dim=1, beta=b, loss=loss, ratio=Estimate(v, v * 0.95, v * 1.05))
+                for b in (0.5, 1.0)
+                for loss, v in (("LAD", lad), ("Huber", hub), ("least squares", ls))
+            ]
+        )
+
+    good = paper_design_rule(ratios(1.1, 1.3, 5.0))
+    assert good["holds"].holds and good["holds"].decisive and not good["control"].holds.holds
+    assert not paper_design_rule(ratios(1.1, 1.8, 5.0))["holds"].holds  # Huber above 1.85^0.8125 ≈ 1.65
+
+
+def test_robust_gcv_for_lad_and_huber_minimises_the_robust_score(data):
+    _, y, spec = data
+    lambdas = np.logspace(-7, -1, 7)
+    for loss in (Loss("quantile", tau=0.5), Loss("huber", 0.4)):
+        path = robust_gcv(spec, y, loss, lambdas)
+        i = path.best_index
+        expected = np.mean(loss.rho(y - path.best.fitted)) / (1 - spec.hat_trace(lambdas[i]) / spec.n) ** 2
+        assert path.scores[i] == pytest.approx(expected) and path.scores[i] == path.scores.min()
+        assert 0 < i < len(lambdas) - 1  # an interior λ: GCV trades fit against complexity
+
+
+def test_variance_spread_is_one_for_identical_curves_and_sees_a_scaled_target():
+    rng = make_rng(0, "spread")
+    curves = rng.normal(size=(30, 50))
+    same = {("L", 1.0, t): curves for t in (1, 2)}
+    assert variance_spread(same, "L", make_rng(0, "b"), n_boot=50).value == pytest.approx(1.0)
+    scaled = {("L", 1.0, 1): curves, ("L", 1.0, 2): 2 * curves}
+    assert variance_spread(scaled, "L", make_rng(0, "b"), n_boot=50).value == pytest.approx(4.0)
+
+
+def test_eigenvalue_decay_orders_the_kernels():
+    b1, b_iso, b_tensor = (
+        eigenvalue_decay(d, k, n=400) for d, k in ((1, "isotropic"), (2, "isotropic"), (2, "tensor"))
+    )
+    assert b_iso < min(b1, b_tensor) and 3 < b_iso < 5
+
+
+def test_exercise_checkers_fail_on_wrong_answers():
+    import nbformat
+
+    from llmtheory import rkhs_rates as rk
+    from llmtheory.paths import repo_root
+
+    cells = nbformat.read(repo_root() / "notebooks" / "rkhs_rates.ipynb", 4).cells
+    namespace = {"np": np, "rk": rk}
+    for cell in cells:
+        if cell.cell_type == "code" and "def check_exercise_" in cell.source:
+            exec(cell.source, namespace)  # Exercise 1's cell also runs its instructor's answer
+    assert namespace["check_exercise_1"](0.5, 0.8)
+    for wrong in ((None, None), (0.8, 0.5), (0.5, 0.5)):
+        with pytest.raises(AssertionError):
+            namespace["check_exercise_1"](*wrong)
+    with pytest.raises(AssertionError):
+        namespace["check_exercise_4"](6.0, 3.5, 6.0)  # the theoretical values, not the fitted ones

@@ -12,8 +12,9 @@ def loglog_slope(x, y) -> float:
 
 
 def loglog_slope_with_stderr(x, ys) -> tuple[float, float]:
-    """Slope of the log of the replicate-mean of ``ys`` (replicates × len(x)) against log x, and the
-    standard error of that slope from the spread of the per-replicate slopes."""
+    """Slope against log x of the replicate-mean of log ``ys`` (replicates × len(x)), i.e. of the log of the
+    geometric mean, which equals the mean of the per-replicate slopes; and the standard error of that slope
+    from the spread of the per-replicate slopes."""
     log_x, log_ys = np.log(np.asarray(x, float)), np.log(np.asarray(ys, float))
     per_replicate = np.polyfit(log_x, log_ys.T, 1)[0]
     pooled = np.polyfit(log_x, log_ys.mean(axis=0), 1)[0]
