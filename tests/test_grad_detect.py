@@ -1,5 +1,7 @@
 """Tests of the Grad Detect module: probe loss, per-item layer gradients, references, features, splits, baselines."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -196,21 +198,40 @@ def test_class_references_are_normalised_explicit_class_means(name, world):
 
 def test_memory_estimate_counts_what_it_says():
     model, _ = zoo.load("fact-llama-h64")
-    found = gd.memory_estimate(model, batch_size=8, tokens=20, reference_classes=3)
+    found = gd.memory_estimate(model, batch_size=8, tokens=20, reference_classes=3, explicit_items=5)
     assert found["weights"] == 4 * sum(p.numel() for p in model.parameters())
-    assert found["explicit gradients (not formed)"] == 4 * 8 * 8 * 64 * 128
+    assert found["explicit gradients (check cell)"] == 2 * 4 * 5 * 8 * 64 * 128  # formed twice, independent of batch
     assert found["class references"] == 4 * 3 * 8 * 64 * 128
-    assert found["total"] == pytest.approx(
-        sum(v for k, v in found.items() if k not in ("total", "explicit gradients (not formed)"))
-    )
+    assert found["total"] == pytest.approx(sum(v for k, v in found.items() if k != "total"))
     qwen = gd.config_from_dict(gd.QWEN25_05B)
-    big = gd.memory_estimate(qwen, batch_size=1, tokens=48, reference_classes=16)
+    big = gd.memory_estimate(qwen, batch_size=1, tokens=48, reference_classes=16, explicit_items=1)
     assert 1.8e9 < big["weights"] < 2.1e9  # 494 M float32 parameters
-    assert big["explicit gradients (not formed)"] == pytest.approx(4 * 24 * 896 * 4864)  # 0.42 GB per item
+    assert big["explicit gradients (check cell)"] == pytest.approx(2 * 4 * 24 * 896 * 4864)  # 0.42 GB per item, twice
     batch = gd.choose_batch_size(qwen, tokens=48, reference_classes=16, budget_bytes=14 * 2**30)
     fits = gd.memory_estimate(qwen, batch_size=batch, tokens=48, reference_classes=16)["total"]
     more = gd.memory_estimate(qwen, batch_size=2 * batch, tokens=48, reference_classes=16)["total"]
     assert fits <= 14 * 2**30 < more
+
+
+def test_probe_batch_pads_without_a_pad_token(world):
+    tokenizer = copy.deepcopy(zoo.load("fact-gpt2-h64")[1])
+    prompts = _prompts(tokenizer, world, n=2)
+    prompts[1] = prompts[1][:-2]
+    tokenizer.pad_token = None  # GPT-2's own tokenizer has none
+    assert tokenizer.pad_token_id is None
+    batch = gd.probe_batch(tokenizer, prompts, tw.PROBE_POSITIVE)
+    assert batch.input_ids[1, -1] == tokenizer.eos_token_id and batch.attention_mask[1, -2:].sum() == 0
+
+
+def test_shuffled_label_control_is_a_distribution_around_chance():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(120, 4, 2)), rng.integers(0, 2, 120)
+    x[:, 0, 0] += 2 * (y == 0)  # a strong planted signal: class 0 is "positive"
+    aurocs = gd.shuffled_label_aurocs(x[:80], y[:80], x[80:], y[80:] == 0, seed=0, n_perm=40)
+    assert aurocs.shape == (40,) and aurocs.std() > 0.02  # different permutations, different predictors
+    assert abs(np.median(aurocs) - 0.5) < 0.25
+    diff = gd.permutation_difference(aurocs, 0.9)
+    assert diff.low <= diff.value <= diff.high < 0.4
 
 
 def test_semantic_entropy_takes_any_equivalence():

@@ -278,13 +278,21 @@ class ProbeBatch:
     probe_mask: torch.Tensor
 
 
+def pad_id(tokenizer) -> int:
+    """The token that fills padded positions: the pad token, else end-of-sequence (GPT-2 has no pad token), else 0.
+    Padded positions are masked out, so any id will do."""
+    for found in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
+        if found is not None:
+            return int(found)
+
+
 def probe_batch(tokenizer, prompts: Sequence[Sequence[int]], probe: str) -> ProbeBatch:
     """Teacher-forced inputs ``prompt + probe`` (paper step 2); padding on the right leaves every item's logits
     exactly as without padding under the causal mask."""
     probe_ids = tokenizer(probe, add_special_tokens=False)["input_ids"]
     rows = [list(p) + probe_ids for p in prompts]
     width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    ids = torch.full((len(rows), width), pad_id(tokenizer), dtype=torch.long)
     attention, targets = torch.zeros_like(ids), torch.zeros_like(ids, dtype=torch.bool)
     for b, row in enumerate(rows):
         ids[b, : len(row)] = torch.tensor(row)
@@ -506,9 +514,12 @@ def down_shape(model) -> tuple[int, int, int]:
     return (len(modules), rows, cols) if isinstance(modules[0], nn.Linear) else (len(modules), cols, rows)
 
 
-def memory_estimate(model_or_config, *, batch_size: int, tokens: int, reference_classes: int) -> dict[str, float]:
-    """Bytes a Grad Detect run needs (float32 weights, activations and references), by part, and what forming
-    every item's gradient explicitly would add (``explicit gradients``, the old recipe).
+def memory_estimate(
+    model_or_config, *, batch_size: int, tokens: int, reference_classes: int, explicit_items: int = 0
+) -> dict[str, float]:
+    """Bytes a Grad Detect run needs (float32 weights, activations and references), by part, including the
+    explicit per-item gradients of the check cell (``explicit_items`` items, formed twice: batched outer products
+    and ``vmap``; the features themselves never form them).
 
     ``tokens`` is the longest prompt plus probe, ``reference_classes`` the number of (task, probe, class)
     references kept at once. Activations of the forward–backward pass are counted as ~34·h + 5·I values per
@@ -526,16 +537,24 @@ def memory_estimate(model_or_config, *, batch_size: int, tokens: int, reference_
         "hooked a and δ": 4.0 * values * n_layers * (in_dim + out_dim),
         "class references": 4.0 * reference_classes * n_layers * out_dim * in_dim,
     }
+    parts["explicit gradients (check cell)"] = 2 * 4.0 * explicit_items * n_layers * out_dim * in_dim
     parts["total"] = sum(parts.values())
-    parts["explicit gradients (not formed)"] = 4.0 * batch_size * n_layers * out_dim * in_dim
     return parts
 
 
-def choose_batch_size(model_or_config, *, tokens: int, reference_classes: int, budget_bytes: float, largest=256):
+def choose_batch_size(
+    model_or_config, *, tokens: int, reference_classes: int, budget_bytes: float, largest=256, explicit_items: int = 0
+):
     """The largest power-of-two batch whose :func:`memory_estimate` total fits ``budget_bytes`` (at least 1)."""
     batch = largest
     while batch > 1:
-        found = memory_estimate(model_or_config, batch_size=batch, tokens=tokens, reference_classes=reference_classes)
+        found = memory_estimate(
+            model_or_config,
+            batch_size=batch,
+            tokens=tokens,
+            reference_classes=reference_classes,
+            explicit_items=explicit_items,
+        )
         if found["total"] <= budget_bytes:
             break
         batch //= 2
@@ -553,6 +572,15 @@ QWEN25_05B = {
     "tie_word_embeddings": True,
 }
 """The published configuration of Qwen/Qwen2.5-0.5B-Instruct (its ``config.json``), for estimates offline."""
+
+
+def plan_batch(model, tokenizer, prompts, probe: str, *, reference_classes: int, budget_bytes: float, explicit_items=0):
+    """``(batch size, memory estimate by part, tokens)`` for one model and its prompts: the longest prompt plus
+    probe sets the tokens, :func:`choose_batch_size` the batch, :func:`memory_estimate` what that batch needs."""
+    tokens = max(len(p) for p in prompts) + len(tokenizer(probe, add_special_tokens=False)["input_ids"])
+    sizes = {"tokens": tokens, "reference_classes": reference_classes, "explicit_items": explicit_items}
+    batch = choose_batch_size(model, budget_bytes=budget_bytes, **sizes)
+    return batch, memory_estimate(model, batch_size=batch, **sizes), tokens
 
 
 def config_from_dict(values: dict):
@@ -695,7 +723,7 @@ def sample_answers(
             top_p=1.0,
             max_new_tokens=max_new_tokens,
             num_return_sequences=n_samples,
-            pad_token_id=tokenizer.pad_token_id,
+            pad_token_id=pad_id(tokenizer),
         )
         new = out[:, length:].cpu()
         live = _before_eos(new, tokenizer.eos_token_id)
@@ -1088,11 +1116,13 @@ def bootstrap_estimate(value: float, samples: np.ndarray, confidence: float = 0.
 
 def configuration_spread(
     detection: Detection, pairs: Sequence[tuple[str, str]], *, seed: int, n_boot: int = 1000
-) -> tuple[pd.DataFrame, object]:
-    """Test accuracy of the logistic predictor for each task and probe pair (the paper's 12 configurations: 3
-    tasks × 2 item probes × 2 reference probes), and the largest spread max − min over pairs within a task, as
-    an Estimate with an entity-bootstrap interval (tasks resampled independently, spread = max over tasks)."""
-    rows, spreads = [], []
+) -> tuple[pd.DataFrame, object, float]:
+    """Test accuracy of the logistic predictor for each task and probe pair (our reading of the paper's 12
+    configurations: 3 tasks × 2 item probes × 2 reference probes), the largest spread max − min over pairs within
+    a task, as an Estimate with an entity-bootstrap interval (tasks resampled independently, spread = max over
+    tasks), and the noise floor: the largest, over tasks, median half-width of the 95% paired-bootstrap interval
+    of the accuracy difference between two configurations (a 2-point equivalence is decidable only below 0.02)."""
+    rows, spreads, noise = [], [], []
     for task in detection.tasks:
         test = detection.splits[task].test
         hits = {}
@@ -1109,13 +1139,20 @@ def configuration_spread(
         groups = [detection.answers.groups[i] for i in test]
         boot = accuracy_bootstrap({str(p): h for p, h in hits.items()}, groups, seed=seed, n_boot=n_boot, key=task)
         stacked = np.stack(list(boot.values()))
+        widths = [np.subtract(*np.quantile(stacked[i] - stacked[j], [0.975, 0.025])) / 2
+                  for i in range(len(stacked)) for j in range(i + 1, len(stacked))]  # fmt: skip
+        noise.append(float(np.median(widths)) if widths else float("nan"))
         point = max(h.mean() for h in hits.values()) - min(h.mean() for h in hits.values())
         spreads.append((point, stacked.max(0) - stacked.min(0)))
     table = pd.DataFrame(rows)
     if not spreads:
-        return table, None
+        return table, None, float("nan")
     worst = max(range(len(spreads)), key=lambda i: spreads[i][0])
-    return table, bootstrap_estimate(spreads[worst][0], np.max([s for _, s in spreads], axis=0))
+    return (
+        table,
+        bootstrap_estimate(spreads[worst][0], np.max([s for _, s in spreads], axis=0)),
+        float(np.nanmax(noise)),
+    )
 
 
 def layer_ablation(
@@ -1168,8 +1205,12 @@ def measure_costs(
         "Grad Detect, all layers": lambda p: grad_detect(p, None),
         f"Grad Detect, last {last_k} layers": lambda p: grad_detect(p, top),
         "greedy answer": lambda p: greedy_answers(model, tokenizer, [p], max_new_tokens=max_new_tokens),
-        "self-consistency (5 samples)": lambda p: sample_answers(model, tokenizer, [p], 5, seed=seed),
-        "semantic entropy (10 samples)": lambda p: sample_answers(model, tokenizer, [p], 10, seed=seed),
+        "self-consistency (5 samples)": lambda p: sample_answers(
+            model, tokenizer, [p], 5, seed=seed, max_new_tokens=max_new_tokens
+        ),
+        "semantic entropy (10 samples)": lambda p: sample_answers(
+            model, tokenizer, [p], 10, seed=seed, max_new_tokens=max_new_tokens
+        ),
     }
     names = list(methods)
     on_gpu = _device(model).type == "cuda"
@@ -1286,6 +1327,29 @@ def accuracy_estimate(hits: np.ndarray, groups: Sequence[str], *, seed: int, n_b
     Two calls with the same ``groups`` and ``key`` draw the same resamples, so their samples pair up."""
     samples = accuracy_bootstrap({"hits": np.asarray(hits, float)}, groups, seed=seed, n_boot=n_boot, key=key)["hits"]
     return bootstrap_estimate(float(np.mean(hits)), samples), samples
+
+
+def shuffled_label_aurocs(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, positive: np.ndarray, *, seed: int, n_perm: int
+) -> np.ndarray:
+    """AUROC for ``positive`` (class 0) of the logistic predictor refitted on ``n_perm`` random permutations of the
+    training labels: the distribution of what the recipe reaches with no label information."""
+    rng = make_rng(seed, "grad_detect", "shuffled labels")
+    flat = x_test.reshape(len(x_test), -1)
+    return np.array(
+        [
+            auroc(positive, fit_logistic(x_train, rng.permutation(y_train)).predict_proba(flat)[:, 0])
+            for _ in range(n_perm)
+        ]
+    )
+
+
+def permutation_difference(permuted: np.ndarray, baseline: float, confidence: float = 0.95):
+    """Mean of ``permuted − baseline`` with the permutation distribution's central interval (an Estimate)."""
+    from .claims import Estimate
+
+    low, high = np.quantile(permuted - baseline, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return Estimate(float(np.mean(permuted) - baseline), float(low), float(high))
 
 
 def auroc_difference(scores: dict, positive: np.ndarray, boot: dict, first: str, second: str):
