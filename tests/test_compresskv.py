@@ -408,3 +408,74 @@ def test_answer_focus_matches_the_attention_of_a_full_forward(model, prompt, sta
     focus = ckv.answer_focus(model, item, state, layer=1, head=4)
     attention = model(input_ids=torch.tensor([prompt + [5, 6]]), output_attentions=True).attentions[1]
     assert focus == int(attention[0, 4, -1].argmax())
+
+
+def test_prefill_computes_one_position_of_logits_and_blocks_of_queries(model, prompt, monkeypatch):
+    """The prefill's memory: logits for the last position only (not T × vocab), attention rows in blocks."""
+    logits_shapes, query_counts = [], []
+    hook = model.lm_head.register_forward_hook(lambda module, args, out: logits_shapes.append(tuple(out.shape)))
+    rows = ckv.attention_rows
+
+    def counted(query, *args, **kwargs):
+        query_counts.append(query.shape[-2])
+        return rows(query, *args, **kwargs)
+
+    monkeypatch.setattr(ckv, "PREFILL_CHUNK", 16)
+    monkeypatch.setattr(ckv, "attention_rows", counted)
+    try:
+        ckv.prefill(model, prompt)
+    finally:
+        hook.remove()
+    assert logits_shapes == [(1, 1, model.config.vocab_size)]
+    assert query_counts and max(query_counts) <= max(16, ckv.WINDOW)
+
+
+def test_full_cache_correct_keeps_only_the_answers_logits(model, prompt):
+    from types import SimpleNamespace
+
+    shapes = []
+    hook = model.lm_head.register_forward_hook(lambda module, args, out: shapes.append(out.shape[1]))
+    try:
+        greedy = int(model(input_ids=torch.tensor([prompt])).logits[0, -1].argmax())
+        shapes.clear()
+        assert ckv.full_cache_correct(model, SimpleNamespace(prompt=prompt, expected=[greedy]))
+    finally:
+        hook.remove()
+    assert shapes == [1]
+
+
+def test_resources_count_the_prefill_logits_and_the_cache_share_of_decoding():
+    small, large = dict(ckv.HUB_EXAMPLE), dict(ckv.HUB_EXAMPLE, vocab=2 * ckv.HUB_EXAMPLE["vocab"])
+    grown = ckv.resources(large, 1000, 0).prefill_peak - ckv.resources(small, 1000, 0).prefill_peak
+    assert grown == 4 * ckv.HUB_EXAMPLE["vocab"]  # one position of float32 logits
+    short, long = ckv.decode_cache_share(small, 1000), ckv.decode_cache_share(small, 100_000)
+    assert 0 < short < long < 1 and short < 0.1
+
+
+def test_random_head_draws_cycle_over_items(state, shape):
+    draws = [[[0, 1]] * shape.layers, [[4, 5]] * shape.layers]
+    calibration = ckv.Calibration([[2, 3]] * shape.layers, draws, {0.2: [0.4, 0.3, 0.3]})
+    assert calibration.random_draw(3) == draws[1] and calibration.random_draw(2) == draws[0]
+    one = ckv.Calibration([[2, 3]] * shape.layers, draws[0], {})
+    assert one.random_draw(5) == draws[0]
+    plans = [calibration.plan("random-compresskv", state, 0.2, shape, draw=d) for d in (0, 1)]
+    assert plans[0].budgets == plans[1].budgets  # the same error-aware budgets, different heads vote
+    expected = ckv.select_positions(
+        "compresskv",
+        state,
+        ckv.budget_tokens(0.2, state.length),
+        shape,
+        semantic_heads=draws[1],
+        layer_weights=[0.4, 0.3, 0.3],
+    )
+    assert all(torch.equal(a, b) for a, b in zip(plans[1].positions, expected.positions, strict=True))
+
+
+def test_decode_timing_times_every_plan_once_per_repeat_in_a_seeded_shuffled_order(model, state, shape):
+    plans = {name: plan_for(name, state, shape, 40) for name in ("full", "snapkv", "streamingllm", "h2o")}
+    first = pd.DataFrame(ckv.decode_timing(model, state, plans, n_tokens=1, repeats=4, seed=3))
+    again = pd.DataFrame(ckv.decode_timing(model, state, plans, n_tokens=1, repeats=4, seed=3))
+    orders = [tuple(part["plan"]) for _, part in first.groupby("repeat", sort=True)]
+    assert all(sorted(order) == sorted(plans) for order in orders)
+    assert len(set(orders)) > 1  # the order changes between repeats
+    assert list(again["plan"]) == list(first["plan"])  # and is seeded

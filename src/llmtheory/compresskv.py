@@ -50,10 +50,12 @@ METHODS = (
     "random-heads",
     "error-budgets",
     "compresskv",
+    "random-compresskv",
 )
 """Every method :func:`select_positions` knows; ``srh-selection`` and ``error-budgets`` are CompressKV's two
 components alone (the ablation): SRH scoring with uniform budgets, and SnapKV scoring with error-aware budgets;
-``random-heads`` is the ablation's control, ``srh-selection`` with randomly drawn heads in place of the SRHs."""
+``random-heads`` and ``random-compresskv`` are the controls, ``srh-selection`` and ``compresskv`` with randomly
+drawn heads in place of the SRHs."""
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,7 @@ def prefill(model, input_ids: Sequence[int], window: int = WINDOW) -> Prefill:
         raise ValueError(f"a prompt of {ids.shape[1]} tokens is shorter than the window ({window}) plus two")
     stats = _WindowStats(window, {}, {})
     with _attention_implementation(model, STATS_ATTENTION, window_stats_attention, stats):
-        out = model(input_ids=ids[:, :-1], use_cache=True)
+        out = model(input_ids=ids[:, :-1], use_cache=True, logits_to_keep=1)  # no T × vocab logits
     layers = geometry(model).layers
     if sorted(stats.rows) != list(range(layers)):
         raise ValueError(f"the attention statistics of layers {sorted(stats.rows)} came back, not of all {layers}")
@@ -471,7 +473,7 @@ def layer_budgets(
         return pyramid_budgets(average, shape.layers, length)
     if method == "cake":
         return cake_budgets(average, cake_preferences(state.window_attention), length)
-    if method in ("compresskv", "error-budgets"):
+    if method in ("compresskv", "error-budgets", "random-compresskv"):
         if layer_weights is None:
             raise ValueError(f"{method} needs layer_weights (from eviction_errors)")
         return error_aware_budgets(average, layer_weights, length)
@@ -501,16 +503,22 @@ def select_positions(
       ``semantic_heads[l]`` only, the same positions for every KV head of the layer (uniform budgets);
     * ``random-heads``: the same with ``random_heads[l]`` in place of the SRHs (the control);
     * ``error-budgets``: SnapKV's selection with CompressKV's error-aware budgets (``layer_weights``);
-    * ``compresskv``: SRH selection with error-aware budgets.
+    * ``compresskv``: SRH selection with error-aware budgets;
+    * ``random-compresskv``: the same with ``random_heads[l]`` in place of the SRHs (the control of the claims).
     """
     if method not in METHODS:
         raise ValueError(f"method={method!r} is not one of {METHODS}")
     length = state.length
     average = max(min(average, length), window)
     budgets = layer_budgets(method, average, shape, length, layer_weights, state)
-    chosen_heads = {"srh-selection": semantic_heads, "compresskv": semantic_heads, "random-heads": random_heads}
+    chosen_heads = {
+        "srh-selection": semantic_heads,
+        "compresskv": semantic_heads,
+        "random-heads": random_heads,
+        "random-compresskv": random_heads,
+    }
     if method in chosen_heads and chosen_heads[method] is None:
-        raise ValueError(f"{method} needs {'random_heads' if method == 'random-heads' else 'semantic_heads'}")
+        raise ValueError(f"{method} needs {'random_heads' if method.startswith('random') else 'semantic_heads'}")
     positions = []
     for layer, budget in enumerate(budgets):
         if method == "full" or budget >= length:
@@ -527,7 +535,7 @@ def select_positions(
         elif method in ("snapkv", "pyramidkv", "error-budgets"):
             votes = per_kv_head(snapkv_scores(state.window_attention[layer]), shape.kv_heads)
             kept = top_positions(votes, budget, length, window)
-        else:  # srh-selection, random-heads, compresskv
+        else:  # srh-selection, random-heads, compresskv, random-compresskv
             votes = snapkv_scores(state.window_attention[layer])[list(chosen_heads[method][layer])].mean(dim=0)
             kept = top_positions(votes[None], budget, length, window).expand(shape.kv_heads, -1).clone()
         positions.append(kept)
@@ -833,13 +841,17 @@ def answer_questions(
     return outcomes
 
 
-def decode_timing(model, state: Prefill, plans: dict, n_tokens: int, repeats: int) -> list[dict]:
+def decode_timing(model, state: Prefill, plans: dict, n_tokens: int, repeats: int, seed: int = 0) -> list[dict]:
     """CPU seconds per decoded token from each plan's compressed cache (``plans``: name → :class:`Plan`), and the
-    KV bytes it holds. Each repeat times every plan once, in turn (interleaved, so a change of machine load hits
-    all of them alike). Returns one row per plan and repeat."""
+    KV bytes it holds. Each repeat times every plan once, in an order shuffled per repeat (seeded by ``seed``), so
+    that neither a change of machine load nor a warm-up favours a plan. Returns one row per plan and repeat."""
+    from .seeding import make_rng
+
     rows = []
+    names = list(plans)
     for repeat in range(repeats):
-        for name, plan in plans.items():
+        for index in make_rng(seed, "timing order", repeat).permutation(len(names)):
+            name, plan = names[index], plans[names[index]]
             cache = compress_cache(state.cache, plan.positions)
             held = cache_bytes(cache)
             start = time.process_time()
@@ -948,22 +960,28 @@ def budget_tokens(fraction: float, length: int, window: int = WINDOW) -> int:
 
 @dataclass(frozen=True)
 class Calibration:
-    """What the offline steps found: ``semantic_heads[l]`` (the layer's top SRHs), ``random_heads[l]`` (as many
-    heads drawn at random, the control), and ``layer_weights[fraction]`` (error-aware weights per budget)."""
+    """What the offline steps found: ``semantic_heads[l]`` (the layer's top SRHs), ``random_heads`` (as many heads
+    per layer drawn at random, the control: one draw ``random_heads[l]``, or several draws ``random_heads[d][l]``),
+    and ``layer_weights[fraction]`` (error-aware weights per budget)."""
 
     semantic_heads: list[list[int]]
     random_heads: list[list[int]]
     layer_weights: dict
 
-    def plan(self, method: str, state: Prefill, fraction: float, shape: Geometry) -> Plan:
-        """``method``'s plan for ``state`` at a budget of ``fraction`` of its KV."""
+    def random_draw(self, draw: int) -> list[list[int]]:
+        """The random head set of draw ``draw`` (cycling through the draws; a single draw serves every ``draw``)."""
+        several = isinstance(self.random_heads[0][0], (list, tuple))
+        return self.random_heads[draw % len(self.random_heads)] if several else self.random_heads
+
+    def plan(self, method: str, state: Prefill, fraction: float, shape: Geometry, draw: int = 0) -> Plan:
+        """``method``'s plan for ``state`` at a budget of ``fraction`` of its KV (random heads of draw ``draw``)."""
         return select_positions(
             method,
             state,
             budget_tokens(fraction, state.length),
             shape,
             semantic_heads=self.semantic_heads,
-            random_heads=self.random_heads,
+            random_heads=self.random_draw(draw),
             layer_weights=self.layer_weights.get(fraction),
         )
 
@@ -988,7 +1006,8 @@ def calibrate_layer_weights(model, items, states, semantic_heads, fraction: floa
 
 def accuracy_sweep(model, items, states, methods, fractions, calibration: Calibration, scorer: Scorer, progress=None):
     """Every method at every budget on every item (its prefill in ``states``; one compressed cache per method and
-    budget; ``full`` only at 100%), scored by ``scorer``. Returns a list of row dicts."""
+    budget; ``full`` only at 100%), scored by ``scorer``; item ``i`` uses random-head draw ``i`` (so the controls
+    average over draws). Returns a list of row dicts."""
     shape = geometry(model)
     rows = []
     pairs = list(zip(items, states, strict=True))
@@ -997,7 +1016,8 @@ def accuracy_sweep(model, items, states, methods, fractions, calibration: Calibr
             for method in methods:
                 if method == "full" and fraction < 1:
                     continue  # the full cache does not depend on the budget: run it once, at 100%
-                result = answer_from_plan(model, state, calibration.plan(method, state, fraction, shape), item, scorer)
+                plan = calibration.plan(method, state, fraction, shape, draw=index)
+                result = answer_from_plan(model, state, plan, item, scorer)
                 rows.append(
                     dict(
                         item=index,
@@ -1040,7 +1060,8 @@ def full_cache_correct(model, item: NeedleItem) -> bool:
     """Greedy exact match with the full cache, by teacher forcing: the argmax after the prompt and after each
     expected token is the next expected token (one forward pass; the same verdict as greedy decoding)."""
     ids = torch.tensor([item.prompt + item.expected[:-1]], device=model.device)
-    predicted = model(input_ids=ids).logits[0, -len(item.expected) :].argmax(-1).cpu()
+    keep = len(item.expected)  # only the answer's logits, not T × vocab of them
+    predicted = model(input_ids=ids, logits_to_keep=keep).logits[0, -keep:].argmax(-1).cpu()
     return predicted.tolist() == list(item.expected)
 
 
@@ -1177,7 +1198,8 @@ HUB_EXAMPLE = dict(
 @dataclass(frozen=True)
 class Resources:
     """What a run needs: ``weights`` and ``kv`` (full cache of one prompt) in bytes, ``prefill_peak`` (the
-    attention statistics and the largest block of weights of :func:`prefill`), ``naive_attention`` (what keeping
+    attention statistics, the largest block of weights and the one position's logits of :func:`prefill`),
+    ``naive_attention`` (what keeping
     every layer's H×T×T attention would take), and the floating-point operations of one prompt's prefill and of
     all its decoded tokens."""
 
@@ -1201,11 +1223,18 @@ def resources(shapes: dict, tokens: int, decoded: int, bytes_per_number: int = 4
     return Resources(
         weights=parameters * bytes_per_number,
         kv=2 * layers * kv_heads * head_dim * tokens * bytes_per_number,
-        prefill_peak=stats + 4 * heads * min(PREFILL_CHUNK, tokens) * tokens,
+        prefill_peak=stats + 4 * heads * min(PREFILL_CHUNK, tokens) * tokens + 4 * vocab,  # logits_to_keep=1
         naive_attention=4 * layers * heads * tokens * tokens,
         prefill_flops=2 * (layers * per_layer) * tokens + attention_flops,
         decode_flops=decoded * (2 * parameters + 4 * layers * heads * head_dim * tokens),
     )
+
+
+def decode_cache_share(shapes: dict, tokens: int) -> float:
+    """The share of one decoded token's operations (:func:`resources`) spent attending over a cache of ``tokens``
+    positions: the part that compression removes. When it is small, decode time cannot show the saving."""
+    step = resources(shapes, tokens, 1).decode_flops
+    return 4 * shapes["layers"] * shapes["heads"] * shapes["head_dim"] * tokens / step
 
 
 def model_shapes(model) -> dict:
@@ -1259,7 +1288,8 @@ def masking_summary(masking):
 
 def claim_evidence(results, masking, timings, budgets: Sequence[float], tight: float, rng) -> dict:
     """Every estimate the chapter's claims are judged on, with its interval: accuracies (Wilson), paired
-    differences between methods over the budgets ≤ ``tight`` (bootstrap over items), the masking contrast against
+    differences between methods over the budgets ≤ ``tight`` (bootstrap over items), the same for
+    ``random-compresskv`` (CompressKV with random heads, the controls), the masking contrast against
     its random-head control, and the decode-time ratios against the full cache (Student-t over repeats)."""
     full_rows = results[results["method"] == "full"]["correct"]
     smallest = min(b for b in budgets if b < 1)
@@ -1279,7 +1309,7 @@ def claim_evidence(results, masking, timings, budgets: Sequence[float], tight: f
         time_ratio=time_ratio(timings, timing_name("compresskv", smallest), "full"),
         time_control=time_ratio(timings, "full (again)", "full"),
     )
-    for method in ("compresskv", "streamingllm"):
+    for method in ("compresskv", "random-compresskv"):
         evidence[f"{method}_smallest"] = accuracy_at(results, method, smallest)
         evidence[f"{method}_tight"] = accuracy_at(results, method, tight) if tight in budgets else wilson(0, 0)
         evidence[f"{method}_vs_rivals"], evidence[f"{method}_best_rival"] = best_of_difference(
@@ -1289,5 +1319,6 @@ def claim_evidence(results, masking, timings, budgets: Sequence[float], tight: f
     evidence["srh_vs_snapkv"] = paired_difference(results, "srh-selection", "snapkv", low, rng)
     evidence["random_vs_snapkv"] = paired_difference(results, "random-heads", "snapkv", low, rng)
     evidence["budgets_gain"] = paired_difference(results, "compresskv", "srh-selection", low, rng)
+    evidence["random_budgets_gain"] = paired_difference(results, "random-compresskv", "random-heads", low, rng)
     evidence["retrieves"] = evidence["full"].value >= 0.5
     return evidence
