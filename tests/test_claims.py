@@ -163,6 +163,9 @@ def test_a_claim_that_could_not_run_may_have_no_outcome():
     entry = ledger.check("a", claim="c", paper="p", ours="no items", rule="r", kind=MEASURED, holds=None,
                          testable=False, can_fail_because="r")  # fmt: skip
     assert entry.verdict == NOT_TESTABLE
+    untested = ledger.check("c", claim="c", paper="p", ours="no items", rule="r", kind=MEASURED, holds=None,
+                            testable=False, control=Control("random heads", "—", holds=False))  # fmt: skip
+    assert untested.control == "random heads: not evaluated (not testable)" and untested.control_passes is None
     with pytest.raises(ParameterError, match="holds=None is only for a claim marked testable=False"):
         ledger.check("b", claim="c", paper="p", ours="o", rule="r", kind=IDENTITY, holds=None)
 

@@ -320,8 +320,10 @@ class Ledger:
             rule=rule,
             kind=kind,
             verdict=decide(kind, outcome, qualitatively=bool(qualitatively), testable=testable, control=control),
-            control=_control_text(control) if control is not None else None,
-            control_passes=_as_test(control.holds).holds if control is not None else None,
+            control=(_control_text(control) if testable else f"{control.name}: not evaluated (not testable)")
+            if control is not None
+            else None,
+            control_passes=_as_test(control.holds).holds if control is not None and testable else None,
             can_fail_because=can_fail_because,
             decisive=outcome.decisive,
             where=where,
