@@ -192,12 +192,20 @@ def test_pedestal_fits_bootstrap_both_laws_on_the_same_resamples():
     pd.testing.assert_frame_equal(boots["pure power law"], again["pure power law"])
 
 
-def test_interval_below_is_decisive_only_when_the_intervals_are_apart():
-    low, high = Estimate(0.1, 0.05, 0.15), Estimate(0.3, 0.2, 0.4)
-    assert se.interval_below(low, high) == claims.Test(True, True)
-    assert se.interval_below(low, Estimate(0.3, 0.12, 0.4)) == claims.Test(True, False)
-    assert se.interval_below(high, low) == claims.Test(False, True)
-    assert not se.interval_below(low, Estimate(0.1 + 1e-9, 0.05, 0.15)).holds  # the same law, up to rounding
+def test_exponent_gap_is_paired_resample_by_resample():
+    upper, lower = se.PowerLawFit(1.0, 0.3, 0.0, 1.0), se.PowerLawFit(1.0, 0.1, 0.0, 1.0)
+    shared = np.linspace(-0.1, 0.1, 201)  # the same noise in both fits: a paired difference cancels it
+    gap = se.exponent_gap(
+        upper, pd.DataFrame({"exponent": 0.3 + shared}), lower, pd.DataFrame({"exponent": 0.1 + shared})
+    )
+    assert abs(gap.value - 0.2) < 1e-12 and abs(gap.low - 0.2) < 1e-12 and abs(gap.high - 0.2) < 1e-12
+
+
+def test_gap_is_positive_is_decisive_only_when_the_interval_is_above_zero():
+    assert se.gap_is_positive(Estimate(0.2, 0.1, 0.3)) == claims.Test(True, True)
+    assert se.gap_is_positive(Estimate(0.2, 0.0, 0.3)) == claims.Test(True, False)
+    assert se.gap_is_positive(Estimate(-0.2, -0.3, -0.1)) == claims.Test(False, True)
+    assert not se.gap_is_positive(Estimate(1e-9, -0.1, 0.1)).holds  # the same law, up to rounding
 
 
 def test_bootstrap_estimate_contains_the_full_data_value():

@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 import sympy as sp
 from scipy import integrate
@@ -147,3 +148,22 @@ def test_time_samplers_pairs_repeats():
     samplers = {"a": sb.sample_semi_orthogonal, "b": sb.sample_gaussian_polar}
     timings = sb.time_samplers(samplers, [(8, 4)], make_rng(12), 3)
     assert len(timings) == 6 and set(timings["repeat"]) == {0, 1, 2} and (timings["seconds"] > 0).all()
+
+
+def test_shrinks_with_size_compares_the_largest_with_half_the_smallest():
+    assert sb.shrinks_with_size(pd.Series([0.2, 0.15, 0.1]))
+    assert not sb.shrinks_with_size(pd.Series([0.12, 0.115, 0.112]))
+
+
+def test_tall_rate_estimate_scales_the_interval_by_m():
+    frame = pd.DataFrame({"m": [100], "mean σ_min": [0.95], "σ_min 95% low": [0.94], "σ_min 95% high": [0.96]})
+    rate = sb.tall_rate_estimate(frame)
+    assert np.allclose([rate.value, rate.low, rate.high], [5.0, 4.0, 6.0])
+
+
+def test_ratio_at_largest_shape_skips_shapes_where_one_sampler_did_not_run():
+    rows = [("a", 10, 2, r, 2.0) for r in range(3)] + [("b", 10, 2, r, 1.0) for r in range(3)]
+    rows += [("b", 20, 4, r, 1.0) for r in range(3)]
+    timings = pd.DataFrame(rows, columns=["sampler", "m", "n", "repeat", "seconds"])
+    m, n, ratio = sb.ratio_at_largest_shape(timings, "a", "b")
+    assert (m, n) == (10, 2) and abs(ratio.value - 2.0) < 1e-12

@@ -448,13 +448,24 @@ def exponent_estimates(fits: dict[str, PowerLawFit], boots: dict[str, pd.DataFra
     return {name: bootstrap_estimate(fit.exponent, boots[name]["exponent"]) for name, fit in fits.items()}
 
 
-def interval_below(lower: Estimate, upper: Estimate, *, resolution: float = 1e-3) -> Test:
-    """The rule "``lower`` is smaller than ``upper``": holds when the point estimates differ by more than
-    ``resolution`` (fits that converge to the same law differ by rounding only), decisive when the two 95 %
-    intervals do not overlap (or, when it fails, when ``lower``'s interval lies wholly above ``upper``'s)."""
-    holds = lower.value < upper.value - resolution
-    decisive = lower.high < upper.low if holds else lower.low > upper.high
-    return Test(bool(holds), bool(decisive))
+GAP_RESOLUTION = 1e-3
+"""Exponent gaps below this are rounding: two fits that converge to the same law differ by less."""
+
+
+def exponent_gap(
+    upper: PowerLawFit, upper_boot: pd.DataFrame, lower: PowerLawFit, lower_boot: pd.DataFrame
+) -> Estimate:
+    """``upper``'s exponent minus ``lower``'s, with the 95 % percentile interval of the same difference taken
+    resample by resample (both bootstraps must come from :func:`pedestal_fits` with the same seed and key, so that
+    resample ``i`` of each is drawn from the same points: the difference is paired)."""
+    paired = upper_boot["exponent"].to_numpy() - lower_boot["exponent"].to_numpy()
+    return bootstrap_estimate(upper.exponent - lower.exponent, paired)
+
+
+def gap_is_positive(gap: Estimate) -> Test:
+    """The rule "the gap is positive" (beyond :data:`GAP_RESOLUTION`): decisive when its whole interval is."""
+    holds = gap.value > GAP_RESOLUTION
+    return Test(bool(holds), bool(gap.low > GAP_RESOLUTION) if holds else bool(gap.high <= GAP_RESOLUTION))
 
 
 def evidence_of_runs(synthetic: bool) -> dict:

@@ -484,6 +484,30 @@ def large_shape_distances(m: int, n: int, rng: np.random.Generator) -> tuple[Est
     return semi_orthogonal, float(stats.wasserstein_distance(naive, sigma))
 
 
+def shrinks_with_size(w1: pd.Series) -> bool:
+    """Whether a W₁ that should go to 0 with size does so visibly: its value at the largest size (last entry) is at
+    most half its value at the smallest (first entry)."""
+    return bool(w1.iloc[-1] <= 0.5 * w1.iloc[0])
+
+
+def tall_rate_estimate(frame: pd.DataFrame) -> Estimate:
+    """m (1 − mean σ_min) at the largest m of a :func:`regime_statistics` table, with the 95% interval of the mean
+    carried through (rate {eq}`spectral-ball-rate`: it estimates κ_n)."""
+    last = frame.iloc[-1]
+    m = last["m"]
+    return Estimate(m * (1 - last["mean σ_min"]), m * (1 - last["σ_min 95% high"]), m * (1 - last["σ_min 95% low"]))
+
+
+def ratio_at_largest_shape(timings: pd.DataFrame, numerator: str, denominator: str) -> tuple[int, int, Estimate]:
+    """(m, n, :func:`ratio_estimate` of paired times) at the largest shape of :func:`time_samplers` where both
+    samplers ran."""
+    both = timings[timings["sampler"].isin([numerator, denominator])]
+    counts = both.groupby(["m", "n"])["sampler"].nunique()
+    m, n = max(shape for shape, count in counts.items() if count == 2)
+    paired = both[(both["m"] == m) & (both["n"] == n)].pivot(index="repeat", columns="sampler", values="seconds")
+    return int(m), int(n), ratio_estimate(paired[numerator], paired[denominator])
+
+
 def time_samplers(
     samplers: dict[str, Sampler],
     shapes: list[tuple[int, int]],
