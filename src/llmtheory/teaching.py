@@ -17,8 +17,10 @@ its calls are recorded, and returns a table of exercise, checker, result and poi
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import functools
+import io
 import json
 import os
 import re
@@ -164,15 +166,20 @@ def record_checker(label: str, checker):
 
     @functools.wraps(checker)
     def recorded(*args, **kwargs):
+        printed = io.StringIO()
         try:
-            result = checker(*args, **kwargs)
+            with contextlib.redirect_stdout(printed):
+                result = checker(*args, **kwargs)
         except NotImplementedError:
             raise
         except Exception as error:
             _append_grade(label, checker.__name__, False, f"{type(error).__name__}: {error}")
             raise
+        finally:
+            print(printed.getvalue(), end="")  # the student still sees what the checker said
         passed = result is not False and bool(result)
-        _append_grade(label, checker.__name__, passed, "" if passed else f"the checker returned {result!r}")
+        hint = printed.getvalue().strip() or f"the checker returned {result!r}"
+        _append_grade(label, checker.__name__, passed, "" if passed else hint)
         return result
 
     return recorded
