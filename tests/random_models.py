@@ -7,6 +7,7 @@ word-level one (from `tokenizer_from`), so prompts of the toy world tokenize; th
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -47,3 +48,22 @@ def save_random_causal_lm(
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def run_chapter_on_model(slug: str, folder: Path, workdir: Path, monkeypatch, **parameters) -> dict:
+    """Execute chapter ``slug`` at the smoke tier with ``MODEL=<folder>`` (plus ``parameters``); return its ledger."""
+    import papermill
+
+    from llmtheory.paths import repo_root
+
+    monkeypatch.setenv("LLMTHEORY_CLAIMS_DIR", str(workdir / "claims"))
+    notebook = repo_root() / "notebooks" / f"{slug}.ipynb"
+    papermill.execute_notebook(
+        str(notebook),
+        str(workdir / "out.ipynb"),
+        parameters={"SCALE": "smoke", "MODEL": str(folder), **parameters},
+        cwd=str(notebook.parent),
+        kernel_name="python3",
+        progress_bar=False,
+    )
+    return json.loads((workdir / "claims" / "smoke" / f"{slug}.json").read_text())

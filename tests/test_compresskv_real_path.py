@@ -5,20 +5,16 @@ a crash, and everything else (prefill statistics, every method's cache surgery, 
 masking, timings, the memory estimate) must run on Mistral, Phi-3 and Gemma 2 alike.
 """
 
-import json
-
 import numpy as np
 import pandas as pd
-import papermill
 import pytest
 import torch
-from random_models import save_random_causal_lm
+from random_models import run_chapter_on_model, save_random_causal_lm
 
 from llmtheory import compresskv as ckv
 from llmtheory import toyworld as tw
 from llmtheory import zoo
 from llmtheory.claims import MEASURED, NOT_TESTABLE
-from llmtheory.paths import repo_root
 from llmtheory.seeding import make_rng
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -62,17 +58,7 @@ def test_library_end_to_end_on_a_random_model(architecture, tmp_path):
 @pytest.mark.notebook
 def test_chapter_runs_on_a_random_mistral_folder(tmp_path, monkeypatch):
     folder = save_random_causal_lm("mistral", tmp_path / "mistral")
-    monkeypatch.setenv("LLMTHEORY_CLAIMS_DIR", str(tmp_path / "claims"))
-    notebook = repo_root() / "notebooks" / "compresskv.ipynb"
-    papermill.execute_notebook(
-        str(notebook),
-        str(tmp_path / "out.ipynb"),
-        parameters={"SCALE": "smoke", "MODEL": str(folder), "DECODE_TOKENS": 8},
-        cwd=str(notebook.parent),
-        kernel_name="python3",
-        progress_bar=False,
-    )
-    ledger = json.loads((tmp_path / "claims" / "smoke" / "compresskv.json").read_text())
+    ledger = run_chapter_on_model("compresskv", folder, tmp_path, monkeypatch, DECODE_TOKENS=8)
     assert ledger["model"] == str(folder)
     accuracy_rows = [
         c for c in ledger["claims"] if c["kind"] == MEASURED and c["id"] != "decode-time"

@@ -4,19 +4,15 @@ A model that knows nothing gives no correct answers and no refusals: every task 
 and the chapter must end with "not testable" rows, never a crash.
 """
 
-import json
-
 import numpy as np
-import papermill
 import pytest
 import torch
-from random_models import save_random_causal_lm
+from random_models import run_chapter_on_model, save_random_causal_lm
 
 from llmtheory import grad_detect as gd
 from llmtheory import toyworld as tw
 from llmtheory import zoo
 from llmtheory.claims import MEASURED, NOT_TESTABLE
-from llmtheory.paths import repo_root
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -49,17 +45,7 @@ def test_library_end_to_end_on_a_random_model(architecture, tmp_path):
 @pytest.mark.notebook
 def test_chapter_runs_on_a_random_mistral_folder(tmp_path, monkeypatch):
     folder = save_random_causal_lm("mistral", tmp_path / "mistral")
-    monkeypatch.setenv("LLMTHEORY_CLAIMS_DIR", str(tmp_path / "claims"))
-    notebook = repo_root() / "notebooks" / "grad_detect.ipynb"
-    papermill.execute_notebook(
-        str(notebook),
-        str(tmp_path / "out.ipynb"),
-        parameters={"SCALE": "smoke", "MODEL": str(folder), "MODELS": [str(folder)]},
-        cwd=str(notebook.parent),
-        kernel_name="python3",
-        progress_bar=False,
-    )
-    ledger = json.loads((tmp_path / "claims" / "smoke" / "grad_detect.json").read_text())
+    ledger = run_chapter_on_model("grad_detect", folder, tmp_path, monkeypatch, MODELS=[str(folder)])
     assert ledger["model"] == str(folder)
     detection_rows = [c for c in ledger["claims"] if c["kind"] == MEASURED and not c["id"].startswith("cost")]
     assert detection_rows and all(c["verdict"] == NOT_TESTABLE for c in detection_rows)
