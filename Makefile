@@ -59,11 +59,12 @@ page: $(STAMP)
 check-book: book
 	$(PY) -m llmtheory.check_book _build/html --screenshots _build/screenshots
 
-# Unit tests, then every chapter at SCALE="smoke" through papermill, with the network unreachable.
+# Unit tests, then every chapter at SCALE="smoke" through papermill, with the network unreachable, on one
+# pytest-xdist worker per core (a chapter's two notebook tests share a worker: see tests/test_notebooks.py).
 test: $(STAMP)
 	$(PY) -m ruff check src tests
 	$(PY) -m ruff format --check src tests
-	.ci/offline $(PY) -m pytest
+	.ci/offline $(PY) -m pytest -n auto --dist loadgroup
 
 # The periodic compatibility check of the Colab path: a separate environment made by `pip install -e .[dev]`
 # alone (pyproject's lower bounds, the newest versions allowed, as Colab's pip resolves them), every chapter at

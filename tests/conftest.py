@@ -5,19 +5,27 @@ import os
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+OUTPUT_VARIABLES = ("LLMTHEORY_CLAIMS_DIR", "LLMTHEORY_FIGURES_DIR")
+if "PYTEST_XDIST_WORKER" in os.environ:
+    # Parallel workers (`pytest -n`): one thread per process for torch, BLAS and the notebook kernels they start.
+    # Two workers with two threads each on two cores oversubscribe them, and torch's threads then spin.
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _claims_to_tmp(tmp_path_factory):
-    """Ledgers written by tests (and by the notebook kernels they start) never touch _build/claims."""
-    folder = tmp_path_factory.mktemp("claims")
-    previous = os.environ.get("LLMTHEORY_CLAIMS_DIR")
-    os.environ["LLMTHEORY_CLAIMS_DIR"] = str(folder)
-    yield folder
-    if previous is None:
-        os.environ.pop("LLMTHEORY_CLAIMS_DIR", None)
-    else:
-        os.environ["LLMTHEORY_CLAIMS_DIR"] = previous
+def _outputs_to_tmp(tmp_path_factory):
+    """Ledgers and figures written by tests (and by the notebook kernels they start) never touch _build/claims or
+    _build/figures: the book's outputs survive `make test`, and parallel workers (pytest -n) never share a file."""
+    folders = {name: tmp_path_factory.mktemp(name.split("_")[1].lower()) for name in OUTPUT_VARIABLES}
+    previous = {name: os.environ.get(name) for name in OUTPUT_VARIABLES}
+    os.environ.update({name: str(folder) for name, folder in folders.items()})
+    yield folders
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="module")

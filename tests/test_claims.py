@@ -26,6 +26,7 @@ from llmtheory.claims import (
     load_ledgers,
     render_claims_page,
     render_findings,
+    run_time,
     summary_counts,
     summary_figure,
     within,
@@ -194,7 +195,8 @@ def test_save_writes_tier_seed_model_time_kinds_and_controls(tmp_path):
     saved = json.loads(path.read_text())
     assert path.name == "spectral_ball.json"
     assert saved["scale"] == "smoke" and saved["seed"] == 3 and saved["model"] is None
-    assert saved["wall_time_s"] >= 0 and "torch" in saved["versions"]
+    assert saved["wall_time_s"] >= 0 and saved["cpu_time_s"] >= 0 and "torch" in saved["versions"]
+    assert "CPU" in run_time(saved) and run_time({"wall_time_s": 3.0}) == "3 s"  # older ledgers lack CPU time
     claims = saved["claims"]
     assert [c["verdict"] for c in claims] == [REPRODUCED, NOT_REPRODUCED, CHECK_PASSED, CHECK_PASSED, NOT_TESTABLE]
     assert [c["kind"] for c in claims] == [MEASURED, MEASURED, IDENTITY, PUBLISHED, ASSUMED]

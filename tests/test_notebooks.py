@@ -17,7 +17,8 @@ from book_files import toc_notebooks
 from llmtheory.claims import VERDICTS, deterministic_part
 
 SMOKE_BUDGET_S = float(os.environ.get("LLMTHEORY_SMOKE_BUDGET_S", 60))  # 45 s target, margin for a busy CI
-CHAPTERS = toc_notebooks()
+# Both tests of a chapter run on one pytest-xdist worker (`--dist loadgroup`), so the second reuses the first's ledger.
+CHAPTERS = [pytest.param(path, id=path.stem, marks=pytest.mark.xdist_group(path.stem)) for path in toc_notebooks()]
 _first_runs: dict[str, dict] = {}
 
 
@@ -52,7 +53,7 @@ def run_at_smoke_scale(notebook: Path, workdir: Path, monkeypatch) -> tuple[dict
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("notebook", CHAPTERS)
 def test_chapter_runs_at_smoke_scale(notebook, tmp_path, monkeypatch):
     ledger, elapsed = run_at_smoke_scale(notebook, tmp_path, monkeypatch)
     _first_runs[notebook.stem] = ledger
@@ -63,7 +64,7 @@ def test_chapter_runs_at_smoke_scale(notebook, tmp_path, monkeypatch):
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("notebook", CHAPTERS)
 def test_same_seed_gives_the_same_ledger(notebook, tmp_path, monkeypatch):
     first = _first_runs.get(notebook.stem) or run_at_smoke_scale(notebook, tmp_path / "first", monkeypatch)[0]
     second, _ = run_at_smoke_scale(notebook, tmp_path / "second", monkeypatch)

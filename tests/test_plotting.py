@@ -5,6 +5,7 @@ from llmtheory.plotting import PALETTE, figure_path, set_log_ticks, show, use_bo
 
 def test_show_saves_a_png_and_closes_the_figure(monkeypatch, tmp_path):
     monkeypatch.setenv("LLMTHEORY_ROOT", str(tmp_path))
+    monkeypatch.delenv("LLMTHEORY_FIGURES_DIR")  # the suite sends figures to a temporary folder; test the default
     use_book_style()
     fig, ax = plt.subplots()
     ax.plot([1, 2], [3, 4])

@@ -34,6 +34,7 @@ Kinds of evidence (:data:`KINDS`):
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -82,6 +83,7 @@ BADGE_COLOURS: dict[str, tuple[str, str]] = {
 }
 
 _IMPORTED_AT = time.perf_counter()  # a chapter imports this module in its first cells: its run starts here
+_CPU_AT_IMPORT = time.process_time()  # CPU seconds of the kernel (all its threads): honest on a shared machine
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -359,6 +361,8 @@ class Ledger:
             "seed": self.seed,
             "model": self.model,
             "wall_time_s": round(time.perf_counter() - _IMPORTED_AT, 1),  # the chapter's run time so far
+            "cpu_time_s": round(time.process_time() - _CPU_AT_IMPORT, 1),  # its CPU time, all threads together
+            "load_average": round(os.getloadavg()[0], 1),  # the machine's 1-minute load when the ledger was saved
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             "versions": versions,
             "claims": [asdict(c) for c in self.claims],
@@ -401,6 +405,13 @@ def deterministic_part(claims: list[dict]) -> list[dict]:
     """Saved claims without what may differ between two runs of one seed: the measurements of timed claims."""
     varying = ("ours", "verdict", "control", "control_passes", "decisive")
     return [{k: v for k, v in c.items() if not (c.get("timed") and k in varying)} for c in claims]
+
+
+def run_time(ledger: dict) -> str:
+    """A saved ledger's run time: wall seconds, and CPU seconds with the load when the ledger records them."""
+    if "cpu_time_s" not in ledger:  # ledgers written before CPU time was recorded
+        return f"{ledger['wall_time_s']:.0f} s"
+    return f"{ledger['wall_time_s']:.0f} s wall ({ledger['cpu_time_s']:.0f} s CPU, load {ledger['load_average']:.1f})"
 
 
 def badge_html(verdict: str) -> str:
@@ -663,7 +674,7 @@ def render_claims_page(
             f"## [{titles.get(slug, slug)}](../notebooks/{slug}.ipynb)",
             "",
             f"Tier `{ledger['scale']}`, seed {ledger['seed']}, model `{ledger['model'] or 'none'}`, "
-            f"{ledger['wall_time_s']:.0f} s, run {ledger['finished']}.",
+            f"{run_time(ledger)}, run {ledger['finished']}.",
             "",
         ]
         chapter_seeds = seeds.get(slug, {})

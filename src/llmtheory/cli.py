@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from .chapters import all_chapters, chapter, written_chapters
-from .claims import load_ledgers, render_claims_page, summary_figure
+from .claims import load_ledgers, render_claims_page, run_time, summary_figure
 from .params import SCALES, ParameterError
 from .paths import build_dir, claims_dir, repo_root
 
@@ -81,7 +81,7 @@ def format_ledger(ledger: dict) -> str:
     """A plain-text table of one saved ledger."""
     head = (
         f"{ledger['slug']} — scale {ledger['scale']}, seed {ledger['seed']}, "
-        f"model {ledger['model'] or 'none'}, {ledger['wall_time_s']:.0f} s"
+        f"model {ledger['model'] or 'none'}, {run_time(ledger)}"
     )
     rows = []
     for c in ledger["claims"]:

@@ -40,3 +40,10 @@ def claims_dir(scale: str) -> Path:
     """
     base = Path(os.environ["LLMTHEORY_CLAIMS_DIR"]) if "LLMTHEORY_CLAIMS_DIR" in os.environ else None
     return (base or build_dir() / "claims") / scale
+
+
+def figures_dir() -> Path:
+    """Where chapters save their figures (``_build/figures``); ``LLMTHEORY_FIGURES_DIR`` overrides it, so that the
+    test suite's smoke runs never overwrite the book's figures and parallel test workers never share a file."""
+    override = os.environ.get("LLMTHEORY_FIGURES_DIR")
+    return Path(override) if override else build_dir() / "figures"

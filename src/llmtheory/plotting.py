@@ -7,7 +7,7 @@ from pathlib import Path
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 
-from .paths import build_dir
+from .paths import figures_dir
 
 # Okabe & Ito's colour-blind-safe palette.
 PALETTE: tuple[str, ...] = (
@@ -45,11 +45,11 @@ def use_book_style() -> None:
 
 
 def figure_path(slug: str, name: str) -> Path:
-    return build_dir() / "figures" / slug / f"{name}.png"
+    return figures_dir() / slug / f"{name}.png"
 
 
 def show(fig: plt.Figure, *, slug: str, name: str) -> None:
-    """Save ``fig`` as ``_build/figures/<slug>/<name>.png`` (see :func:`figure_path`), display that PNG once,
+    """Save ``fig`` as ``<figures_dir>/<slug>/<name>.png`` (see :func:`figure_path`), display that PNG once,
     and close the figure. Displaying the saved file (rather than the figure) renders each figure once, not twice;
     returning nothing keeps a path from being echoed under the figure when ``show`` ends a cell.
     """
