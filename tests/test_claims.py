@@ -19,6 +19,7 @@ from llmtheory.claims import (
     Control,
     Estimate,
     Ledger,
+    Test,
     all_of,
     at_least,
     at_most,
@@ -60,6 +61,27 @@ def test_a_control_that_passes_the_rule_demotes_the_verdict():
     assert decide(MEASURED, False, qualitatively=True, control=failing) == QUALITATIVE
     # a rule our run fails stays not reproduced, whatever the control does
     assert decide(MEASURED, False, control=passing) == NOT_REPRODUCED
+
+
+def test_a_control_whose_failure_is_undecided_does_not_let_the_claim_discriminate():
+    undecided = Control("random heads", ours="0.79 [0.64, 0.98]", holds=at_least(Estimate(0.79, 0.64, 0.98), 0.8))
+    decided = Control("random heads", ours="0.5 [0.4, 0.6]", holds=at_least(Estimate(0.5, 0.4, 0.6), 0.8))
+    assert not undecided.holds.holds and not undecided.holds.decisive
+    assert decide(MEASURED, True, control=undecided) == NOT_DISCRIMINATING
+    assert decide(MEASURED, at_least(Estimate(0.83, 0.63, 1.1), 0.8), control=undecided) == NOT_DISCRIMINATING
+    assert decide(MEASURED, True, control=decided) == REPRODUCED
+    assert decide(MEASURED, False, control=undecided) == NOT_REPRODUCED  # a failed claim stays failed
+    ledger = Ledger("demo", scale="smoke", seed=0)
+    ledger.check("c", claim="c", paper="p", ours="o", rule="r", kind=MEASURED, holds=True, control=undecided)
+    assert "undecided" in ledger.claims[0].control
+
+
+def test_a_conjunction_fails_decisively_when_one_part_does():
+    passes_undecided, fails_decided = Test(True, False), Test(False, True)
+    assert all_of(passes_undecided, fails_decided) == Test(False, True)
+    assert all_of(passes_undecided, Test(False, False)) == Test(False, False)
+    assert all_of(Test(True, True), passes_undecided) == Test(True, False)
+    assert all_of(Test(True, True), True) == Test(True, True)
 
 
 @pytest.mark.parametrize("kind", [IDENTITY, PUBLISHED, ASSUMED])

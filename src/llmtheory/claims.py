@@ -25,7 +25,8 @@ Kinds of evidence (:data:`KINDS`):
 * ``measured`` — an experiment whose outcome was open before the run. It names a :class:`Control` (the same
   rule applied to something that should fail it), or says in ``can_fail_because`` why its rule can fail
   without one (a tolerance against an independent reference). A control that passes the rule too turns the
-  verdict into :data:`NOT_DISCRIMINATING`. Only measured rows can be ``reproduced``.
+  verdict into :data:`NOT_DISCRIMINATING`, and so does a control whose failure its interval does not decide
+  (the rule has not rejected it). Only measured rows can be ``reproduced``.
 * ``identity`` — holds by theorem or construction (Parseval, a parity check, a round trip): a check.
 * ``published`` — arithmetic on constants from papers: a check.
 * ``assumed`` — a consequence of a simulation's chosen parameters: always :data:`NOT_TESTABLE`.
@@ -177,9 +178,12 @@ def within(x: Estimate | float, target: float, tolerance: float) -> Test:
 
 
 def all_of(*tests: Test | bool) -> Test:
-    """Every part of a rule: holds when all hold, decisive when every part is."""
+    """Every part of a rule: holds when all hold, decisively when every part does; fails decisively when one
+    failing part's interval decides that it fails (the other parts cannot rescue it)."""
     parts = [t if isinstance(t, Test) else Test(bool(t)) for t in tests]
-    return Test(all(t.holds for t in parts), all(t.decisive for t in parts))
+    if all(t.holds for t in parts):
+        return Test(True, all(t.decisive for t in parts))
+    return Test(False, any(t.decisive and not t.holds for t in parts))
 
 
 def _as_test(outcome: Test | bool | np.bool_) -> Test:
@@ -225,8 +229,8 @@ def decide(
         return CHECK_PASSED if outcome.holds else CHECK_FAILED
     if control is not None:
         control_outcome = _as_test(control.holds)
-        if control_outcome.holds and (outcome.holds or qualitatively):
-            return NOT_DISCRIMINATING
+        if (control_outcome.holds or not control_outcome.decisive) and (outcome.holds or qualitatively):
+            return NOT_DISCRIMINATING  # the rule passes the control too, or cannot tell that it fails it
         if control.qualitatively and qualitatively and not outcome.holds:
             return NOT_DISCRIMINATING
     if outcome.holds:
@@ -252,8 +256,11 @@ class Claim:
 
 
 def _control_text(control: Control) -> str:
-    if _as_test(control.holds).holds:
+    outcome_of_control = _as_test(control.holds)
+    if outcome_of_control.holds:
         outcome = "passes the rule"
+    elif not outcome_of_control.decisive:
+        outcome = "fails the rule, undecided: its interval spans the threshold"
     elif control.qualitatively:
         outcome = "fails the rule, passes its qualitative version"
     else:
