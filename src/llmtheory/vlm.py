@@ -14,7 +14,8 @@ a Llama-style decoder, and ``model.lm_head``):
   token, then physically drops the visual tokens not kept and runs the remaining layers on the shorter sequence,
   **keeping the original positions** (RoPE sees each kept token where it was). With nothing dropped it equals the
   normal forward exactly. Which tokens to keep can be decided inside the same pass from the hidden states and
-  attention weights of the layers already run (as FastV, PriorTR and CLSE do).
+  attention weights of the layers already run (as FastV, PriorTR and CLSE do). With ``cache=True`` it also
+  returns the pruned KV cache, and :func:`decode_step` decodes from it at the original positions.
 """
 
 from __future__ import annotations
@@ -152,6 +153,10 @@ class DropOutput:
     positions: torch.Tensor
     kept: torch.Tensor
     last_logits: torch.Tensor
+    cache: object | None = None
+    """With ``cache=True``: a ``DynamicCache`` holding, in every layer, the keys and values of the kept tokens only."""
+    attention_mask: torch.Tensor | None = None
+    """The attention mask over the kept sequence (the padding of a right-padded batch stays masked)."""
 
 
 def _as_indices(keep, n_image: int, batch: int) -> torch.Tensor:
@@ -178,6 +183,7 @@ def forward_dropping_visual_tokens(
     keep: torch.Tensor | Callable[[DropContext], torch.Tensor] | None = None,
     *,
     attentions: bool = False,
+    cache: bool = False,
 ) -> DropOutput:
     """Run the language model with the visual tokens not in ``keep`` removed from decoder layer ``layer`` on.
 
@@ -187,6 +193,10 @@ def forward_dropping_visual_tokens(
     :class:`DropContext` returning one of these (``attentions=True`` gives it the attention weights of the layers
     already run; that needs eager attention, switched on for the call). Kept tokens keep their original positions
     (rotary embeddings are computed from them) and their order; text tokens are never dropped.
+
+    ``cache=True`` also returns the KV cache for decoding (:func:`decode_step`). As in PriorTR's official
+    ``prunable_llama.py``, the dropped tokens leave the cache of *every* layer, the first ``layer`` included (their
+    keys and values there were computed with the full sequence): a decoded token never sees them.
     """
     n_layers = model.config.text_config.num_hidden_layers
     check_int("layer", layer, minimum=0, maximum=n_layers)
@@ -197,9 +207,10 @@ def forward_dropping_visual_tokens(
     batch, seq = input_ids.shape
     lm = model.model.language_model
     images = image_positions(model, input_ids)
+    kv = _new_cache(model) if cache else None
     with _Eager(model) if attentions else _Nothing():
         hidden = merged_embeddings(model, input_ids, inputs["pixel_values"])
-        positions = torch.arange(seq).expand(batch, seq)
+        positions = torch.arange(seq, device=input_ids.device).expand(batch, seq)
         recorded: list[torch.Tensor] = []
         hooks = []
         if attentions:
@@ -207,7 +218,7 @@ def forward_dropping_visual_tokens(
                 hooks.append(lm.layers[i].self_attn.register_forward_hook(lambda _m, _a, out: recorded.append(out[1])))
         states = [hidden]
         try:
-            hidden = _run_layers(lm, hidden, positions, mask, range(layer), states)
+            hidden = _run_layers(lm, hidden, positions, mask, range(layer), states, kv)
         finally:
             for hook in hooks:
                 hook.remove()
@@ -223,18 +234,71 @@ def forward_dropping_visual_tokens(
                 attention_mask=mask,
             )
             keep = keep(context)
-        kept = _as_indices(keep, images.shape[1], batch)
-        keep_mask = torch.ones(batch, seq, dtype=torch.bool)
+        kept = _as_indices(keep, images.shape[1], batch).to(input_ids.device)
+        keep_mask = torch.ones(batch, seq, dtype=torch.bool, device=input_ids.device)
         keep_mask.scatter_(1, images, False)
         keep_mask.scatter_(1, images.gather(1, kept), True)
         new_len = int(keep_mask[0].sum())
         order = keep_mask.nonzero()[:, 1].reshape(batch, new_len)
         hidden = hidden.gather(1, order[..., None].expand(-1, -1, hidden.shape[-1]))
         positions, mask = positions.gather(1, order), mask.gather(1, order)
-        hidden = _run_layers(lm, hidden, positions, mask, range(layer, n_layers), None)
+        if kv is not None:
+            _gather_cache(kv, range(layer), order)
+        hidden = _run_layers(lm, hidden, positions, mask, range(layer, n_layers), None, kv)
         logits = model.lm_head(lm.norm(hidden))
     last = last_positions(mask)
-    return DropOutput(logits, positions, kept, logits[torch.arange(batch), last])
+    return DropOutput(logits, positions, kept, logits[torch.arange(batch, device=last.device), last], kv, mask)
+
+
+def _new_cache(model):
+    from transformers import DynamicCache
+
+    return DynamicCache(config=model.config.text_config)
+
+
+def _gather_cache(kv, layers, order: torch.Tensor) -> None:
+    """Keep only the sequence entries ``order`` (batch, kept) in the cache of ``layers``."""
+    for i in layers:
+        entry = kv.layers[i]
+        index = order[:, None, :, None].expand(-1, entry.keys.shape[1], -1, entry.keys.shape[-1])
+        entry.keys, entry.values = entry.keys.gather(2, index), entry.values.gather(2, index)
+
+
+@torch.no_grad()
+def decode_step(model, state: DropOutput, tokens: torch.Tensor) -> DropOutput:
+    """Feed one token per row (``tokens``: ``(batch,)``) to the cache of ``state`` (from
+    :func:`forward_dropping_visual_tokens` with ``cache=True``, or an earlier step) and return the next state.
+
+    The token goes at the **original** position after the row's last real token (the cache is shorter than the
+    prompt once tokens are dropped; RoPE must not be renumbered from the cache length), and attends to every
+    cached entry of its row except padding. ``last_logits`` of the result are the next-token logits; the cache is
+    extended in place.
+    """
+    if state.cache is None or state.attention_mask is None:
+        raise ParameterError("decode_step needs the state of forward_dropping_visual_tokens(..., cache=True)")
+    lm = model.model.language_model
+    batch = len(tokens)
+    last = last_positions(state.attention_mask)
+    device = state.attention_mask.device
+    new_position = state.positions[torch.arange(batch, device=device), last][:, None] + 1
+    hidden = lm.embed_tokens(torch.as_tensor(tokens, device=device)[:, None])
+    mask = torch.cat([state.attention_mask, torch.ones_like(state.attention_mask[:, :1])], dim=1)
+    additive = torch.zeros(batch, 1, 1, mask.shape[1], dtype=hidden.dtype, device=device)
+    additive.masked_fill_(~mask.bool()[:, None, None, :], torch.finfo(hidden.dtype).min)
+    rotary = lm.rotary_emb(hidden, position_ids=new_position)
+    for decoder_layer in lm.layers:
+        out = decoder_layer(
+            hidden,
+            attention_mask=additive,
+            position_ids=new_position,
+            past_key_values=state.cache,
+            use_cache=True,
+            position_embeddings=rotary,
+        )
+        hidden = out[0] if isinstance(out, tuple) else out
+    logits = model.lm_head(lm.norm(hidden))
+    positions = torch.cat([state.positions, new_position], dim=1)
+    return DropOutput(logits, positions, state.kept, logits[:, -1], state.cache, mask)
 
 
 class _Nothing:
@@ -245,21 +309,29 @@ class _Nothing:
         return None
 
 
-def _run_layers(lm, hidden, positions, mask, layers, states):
+def _run_layers(lm, hidden, positions, mask, layers, states, kv=None):
     """Decoder layers ``layers`` of a Llama-style model on ``hidden`` with explicit original ``positions``.
 
     The causal mask is built over the (kept) sequence order, which is the original order; rotary embeddings use
-    the original positions.
+    the original positions. ``kv``: a cache the layers write their keys and values into (prefill: it is empty
+    for these layers).
     """
     from transformers.masking_utils import create_causal_mask
 
-    order = torch.arange(hidden.shape[1]).expand(hidden.shape[0], -1)
+    order = torch.arange(hidden.shape[1], device=hidden.device).expand(hidden.shape[0], -1)
     causal = create_causal_mask(
         config=lm.config, inputs_embeds=hidden, attention_mask=mask, past_key_values=None, position_ids=order
     )
     rotary = lm.rotary_emb(hidden, position_ids=positions)
     for i in layers:
-        out = lm.layers[i](hidden, attention_mask=causal, position_ids=positions, position_embeddings=rotary)
+        out = lm.layers[i](
+            hidden,
+            attention_mask=causal,
+            position_ids=positions,
+            position_embeddings=rotary,
+            past_key_values=kv,
+            use_cache=kv is not None,
+        )
         hidden = out[0] if isinstance(out, tuple) else out
         if states is not None:
             states.append(hidden)

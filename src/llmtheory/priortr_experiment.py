@@ -1,0 +1,207 @@
+"""The ``priortr`` chapter's experiment: the pruning layer, the prior's evidence, example maps, the efficiency
+run and the estimates the claims ledger judges. The method itself is in :mod:`llmtheory.priortr`, the shared
+harness (baselines, references, evaluation) in :mod:`llmtheory.visual_pruning`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.stats import spearmanr
+
+from . import priortr as pt
+from . import visual_pruning as vp
+from .claims import Estimate
+from .vlm import grid_shape
+
+MIN_GAP = 0.20
+"""The pruning layer must leave at least this much accuracy between the full model and the floor."""
+KNOWS_GAP = 0.10
+"""Below this gap between the full model and the floor on the test items, the image does not matter to the model
+and the accuracy claims are not testable (a random model's gap is about zero)."""
+
+
+PUBLISHED = pd.DataFrame(
+    {
+        "FastV": (89.8, 85.1, 70.7),
+        "PDrop": (96.0, 92.7, 74.4),
+        "SparseVLM": (97.4, 91.2, 81.4),
+        "PruMerge": (89.1, 85.3, 83.0),
+        "VisPruner": (98.5, 96.6, 91.7),
+        "PriorTR": (99.5, 98.2, 94.5),
+    },
+    index=pd.Index([192, 128, 64], name="tokens kept of 576"),
+)
+"""The paper's LLaVA-1.5-7B table: average over 12 benchmarks, % of the full model (via the research note; CLSE's
+row is left out, it averages other benchmarks)."""
+
+
+def depth_table(depth_rows) -> pd.DataFrame:
+    """Accuracy by layer ``K`` at which every visual token is dropped, per question group and overall."""
+    frame = pd.DataFrame(depth_rows)
+    table = frame.pivot_table(index="layer", columns="group", values="correct", aggfunc="mean")
+    table["all"] = frame.groupby("layer")["correct"].mean()
+    return table
+
+
+def choose_layer(depth_rows, min_gap: float = MIN_GAP) -> int:
+    """The deepest ``K ≥ 1`` at which dropping every visual token costs at least ``min_gap`` of the full model's
+    accuracy (K = 1 when none does: the model does not use the image, and the comparisons are not testable)."""
+    overall = depth_table(depth_rows)["all"]
+    full = overall.iloc[-1]
+    deep_enough = [k for k in overall.index[1:-1] if full - overall[k] >= min_gap]
+    return int(max(deep_enough)) if deep_enough else 1
+
+
+def prior_evidence(model, processor, items, layer: int, batch_size: int = 64) -> dict:
+    """Per item, the Spearman correlation of ``Q`` with ``P`` (the last token's row, and the ``question`` mean),
+    the control (``P`` against the prior of the *next* item's image), whether ``Q``'s largest token is the logo's,
+    and the largest difference between the null row's ``Q`` and the ``Q`` of a second pass truncated after the null
+    token (PriorTR-2F, ``truncate``)."""
+    out = {"last": [], "question": [], "other image": [], "prior on logo": [], "max_difference": 0.0}
+    for chunk in vp.chunks(model, processor, items, batch_size, 0):
+        context = pt.attention_context(model, chunk.inputs, layer)
+        q = pt.prior_attention(context)
+        p_last, p_question = pt.task_attention(context, "last"), pt.task_attention(context, "question")
+        other = q.roll(1, dims=0)
+        for i in range(len(q)):
+            out["last"].append(spearmanr(p_last[i].cpu(), q[i].cpu()).statistic)
+            out["question"].append(spearmanr(p_question[i].cpu(), q[i].cpu()).statistic)
+            out["other image"].append(spearmanr(p_last[i].cpu(), other[i].cpu()).statistic)
+            logo = chunk.items[i][0].logo
+            out["prior on logo"].append(
+                logo is not None and int(q[i].argmax()) in vp.answer_patches((logo.patch,), len(q[i]))
+            )
+        images = [scene.image() for scene, _ in chunk.items]
+        second = pt.two_forward_prior(model, processor, chunk.inputs, images, layer, "truncate")
+        out["max_difference"] = max(out["max_difference"], float((second - q).abs().max()))
+    for key in ("last", "question", "other image"):
+        out[key] = np.nan_to_num(np.array(out[key], dtype=float))  # a constant row has no rank correlation: 0
+    return out
+
+
+def example_maps(model, processor, items, layer: int, query: str = "question") -> list[dict]:
+    """``P``, ``Q`` and ``S`` on the patch grid for a few items, with what the figure marks."""
+    chunk = next(vp.chunks(model, processor, items, len(items), 0))
+    context = pt.attention_context(model, chunk.inputs, layer)
+    maps = pt.maps(context, query)
+    side = grid_shape(chunk.n_image)[0]
+    fastv = vp.fastv_scores(context)
+    out = []
+    for i, (scene, question) in enumerate(items):
+        grids = {name: m[i].reshape(side, side).cpu().numpy() for name, m in maps.items()}
+        k = vp.keep_count(chunk.n_image, 1 / 9)
+        out.append(grids | {"image": scene.image(), "question": question, "side": side,
+                            "answer": vp.answer_patches(question.patches, chunk.n_image),
+                            "logo": vp.answer_patches((scene.logo.patch,), chunk.n_image) if scene.logo else (),
+                            "kept_priortr": vp.top_k(maps["S"][i : i + 1], k)[0].tolist(),
+                            "kept_fastv": vp.top_k(fastv[i : i + 1], k)[0].tolist()})  # fmt: skip
+    return out
+
+
+def by_kind(rows, budget: str) -> pd.DataFrame:
+    """Accuracy by question kind and group (local, global) of every method at ``budget`` and of the references."""
+    frame = pd.DataFrame(rows)
+    picked = frame[(frame["budget"] == budget) | (frame["budget"] == "—")]
+    kinds = picked.pivot_table(index="method", columns="kind", values="correct", aggfunc="mean")
+    groups = picked.pivot_table(index="method", columns="group", values="correct", aggfunc="mean")
+    return pd.concat([kinds, groups], axis=1)
+
+
+def knows_the_image(rows, min_gap: float = KNOWS_GAP) -> bool:
+    """Whether the full model beats the floor (no visual token from K on) by ``min_gap``: else pruning methods
+    cannot differ and the accuracy claims are not testable."""
+    return vp.accuracy(rows, "full").value - vp.accuracy(rows, "floor").value >= min_gap
+
+
+def evidence(rows, budgets, rng: np.random.Generator) -> dict:
+    """The estimates the ledger judges (paired by item, bootstrap intervals over items)."""
+    names = list(budgets)
+    tight, loose = names[-1], names[0]
+    full = vp.accuracy(rows, "full")
+    floor = vp.accuracy(rows, "floor")
+    e = {"full": full, "floor": floor, "ceiling": vp.accuracy(rows, "ceiling"), "tight": tight, "loose": loose}
+    for method in ("PriorTR", "random", "P − Q"):
+        e[f"{method} − FastV"] = vp.paired_difference(rows, method, "FastV", names, rng)
+        e[f"{method} − FastV growth"] = vp.gap_growth(rows, method, "FastV", tight, loose, rng)
+    e["1F − 2F"] = vp.paired_difference(rows, "PriorTR", "PriorTR-2F", names, rng)
+    gap = full.value - floor.value
+    for method in ("PriorTR", "random"):
+        for budget in ("1/3", tight):
+            e[f"{method}@{budget}"] = vp.accuracy(rows, method, budget)
+            e[f"{method} closes@{budget}"] = (e[f"{method}@{budget}"].value - floor.value) / gap if gap > 0 else 0.0
+    return e
+
+
+def timing_plans(model, inputs: dict, n_image: int, share: float) -> dict[str, tuple]:
+    """The plans the efficiency run times: the full model twice (the control), PriorTR's rule (scores and pruning
+    in the pass), and a fixed set of as many tokens (pruning without scoring)."""
+    k = vp.keep_count(n_image, share)
+    return {
+        "full": (None, False),
+        "full (again)": (None, False),
+        "PriorTR": (vp.rule_from_scores(pt.priortr_scores(), k), True),
+        "fixed tokens": (torch.arange(k), False),
+    }
+
+
+def efficiency_table(timings, shapes: vp.Shapes, sequence: int, n_image: int, layer: int, share: float):
+    """Per plan: FLOPs of the language model's prefill (from the shapes), KV bytes held (measured), and the mean
+    prefill and per-token decode times."""
+    frame = pd.DataFrame(timings)
+    k = vp.keep_count(n_image, share)
+    flops = {"full": vp.prefill_flops(shapes, sequence, n_image, layer, n_image)}
+    flops |= {"full (again)": flops["full"], "PriorTR": vp.prefill_flops(shapes, sequence, n_image, layer, k)}
+    flops["fixed tokens"] = flops["PriorTR"]
+    table = frame.groupby("plan").agg(
+        kv_kib=("kv_bytes", lambda b: b.iloc[0] / 1024),
+        cached=("cached_positions", "first"),
+        prefill_ms=("prefill_s", lambda t: 1e3 * t.mean()),
+        decode_ms_per_token=("decode_s_per_token", lambda t: 1e3 * t.mean()),
+    )
+    table.insert(0, "GFLOPs", pd.Series(flops) / 1e9)
+    return table.loc[list(flops)]
+
+
+def kv_bytes_match(timings, shapes: vp.Shapes, batch: int) -> bool:
+    """Whether every plan's cache holds ``2 · layers · kv_heads · head_dim · positions`` float32 numbers per row."""
+    return all(r["kv_bytes"] == batch * vp.kv_bytes(shapes, r["cached_positions"]) for r in timings)
+
+
+def full_tier_memory(n_image: int = 576, text_tokens: int = 40, layer: int = 3, batch: int = 1) -> dict:
+    """What a ``full`` run on ``llava-hf/llava-1.5-7b-hf`` in float16 holds: weights (7.06 billion parameters, from
+    its config), the KV cache of one prompt, and the one eager attention matrix PriorTR reads (layer K − 1)."""
+    s = vp.LLAVA_7B
+    sequence = n_image + text_tokens
+    weights = 7.06e9 * 2
+    return {
+        "weights_gb": weights / 1e9,
+        "kv_gb": batch * vp.kv_bytes(s, sequence, 2) / 1e9,
+        "attention_gb": batch * s.heads * sequence**2 * 2 / 1e9,
+        "flops_full_t": vp.prefill_flops(s, sequence, n_image, layer, n_image) / 1e12,
+        "flops_64_t": vp.prefill_flops(s, sequence, n_image, layer, 64) / 1e12,
+    }
+
+
+def mean_estimate(values) -> Estimate:
+    """Mean with its t-interval (a helper for arrays of per-item statistics)."""
+    return Estimate.mean_of(np.asarray(values, dtype=float))
+
+
+def photo_maps(model, processor, path: str, question: str, layer: int, query: str = "question") -> dict:
+    """``P``, ``Q`` and ``S`` on the patch grid for an image file (a photograph for a real LLaVA)."""
+    from PIL import Image
+
+    from . import scenes as sc
+
+    image = Image.open(path).convert("RGB")
+    if vp._is_zoo_processor(processor):
+        image = image.resize((sc.IMAGE_SIZE, sc.IMAGE_SIZE))
+    array = np.asarray(image)
+    inputs = vp.to_model(model, vp.make_batch(processor, [array], [question]))
+    context = pt.attention_context(model, inputs, layer)
+    side = grid_shape(int(context.image_positions.shape[1]))[0]
+    return {name: m[0].reshape(side, side).float().cpu().numpy() for name, m in pt.maps(context, query).items()} | {
+        "image": array,
+        "side": side,
+    }

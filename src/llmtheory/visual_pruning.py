@@ -1,0 +1,491 @@
+"""The harness of the visual-token pruning chapters (``priortr``, ``clse``): budgets, baselines, references,
+evaluation and the efficiency measurement, for the zoo's LLaVA and a real one alike.
+
+A *pruning method* keeps ``k`` of a model's ``n`` visual tokens from decoder layer ``K`` on
+(:func:`llmtheory.vlm.forward_dropping_visual_tokens`); the methods compared at equal budgets are
+
+* **FastV** (:func:`fastv_scores`), as its official code ``pkunlp-icler/FastV`` implements it: at layer ``K``,
+  the attention weights of layer ``K − 1``, averaged over heads, in the row of the **last** token, ranked over the
+  image tokens; the top ``k`` are kept;
+* **random** (:func:`random_keep`): ``k`` tokens drawn without replacement, a fresh draw per item;
+* **spatial** (:func:`spatial_keep`): ``k`` tokens spread evenly over the patch grid, the token nearest the centre
+  of each cell of a coarser grid — the selection analogue of spatial pooling (pooling merges tokens; this keeps
+  them, so all methods differ only in *which* tokens survive);
+
+and two references that bound every method on a given model and layer: the **floor** (every visual token dropped
+at ``K``: what the text positions already know) and the **ceiling** (only the answering patches kept: what a method
+that knew where the answer is could do). Accuracy is scored by restricted decoding: the most likely of the answers a
+question of that kind can have (:func:`llmtheory.scenes.answers`), so a real chat model is not penalised for
+phrasing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import scenes as sc
+from .claims import Estimate
+from .params import ParameterError, check_int
+from .seeding import make_rng
+from .vlm import DropContext, decode_step, forward_dropping_visual_tokens, grid_shape
+
+BUDGETS: dict[str, float] = {"1/2": 1 / 2, "1/3": 1 / 3, "2/9": 2 / 9, "1/9": 1 / 9}
+"""Shares of the visual tokens kept: LLaVA-1.5's 288, 192, 128 and 64 of 576 (the paper's three and one looser)."""
+
+REAL_PROMPT = "USER: <image>\n{question} Answer with one word. ASSISTANT:"
+"""LLaVA-1.5's conversation template, for a model whose tokenizer is not the zoo's."""
+
+
+def keep_count(n_image: int, share: float) -> int:
+    """How many of ``n_image`` visual tokens a budget ``share`` keeps (rounded; at least one)."""
+    if not 0 < share <= 1:
+        raise ParameterError(f"a budget share must lie in (0, 1]; got {share}")
+    return max(1, round(n_image * share))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Inputs: the zoo's fast path, or any LLaVA processor
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _is_zoo_processor(processor) -> bool:
+    from .zoo import vlm as zvlm
+
+    size = getattr(processor.image_processor, "size", {}) or {}
+    return zvlm.USER in processor.tokenizer.get_vocab() and size.get("height") == sc.IMAGE_SIZE
+
+
+def prompt_text(processor, question: str) -> str:
+    """The prompt for ``question``: the zoo's template for the zoo's tokenizer, LLaVA-1.5's otherwise (an empty
+    question gives the instruction-free prompt of PriorTR-2F)."""
+    from .zoo import vlm as zvlm
+
+    if zvlm.USER in processor.tokenizer.get_vocab():
+        return zvlm.prompt(question)
+    if not question:
+        return "USER: <image>\n ASSISTANT:"
+    return REAL_PROMPT.format(question=question[:1].upper() + question[1:])
+
+
+def make_batch(processor, images, questions) -> dict[str, torch.Tensor]:
+    """Right-padded model inputs for ``images`` (uint8 arrays) and ``questions`` (strings)."""
+    if _is_zoo_processor(processor):
+        from .zoo import vlm as zvlm
+
+        return zvlm.make_inputs(processor.tokenizer, images, questions)
+    processor.tokenizer.padding_side = "right"  # last_positions assumes right padding
+    return dict(
+        processor(
+            images=list(images),
+            text=[prompt_text(processor, q) for q in questions],
+            return_tensors="pt",
+            padding=True,
+        )
+    )
+
+
+def to_model(model, inputs: dict) -> dict:
+    """``inputs`` on the model's device, pixel values in its dtype (a float16 LLaVA on a GPU)."""
+    return {
+        name: value.to(model.device, dtype=model.dtype if name == "pixel_values" else value.dtype)
+        for name, value in inputs.items()
+    }
+
+
+def answer_token_ids(processor, kind: str) -> tuple[tuple[str, ...], list[list[int]]]:
+    """The answers a question of ``kind`` can have and, for each, the first token of its spellings ("red",
+    "Red")."""
+    tokenizer = processor.tokenizer
+    vocab = tokenizer.get_vocab()
+    answers = sc.answers(kind)
+    ids = []
+    for word in answers:
+        if word in vocab:
+            ids.append([vocab[word]])
+            continue
+        variants = {tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in (word, word.capitalize())}
+        ids.append(sorted(variants))
+    return answers, ids
+
+
+def restricted_answers(processor, logits: torch.Tensor, kinds: Sequence[str]) -> list[str]:
+    """For each row, the answer of its kind with the largest next-token logit (over its spellings)."""
+    candidates = {kind: answer_token_ids(processor, kind) for kind in set(kinds)}
+    out = []
+    for row, kind in zip(logits, kinds, strict=True):
+        answers, ids = candidates[kind]
+        best = [float(row[i].max()) for i in (torch.tensor(v) for v in ids)]
+        out.append(answers[int(np.argmax(best))])
+    return out
+
+
+def answer_patches(cells: Sequence[int], n_image: int) -> tuple[int, ...]:
+    """The model's visual tokens (row-major on its ``side × side`` grid) that overlap the scene cells ``cells``
+    (row-major on the ``GRID × GRID`` board): the same patches on the zoo's grid, blocks of them on a finer one."""
+    side = grid_shape(n_image)[0]
+    out = set()
+    for cell in cells:
+        row, col = divmod(int(cell), sc.GRID)
+        rows = range(math.floor(row * side / sc.GRID), math.ceil((row + 1) * side / sc.GRID))
+        cols = range(math.floor(col * side / sc.GRID), math.ceil((col + 1) * side / sc.GRID))
+        out |= {r * side + c for r in rows for c in cols}
+    return tuple(sorted(out))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Keep rules
+# --------------------------------------------------------------------------------------------------------------
+
+
+def image_attention(context: DropContext) -> torch.Tensor:
+    """The attention weights of layer ``K − 1`` onto the image tokens: ``(batch, heads, seq, n_image)``."""
+    if not context.attentions:
+        raise ParameterError("this keep rule needs attentions=True and a pruning layer K ≥ 1")
+    attention = context.attentions[context.layer - 1]
+    columns = context.image_positions[:, None, None, :].expand(-1, attention.shape[1], attention.shape[2], -1)
+    return attention.gather(-1, columns).float()
+
+
+def rows_at(attention: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Row ``positions[b]`` of each batch element: ``(batch, heads, n_image)``."""
+    index = positions[:, None, None, None].expand(-1, attention.shape[1], 1, attention.shape[-1])
+    return attention.gather(2, index)[:, :, 0]
+
+
+def fastv_scores(context: DropContext) -> torch.Tensor:
+    """FastV's ranking (official ``fastv_inplace``): ``mean over heads of A^{(K−1)}[last, image]``."""
+    return rows_at(image_attention(context), context.last_positions).mean(dim=1)
+
+
+def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the ``k`` largest scores of each row, in their original (sorted) order."""
+    return scores.topk(k, dim=-1).indices.sort(dim=-1).values
+
+
+def rule_from_scores(score: Callable[[DropContext], torch.Tensor], k: int) -> Callable[[DropContext], torch.Tensor]:
+    """A keep rule for :func:`forward_dropping_visual_tokens`: the top ``k`` of ``score`` inside the same pass."""
+    return lambda context: top_k(score(context), k)
+
+
+def random_keep(rng: np.random.Generator, batch: int, n_image: int, k: int) -> torch.Tensor:
+    """``k`` of ``n_image`` tokens drawn without replacement, independently for each row."""
+    return torch.tensor(np.sort([rng.choice(n_image, size=k, replace=False) for _ in range(batch)], axis=1))
+
+
+def spatial_keep(n_image: int, k: int) -> torch.Tensor:
+    """``k`` tokens spread over the grid: the nearest free token to the centre of each cell of a near-square
+    ``r × c`` grid (``r·c ≥ k``, cells taken in row-major order)."""
+    side = grid_shape(n_image)[0]
+    check_int("k", k, minimum=1, maximum=n_image)
+    rows = max(1, round(math.sqrt(k)))
+    cols = math.ceil(k / rows)
+    ys, xs = np.divmod(np.arange(n_image), side)
+    chosen: list[int] = []
+    for i in range(rows):
+        for j in range(cols):
+            if len(chosen) == k:
+                break
+            cy, cx = (i + 0.5) * side / rows - 0.5, (j + 0.5) * side / cols - 0.5
+            distance = (ys - cy) ** 2 + (xs - cx) ** 2
+            distance[chosen] = np.inf
+            chosen.append(int(np.argmin(distance)))
+    return torch.tensor(sorted(chosen))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Method:
+    """A pruning method: ``keep(k, chunk)`` returns what :func:`forward_dropping_visual_tokens` keeps for a chunk
+    of items (indices, or a rule of the :class:`~llmtheory.vlm.DropContext` when ``attention`` is true)."""
+
+    name: str
+    keep: Callable
+    attention: bool = False
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A batch of items with its inputs: ``start`` is the index of its first item, ``seed`` the run's seed."""
+
+    items: list
+    inputs: dict
+    start: int
+    n_image: int
+    seed: int
+
+
+def baselines() -> list[Method]:
+    """FastV, random and spatial selection."""
+
+    def fastv(k, chunk):
+        return rule_from_scores(fastv_scores, k)
+
+    def random(k, chunk):
+        rng = make_rng(chunk.seed, "random keep", chunk.start, k)
+        return random_keep(rng, len(chunk.items), chunk.n_image, k)
+
+    def spatial(k, chunk):
+        return spatial_keep(chunk.n_image, k)
+
+    return [Method("FastV", fastv, attention=True), Method("random", random), Method("spatial", spatial)]
+
+
+def heldout(kinds: Sequence[str], per_kind: int, seed: int) -> list:
+    """``per_kind`` held-out (scene, question) pairs of each kind (streams the zoo's training never drew)."""
+    from .zoo.vlm import heldout_items
+
+    return [item for kind in kinds for item in heldout_items(kind, per_kind, seed=seed)]
+
+
+def _forward_grouped(model, inputs: dict, layer: int, keep_lists: list[tuple[int, ...]]) -> list[torch.Tensor]:
+    """Last-token logits of each row keeping its own list of visual tokens (rows with equal counts share a pass)."""
+    out: list[torch.Tensor | None] = [None] * len(keep_lists)
+    for count in sorted({len(k) for k in keep_lists}):
+        rows = [i for i, k in enumerate(keep_lists) if len(k) == count]
+        sub = {name: value[rows] for name, value in inputs.items()}
+        keep = torch.tensor([keep_lists[i] for i in rows], dtype=torch.long).reshape(len(rows), count)
+        logits = forward_dropping_visual_tokens(model, sub, layer, keep).last_logits
+        for row, i in enumerate(rows):
+            out[i] = logits[row]
+    return out
+
+
+def _row(item_index, item, method, budget, k, correct, recall) -> dict:
+    _, question = item
+    return {
+        "item": item_index,
+        "kind": question.kind,
+        "group": question.group,
+        "method": method,
+        "budget": budget,
+        "kept": k,
+        "correct": bool(correct),
+        "recall": float(recall),
+    }
+
+
+def _recall(kept: Sequence[int], target: Sequence[int]) -> float:
+    return len(set(map(int, kept)) & set(target)) / len(target) if target else float("nan")
+
+
+def chunks(model, processor, items: list, batch_size: int, seed: int):
+    """The items in batches with their inputs (built once per batch)."""
+    from .vlm import image_positions
+
+    for start in range(0, len(items), batch_size):
+        part = items[start : start + batch_size]
+        inputs = to_model(model, make_batch(processor, [s.image() for s, _ in part], [q.text for _, q in part]))
+        n_image = image_positions(model, inputs["input_ids"]).shape[1]
+        yield Chunk(part, inputs, start, n_image, seed)
+
+
+def evaluate(
+    model,
+    processor,
+    items: list,
+    layer: int,
+    methods: Sequence[Method],
+    budgets: dict[str, float],
+    *,
+    seed: int = 0,
+    batch_size: int = 64,
+    progress: Callable = lambda x: x,
+) -> list[dict]:
+    """Accuracy and answering-patch recall of every method at every budget, and of the references (``full``,
+    ``floor``: no visual token from ``layer`` on, ``ceiling``: only the answering patches), on the same items.
+
+    One row per item, method and budget (references: budget ``"—"``).
+    """
+    rows = []
+    for chunk in progress(list(chunks(model, processor, items, batch_size, seed))):
+        kinds = [q.kind for _, q in chunk.items]
+        targets = [answer_patches(q.patches, chunk.n_image) for _, q in chunk.items]
+        references = {
+            "full": [tuple(range(chunk.n_image))] * len(chunk.items),
+            "floor": [()] * len(chunk.items),
+            "ceiling": targets,
+        }
+        for name, keep_lists in references.items():
+            logits = torch.stack(_forward_grouped(model, chunk.inputs, layer, keep_lists))
+            guesses = restricted_answers(processor, logits, kinds)
+            for i, item in enumerate(chunk.items):
+                recall = _recall(keep_lists[i], targets[i])
+                correct = guesses[i] == item[1].answer
+                rows.append(_row(chunk.start + i, item, name, "—", len(keep_lists[i]), correct, recall))
+        for budget, share in budgets.items():
+            k = keep_count(chunk.n_image, share)
+            for method in methods:
+                out = forward_dropping_visual_tokens(
+                    model, chunk.inputs, layer, method.keep(k, chunk), attentions=method.attention
+                )
+                guesses = restricted_answers(processor, out.last_logits, kinds)
+                for i, item in enumerate(chunk.items):
+                    recall = _recall(out.kept[i].tolist(), targets[i])
+                    rows.append(
+                        _row(chunk.start + i, item, method.name, budget, k, guesses[i] == item[1].answer, recall)
+                    )
+    return rows
+
+
+def depth_curve(model, processor, items: list, *, batch_size: int = 64) -> list[dict]:
+    """Accuracy when every visual token is dropped from decoder layer ``K`` on, for ``K = 0 .. layers`` (``K =
+    layers``: the full model): where the image information has moved into the text positions."""
+    n_layers = model.config.text_config.num_hidden_layers
+    rows = []
+    for chunk in chunks(model, processor, items, batch_size, 0):
+        kinds = [q.kind for _, q in chunk.items]
+        for layer in range(n_layers + 1):
+            keep = torch.zeros(len(chunk.items), 0, dtype=torch.long)
+            out = forward_dropping_visual_tokens(model, chunk.inputs, layer, keep)
+            guesses = restricted_answers(processor, out.last_logits, kinds)
+            for i, (_, question) in enumerate(chunk.items):
+                rows.append({"layer": layer, "kind": question.kind, "group": question.group,
+                             "correct": guesses[i] == question.answer})  # fmt: skip
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Statistics over items
+# --------------------------------------------------------------------------------------------------------------
+
+
+def accuracy(rows, method: str, budget: str | None = None, group: str | None = None) -> Estimate:
+    """Accuracy of ``method`` (at ``budget``; on question ``group``) with its Wilson interval."""
+    picked = [r for r in rows if r["method"] == method and budget in (None, r["budget"])]
+    picked = [r for r in picked if group in (None, r["group"])]
+    if not picked:
+        raise ParameterError(f"no rows for method {method!r}, budget {budget!r}, group {group!r}")
+    return Estimate.proportion(sum(r["correct"] for r in picked), len(picked))
+
+
+def _per_item(rows, method: str, budgets: Sequence[str], field: str = "correct") -> np.ndarray:
+    """``(items, budgets)`` array of ``field`` for ``method`` (items in order)."""
+    table: dict[int, dict[str, float]] = {}
+    for r in rows:
+        if r["method"] == method and r["budget"] in budgets:
+            table.setdefault(r["item"], {})[r["budget"]] = float(r[field])
+    return np.array([[table[i][b] for b in budgets] for i in sorted(table)])
+
+
+def _bootstrap(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> Estimate:
+    index = rng.integers(len(values), size=(n_boot, len(values)))
+    means = values[index].mean(axis=1)
+    low, high = np.quantile(means, [0.025, 0.975])
+    value = float(values.mean())
+    return Estimate(value, min(value, float(low)), max(value, float(high)))
+
+
+def paired_difference(
+    rows, a: str, b: str, budgets: Sequence[str], rng: np.random.Generator, n_boot: int = 2000
+) -> Estimate:
+    """Mean over ``budgets`` of accuracy(a) − accuracy(b), paired by item, with a bootstrap interval over items."""
+    return _bootstrap((_per_item(rows, a, budgets) - _per_item(rows, b, budgets)).mean(axis=1), rng, n_boot)
+
+
+def gap_growth(rows, a: str, b: str, tight: str, loose: str, rng: np.random.Generator, n_boot: int = 2000):
+    """(a − b at the ``tight`` budget) − (a − b at the ``loose`` one), paired by item, bootstrap interval."""
+    d = _per_item(rows, a, (tight, loose)) - _per_item(rows, b, (tight, loose))
+    return _bootstrap(d[:, 0] - d[:, 1], rng, n_boot)
+
+
+def mean_recall(rows, method: str, budget: str) -> Estimate:
+    """Mean share of the answering patches among the kept tokens, with a t-interval over items."""
+    values = [r["recall"] for r in rows if r["method"] == method and r["budget"] == budget]
+    return Estimate.mean_of([v for v in values if not np.isnan(v)])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Efficiency: FLOPs from the shapes, KV bytes from the cache, and measured time
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """What the cost of the language model depends on (read from ``text_config``)."""
+
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    intermediate: int
+
+    @classmethod
+    def of(cls, model) -> Shapes:
+        c = model.config.text_config
+        head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+        kv = getattr(c, "num_key_value_heads", None) or c.num_attention_heads
+        return cls(c.num_hidden_layers, c.hidden_size, c.num_attention_heads, kv, head_dim, c.intermediate_size)
+
+
+LLAVA_7B = Shapes(layers=32, hidden=4096, heads=32, kv_heads=32, head_dim=128, intermediate=11008)
+"""``llava-hf/llava-1.5-7b-hf``'s language model (Vicuna-7B), from its config."""
+
+
+def layer_flops(shapes: Shapes, tokens: int) -> int:
+    """Multiply–adds × 2 of one decoder layer over ``tokens`` tokens (prefill): the four attention projections,
+    the three MLP matrices, and the ``tokens²`` attention scores and weighted sum (FastV's count, the full square)."""
+    s = shapes
+    projections = s.hidden * s.heads * s.head_dim * 2 + s.hidden * s.kv_heads * s.head_dim * 2
+    return 2 * tokens * (projections + 3 * s.hidden * s.intermediate) + 4 * s.heads * s.head_dim * tokens**2
+
+
+def prefill_flops(shapes: Shapes, sequence: int, n_image: int, layer: int, kept: int) -> int:
+    """FLOPs of the language model's prefill when ``n_image − kept`` visual tokens leave at decoder layer ``layer``."""
+    short = sequence - n_image + kept
+    return layer * layer_flops(shapes, sequence) + (shapes.layers - layer) * layer_flops(shapes, short)
+
+
+def kv_bytes(shapes: Shapes, tokens: int, bytes_per_number: int = 4) -> int:
+    """Bytes of a cache holding ``tokens`` positions in every layer (keys and values)."""
+    return 2 * shapes.layers * shapes.kv_heads * shapes.head_dim * tokens * bytes_per_number
+
+
+def cache_bytes(cache) -> int:
+    """Bytes the keys and values of a ``DynamicCache`` really hold."""
+    return sum(layer.keys.nbytes + layer.values.nbytes for layer in cache.layers)
+
+
+def time_plans(
+    model, inputs: dict, layer: int, plans: dict[str, tuple], *, decode_tokens: int, repeats: int, seed: int
+) -> list[dict]:
+    """Wall time of the prefill (scoring and pruning included) and per decoded token for each plan
+    (``name → (keep, attentions)``, as :func:`forward_dropping_visual_tokens` takes them), with the plans in a
+    shuffled order in each repeat so that the machine's load favours none; also each plan's cache bytes."""
+    rng = make_rng(seed, "timing order")
+    names = list(plans)
+    rows = []
+    for repeat in range(repeats):
+        for name in (names[i] for i in rng.permutation(len(names))):
+            keep, attentions = plans[name]
+            start = time.perf_counter()
+            state = forward_dropping_visual_tokens(model, inputs, layer, keep, attentions=attentions, cache=True)
+            prefill = time.perf_counter() - start
+            held, length = cache_bytes(state.cache), state.attention_mask.shape[1]
+            tokens = state.last_logits.argmax(-1)
+            start = time.perf_counter()
+            for _ in range(decode_tokens):
+                state = decode_step(model, state, tokens)
+                tokens = state.last_logits.argmax(-1)
+            rows.append({"plan": name, "repeat": repeat, "prefill_s": prefill,
+                         "decode_s_per_token": (time.perf_counter() - start) / decode_tokens,
+                         "kv_bytes": held, "cached_positions": length})  # fmt: skip
+    return rows
+
+
+def time_ratio(timings, plan: str, reference: str, column: str) -> Estimate:
+    """Mean over repeats of ``plan``'s time / ``reference``'s time (paired by repeat), t-interval."""
+    by = {}
+    for r in timings:
+        by.setdefault(r["repeat"], {})[r["plan"]] = r[column]
+    return Estimate.mean_of([v[plan] / v[reference] for v in by.values()])

@@ -1,0 +1,144 @@
+"""PriorTR's scores (``llmtheory.priortr``) and the chapter's experiment helpers (``llmtheory.priortr_experiment``),
+on closed forms and on a freshly initialised micro LLaVA."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from llmtheory import priortr as pt
+from llmtheory import priortr_experiment as px
+from llmtheory import scenes as sc
+from llmtheory import visual_pruning as vp
+from llmtheory import vlm, zoo
+from llmtheory.params import ParameterError
+from llmtheory.seeding import make_rng
+from llmtheory.zoo import vlm as zvlm
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def micro():
+    tokenizer = zvlm.build_tokenizer()
+    model = zvlm.build_model(zoo.SPECS["micro-vlm"], tokenizer).eval()
+    return model, zvlm.build_processor(tokenizer)
+
+
+@pytest.fixture(scope="module")
+def chunk(micro):
+    model, processor = micro
+    rng = make_rng(0, "test_priortr")
+    items = [sc.sample(rng, [kind]) for kind in ("colour", "count", "exist", "logo", "shape")]
+    return next(vp.chunks(model, processor, items, len(items), 0))
+
+
+def test_scores_are_the_terms_of_kl_p_q():
+    p, q = torch.tensor([[4.0, 3.0, 2.0, 1.0]]), torch.tensor([[5.0, 1.0, 2.0, 2.0]])  # not normalised
+    s = pt.vinfo_scores(p, q)
+    pn, qn = p / 10, q / 10
+    torch.testing.assert_close(s, pn * torch.log(pn / qn), atol=1e-6, rtol=0)
+    kl = float((pn * torch.log(pn / qn)).sum())
+    assert s.sum().item() == pytest.approx(kl, abs=1e-6) and kl > 0
+    assert torch.allclose(pt.vinfo_scores(p, p), torch.zeros_like(p), atol=1e-7)  # no task signal, no score
+    assert vp.top_k(s, 2).tolist() == [[1, 2]]  # the token the question raises most, and a neutral one
+    assert pt.difference_scores(p, q).sum().item() == pytest.approx(0, abs=1e-7)
+    assert math.isfinite(pt.vinfo_scores(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])).sum().item())
+
+
+def test_prior_and_task_attention_are_rows_of_one_attention_matrix(micro, chunk):
+    model, _ = micro
+    context = pt.attention_context(model, chunk.inputs, 2)
+    attention = vlm.text_to_image_attention(model, chunk.inputs)[1]  # layer K − 1
+    n = len(chunk.items)
+    null = vlm.null_positions(model, chunk.inputs["input_ids"])
+    last = vlm.last_positions(chunk.inputs["attention_mask"])
+    torch.testing.assert_close(
+        pt.prior_attention(context), attention[torch.arange(n), :, null].mean(1), atol=1e-6, rtol=0
+    )
+    torch.testing.assert_close(
+        pt.task_attention(context, "last"), attention[torch.arange(n), :, last].mean(1), atol=1e-6, rtol=0
+    )
+    question = torch.stack([attention[i, :, null[i] : last[i] + 1].mean(1).mean(0) for i in range(n)])
+    torch.testing.assert_close(pt.task_attention(context, "question"), question, atol=1e-6, rtol=0)
+    maxed = attention[torch.arange(n), :, null].max(1).values
+    torch.testing.assert_close(pt.prior_attention(context, "max"), maxed, atol=1e-6, rtol=0)
+    with pytest.raises(ParameterError, match="query"):
+        pt.task_attention(context, "first")
+
+
+def test_the_null_row_is_the_prior_of_a_second_pass_cut_after_it(micro, chunk):
+    model, processor = micro
+    context = pt.attention_context(model, chunk.inputs, 2)
+    images = [s.image() for s, _ in chunk.items]
+    truncated = pt.two_forward_prior(model, processor, chunk.inputs, images, 2, "truncate")
+    assert torch.equal(truncated, pt.prior_attention(context))
+    template = pt.two_forward_prior(model, processor, chunk.inputs, images, 2, "template")
+    assert template.shape == truncated.shape and not torch.allclose(template, truncated)
+
+
+def test_priortr_keeps_the_top_scores_inside_the_same_pass(micro, chunk):
+    model, _ = micro
+    context = pt.attention_context(model, chunk.inputs, 2)
+    scores = pt.vinfo_scores(pt.task_attention(context), pt.prior_attention(context))
+    method = pt.methods()[0]
+    out = vlm.forward_dropping_visual_tokens(model, chunk.inputs, 2, method.keep(5, chunk), attentions=True)
+    assert method.name == "PriorTR" and torch.equal(out.kept, vp.top_k(scores, 5))
+
+
+def test_every_method_runs_through_the_harness(micro, chunk):
+    model, processor = micro
+    methods = vp.baselines() + pt.methods() + [pt.two_forward_method(model, processor, 1)]
+    rows = vp.evaluate(model, processor, chunk.items, 1, methods, {"1/3": 1 / 3, "1/9": 1 / 9}, batch_size=5)
+    assert {r["method"] for r in rows} == {m.name for m in methods} | {"full", "floor", "ceiling"}
+    e = px.evidence(rows, {"1/3": 1 / 3, "1/9": 1 / 9}, np.random.default_rng(0))
+    assert {"PriorTR − FastV", "random − FastV growth", "1F − 2F", "PriorTR@1/9"} <= e.keys()
+    assert px.by_kind(rows, "1/9").shape[0] == len(methods) + 3
+
+
+def test_the_pruning_layer_is_the_deepest_where_the_floor_still_costs_twenty_points():
+    def rows(accuracy_by_layer):
+        return [{"layer": k, "group": "local", "correct": i < 100 * a}
+                for k, a in enumerate(accuracy_by_layer) for i in range(100)]  # fmt: skip
+
+    assert px.choose_layer(rows([0.2, 0.6, 0.7, 0.79, 0.9, 1.0])) == 3
+    assert px.choose_layer(rows([0.2, 0.9, 0.95, 1.0])) == 1  # nothing deep enough: the earliest layer
+    assert px.choose_layer(rows([0.5, 0.5, 0.5, 0.5])) == 1
+
+
+def test_a_model_that_ignores_the_image_is_flagged():
+    def rows(full, floor):
+        return [{"method": m, "budget": "—", "group": "local", "correct": i < 100 * a}
+                for m, a in (("full", full), ("floor", floor)) for i in range(100)]  # fmt: skip
+
+    assert px.knows_the_image(rows(0.9, 0.6))
+    assert not px.knows_the_image(rows(0.3, 0.25))
+
+
+def test_prior_evidence_and_example_maps(micro, chunk):
+    model, processor = micro
+    evidence = px.prior_evidence(model, processor, chunk.items, 2, batch_size=5)
+    assert evidence["max_difference"] == 0 and len(evidence["last"]) == 5
+    assert np.all(np.abs(evidence["other image"]) <= 1)
+    maps = px.example_maps(model, processor, chunk.items[:2], 2)
+    assert maps[0]["S"].shape == (6, 6) and np.isclose(maps[0]["P"].sum(), 1, atol=1e-5)
+    assert len(maps[0]["kept_priortr"]) == vp.keep_count(36, 1 / 9)
+
+
+def test_full_tier_memory_of_llava_7b():
+    memory = px.full_tier_memory()
+    assert 14 < memory["weights_gb"] < 14.2
+    assert memory["kv_gb"] == pytest.approx(2 * 32 * 32 * 128 * 616 * 2 / 1e9)
+    assert 0.15 < memory["flops_64_t"] / memory["flops_full_t"] < 0.3
+
+
+def test_maps_over_an_image_file(micro, tmp_path):
+    from PIL import Image
+
+    model, processor = micro
+    path = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)).save(path)
+    maps = px.photo_maps(model, processor, str(path), "what colour is the circle ?", 1)
+    assert maps["image"].shape == (sc.IMAGE_SIZE, sc.IMAGE_SIZE, 3) and maps["P"].shape == (6, 6)
+    assert np.isclose(maps["Q"].sum(), 1, atol=1e-5)

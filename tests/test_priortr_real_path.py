@@ -1,0 +1,90 @@
+"""PriorTR's real-model path (`MODEL=<folder>`) on a random LLaVA whose dimensions differ from the zoo's: a 64-pixel
+vision tower with 16 patches (4 × 4 grid, so a scene cell straddles patches), a 3-layer Llama with other widths,
+and a processor that resizes. A model that knows nothing must end in "not testable", never in a crash."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from random_models import run_chapter_on_model
+
+from llmtheory import priortr as pt
+from llmtheory import priortr_experiment as px
+from llmtheory import scenes as sc
+from llmtheory import visual_pruning as vp
+from llmtheory import zoo
+from llmtheory.claims import IDENTITY, MEASURED, NOT_TESTABLE
+from llmtheory.zoo import vlm as zvlm
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def save_random_llava(folder: Path, seed: int = 0) -> Path:
+    """A random ``LlavaForConditionalGeneration`` (64 px images, 16 visual tokens; Llama hidden 48, 3 layers, 6 query
+    / 2 KV heads) and its processor, with the zoo's word-level tokenizer so that the scenes' questions tokenize."""
+    from transformers import (
+        CLIPImageProcessorPil,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
+
+    tokenizer = zvlm.build_tokenizer()
+    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                              image_size=64, patch_size=16, projection_dim=32)  # fmt: skip
+    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=48, intermediate_size=80, num_hidden_layers=3,
+                       num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=128,
+                       pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                       eos_token_id=tokenizer.eos_token_id)  # fmt: skip
+    image_token = tokenizer.convert_tokens_to_ids(zvlm.IMAGE)
+    config = LlavaConfig(vision_config=vision, text_config=text, image_token_index=image_token, image_seq_length=16,
+                         vision_feature_layer=-1, vision_feature_select_strategy="default")  # fmt: skip
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config).eval()
+    image_processor = CLIPImageProcessorPil(do_resize=True, size={"height": 64, "width": 64}, do_center_crop=False,
+                                            image_mean=[0.5] * 3, image_std=[0.5] * 3)  # fmt: skip
+    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=16,
+                               vision_feature_select_strategy="default", num_additional_image_tokens=1)  # fmt: skip
+    folder = Path(folder)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def random_llava(tmp_path_factory):
+    return save_random_llava(tmp_path_factory.mktemp("llava"))
+
+
+def test_library_end_to_end_on_a_random_llava(random_llava):
+    model, processor = zoo.load(str(random_llava))
+    items = vp.heldout(("colour", "count"), 3, seed=0)
+    chunk = next(vp.chunks(model, processor, items, len(items), 0))
+    assert chunk.n_image == 16 and not vp._is_zoo_processor(processor)  # the processor path, not the fast one
+    layer = 2
+    methods = vp.baselines() + pt.methods() + [pt.two_forward_method(model, processor, layer)]
+    rows = vp.evaluate(model, processor, items, layer, methods, vp.BUDGETS, batch_size=4)
+    assert {r["kept"] for r in rows if r["budget"] == "1/9"} == {vp.keep_count(16, 1 / 9)}
+    assert all(r["recall"] == 1 for r in rows if r["method"] == "ceiling")
+    evidence = px.prior_evidence(model, processor, items, layer)
+    assert evidence["max_difference"] <= 1e-6
+    maps = px.example_maps(model, processor, items[:2], layer)
+    assert maps[0]["S"].shape == (4, 4)
+    plans = px.timing_plans(model, chunk.inputs, chunk.n_image, 1 / 9)
+    timings = vp.time_plans(model, chunk.inputs, layer, plans, decode_tokens=1, repeats=1, seed=0)
+    assert px.kv_bytes_match(timings, vp.Shapes.of(model), len(items))
+    depth = px.depth_table(vp.depth_curve(model, processor, items))
+    assert list(depth.index) == [0, 1, 2, 3]
+
+
+@pytest.mark.notebook
+def test_chapter_runs_on_a_random_llava_folder(random_llava, tmp_path, monkeypatch):
+    ledger = run_chapter_on_model("priortr", random_llava, tmp_path, monkeypatch, PER_KIND=3)
+    assert ledger["model"] == str(random_llava)
+    accuracy_rows = [c for c in ledger["claims"] if c["kind"] == MEASURED and not c["timed"]]
+    assert accuracy_rows and all(c["verdict"] == NOT_TESTABLE for c in accuracy_rows)
+    assert all("not testable" in c["ours"] for c in accuracy_rows)  # with the reason
+    assert all(c["verdict"] == "check passed" for c in ledger["claims"] if c["kind"] == IDENTITY)
+    assert sc.GRID == 6  # the scenes stay 6 × 6 whatever the model's grid
