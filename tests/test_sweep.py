@@ -102,6 +102,10 @@ def test_the_claims_page_and_findings_flag_a_verdict_that_changes_with_the_seed(
                  can_fail_because="odd seeds fail")  # fmt: skip
     text = render_seed_stability(ledger.claims, seeds["spectral_ball"])
     assert "1 of 1 claims change verdict" in text and "seed 1: not reproduced" in text
+    # verdicts of older code never sit beside today's: editing the chapter retires its sweep results
+    notebook = tiny_book / "notebooks" / "spectral_ball.ipynb"
+    notebook.write_text(notebook.read_text().replace("FAIL_AT_SEED = -1", "FAIL_AT_SEED = -2"))
+    assert seed_verdicts("smoke", tiny_book) == {}
 
 
 def test_sweep_command_refuses_unknown_chapters_and_parameters(tiny_book, capsys):

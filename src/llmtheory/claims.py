@@ -658,6 +658,7 @@ def render_claims_page(
         lines += [
             "Columns marked by seed come from `make robustness`, which runs every chapter at seeds 0, 1 and 2: a",
             "claim whose verdict changes with the seed is flagged ⚠ — at one seed its verdict is a coin toss.",
+            "Only runs of today's code count: a chapter changed since its sweep reads *not swept* until the next one.",
             "",
         ]
     lines += ["| chapter | " + " | ".join(headers) + " |", "|---" * (len(headers) + 1) + "|"]

@@ -165,6 +165,8 @@ def run_job(job: Job, root: str) -> dict:
         if not ledger.is_file():
             raise RuntimeError(f"{job.slug} ran but saved no ledger (no ledger.report()?)")
         shutil.copy(ledger, folder / "ledger.json")
+        if job_key(job, root_path) != record["key"]:
+            raise RuntimeError("the notebook, library or data changed while the job ran: its ledger mixes two versions")
         record.update(status="ok")
     except Exception as error:  # noqa: BLE001 - any failure of one job is reported, and the sweep goes on
         cell, source = _failing_cell(output) if output.is_file() else (None, "")
@@ -231,14 +233,20 @@ def run_sweep(
 
 
 def seed_verdicts(scale: str, root: Path | None = None) -> dict[str, dict[str, dict[int, str]]]:
-    """``{slug: {claim id: {seed: verdict}}}`` from the sweep jobs at ``scale`` whose only parameter is the seed."""
+    """``{slug: {claim id: {seed: verdict}}}`` from the sweep jobs at ``scale`` whose only parameter is the seed.
+
+    Only jobs run on the current notebook, library and data count (the resume check of :func:`is_done`): verdicts
+    of older code beside today's ledger would show flips that no longer exist, or hide new ones."""
     found: dict[str, dict[str, dict[int, str]]] = {}
+    root = Path(root) if root is not None else repo_root()
     folder = sweep_dir(scale, root)
     for record_path in sorted(folder.glob("*/job.json")) if folder.is_dir() else []:
         record = json.loads(record_path.read_text())
-        ledger_path = record_path.parent / "ledger.json"
-        if record.get("status") != "ok" or set(record.get("parameters", {})) != {"SEED"} or not ledger_path.is_file():
+        if record.get("status") != "ok" or set(record.get("parameters", {})) != {"SEED"}:
             continue
+        if not is_done(Job(record["slug"], scale, record["parameters"]), root):
+            continue  # run on other code or data than today's
+        ledger_path = record_path.parent / "ledger.json"
         ledger = json.loads(ledger_path.read_text())
         for claim in ledger["claims"]:
             found.setdefault(ledger["slug"], {}).setdefault(claim["id"], {})[ledger["seed"]] = claim["verdict"]
