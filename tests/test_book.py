@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from book_files import ROOT, config, toc, toc_files, toc_notebooks
 
-from llmtheory.chapters import PARTS, chapter
+from llmtheory.chapters import PARTS, all_chapters, chapter
 from llmtheory.manifest import manifest_differences
 from llmtheory.scaffold import colab_setup_cell, repository_url
 
@@ -33,6 +33,9 @@ def test_parts_follow_the_book_order():
         for entry in part["chapters"]:
             if entry["file"].startswith("notebooks/"):
                 assert chapter(entry["file"].split("/")[1]).part_name == part["caption"]
+    registry = [c.slug for c in all_chapters()]
+    listed = [path.stem for path in toc_notebooks()]
+    assert listed == sorted(listed, key=registry.index), "chapters are listed in the registry's order"
 
 
 def test_bibliography_files_exist():

@@ -95,6 +95,10 @@ def test_a_students_chapter_is_registered_scaffolded_run_and_on_the_claims_page(
     captions = [p["caption"] for p in toc["parts"]]
     assert captions.index(PARTS[2]) < captions.index(PARTS[3]) < captions.index("Back matter")
     assert (book_copy / "_toc.yml").read_text().startswith("# Table of contents")
+    assert (
+        "\n  - caption: Getting started\n    chapters:\n      - file: book/how_to_use\n"
+        in (book_copy / "_toc.yml").read_text()
+    )  # written as by hand: lists indented under their key
     assert main(["run", "my_paper", "--scale", "smoke"]) == 0
     assert main(["claims", "--scale", "smoke"]) == 0
     assert "## [My Paper](../notebooks/my_paper.ipynb)" in (book_copy / "book" / "claims.md").read_text()

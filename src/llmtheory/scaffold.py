@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from .chapters import PARTS, chapter
+from .chapters import PARTS, all_chapters, chapter
 from .paths import repo_root
 
 COLAB_CLONE_DIR = "/content/llm-theory-executed"
@@ -133,6 +133,16 @@ def add_to_toc(slug: str, root: Path | None = None) -> bool:
 
         position = next((i for i in range(len(parts)) if rank(i) > PARTS.index(caption)), len(parts))
         parts.insert(position, {"caption": caption, "chapters": []})
-    next(p for p in parts if p["caption"] == caption)["chapters"].append({"file": entry})
-    path.write_text(header + yaml.safe_dump(toc, sort_keys=False, allow_unicode=True))
+    chapters = next(p for p in parts if p["caption"] == caption)["chapters"]
+    chapters.append({"file": entry})
+    order = {f"notebooks/{c.slug}": i for i, c in enumerate(all_chapters())}  # the registry's (book) order
+    chapters.sort(key=lambda item: order.get(item.get("file"), len(order)))
+    path.write_text(header + yaml.dump(toc, Dumper=_TocDumper, sort_keys=False, allow_unicode=True))
     return True
+
+
+class _TocDumper(yaml.SafeDumper):
+    """Writes lists indented under their key, as ``_toc.yml`` is written by hand (PyYAML's default is not)."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False):
+        return super().increase_indent(flow, False)

@@ -1,0 +1,481 @@
+"""The entrainment chapter's experiment: toy items, the zoo sweep, the head search with its controls, and the
+estimates each claim needs. The method itself is in :mod:`llmtheory.entrainment`.
+
+Items (one per topic, built from :mod:`llmtheory.toyworld`'s fact world):
+
+* **objective**: a fact's statement, *true* or *counterfactual* (the answer replaced by another of the relation's
+  answers), as in the paper's LRE relations;
+* **subjective** ("toy opinions"): ``i think <entity> is <quality> .`` with a quality from the world's filler
+  adjectives (warm, quiet, old, …). The world defines no such fact, so no answer is right: this stands in for the
+  paper's World Values Survey stances. What it cannot show: the zoo's fact models never saw these quality words in
+  training (their embeddings are the initialisation) and were never trained on opinions, so the items test whether
+  a stance-shaped sentence is copied, not whether a held opinion moves.
+
+Every item has three contexts of two sentences each, so that positions match: *with* = ``s f``, *without* = ``n f``
+and *unrelated* = ``u f``, where f is a true statement about another entity, n a true statement about another
+entity in another relation, and u a sentence of the same template about another entity. Δ compares *with* (or
+*unrelated*, the control) against *without*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import entrainment as en
+from . import toyworld as tw
+from .claims import Estimate
+from .params import ParameterError, check_int
+from .seeding import make_rng
+
+KINDS = ("true", "counterfactual", "opinion")
+CONTEXTS = ("with", "unrelated")
+QUALITIES = ("warm", "cold", "old", "quiet", "small", "tall", "slow", "bright", "green")
+"""The toy opinions' qualities: filler adjectives of the toy world, about which the fact world says nothing."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One sentence and its contexts; ``group`` is the topic's entity (splits keep an entity on one side)."""
+
+    kind: str
+    sentence: str
+    with_context: str
+    without_context: str
+    unrelated_context: str
+    group: str
+
+
+def _other(rng, facts: Sequence[tw.Fact], entity: str, keep) -> tw.Fact:
+    pool = [f for f in facts if f.entity != entity and keep(f)]
+    return pool[int(rng.integers(len(pool)))]
+
+
+def make_items(world: tw.World, n_topics: int, *, seed: int) -> list[Item]:
+    """``n_topics`` topics, each giving a true, a counterfactual and an opinion item (3 × ``n_topics`` items)."""
+    check_int("n_topics", n_topics, minimum=2, maximum=len(world.facts))
+    rng = make_rng(seed, "entrainment", "items")
+    facts = list(world.facts)
+    items = []
+    for index in rng.choice(len(facts), n_topics, replace=False):
+        fact = facts[int(index)]
+        template = int(rng.integers(2))
+        wrong = str(rng.choice([a for a in world.answer_pool(fact.relation) if a != fact.answer]))
+        follow = _other(rng, facts, fact.entity, lambda f: True).statement(int(rng.integers(2)))
+        neutral = _other(rng, facts, fact.entity, lambda f, r=fact.relation: f.relation != r).statement(template)
+        same = _other(rng, facts, fact.entity, lambda f, r=fact.relation: f.relation == r)
+        quality, other_quality = (str(q) for q in rng.choice(QUALITIES, 2, replace=False))
+        sentences = {
+            "true": (fact.statement(template), same.statement(template)),
+            "counterfactual": (fact.statement(template, answer=wrong), same.statement(template, answer=wrong)),
+            "opinion": (f"i think {fact.entity} is {quality} .", f"i think {same.entity} is {other_quality} ."),
+        }
+        for kind, (sentence, unrelated) in sentences.items():
+            contexts = (f"{sentence} {follow}", f"{neutral} {follow}", f"{unrelated} {follow}")
+            items.append(Item(kind, sentence, *contexts, fact.entity))
+    return items
+
+
+def needle_items(world: tw.World, n_items: int, *, seed: int) -> list[Item]:
+    """Items for the zoo's copying model (``needle-llama-gqa``, trained on haystacks): s is a needle
+    ``the secret <key> <value> .`` between two filler sentences; *without* has no needle there, *unrelated* another
+    needle (another key and value). The positive control: a model with retrieval heads that copy."""
+    check_int("n_items", n_items, minimum=2, maximum=len(world.haystack_keys) // 2)
+    rng = make_rng(seed, "entrainment", "needles")
+    keys = rng.choice(world.haystack_keys, 2 * n_items, replace=False)
+    items = []
+    for i in range(n_items):
+        value, other_value = (str(v) for v in rng.choice(world.haystack_values, 2, replace=False))
+        before, after, instead = (tw._filler_sentence(rng) for _ in range(3))
+        sentence = f"the secret {keys[2 * i]} {value} ."
+        unrelated = f"the secret {keys[2 * i + 1]} {other_value} ."
+        contexts = (f"{before} {sentence} {after}", f"{before} {instead} {after}", f"{before} {unrelated} {after}")
+        items.append(Item("needle", sentence, *contexts, str(keys[2 * i])))
+    return items
+
+
+def split_groups(items: Sequence[Item], *, seed: int, search_fraction: float = 0.5) -> tuple[list[Item], list[Item]]:
+    """Items of a random half of the topics for the head search, the others held out for every evaluation."""
+    groups = sorted({it.group for it in items})
+    rng = make_rng(seed, "entrainment", "split")
+    chosen = set(rng.choice(groups, int(round(search_fraction * len(groups))), replace=False).tolist())
+    return [it for it in items if it.group in chosen], [it for it in items if it.group not in chosen]
+
+
+def of_kind(items: Sequence[Item], *kinds: str) -> list[Item]:
+    return [it for it in items if it.kind in kinds]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Measuring Δ on a model
+# --------------------------------------------------------------------------------------------------------------
+
+
+def item_deltas(model, tokenizer, items: Sequence[Item], mask: torch.Tensor | None = None) -> pd.DataFrame:
+    """Per item: its kind, Δ with s in the context and with the unrelated sentence instead, ℓ(s | without), and the
+    same two Δ on the sentence's least predictable token (lowest log-probability without s: in the toy world the
+    entity's name or the answer), where copying would show first."""
+    sentences = [it.sentence for it in items]
+    rows = {}
+    with en.HeadMasker(model) as masker:
+        masker.mask = mask
+        for name in ("without", "with", "unrelated"):
+            contexts = [getattr(it, f"{name}_context") for it in items]
+            rows[name] = en.sentence_token_logprobs(model, tokenizer, contexts, sentences)
+    surprising = [int(np.argmin(row)) for row in rows["without"]]
+
+    def gain(name, at_surprising=False):
+        pairs = zip(rows[name], rows["without"], surprising, strict=True)
+        return [a[t] - b[t] if at_surprising else a.mean() - b.mean() for a, b, t in pairs]
+
+    return pd.DataFrame(
+        {
+            "kind": [it.kind for it in items],
+            "group": [it.group for it in items],
+            "with": gain("with"),
+            "unrelated": gain("unrelated"),
+            "logprob_without": [row.mean() for row in rows["without"]],
+            "with_surprising": gain("with", at_surprising=True),
+            "unrelated_surprising": gain("unrelated", at_surprising=True),
+        }
+    )
+
+
+def delta_table(frames: dict[str, pd.DataFrame], suffix: str = "") -> pd.DataFrame:
+    """Mean Δ with its 95% interval per model, kind and context (rows of a long table for plotting); with
+    ``suffix="_surprising"``, Δ on the least predictable token."""
+    rows = []
+    for model, frame in frames.items():
+        for kind, part in frame.groupby("kind", sort=False):
+            for context in CONTEXTS:
+                e = Estimate.mean_of(part[context + suffix])
+                rows.append({"model": model, "kind": kind, "context": context, "delta": e.value, "low": e.low,
+                             "high": e.high})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def predicts_sentences(frame: pd.DataFrame, vocabulary_size: int, margin: float = 1.0) -> bool:
+    """Whether the model predicts the toy sentences better than uniform guessing by ``margin`` nats per token; a
+    model that does not (a random one) can show no entrainment worth the name, so its rows are not testable."""
+    return float(frame["logprob_without"].mean()) > -np.log(vocabulary_size) + margin
+
+
+def paired_difference(first: pd.DataFrame, second: pd.DataFrame, kinds: Sequence[str] = ("true", "counterfactual")):
+    """Mean over the same items of Δ(second) − Δ(first), with its t-interval (the size-trend test)."""
+    a, b = first[first["kind"].isin(kinds)], second[second["kind"].isin(kinds)]
+    return Estimate.mean_of(b["with"].to_numpy() - a["with"].to_numpy())
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Task accuracy without context
+# --------------------------------------------------------------------------------------------------------------
+
+
+def answer_prompts(world: tw.World) -> tuple[list[str], list[str]]:
+    """Chat questions about every fact, ending with ``Sure ,`` so that the next token is the answer word."""
+    prompts = [f"{tw.fact_prompt(f)} {tw.PROBE_POSITIVE} ," for f in world.facts]
+    return prompts, [f.answer for f in world.facts]
+
+
+@torch.no_grad()
+def answer_hits(model, tokenizer, prompts, answers, mask: torch.Tensor | None = None, batch_size: int = 512):
+    """1 where the greedy next token after the prompt is the answer's first token (no context sentence)."""
+    if not prompts:
+        return np.zeros(0)
+    targets = [tokenizer(" " + a, add_special_tokens=False)["input_ids"][0] for a in answers]
+    hits = []
+    with en.HeadMasker(model) as masker:
+        masker.mask = mask
+        for start in range(0, len(prompts), batch_size):
+            chunk = prompts[start : start + batch_size]
+            batch = en.sentence_batch(tokenizer, chunk, ["."] * len(chunk))  # the prompt's last token predicts
+            ids = batch.input_ids.to(en._device(model))
+            logits = model(input_ids=ids, attention_mask=batch.attention_mask.to(ids.device)).logits
+            last = (batch.sentence_mask.argmax(1) - 1).to(ids.device)
+            hits.append(logits[torch.arange(len(chunk), device=ids.device), last].argmax(-1).cpu().numpy())
+    return (np.concatenate(hits) == np.array(targets)).astype(float)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Head search, ablation and controls
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Ablation:
+    """Everything the head-search claims need, measured on the held-out items."""
+
+    layout: en.HeadLayout
+    found: en.SearchResult
+    shuffled: en.SearchResult
+    shuffled_heads: list[tuple[int, int]]
+    delta_full: np.ndarray
+    delta_found: np.ndarray
+    delta_shuffled: np.ndarray
+    delta_random: np.ndarray  # draws × items
+    hits_full: np.ndarray
+    hits_found: np.ndarray
+    random_sets: list = field(repr=False)
+
+    @property
+    def size(self) -> int:
+        """How many heads the search turned off."""
+        return len(self.found.off)
+
+    @property
+    def compared_size(self) -> int:
+        return compared_size(self.size, self.layout)
+
+
+def compared_size(n_found: int, layout: en.HeadLayout) -> int:
+    """The size of the random and shuffled sets: the found set's, or the paper's 3% of the heads when the search
+    found none (so that the control distribution is always shown)."""
+    return n_found or max(1, round(0.03 * layout.total))
+
+
+def run_ablation(model, tokenizer, world, search_items, test_items, *, steps: int, draws: int, seed: int,
+                 n_facts: int | None = None, progress: bool = True) -> Ablation:  # fmt: skip
+    """Search the heads on ``search_items`` (real and shuffled objective), then turn off the found heads, the
+    shuffled objective's heads and ``draws`` random sets of :attr:`Ablation.compared_size` heads, measuring Δ on
+    ``test_items``, and the no-context answer accuracy (all heads, found heads off) on the first ``n_facts``
+    facts (all by default)."""
+    sentences = [it.sentence for it in search_items]
+    with_contexts = [it.with_context for it in search_items]
+    without = [it.without_context for it in search_items]
+    found = en.search_heads(model, tokenizer, sentences, with_contexts, without, steps=steps, seed=seed,
+                            progress=progress)  # fmt: skip
+    shuffled_contexts = en.shuffled_batch(with_contexts, sentences, seed=seed)
+    shuffled = en.search_heads(model, tokenizer, sentences, shuffled_contexts, without, steps=steps, seed=seed,
+                               progress=progress)  # fmt: skip
+    layout = en.head_layout(model)
+    size = compared_size(len(found.off), layout)
+    shuffled_heads = shuffled.lowest(size)
+    random_sets = en.random_head_sets(layout, size, draws, seed=seed)
+    prompts, answers = (part[:n_facts] for part in answer_prompts(world))  # n_facts=0: no accuracy (a copying
+    # model that knows no facts)
+
+    test_args = ([it.sentence for it in test_items], [it.with_context for it in test_items],
+                 [it.without_context for it in test_items])  # fmt: skip
+
+    def delta(heads):
+        return en.masked_deltas(model, tokenizer, en.heads_off(layout, heads), *test_args)
+
+    def hits(heads):
+        return answer_hits(model, tokenizer, prompts, answers, en.heads_off(layout, heads))
+
+    iterate = _progress(random_sets, progress)
+    return Ablation(
+        layout=layout,
+        found=found,
+        shuffled=shuffled,
+        shuffled_heads=shuffled_heads,
+        delta_full=delta([]),
+        delta_found=delta(found.off),
+        delta_shuffled=delta(shuffled_heads),
+        delta_random=np.array([delta(h) for h in iterate]),
+        hits_full=hits([]),
+        hits_found=hits(found.off),
+        random_sets=random_sets,
+    )
+
+
+def _progress(values, progress: bool):
+    if not progress:
+        return values
+    from tqdm.auto import tqdm
+
+    return tqdm(values, desc="random head sets", leave=False)
+
+
+def reduction(delta_full: np.ndarray, delta_masked: np.ndarray) -> float:
+    """The share of entrainment a mask removes: 1 − mean Δ_masked / mean Δ_full."""
+    return float(1 - delta_masked.mean() / delta_full.mean())
+
+
+def reduction_estimate(delta_full, delta_masked, *, seed: int, n_boot: int = 2000) -> Estimate:
+    """:func:`reduction` with a 95% paired bootstrap interval over the held-out items."""
+    rng = make_rng(seed, "entrainment", "bootstrap")
+    value = reduction(delta_full, delta_masked)
+    idx = rng.integers(len(delta_full), size=(n_boot, len(delta_full)))
+    boots = 1 - delta_masked[idx].mean(1) / delta_full[idx].mean(1)
+    low, high = np.quantile(boots, [0.025, 0.975])
+    return Estimate(value, float(min(low, value)), float(max(high, value)))
+
+
+def random_reductions(ablation: Ablation) -> np.ndarray:
+    """The reduction of every random head set of the found set's size (the control's distribution)."""
+    return np.array([reduction(ablation.delta_full, d) for d in ablation.delta_random])
+
+
+def accuracy_drop(hits_full: np.ndarray, hits_masked: np.ndarray) -> Estimate:
+    """Paired accuracy drop (full − masked) over the same questions, with its t-interval on the differences."""
+    return Estimate.mean_of(hits_full - hits_masked)
+
+
+def ablation_summary(ablation: Ablation) -> pd.DataFrame:
+    """One row per head set: its size, the share of Δ it removes and (found set) its accuracy drop; random sets:
+    median and 95th percentile."""
+    rand_red = random_reductions(ablation)
+    size = ablation.compared_size
+    rows = [
+        ("found by the search", ablation.size, reduction(ablation.delta_full, ablation.delta_found),
+         ablation.hits_full.mean() - ablation.hits_found.mean() if len(ablation.hits_full) else np.nan),
+        ("lowest logits on the shuffled objective", size, reduction(ablation.delta_full, ablation.delta_shuffled),
+         np.nan),
+        (f"random sets, median of {len(rand_red)}", size, float(np.median(rand_red)), np.nan),
+        ("random sets, 95th percentile", size, float(np.quantile(rand_red, 0.95)), np.nan),
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=["heads turned off", "count", "share of Δ removed", "accuracy drop"])
+
+
+def rank_among_random(value: float, random_values: np.ndarray) -> float:
+    """The share of random draws whose value is below ``value`` (1.0 = above every draw)."""
+    if not len(random_values):
+        raise ParameterError("no random draws to rank against")
+    return float((random_values < value).mean())
+
+
+# --------------------------------------------------------------------------------------------------------------
+# What the claims need
+# --------------------------------------------------------------------------------------------------------------
+
+
+def kind_estimates(frame: pd.DataFrame, kind: str) -> tuple[Estimate, Estimate]:
+    """Mean Δ of one kind of sentence with s in the context, and with the unrelated sentence instead (the control)."""
+    part = frame[frame["kind"] == kind]
+    if part.empty:
+        raise ParameterError(f"no items of kind {kind!r}; kinds: {', '.join(KINDS)}")
+    return Estimate.mean_of(part["with"]), Estimate.mean_of(part["unrelated"])
+
+
+@dataclass(frozen=True)
+class AblationEstimates:
+    """The head-search claims' numbers: reductions (found, median random, shuffled), the found set's rank among the
+    random sets, the shuffled set's rank, the accuracy drop, and why a row is not testable (empty when it is)."""
+
+    fraction: float
+    shuffled_fraction: float
+    found: Estimate | None
+    random_median: float
+    random_p95: float
+    shuffled: float
+    accuracy_drop: Estimate | None
+    accuracy_full: float
+    untestable: str
+
+
+def ablation_estimates(ablation: Ablation, *, seed: int, min_accuracy: float = 0.2) -> AblationEstimates:
+    """Numbers for the head-search rows; rows about turning heads off are not testable when the search turned no
+    head off, or when the held-out items show no entrainment to remove (mean Δ's interval reaches 0)."""
+    fraction = ablation.found.fraction
+    shuffled_fraction = ablation.shuffled.fraction
+    full = Estimate.mean_of(ablation.delta_full)
+    base = ablation.hits_full.mean() if len(ablation.hits_full) else np.nan
+    untestable = ""
+    if not ablation.size:
+        untestable = "the search turned no head off"
+    elif full.low <= 0:
+        untestable = f"no entrainment to remove on the held-out items (mean Δ {full:.3f})"
+    if untestable:
+        return AblationEstimates(fraction, shuffled_fraction, None, np.nan, np.nan, np.nan, None, base, untestable)
+    randoms = random_reductions(ablation)
+    drop = accuracy_drop(ablation.hits_full, ablation.hits_found) if base >= min_accuracy else None  # nan: False
+    return AblationEstimates(
+        fraction=fraction,
+        shuffled_fraction=shuffled_fraction,
+        found=reduction_estimate(ablation.delta_full, ablation.delta_found, seed=seed),
+        random_median=float(np.median(randoms)),
+        random_p95=float(np.quantile(randoms, 0.95)),
+        shuffled=reduction(ablation.delta_full, ablation.delta_shuffled),
+        accuracy_drop=drop,
+        accuracy_full=float(base),
+        untestable=untestable,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _error_points(ax, x, rows: pd.DataFrame, label: str) -> None:
+    yerr = [rows["delta"] - rows["low"], rows["high"] - rows["delta"]]
+    ax.errorbar(x, rows["delta"], yerr=yerr, fmt="o", capsize=3, label=label)
+
+
+def plot_deltas(table: pd.DataFrame, model: str):
+    """Mean Δ per kind of sentence for one model: s in the context against the unrelated sentence."""
+    import matplotlib.pyplot as plt
+
+    part = table[table["model"] == model]
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    labels = {"with": "s in the context", "unrelated": "unrelated sentence instead"}
+    for offset, context in zip((-0.12, 0.12), CONTEXTS, strict=True):
+        rows = part[part["context"] == context]
+        _error_points(ax, np.arange(len(rows)) + offset, rows, labels[context])
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xticks(range(len(KINDS)), KINDS)
+    ax.set_ylabel("Δ, nats per token (95% interval)")
+    ax.set_title(f"Sentence-level entrainment of {model}")
+    ax.legend()
+    return fig
+
+
+def plot_zoo(table: pd.DataFrame, sizes: dict[str, int]):
+    """Mean Δ (s in the context) per zoo model, ordered by parameter count, one marker per kind of sentence."""
+    import matplotlib.pyplot as plt
+
+    models = sorted(sizes, key=sizes.get)
+    fig, ax = plt.subplots(figsize=(7.2, 3.8))
+    for offset, kind in zip((-0.15, 0.0, 0.15), KINDS, strict=True):
+        rows = table[(table["kind"] == kind) & (table["context"] == "with")].set_index("model").loc[models]
+        _error_points(ax, np.arange(len(models)) + offset, rows, kind)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xticks(range(len(models)), [f"{m}\n{sizes[m] / 1e3:.0f}k" for m in models], fontsize=8)
+    ax.set_ylabel("Δ, nats per token (95% interval)")
+    ax.set_title("Entrainment across the zoo (models ordered by parameter count)")
+    ax.legend()
+    return fig
+
+
+def plot_search(ablation: Ablation):
+    """The search's heads-off count per step (real and shuffled objective) and the final head logits."""
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.4), gridspec_kw={"width_ratios": [1.4, 1]})
+    left.plot(ablation.found.n_off, label="entrainment objective")
+    left.plot(ablation.shuffled.n_off, label="shuffled objective", ls="--")
+    left.set_xlabel("search step")
+    left.set_ylabel("heads with logit ≤ 0")
+    left.set_title("Heads the search turns off")
+    left.set_ylim(-0.5, max(ablation.found.n_off.max(), ablation.shuffled.n_off.max(), 1) + 0.5)
+    left.legend()
+    right.grid(False)
+    image = right.imshow(ablation.found.logits.numpy(), cmap="RdBu", vmin=-3, vmax=3, aspect="auto")
+    right.set_xlabel("head")
+    right.set_ylabel("layer")
+    right.set_title("Final logits α (≤ 0: off)")
+    fig.colorbar(image, ax=right)
+    return fig
+
+
+def plot_ablation(ablation: Ablation):
+    """The share of Δ removed by each random head set (the control's distribution), the found and shuffled sets."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    ax.hist(random_reductions(ablation), bins=20, color="#BBBBBB", label="random sets of the same size")
+    if ablation.size:
+        ax.axvline(reduction(ablation.delta_full, ablation.delta_found), color="#D55E00", label="found heads")
+    ax.axvline(reduction(ablation.delta_full, ablation.delta_shuffled), color="#0072B2", ls="--",
+               label="shuffled-objective heads")  # fmt: skip
+    ax.set_xlabel("share of Δ removed on held-out items")
+    ax.set_ylabel("random head sets")
+    found = f"{ablation.size} found" if ablation.size else "none found; the paper's 3%"
+    ax.set_title(f"Turning off {ablation.compared_size} heads ({found})")
+    ax.legend()
+    return fig

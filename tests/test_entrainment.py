@@ -1,0 +1,175 @@
+"""Sentence-level entrainment: the measure, head masks through hooks on the zoo's four families, the head search
+and its controls."""
+
+import numpy as np
+import pytest
+import torch
+
+from llmtheory import entrainment as en
+from llmtheory import entrainment_experiment as ex
+from llmtheory import toyworld as tw
+from llmtheory import zoo
+from llmtheory.params import ParameterError
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+FAMILIES = ["fact-llama-h48", "fact-gpt2-h64", "fact-neox-h64", "fact-qwen2-h64"]
+
+
+@pytest.fixture(scope="module")
+def world():
+    return tw.make_world(0)
+
+
+@pytest.fixture(scope="module")
+def llama():
+    return zoo.load("fact-llama-h48")
+
+
+def assert_mask_parity(model, tokenizer) -> None:
+    """Mask of ones = the unhooked logits; mask zeroing a head = that head's W_O slice zeroed by hand."""
+    ids = torch.tensor([tokenizer("the capital of x is y . people in z speak q .")["input_ids"]])
+    with torch.no_grad():
+        plain = model(input_ids=ids).logits
+        layout = en.head_layout(model)
+        with en.HeadMasker(model) as masker:
+            masker.mask = torch.ones(layout.layers, layout.heads)
+            ones = model(input_ids=ids).logits
+            masker.mask = en.heads_off(layout, [(1, 2)])
+            hooked = model(input_ids=ids).logits
+        after = model(input_ids=ids).logits
+    assert torch.allclose(ones, plain, atol=1e-6) and torch.equal(after, plain)  # hooks removed on exit
+    assert (hooked - plain).abs().max() > 1e-4  # the head mattered, so the next comparison can fail
+    assert en.mask_parity_error(model, ids, (1, 2)) < 1e-5  # on a copy: the model is left as it was
+    en.zero_head_weights(model, 1, 2)
+    with torch.no_grad():
+        by_hand = model(input_ids=ids).logits
+    assert torch.allclose(hooked, by_hand, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_head_mask_parity_on_every_zoo_family(name):
+    model, tokenizer = zoo.load(name)
+    assert en.head_layout(model) == en.HeadLayout(8, 8, model.config.hidden_size // 8)
+    assert_mask_parity(model, tokenizer)
+
+
+def test_unknown_layout_names_the_architecture():
+    model = torch.nn.Linear(2, 2)
+    model.config = type("Config", (), {"model_type": "mystery", "num_hidden_layers": 1})()
+    with pytest.raises(ParameterError, match="mystery"):
+        en.output_projections(model)
+
+
+def test_sentence_logprob_ignores_right_padding_and_counts_only_the_sentence(llama):
+    model, tokenizer = llama
+    contexts, sentences = ["the capital of x is y .", "a ."], ["people in z speak q .", "x ."]
+    batch = en.sentence_batch(tokenizer, contexts, sentences)
+    assert batch.sentence_mask.sum(1).tolist() == [6, 2]
+    together = en.sentence_logprobs(model, tokenizer, contexts, sentences)
+    alone = [en.sentence_logprobs(model, tokenizer, [c], [s])[0] for c, s in zip(contexts, sentences, strict=True)]
+    assert np.allclose(together, alone, atol=1e-5)
+    ids = batch.input_ids[:1, : int(batch.attention_mask[0].sum())]
+    with torch.no_grad():
+        logprobs = model(input_ids=ids).logits.log_softmax(-1)[0]
+    start = len(tokenizer(contexts[0])["input_ids"])
+    by_hand = np.mean([logprobs[t - 1, ids[0, t]].item() for t in range(start, ids.shape[1])])
+    assert together[0] == pytest.approx(by_hand, abs=1e-5)
+
+
+def test_items_put_the_sentence_in_the_with_context_only(world):
+    items = ex.make_items(world, 10, seed=0)
+    assert [it.kind for it in items[:3]] == list(ex.KINDS) and len(items) == 30
+    for it in items:
+        assert it.with_context.startswith(it.sentence)
+        assert it.sentence not in it.without_context and it.sentence not in it.unrelated_context
+        assert len(it.with_context.split()) > len(it.sentence.split())
+    true, counterfactual = items[0].sentence, items[1].sentence
+    assert true != counterfactual and len(true.split()) == len(counterfactual.split())
+    assert items[2].sentence.split()[-2] in ex.QUALITIES
+    search, test = ex.split_groups(items, seed=0)
+    assert not {it.group for it in search} & {it.group for it in test} and len(search) + len(test) == 30
+    with pytest.raises(ParameterError, match="n_topics"):
+        ex.make_items(world, 1, seed=0)
+
+
+def test_gumbel_sigmoid_is_hard_forward_with_the_soft_gradient():
+    logits = torch.tensor([3.0, -3.0, 0.0] * 2000, requires_grad=True)
+    sample = en.gumbel_sigmoid(logits, torch.Generator().manual_seed(0))
+    assert set(sample.unique().tolist()) <= {0.0, 1.0}
+    rates = sample.detach().reshape(-1, 3).mean(0)
+    assert np.allclose(rates.numpy(), torch.sigmoid(torch.tensor([3.0, -3.0, 0.0])).numpy(), atol=0.03)
+    sample.sum().backward()
+    assert (logits.grad > 0).all()
+
+
+def test_controls_are_derangements_and_random_sets_of_equal_size():
+    contexts, sentences = [f"c{i}" for i in range(7)], [f"s{i}" for i in range(7)]
+    shuffled = en.shuffled_batch(contexts, sentences, seed=0)
+    assert sorted(shuffled) == contexts and all(a != b for a, b in zip(shuffled, contexts, strict=True))
+    layout = en.HeadLayout(8, 8, 8)
+    sets = en.random_head_sets(layout, 3, 50, seed=0)
+    assert all(len(set(s)) == 3 for s in sets) and len({tuple(s) for s in sets}) > 40
+    assert sets == en.random_head_sets(layout, 3, 50, seed=0)
+    with pytest.raises(ParameterError, match="size"):
+        en.random_head_sets(layout, 65, 1, seed=0)
+
+
+def test_search_keeps_every_head_when_only_the_keep_term_counts(llama, world):
+    model, tokenizer = llama
+    items = ex.of_kind(ex.make_items(world, 4, seed=0), "true")
+    args = ([it.sentence for it in items], [it.with_context for it in items], [it.without_context for it in items])
+    result = en.search_heads(model, tokenizer, *args, steps=5, seed=0)
+    assert result.logits.shape == (8, 8) and result.off == [] and result.loss[-1] < result.loss[0]
+    assert all(p.requires_grad for p in model.parameters())  # the model's weights are left as they were
+    assert len(result.lowest(3)) == 3
+
+
+def test_reduction_and_its_bootstrap_interval():
+    full, masked = np.array([1.0, 2.0, 3.0, 2.0]), np.array([0.5, 1.0, 1.5, 1.0])
+    assert ex.reduction(full, masked) == pytest.approx(0.5)
+    e = ex.reduction_estimate(full, masked, seed=0)
+    assert e.low <= 0.5 <= e.high and e.value == pytest.approx(0.5)
+    assert ex.rank_among_random(0.5, np.array([0.1, 0.2, 0.6])) == pytest.approx(2 / 3)
+
+
+def test_answer_accuracy_and_deltas_on_a_zoo_model(llama, world):
+    model, tokenizer = llama
+    prompts, answers = ex.answer_prompts(world)
+    hits = ex.answer_hits(model, tokenizer, prompts[:60], answers[:60])
+    assert 0.2 < hits.mean() <= 1.0  # the zoo card: frequent facts known, rare ones guessed
+    frame = ex.item_deltas(model, tokenizer, ex.make_items(world, 6, seed=0))
+    assert set(frame["kind"]) == set(ex.KINDS) and ex.predicts_sentences(frame, len(tokenizer))
+    assert np.isfinite(frame[["with", "unrelated"]].to_numpy()).all()
+
+
+def _ablation(off, delta_found, hits_found):
+    layout = en.HeadLayout(2, 4, 8)
+    logits = torch.ones(2, 4)
+    for layer, head in off:
+        logits[layer, head] = -1.0
+    result = en.SearchResult(logits, off, np.zeros(3), np.zeros(3, dtype=int))
+    full = np.array([1.0, 1.2, 0.8, 1.0])
+    return ex.Ablation(layout, result, result, [(0, 0)], full, delta_found, full * 0.9,
+                       np.stack([full * 0.9, full * 0.8, full]), np.ones(10), hits_found, random_sets=[])  # fmt: skip
+
+
+def test_ablation_estimates_decide_what_is_testable():
+    none = ex.ablation_estimates(_ablation([], np.array([1.0, 1.2, 0.8, 1.0]), np.ones(10)), seed=0)
+    assert none.untestable == "the search turned no head off" and none.found is None
+    assert _ablation([], np.ones(4), np.ones(10)).compared_size == 1  # 3% of 8 heads, at least one
+    halved = ex.ablation_estimates(_ablation([(1, 2)], np.array([0.5, 0.6, 0.4, 0.5]), np.r_[np.ones(9), 0]), seed=0)
+    assert not halved.untestable and halved.found.value == pytest.approx(0.5)
+    assert halved.random_median == pytest.approx(0.1) and halved.random_p95 < 0.5
+    assert halved.accuracy_drop.value == pytest.approx(0.1) and halved.fraction == pytest.approx(1 / 8)
+
+
+def test_needle_items_and_the_least_predictable_token(world):
+    items = ex.needle_items(world, 6, seed=0)
+    assert len({it.group for it in items}) == 6 and all(it.kind == "needle" for it in items)
+    for it in items:
+        assert it.sentence in it.with_context and it.sentence not in it.without_context
+        assert it.unrelated_context.count("the secret") == 1 and it.sentence not in it.unrelated_context
+    model, tokenizer = zoo.load("needle-llama-gqa")
+    frame = ex.item_deltas(model, tokenizer, items)
+    assert frame["with_surprising"].mean() > 1.0  # a retrieval model copies what it has read
+    assert frame["with_surprising"].mean() > frame["with"].mean()  # the gain sits on the surprising token
