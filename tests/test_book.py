@@ -41,6 +41,13 @@ def test_parts_follow_the_book_order():
 def test_bibliography_files_exist():
     for bib in config()["bibtex_bibfiles"]:
         assert (ROOT / bib).is_file(), bib
+    listed = set(config()["bibtex_bibfiles"])
+    unlisted = [
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "book" / "bib").glob("*.bib")
+        if str(p.relative_to(ROOT)) not in listed
+    ]
+    assert not unlisted, f"add to _config.yml's bibtex_bibfiles: {unlisted}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
