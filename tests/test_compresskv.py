@@ -311,11 +311,37 @@ def test_several_questions_from_one_full_cache_match_plain_greedy_decoding(model
     sequence += question
     second = greedy(2)
     plan = plan_for("full", state, shape, LENGTH)
-    assert ckv.answer_questions(model, state, plan, first, [(question, second)]) == [True, True]
-    assert ckv.answer_questions(model, state, plan, first, [(question, [(second[0] + 1) % 64, second[1]])]) == [
-        True,
-        False,
-    ]
+    assert ckv.answer_questions(model, state, [plan], first, [(question, second)]) == [[True, True]]
+    wrong = [(second[0] + 1) % 64, second[1]]
+    assert ckv.answer_questions(model, state, [plan, plan], first, [(question, wrong)]) == [[True, False]] * 2
+
+
+BATCHED = ("full", "streamingllm", "snapkv", "pyramidkv", "cake", "compresskv", "random-heads")
+
+
+def test_plans_decoded_in_one_batch_equal_each_plan_alone(model, state, shape):
+    """Stacking differently compressed caches (ragged budgets, padding) changes no logit and no answer."""
+    plans = [plan_for(m, state, shape, LENGTH if m == "full" else 20) for m in BATCHED]
+    with ckv._stacked_cache(model, state, plans) as cache:
+        batched = ckv._forward(model, cache, torch.tensor([[state.next_token]] * len(plans)), state.length)
+    for row, plan in enumerate(plans):
+        alone = next_logits(model, ckv.compress_cache(state.cache, plan.positions), state)
+        torch.testing.assert_close(batched[row], alone, atol=1e-5, rtol=0)
+    item = type("Item", (), {"expected": [1, 2, 3, 4, 5, 6], "value": "x"})()
+    scorer = type("Scorer", (), {"new_tokens": lambda self, item: 6, "correct": lambda self, item, g: False})()
+    answers = ckv.answers_from_plans(model, state, plans, item, scorer)
+    for plan, answer in zip(plans, answers, strict=True):
+        cache = ckv.compress_cache(state.cache, plan.positions)
+        assert answer.kv_bytes == ckv.cache_bytes(cache)  # the compressed cache, before decoding grows it
+        assert answer.generated == ckv.greedy_decode(model, cache, [state.next_token], state.length, 6)
+    assert len({tuple(a.generated) for a in answers}) > 1  # the plans do differ: the test can see a mix-up
+
+
+def test_several_questions_in_one_batch_equal_each_plan_alone(model, state, shape):
+    plans = [plan_for(m, state, shape, 16) for m in ("snapkv", "pyramidkv", "compresskv")]
+    first, followups = [1, 2, 3], [([7, 8, 9], [4, 5]), ([10, 11], [6, 7, 8])]
+    alone = [ckv.answer_questions(model, state, [plan], first, followups)[0] for plan in plans]
+    assert ckv.answer_questions(model, state, plans, first, followups) == alone
 
 
 def test_needle_items_locate_the_needle_and_the_follow_up_answers():

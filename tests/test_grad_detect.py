@@ -146,6 +146,51 @@ def test_judges_and_sampling_scores():
     assert gd.self_consistency("Sure , a .", ["Sure , a .", "Sure , b ."]) == 0.5
 
 
+def test_alias_judge_matches_whole_words_only():
+    paris = gd.QAItem("What is the capital of France?", ("Paris",), "france", "qa")
+    assert gd.alias_judge("It is Paris.", paris) == gd.CORRECT
+    assert gd.alias_judge("A Parisian cafe.", paris) == gd.INCORRECT  # "Paris" is not a word of "Parisian"
+    york = gd.QAItem("Which city?", ("New York",), "city", "qa")
+    assert gd.alias_judge("new york, of course", york) == gd.CORRECT
+    assert gd.alias_judge("A New Yorker wrote it.", york) == gd.INCORRECT
+    assert gd.alias_judge("The cant of sailors.", york) == gd.INCORRECT  # "i cant" is a refusal, "cant" alone is not
+    assert gd.alias_judge("Sorry, I cannot answer that.", york) == gd.DNA
+
+
+def test_refusal_control_reads_the_openings_the_vocabulary_knows():
+    model, tokenizer = zoo.load("fact-llama-h48")
+    known = gd.refusal_tokens(tokenizer)
+    assert known[0] == tokenizer.convert_tokens_to_ids(tw.PROBE_NEGATIVE) and tokenizer.unk_token_id not in known
+    with pytest.raises(ParameterError, match="openings"):
+        gd.refusal_tokens(tokenizer, ("Sorry", "Apologies"))  # not words of the toy vocabulary
+    prompts = _prompts(tokenizer, tw.make_world(0))
+    word = gd.refusal_logprob(model, tokenizer, prompts, openings=(tw.PROBE_NEGATIVE,))
+    first = gd.next_token_logprobs(model, prompts, [known[0]])
+    assert np.allclose(word, first)
+    everyone = gd.refusal_logprob(model, tokenizer, prompts)  # log of a sum of probabilities: never below one term
+    assert everyone.shape == (len(prompts), 1) and (everyone >= word - 1e-12).all()
+    assert np.allclose(np.exp(everyone), np.exp(gd.next_token_logprobs(model, prompts, known)).sum(1, keepdims=True))
+
+
+def test_self_assessment_score_is_the_yes_no_log_odds(world):
+    model, tokenizer = zoo.load("fact-llama-h48")
+    model, tokenizer = copy.deepcopy(model), copy.deepcopy(tokenizer)
+    assert gd.self_assessment_tokens(tokenizer) is None  # the toy vocabulary has neither word
+    tokenizer.add_tokens(["Yes", "No"])
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=False)  # random rows: "Yes" and "No" differ
+    yes, no = gd.self_assessment_tokens(tokenizer)
+    items = gd.toy_items(world)[:3]
+    replies = ["Sure , vodi .", "Sure , kethic .", tw.ABSTENTION]
+    scores = gd.self_assessment_scores(model, tokenizer, items, replies)
+    for item, reply, score in zip(items, replies, scores, strict=True):
+        prompt = gd.self_assessment_prompt(tokenizer, item.question, reply)
+        assert tokenizer(reply, add_special_tokens=False)["input_ids"][0] in prompt  # the model sees its answer
+        with torch.no_grad():
+            logprobs = model(input_ids=torch.tensor([prompt])).logits[0, -1].log_softmax(-1)
+        assert score == pytest.approx(float(logprobs[yes] - logprobs[no]), abs=1e-5)
+    assert len(set(np.round(scores, 4))) == len(replies)  # the score depends on the reply it is asked about
+
+
 def test_greedy_answers_match_the_zoo_decoder(world):
     model, tokenizer = zoo.load("fact-neox-h64")
     items = gd.toy_items(world)[::50]

@@ -93,6 +93,9 @@ STATS_ATTENTION = "compresskv_prefill"
 CALIBRATION_ATTENTION = "compresskv_calibration"
 """The attention implementation :func:`eviction_errors` runs under: full-cache output plus each layer's
 compressed output from the same inputs."""
+PADDED_ATTENTION = "compresskv_padded"
+"""The attention implementation batched decoding (:func:`answers_from_plans`) runs under: several compressed copies
+of one prompt's cache side by side, each row's padding masked."""
 PREFILL_CHUNK = 256
 """Queries per block when :func:`prefill` computes attention: memory ``heads × 256 × T`` instead of ``heads × T²``."""
 
@@ -134,6 +137,21 @@ def ragged_eager_attention(module, query, key, value, attention_mask, scaling=No
     """
     key, value = _expand_kv(query, key, value)
     weights = attention_rows(query, key, attention_mask, 0, _scaling(module, scaling), kwargs.get("softcap"))
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+
+
+def padded_eager_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Eager attention over a batch of differently compressed caches of one prompt (:func:`stack_plans`): row ``r``
+    sees the slots its plan keeps (``valid[l][r]``, the recorder's) and, causally, the tokens fed since; never
+    its padding. ``transformers``' own mask (one for the whole batch) is not used."""
+    valid = _ACTIVE[-1][module.layer_idx].to(key.device)  # (rows, slots)
+    n, fresh = query.shape[-2], key.shape[-2] - valid.shape[-1]
+    causal = torch.arange(fresh, device=key.device)[None] <= torch.arange(fresh - n, fresh, device=key.device)[:, None]
+    mask = torch.cat(
+        [valid[:, None, None, :].expand(-1, 1, n, -1), causal[None, None].expand(valid.shape[0], 1, -1, -1)], dim=-1
+    )
+    key, value = _expand_kv(query, key, value)
+    weights = attention_rows(query, key, mask, 0, _scaling(module, scaling), kwargs.get("softcap"))
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
 
 
@@ -266,6 +284,33 @@ def cache_lengths(cache) -> list[int]:
     return [int(layer.keys.shape[2]) for layer in cache.layers]
 
 
+def stack_plans(cache, plans: Sequence) -> tuple[object, list[torch.Tensor]]:
+    """Several compressed copies of one prompt's ``cache`` as one batch, row ``r`` holding in layer ``l`` the
+    positions ``plans[r].positions[l]`` (each :class:`Plan`), padded to the layer's longest plan by repeating
+    its last position. Returns the ``DynamicCache`` and, per layer, which slots are kept, (rows, slots): what
+    :func:`padded_eager_attention` masks with."""
+    from transformers import DynamicCache
+
+    stacked, valid = DynamicCache(), []
+    for layer_index, layer in enumerate(cache.layers):
+        kept = [plan.positions[layer_index].to(layer.keys.device) for plan in plans]
+        slots = max(k.shape[-1] for k in kept)
+        index = torch.stack([torch.cat([k, k[:, -1:].expand(-1, slots - k.shape[-1])], dim=-1) for k in kept])
+        gather = index[..., None].expand(-1, -1, -1, layer.keys.shape[-1])
+        rows = len(plans)
+        keys = torch.gather(layer.keys.expand(rows, -1, -1, -1), 2, gather)
+        stacked.update(keys, torch.gather(layer.values.expand(rows, -1, -1, -1), 2, gather), layer_index)
+        valid.append(torch.arange(slots)[None] < torch.tensor([k.shape[-1] for k in kept])[:, None])
+    return stacked, valid
+
+
+@contextlib.contextmanager
+def _stacked_cache(model, state: Prefill, plans: Sequence):
+    cache, valid = stack_plans(state.cache, plans)
+    with _attention_implementation(model, PADDED_ATTENTION, padded_eager_attention, valid):
+        yield cache
+
+
 @torch.no_grad()
 def greedy_decode(model, cache, tokens: Sequence[int], position: int, max_new_tokens: int) -> list[int]:
     """Feed ``tokens`` (one forward pass) at positions ``position, position + 1, ...``, then greedily generate
@@ -274,33 +319,34 @@ def greedy_decode(model, cache, tokens: Sequence[int], position: int, max_new_to
     Step-by-step decoding with explicit positions: ``generate`` would re-index positions from the cache length,
     which is wrong for a compressed RoPE cache.
     """
-    out = model(
-        input_ids=torch.tensor([list(tokens)], device=model.device),
-        past_key_values=cache,
-        position_ids=torch.arange(position, position + len(tokens), device=model.device)[None],
-        use_cache=True,
-    )
-    logits = out.logits[0, -1].float().cpu()
-    position += len(tokens)
-    generated: list[int] = []
+    return decode_rows(model, cache, [list(tokens)], position, max_new_tokens)[0]
+
+
+@torch.no_grad()
+def decode_rows(model, cache, rows: Sequence[Sequence[int]], position: int, max_new_tokens: int) -> list[list[int]]:
+    """:func:`greedy_decode` of a batch: row ``r`` feeds ``rows[r]`` (all of one length) into row ``r`` of
+    ``cache`` at the same positions, then every row generates ``max_new_tokens`` greedy tokens."""
+    logits = _forward(model, cache, torch.tensor([list(r) for r in rows], device=model.device), position)
+    position += len(rows[0])
+    generated: list[torch.Tensor] = []
     while len(generated) < max_new_tokens:
-        token = int(logits.argmax())
-        generated.append(token)
+        generated.append(logits.argmax(-1))
         if len(generated) == max_new_tokens:
             break
-        logits = _step(model, cache, token, position)
+        logits = _forward(model, cache, generated[-1][:, None].to(model.device), position)
         position += 1
-    return generated
+    return torch.stack(generated, dim=1).tolist() if generated else [[] for _ in rows]
+
+
+def _forward(model, cache, ids: torch.Tensor, position: int) -> torch.Tensor:
+    """The next-token logits of each row after feeding ``ids`` (rows, n) at positions ``position, ...``."""
+    positions = torch.arange(position, position + ids.shape[1], device=model.device)
+    out = model(input_ids=ids, past_key_values=cache, position_ids=positions.expand(ids.shape[0], -1), use_cache=True)
+    return out.logits[:, -1].float().cpu()
 
 
 def _step(model, cache, token: int, position: int) -> torch.Tensor:
-    out = model(
-        input_ids=torch.tensor([[token]], device=model.device),
-        past_key_values=cache,
-        position_ids=torch.tensor([[position]], device=model.device),
-        use_cache=True,
-    )
-    return out.logits[0, -1].float().cpu()
+    return _forward(model, cache, torch.tensor([[token]], device=model.device), position)[0]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -808,36 +854,50 @@ class Answer:
     kv_fraction: float
 
 
+def answers_from_plans(model, state: Prefill, plans: Sequence, item, scorer: Scorer) -> list[Answer]:
+    """Decode greedily from the cache each of ``plans`` compresses, all in one batch (:func:`stack_plans`: the same
+    tokens as one plan at a time, with one forward pass per step for all), and score the answers to ``item``."""
+    with _stacked_cache(model, state, plans) as cache:
+        rows = decode_rows(model, cache, [[state.next_token]] * len(plans), state.length, scorer.new_tokens(item))
+    element = state.cache.layers[0].keys.element_size() * state.cache.layers[0].keys.shape[-1]
+    return [
+        Answer(
+            generated=generated,
+            correct=scorer.correct(item, generated),
+            exact=generated[: len(item.expected)] == list(item.expected),
+            kv_bytes=2 * element * sum(p.numel() for p in plan.positions),  # keys and values
+            kv_fraction=plan.kv_fraction(state.length),
+        )
+        for plan, generated in zip(plans, rows, strict=True)
+    ]
+
+
 def answer_from_plan(model, state: Prefill, plan: Plan, item, scorer: Scorer) -> Answer:
     """Decode greedily from the cache compressed by ``plan`` and score the answer to ``item``."""
-    cache = compress_cache(state.cache, plan.positions)
-    held = cache_bytes(cache)
-    generated = greedy_decode(model, cache, [state.next_token], state.length, scorer.new_tokens(item))
-    return Answer(
-        generated=generated,
-        correct=scorer.correct(item, generated),
-        exact=generated[: len(item.expected)] == list(item.expected),
-        kv_bytes=held,
-        kv_fraction=plan.kv_fraction(state.length),
-    )
+    return answers_from_plans(model, state, [plan], item, scorer)[0]
 
 
 def answer_questions(
-    model, state: Prefill, plan: Plan, first_expected: Sequence[int], followups: Sequence[tuple[list[int], list[int]]]
-) -> list[bool]:
-    """Several questions from ONE compressed cache (query-agnostic for all but the first): decode the first
-    answer, then for each ``(question_ids, expected_ids)`` feed the question turn and decode its answer. The
-    model's own answers stay in the cache. Returns exact match per question."""
-    cache = compress_cache(state.cache, plan.positions)
-    position = state.length
-    outcomes = []
-    feed = [state.next_token]
-    for question, expected in [([], list(first_expected)), *followups]:
-        tokens = feed + list(question)
-        generated = greedy_decode(model, cache, tokens, position, len(expected))
-        outcomes.append(generated == list(expected))
-        position += len(tokens) + len(generated) - 1
-        feed = [generated[-1]]
+    model,
+    state: Prefill,
+    plans: Sequence,
+    first_expected: Sequence[int],
+    followups: Sequence[tuple[list[int], list[int]]],
+) -> list[list[bool]]:
+    """Several questions from ONE compressed cache per plan (query-agnostic for all but the first), all plans in
+    one batch (:func:`stack_plans`): decode the first answer, then for each ``(question_ids, expected_ids)`` feed
+    the question turn and decode its answer. The model's own answers stay in the cache. Returns, per plan, exact
+    match per question."""
+    outcomes: list[list[bool]] = [[] for _ in plans]
+    with _stacked_cache(model, state, plans) as cache:
+        position, feeds = state.length, [[state.next_token]] * len(plans)
+        for question, expected in [([], list(first_expected)), *followups]:
+            rows = [feed + list(question) for feed in feeds]
+            generated = decode_rows(model, cache, rows, position, len(expected))
+            for outcome, answer in zip(outcomes, generated, strict=True):
+                outcome.append(answer == list(expected))
+            position += len(rows[0]) + len(expected) - 1
+            feeds = [[answer[-1]] for answer in generated]
     return outcomes
 
 
@@ -1006,18 +1066,17 @@ def calibrate_layer_weights(model, items, states, semantic_heads, fraction: floa
 
 def accuracy_sweep(model, items, states, methods, fractions, calibration: Calibration, scorer: Scorer, progress=None):
     """Every method at every budget on every item (its prefill in ``states``; one compressed cache per method and
-    budget; ``full`` only at 100%), scored by ``scorer``; item ``i`` uses random-head draw ``i`` (so the controls
+    budget, the methods of a budget decoded in one batch by :func:`answers_from_plans`; ``full`` only at 100%),
+    scored by ``scorer``; item ``i`` uses random-head draw ``i`` (so the controls
     average over draws). Returns a list of row dicts."""
     shape = geometry(model)
     rows = []
     pairs = list(zip(items, states, strict=True))
     for index, (item, state) in enumerate(progress(pairs) if progress else pairs):
         for fraction in fractions:
-            for method in methods:
-                if method == "full" and fraction < 1:
-                    continue  # the full cache does not depend on the budget: run it once, at 100%
-                plan = calibration.plan(method, state, fraction, shape, draw=index)
-                result = answer_from_plan(model, state, plan, item, scorer)
+            chosen = [m for m in methods if m != "full" or fraction >= 1]  # the full cache once, at 100%
+            plans = [calibration.plan(method, state, fraction, shape, draw=index) for method in chosen]
+            for method, result in zip(chosen, answers_from_plans(model, state, plans, item, scorer), strict=True):
                 rows.append(
                     dict(
                         item=index,
@@ -1035,23 +1094,26 @@ def accuracy_sweep(model, items, states, methods, fractions, calibration: Calibr
 
 
 def multi_question_sweep(model, items, states, methods, fractions, calibration: Calibration, progress=None):
-    """Several questions about different needles from ONE compressed cache per item (:func:`answer_questions`,
-    exact match). Returns rows with ``question`` 0 for the question in the observation window, 1, 2, ... for the
-    later ones; ``full`` runs at 100% only, the other methods below 100%."""
+    """Several questions about different needles from ONE compressed cache per item and method (the methods of a
+    budget in one batch, :func:`answer_questions`; exact match). Returns rows with ``question`` 0 for the question
+    in the observation window, 1, 2, ... for the later ones; ``full`` runs at 100% only, the other methods below
+    100%."""
     shape = geometry(model)
     rows = []
     pairs = list(zip(items, states, strict=True))
     for index, (item, state) in enumerate(progress(pairs) if progress else pairs):
         for fraction in fractions:
-            for method in methods:
-                if fraction >= 1 and method != "full" or method == "full" and fraction < 1:
-                    continue  # at 100% every method is the full cache (checked in the NIAH sweep): run it once
-                plan = calibration.plan(method, state, fraction, shape)
-                outcomes = answer_questions(model, state, plan, item.expected, item.followups)
-                rows += [
-                    dict(item=index, method=method, budget=fraction, question=q, correct=ok)
-                    for q, ok in enumerate(outcomes)
-                ]
+            # at 100% every method is the full cache (checked in the NIAH sweep): run it once
+            chosen = [m for m in methods if (m == "full") == (fraction >= 1)]
+            if not chosen:
+                continue
+            plans = [calibration.plan(method, state, fraction, shape) for method in chosen]
+            answers = answer_questions(model, state, plans, item.expected, item.followups)
+            rows += [
+                dict(item=index, method=method, budget=fraction, question=q, correct=ok)
+                for method, outcomes in zip(chosen, answers, strict=True)
+                for q, ok in enumerate(outcomes)
+            ]
     return rows
 
 

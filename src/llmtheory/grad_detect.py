@@ -23,10 +23,10 @@ The paper's pipeline, top to bottom, as plain functions:
 The baselines of the paper's Table 3 run on the same items (:func:`correctness_baselines`): max-softmax confidence
 and sequence perplexity of the greedy answer, self-consistency and semantic entropy from sampled answers (with a
 pluggable equivalence, :func:`semantic_entropy`), a probe on the last-layer hidden state and Self-Assessment (the
-model asked whether its answer is correct). The response task's control is the first generated token's refusal
-probability (:func:`refusal_logprob`). The same calls work for a Hugging Face chat model (Llama-like, GPT-2 or
-GPT-NeoX layouts) and any QA set given as :class:`QAItem`; a task whose classes are missing is left out with its
-reason (:attr:`Detection.untestable`).
+model asked whether its answer is correct). The response task's control is the probability that the first
+generated token opens a refusal (:func:`refusal_logprob`, openings in :data:`REFUSAL_OPENINGS`). The same calls
+work for a Hugging Face chat model (Llama-like, GPT-2 or GPT-NeoX layouts) and any QA set given as
+:class:`QAItem`; a task whose classes are missing is left out with its reason (:attr:`Detection.untestable`).
 """
 
 from __future__ import annotations
@@ -120,13 +120,20 @@ def toy_judge(reply: str, item: QAItem) -> str:
 ABSTENTION_PHRASES = ("i do not know", "i dont know", "unfortunately", "i cannot", "i cant", "not sure")
 
 
+def contains_words(text: str, phrase: str) -> bool:
+    """Whether the normalised ``phrase`` occurs in the normalised ``text`` as a run of whole words ("paris" is in
+    "it is paris" but not in "a parisian cafe"); an empty phrase occurs nowhere."""
+    words, wanted = normalise_answer(text).split(), normalise_answer(phrase).split()
+    return bool(wanted) and any(words[i : i + len(wanted)] == wanted for i in range(len(words) - len(wanted) + 1))
+
+
 def alias_judge(reply: str, item: QAItem) -> str:
     """A judge for real QA sets (TriviaQA-style alias lists): DNA on a refusal phrase, correct when a normalised
-    alias occurs in the normalised reply. A stand-in for the paper's LLM judge, whose prompt is not published."""
-    said = normalise_answer(reply)
-    if any(p in said for p in ABSTENTION_PHRASES):
+    alias occurs in the normalised reply as whole words (:func:`contains_words`). A stand-in for the paper's LLM
+    judge, whose prompt is not published."""
+    if any(contains_words(reply, p) for p in ABSTENTION_PHRASES):
         return DNA
-    return CORRECT if any(normalise_answer(a) and normalise_answer(a) in said for a in item.answers) else INCORRECT
+    return CORRECT if any(contains_words(reply, a) for a in item.answers) else INCORRECT
 
 
 def _device(model) -> torch.device:
@@ -820,18 +827,56 @@ def next_token_logprobs(model, prompts, token_ids: Sequence[int], batch_size: in
     return out
 
 
+def reply_lead(tokenizer) -> str:
+    """What precedes a reply's first word: nothing after a chat template's generation prompt, a space after the
+    "Answer:" that :func:`prompt_ids` writes for a model without one (GPT-2's " Yes" is not its "Yes")."""
+    return "" if getattr(tokenizer, "chat_template", None) is not None else " "
+
+
 def first_token_id(tokenizer, word: str) -> int:
-    """The first token of ``word`` as a reply would start with it (the refusal word "Unfortunately", "Yes")."""
-    ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+    """The first token of ``word`` as a reply would start with it (:func:`reply_lead`), e.g. of "Yes"."""
+    ids = tokenizer(reply_lead(tokenizer) + word, add_special_tokens=False)["input_ids"]
     if not ids:
         raise ParameterError(f"the tokenizer turns {word!r} into no tokens")
     return ids[0]
 
 
-def refusal_logprob(model, tokenizer, prompts, word: str = tw.PROBE_NEGATIVE) -> np.ndarray:
-    """The response task's control: log-probability that the reply *starts* with the refusal word, read from the
-    prompt's last position (no gradient, no answer). One feature per item, shape (N, 1)."""
-    return next_token_logprobs(model, prompts, [first_token_id(tokenizer, word)])
+REFUSAL_OPENINGS: tuple[str, ...] = (
+    tw.PROBE_NEGATIVE,
+    "I don't know",
+    "I do not know",
+    "I cannot",
+    "I'm sorry",
+    "Sorry",
+)
+"""How a refusal may open: the toy world's "Unfortunately" (every zoo refusal starts with it) and the usual openings
+of a chat model's refusal. Only their first tokens matter (:func:`refusal_tokens`), so "I" stands for the three
+that start with it: on a real model the control also counts replies such as "I think …", an over-count that makes
+it a generous baseline, never a stricter one."""
+
+
+def refusal_tokens(tokenizer, openings: Sequence[str] = REFUSAL_OPENINGS) -> list[int]:
+    """The distinct first tokens of the refusal ``openings`` that the vocabulary knows, as a reply would start
+    (:func:`reply_lead`).
+    Openings the tokenizer maps to its unknown token are dropped: the toy world's word-level vocabulary keeps
+    "Unfortunately" and "I" (a word of its refusal's second clause, with which no toy reply opens)."""
+    unknown = getattr(tokenizer, "unk_token_id", None)
+    tokens: list[int] = []
+    for opening in openings:
+        ids = tokenizer(reply_lead(tokenizer) + opening, add_special_tokens=False)["input_ids"]
+        if ids and ids[0] != unknown and ids[0] not in tokens:
+            tokens.append(ids[0])
+    if not tokens:
+        raise ParameterError(f"openings={tuple(openings)!r}: the tokenizer knows none of these refusal openings")
+    return tokens
+
+
+def refusal_logprob(model, tokenizer, prompts, openings: Sequence[str] = REFUSAL_OPENINGS) -> np.ndarray:
+    """The response task's control: log-probability that the reply *starts* like a refusal, i.e. that its first
+    token is one of :func:`refusal_tokens` of ``openings`` (log of the summed probability), read from the prompt's
+    last position (no gradient, no answer). One feature per item, shape (N, 1)."""
+    logprobs = next_token_logprobs(model, prompts, refusal_tokens(tokenizer, openings))
+    return np.logaddexp.reduce(logprobs, axis=1, keepdims=True)
 
 
 SELF_ASSESSMENT_QUESTION = "Is your answer correct? Answer Yes or No."
@@ -1293,7 +1338,7 @@ def correctness_baselines(
 
 
 def first_token_control(detection: Detection, refusal: np.ndarray, task: str) -> np.ndarray:
-    """The first-token control of ``task``: logistic regression on log p(reply starts with the refusal word)
+    """The first-token control of ``task``: logistic regression on log p(reply opens a refusal)
     (:func:`refusal_logprob`), fitted on the reference and training halves; class probabilities of the test
     items, (N_test, |C|)."""
     split = detection.splits[task]
