@@ -67,13 +67,16 @@ def test_a_control_whose_failure_is_undecided_does_not_let_the_claim_discriminat
     undecided = Control("random heads", ours="0.79 [0.64, 0.98]", holds=at_least(Estimate(0.79, 0.64, 0.98), 0.8))
     decided = Control("random heads", ours="0.5 [0.4, 0.6]", holds=at_least(Estimate(0.5, 0.4, 0.6), 0.8))
     assert not undecided.holds.holds and not undecided.holds.decisive
-    assert decide(MEASURED, True, control=undecided) == NOT_DISCRIMINATING
     assert decide(MEASURED, at_least(Estimate(0.83, 0.63, 1.1), 0.8), control=undecided) == NOT_DISCRIMINATING
+    assert decide(MEASURED, at_least(Estimate(0.83, 0.63, 1.1), 0.8), control=decided) == QUALITATIVE
+    # a decisive pass is judged by the decisive rule, which an undecided control fails (an A/A control at 0)
+    a_a = Control("A/A", ours="-0.01 [-0.03, 0.01]", holds=at_least(Estimate(-0.01, -0.03, 0.01), 0.0))
+    assert decide(MEASURED, at_least(Estimate(0.04, 0.02, 0.07), 0.0), control=a_a) == REPRODUCED
     assert decide(MEASURED, True, control=decided) == REPRODUCED
     assert decide(MEASURED, False, control=undecided) == NOT_REPRODUCED  # a failed claim stays failed
     ledger = Ledger("demo", scale="smoke", seed=0)
     ledger.check("c", claim="c", paper="p", ours="o", rule="r", kind=MEASURED, holds=True, control=undecided)
-    assert "undecided" in ledger.claims[0].control
+    assert "undecided" in ledger.claims[0].control and ledger.claims[0].verdict == REPRODUCED
 
 
 def test_a_conjunction_fails_decisively_when_one_part_does():

@@ -26,7 +26,8 @@ Kinds of evidence (:data:`KINDS`):
   rule applied to something that should fail it), or says in ``can_fail_because`` why its rule can fail
   without one (a tolerance against an independent reference). A control that passes the rule too turns the
   verdict into :data:`NOT_DISCRIMINATING`, and so does a control whose failure its interval does not decide
-  (the rule has not rejected it). Only measured rows can be ``reproduced``.
+  when our own pass is not decided either (the two cannot be told apart). Only measured rows can be
+  ``reproduced``.
 * ``identity`` — holds by theorem or construction (Parseval, a parity check, a round trip): a check.
 * ``published`` — arithmetic on constants from papers: a check.
 * ``assumed`` — a consequence of a simulation's chosen parameters: always :data:`NOT_TESTABLE`.
@@ -229,8 +230,14 @@ def decide(
         return CHECK_PASSED if outcome.holds else CHECK_FAILED
     if control is not None:
         control_outcome = _as_test(control.holds)
-        if (control_outcome.holds or not control_outcome.decisive) and (outcome.holds or qualitatively):
-            return NOT_DISCRIMINATING  # the rule passes the control too, or cannot tell that it fails it
+        passes = outcome.holds or qualitatively
+        if passes and control_outcome.holds:
+            return NOT_DISCRIMINATING  # the rule passes the control too
+        if passes and not control_outcome.decisive and not (outcome.holds and outcome.decisive):
+            # Our pass is not decided by its interval and the control's failure is not either: at this resolution
+            # the rule cannot tell them apart. (A decisive pass is judged by the decisive rule, which an
+            # undecided control fails: an A/A control centred on the threshold stays a valid control.)
+            return NOT_DISCRIMINATING
         if control.qualitatively and qualitatively and not outcome.holds:
             return NOT_DISCRIMINATING
     if outcome.holds:
@@ -623,7 +630,7 @@ def render_claims_page(
         "and the verdict that the ledger derives from a rule written in code. Only *measured* claims — an",
         "experiment whose outcome was open before the run, with a control that the same rule should reject or",
         "a stated reason why the rule can fail — can be reproduced. A measured claim whose control passes the rule",
-        "too, or fails it only on a point estimate whose interval spans the threshold, gets",
+        "too, or fails it only on a point estimate whose interval spans the threshold while ours does too, gets",
         f"{badge_html(NOT_DISCRIMINATING)}. Identities (true by theorem or construction), arithmetic on",
         "published numbers and consequences of a simulation's assumed parameters are shown as checks and never",
         "counted as reproductions. A point estimate that passes inside an interval that spans the threshold is at",
