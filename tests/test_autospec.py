@@ -1,6 +1,7 @@
 """Tests of the AutoSpec chapter's library: grammar, semantics, the ILP scorer, the edits, the loop."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from llmtheory import autospec_experiment as ex
@@ -21,12 +22,14 @@ from llmtheory.autospec import (
     cegis,
     check_rules,
     clingo_counterexample,
+    covered_hazards,
     evaluate,
     fires,
     flags,
     foil_gain,
     format_rules,
     generate_traces,
+    hazard_rule,
     held_out_mask,
     ilp_candidates,
     objective,
@@ -183,7 +186,7 @@ def test_ground_truth_is_consistent_with_noise_free_labels_and_experiment_is_det
     domain = DOMAINS["embodied"]
     traces = generate_traces(domain, 200, make_rng(0, "gt"), label_noise=0.0)
     assert evaluate(domain.ground_truth, traces).f1 == 1.0
-    a, b = (ex.run_seed(domain, 5, n_traces=90, n_unseen=50) for _ in range(2))
+    a, b = (ex.run_seed(domain, 5, n_traces=90, n_unseen=50, ripper_grid=((0.33, 2),)) for _ in range(2))
     for method in ex.LOOPS:
         assert format_rules(a["loops"][method].rules) == format_rules(b["loops"][method].rules)
     assert a["scores"] == b["scores"]
@@ -321,3 +324,66 @@ def test_baselines_run_on_the_same_splits():
         assert guess.shape == (len(splits.test),) and guess.dtype == bool
     learned = score_predictions(ex.predict(ripper, splits.learning), splits.learning.label)
     assert learned.f1 > evaluate(domain.expert, splits.learning).f1  # RIPPER fits its data better than the expert
+
+
+def test_a_withheld_hazard_is_absent_from_every_annotated_pool_and_is_all_of_the_unseen_one():
+    domain = DOMAINS["code"]
+    rule = hazard_rule(domain, "destroy")
+    splits = ex.make_splits(domain, 0, n_traces=150, n_unseen=40, withhold="destroy")
+    for pool in (splits.fit, splits.validation, splits.test):
+        assert not fires(rule, domain, pool.trigger, pool.facts).any()
+        assert not held_out_mask(domain, pool.facts).any()
+    assert fires(rule, domain, splits.unseen.trigger, splits.unseen.facts).all() and splits.unseen.truth.all()
+    with pytest.raises(ParameterError, match="withhold"):
+        generate_traces(domain, 10, make_rng(0, "x"), region="hazard")
+    with pytest.raises(ParameterError, match="hazard="):
+        generate_traces(domain, 10, make_rng(0, "x"), region="hazard", withhold="no_such_rule")
+
+
+def test_covered_hazards_are_those_the_expert_rules_flag():
+    # planted code: @privilege is the expert's rule verbatim, @destroy and @system_write are broader than the
+    # truth; no expert rule covers @remote_code or @kill_system, and @exfiltrate's expert rule is too narrow
+    assert covered_hazards(DOMAINS["code"]) == ("system_write", "destroy", "privilege")
+    for domain in ALL_DOMAINS:
+        population = generate_traces(domain, 5_000, make_rng(1, "cover", domain.name), label_noise=0.0)
+        for name in covered_hazards(domain):
+            hit = fires(hazard_rule(domain, name), domain, population.trigger, population.facts)
+            assert flags(domain.expert, domain, population.trigger[hit], population.facts[hit]).mean() > 0.7
+
+
+def test_an_exact_expert_rule_survives_withholding_its_hazard_and_a_broad_one_can_be_lost():
+    # @privilege is exact: once its hazard is withheld it fires on no annotated trace, so no edit of it can
+    # raise the verifier's objective and repair keeps it. @destroy is broader than the truth: in training it
+    # fires only where the action is safe (up to label noise), so the verifier sees a pure source of false alarms.
+    domain = DOMAINS["code"]
+    for seed in range(3):
+        rows = {r["method"]: r for r in ex.run_hazard(domain, "privilege", seed, n_traces=150, n_hazard=50)}
+        assert rows["AutoSpec (ILP CEGIS)"]["fate"] == "kept" and rows["AutoSpec (ILP CEGIS)"]["recall"] == 1.0
+        assert rows["expert rules"]["recall"] == 1.0 and rows["CEGIS from scratch"]["fate"] == ""
+    fates = [
+        {r["method"]: r for r in ex.run_hazard(domain, "destroy", seed, n_traces=150, n_hazard=50)} for seed in range(6)
+    ]
+    assert any(f["AutoSpec (ILP CEGIS)"]["fate"] != "kept" for f in fates)
+    assert all(f["AutoSpec (ILP CEGIS)"]["covering rules"] == "@destroy" for f in fates)
+
+
+def test_hazard_evidence_follows_recall_and_its_control():
+    rows = [
+        {"regime": r, "domain": d, "hazard": "h", "seed": s, "method": m, "recall": value}
+        for r, d in ex.CELLS
+        for s in range(4)
+        for m, value in (("AutoSpec (ILP CEGIS)", 0.95 + 0.01 * s), ("CEGIS from scratch", 0.1 * s))
+    ]
+    frame = pd.DataFrame(rows)
+    evidence = ex.hazard_evidence(frame)
+    assert evidence.holds.holds and evidence.holds.decisive and not evidence.control.holds.holds
+    low = frame.assign(recall=np.where(frame.method == "AutoSpec (ILP CEGIS)", 0.5, frame.recall))
+    assert not ex.hazard_evidence(low).holds.holds
+
+
+def test_ripper_tuning_uses_its_grid():
+    splits = ex.make_splits(DOMAINS["code"], 0, n_traces=90, n_unseen=10)
+    one = ex.fit_tuned_ripper(splits.learning, 0, grid=((0.5, 1),))
+    assert (one.prune_size, one.k) == (0.5, 1)
+    with pytest.raises(ParameterError, match="grid"):
+        ex.fit_tuned_ripper(splits.learning, 0, grid=())

@@ -373,3 +373,47 @@ def test_policies_do_not_see_future_responses(phone_predictor):
     _, changed = _stream_results(phone_predictor, 3, longer_last)
     # every request before the last is served exactly as before: nothing about the last response leaks back
     assert [(r.first_token, r.done) for r in base[:-1]] == [(r.first_token, r.done) for r in changed[:-1]]
+
+
+def test_a_closed_loop_user_sends_the_next_request_a_think_time_after_the_response():
+    p, engine, model = ei.PHONE, ei.ENGINES[0], MODELS["Llama-3.2-3B"]
+    trace = es.make_closed_trace(make_rng(0, "closed"), 300.0, users=1, think_mean_s=10.0)
+    _, served = es.simulate_queue("performance", p, engine, model, trace, None, ei.QoE(), make_rng(0, "c"), True)
+    assert len(served) > 5 and all(r.arrival < 300.0 for r in served)
+    arrivals, done = np.array([r.arrival for r in served]), np.array([r.done for r in served])
+    assert arrivals[0] == pytest.approx(trace.think_s[0, 0])
+    assert np.allclose(arrivals[1:], done[:-1] + trace.think_s[0, 1 : len(served)])  # the arrival follows the response
+    assert all(r.start == r.arrival for r in served)  # one user never waits behind an earlier request
+    assert list(trace.output_tokens[0, : len(served)]) == [r.output for r in served]
+
+
+def test_closed_loop_arrivals_slow_down_with_the_device_and_load_matches_the_think_time():
+    p, engine, model = ei.PHONE, ei.ENGINES[0], MODELS["Llama-3.2-3B"]
+    think = es.think_time_for_load(p, engine, model, 0.3, users=2)
+    trace = es.make_closed_trace(make_rng(1, "closed"), 3000.0, users=2, think_mean_s=think)
+    fast = es.simulate_queue("performance", p, engine, model, trace, None, ei.QoE(), make_rng(0, "f"))
+    assert fast["utilisation"] == pytest.approx(0.3, abs=0.06)
+    slow_device = dataclasses.replace(p, ddr_bus_bits=p.ddr_bus_bits // 4)  # a quarter of the bandwidth
+    slow = es.simulate_queue("performance", slow_device, engine, model, trace, None, ei.QoE(), make_rng(0, "s"))
+    assert slow["requests"] < fast["requests"]  # a slower device receives fewer requests from the same users
+
+
+def test_violation_difference_is_newcombes_interval_and_not_degenerate_at_zero():
+    # Newcombe (1998), Table II, example (a): 56/70 − 48/80 = 0.2, method 10: 0.0524 to 0.3339
+    runs = pd.DataFrame(
+        {"policy": ["a", "b"], "requests": [70, 80], "QoE violations %": [100 * 56 / 70, 100 * 48 / 80]}
+    )
+    diff = ec.violation_difference(runs, "a", "b")
+    assert diff.value == pytest.approx(20.0) and (diff.low, diff.high) == pytest.approx((5.24, 33.39), abs=0.01)
+    none = ec.violation_difference(runs.assign(**{"QoE violations %": 0.0}), "a", "b")
+    assert none.value == 0 and none.low < 0 < none.high
+
+
+def test_closed_loop_governor_claim_counts_requests_and_cannot_pass_decisively_on_few_of_them():
+    rows = pd.DataFrame(_stream_rows(lambda stream: 0.0)).assign(**{"QoE violations %": 0.0, "requests": 20})
+    claim = ec.governor_claim(rows, ec.CLOSED_LOOP)
+    assert claim["holds"].holds and not claim["holds"].decisive  # 0 of 100 requests cannot show < 1 point
+    assert "of 100 requests" in claim["ours"] and "Newcombe" in claim["rule"]
+    many = rows.assign(requests=4000)
+    assert ec.governor_claim(many, ec.CLOSED_LOOP)["holds"].decisive
+    assert "qualitatively" in " ".join(ec.governor_why(rows, ec.CLOSED_LOOP))

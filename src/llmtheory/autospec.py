@@ -450,7 +450,33 @@ def held_out_mask(domain: Domain, facts: np.ndarray) -> np.ndarray:
     return mask
 
 
-REGIONS: tuple[str, ...] = ("train", "unseen", "all")
+REGIONS: tuple[str, ...] = ("train", "unseen", "hazard", "all")
+
+
+def hazard_rule(domain: Domain, hazard: str) -> Rule:
+    """The rule of the hidden policy named ``hazard``."""
+    rules = {rule.name: rule for rule in domain.ground_truth}
+    if hazard not in rules:
+        raise ParameterError(f"hazard={hazard!r} is not valid; choose one of: {', '.join(rules)}")
+    return rules[hazard]
+
+
+def region_mask(
+    domain: Domain, region: str, trigger: np.ndarray, facts: np.ndarray, withhold: str | None = None
+) -> np.ndarray:
+    """Which traces belong to ``region``: ``"train"`` shows no held-out predicate combination and, with
+    ``withhold`` (a hazard, i.e. the name of a rule of the hidden policy), is not an instance of that hazard;
+    ``"unseen"`` shows a held-out combination; ``"hazard"`` is an instance of the withheld hazard; ``"all"`` any."""
+    if region not in REGIONS:
+        raise ParameterError(f"region={region!r} is not valid; choose one of: {', '.join(REGIONS)}")
+    if region == "hazard" and withhold is None:
+        raise ParameterError("region='hazard' needs withhold=<the name of a hidden rule>")
+    hazard = fires(hazard_rule(domain, withhold), domain, trigger, facts) if withhold else np.zeros(len(trigger), bool)
+    if region == "hazard":
+        return hazard
+    if region == "train":
+        return ~held_out_mask(domain, facts) & ~hazard
+    return held_out_mask(domain, facts) if region == "unseen" else np.ones(len(trigger), bool)
 
 
 def generate_traces(
@@ -460,25 +486,43 @@ def generate_traces(
     *,
     region: str = "all",
     label_noise: float = 0.03,
+    withhold: str | None = None,
     **generator,
 ) -> Traces:
     """Sample ``n`` traces of ``domain`` from its regime's generator (:func:`planted_facts` or
-    :func:`latent_facts`, keyword arguments passed on), keeping those of ``region``: ``"train"`` without a
-    held-out predicate combination, ``"unseen"`` with one, ``"all"`` any. The hidden policy labels each
-    trace; each label is flipped with probability ``label_noise`` (annotation errors)."""
-    if region not in REGIONS:
-        raise ParameterError(f"region={region!r} is not valid; choose one of: {', '.join(REGIONS)}")
+    :func:`latent_facts`, keyword arguments passed on), keeping those of ``region`` (:func:`region_mask`:
+    ``"train"`` without a held-out predicate combination nor an instance of the ``withhold`` hazard,
+    ``"unseen"`` with a held-out combination, ``"hazard"`` instances of the withheld hazard only, ``"all"``
+    any). The hidden policy labels each trace; each label is flipped with probability ``label_noise``
+    (annotation errors)."""
+    region_mask(domain, region, np.zeros(0, int), np.zeros((0, len(domain.predicates)), bool), withhold)
     make = planted_facts if domain.regime == "planted" else latent_facts
     triggers, facts = [], []
     while sum(len(t) for t in triggers) < n:
         t, f = make(domain, max(4 * n, 64), rng, **generator)
-        keep = np.ones(len(t), bool) if region == "all" else held_out_mask(domain, f) == (region == "unseen")
+        keep = region_mask(domain, region, t, f, withhold)
         triggers.append(t[keep])
         facts.append(f[keep])
     trigger, facts = np.concatenate(triggers)[:n], np.vstack(facts)[:n]
     truth = flags(domain.ground_truth, domain, trigger, facts)
     label = truth ^ (rng.random(n) < label_noise)
     return Traces(domain, trigger, facts, label, truth)
+
+
+@lru_cache(maxsize=8)
+def covered_hazards(domain: Domain, *, min_recall: float = 0.8, n: int = 20_000) -> tuple[str, ...]:
+    """The hazards the expert knows: the rules of the hidden policy on whose instances the expert rules flag
+    at least ``min_recall`` of the traces, in a noise-free population of ``n`` traces from a fixed stream.
+    These are the hazards worth withholding from training: only for them can the expert's start carry
+    knowledge that no annotated trace shows."""
+    population = generate_traces(domain, n, make_rng(0, "coverage", domain.regime, domain.name), label_noise=0.0)
+    covered = []
+    for rule in domain.ground_truth:
+        instances = fires(rule, domain, population.trigger, population.facts)
+        caught = flags(domain.expert, domain, population.trigger[instances], population.facts[instances])
+        if instances.any() and caught.mean() >= min_recall:
+            covered.append(rule.name)
+    return tuple(covered)
 
 
 def split_rows(n: int, train_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

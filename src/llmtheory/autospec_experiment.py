@@ -18,6 +18,7 @@ import pandas as pd
 
 from . import autospec as spec
 from .claims import Control, Estimate, Test, all_of, at_least, at_most
+from .params import ParameterError
 from .seeding import make_rng
 
 LOOPS: tuple[str, ...] = (
@@ -36,6 +37,8 @@ TREE_DEPTHS: tuple[int | None, ...] = (1, 2, 3, 4, 6, None)
 TREE_LEAVES: tuple[int, ...] = (1, 2, 4, 8)
 RIPPER_PRUNE: tuple[float, ...] = (0.2, 0.33, 0.5)
 RIPPER_K: tuple[int, ...] = (1, 2)
+RIPPER_GRID: tuple[tuple[float, int], ...] = tuple((p, k) for p in RIPPER_PRUNE for k in RIPPER_K)
+"""RIPPER's settings tuned by cross-validation: pruning share × optimisation passes."""
 
 
 @dataclass(frozen=True)
@@ -55,19 +58,36 @@ class Splits:
         return self.fit.concat(self.validation)
 
 
-def make_splits(domain: spec.Domain, seed: int, *, n_traces: int, n_unseen: int, label_noise: float = 0.03) -> Splits:
+def make_splits(
+    domain: spec.Domain,
+    seed: int,
+    *,
+    n_traces: int,
+    n_unseen: int,
+    label_noise: float = 0.03,
+    withhold: str | None = None,
+) -> Splits:
     """One third of ``n_traces`` for test, of the rest one third for validation and two thirds to fit;
-    ``n_unseen`` noise-free traces of the held-out predicate combinations. Each from its own stream."""
-    key = (domain.regime, domain.name)
+    ``n_unseen`` noise-free traces of the held-out predicate combinations. Each from its own stream. With
+    ``withhold`` (a hazard: the name of a rule of the hidden policy), no trace of fit, validation or test is
+    an instance of that hazard, and the ``unseen`` traces are all instances of it (:func:`spec.region_mask`)."""
+    key = (domain.regime, domain.name) + ((withhold,) if withhold else ())
     traces = spec.generate_traces(
-        domain, n_traces, make_rng(seed, "traces", *key), region="train", label_noise=label_noise
+        domain, n_traces, make_rng(seed, "traces", *key), region="train", label_noise=label_noise, withhold=withhold
     )
     learning, test = spec.split_rows(len(traces), 2 / 3, make_rng(seed, "split", *key))
     fit, validation = (
         learning[rows] for rows in spec.split_rows(len(learning), 2 / 3, make_rng(seed, "validation", *key))
     )
     rows = {"fit": fit, "validation": validation, "test": test}
-    unseen = spec.generate_traces(domain, n_unseen, make_rng(seed, "unseen", *key), region="unseen", label_noise=0.0)
+    unseen = spec.generate_traces(
+        domain,
+        n_unseen,
+        make_rng(seed, "unseen", *key),
+        region="hazard" if withhold else "unseen",
+        label_noise=0.0,
+        withhold=withhold,
+    )
     return Splits(*(traces.subset(rows[name]) for name in ("fit", "validation", "test")), unseen, rows)
 
 
@@ -131,18 +151,23 @@ def fit_ripper(traces: spec.Traces, seed: int, *, prune_size: float = 0.33, k: i
     return model
 
 
-def fit_tuned_ripper(traces: spec.Traces, seed: int, *, folds: int = 3):
-    """RIPPER with its pruning share and optimisation passes chosen by ``folds``-fold stratified
-    cross-validated F1 over :data:`RIPPER_PRUNE` × :data:`RIPPER_K` (ties: the first in loop order), refit on
-    all: the same protocol as :func:`fit_tuned_tree`, on the same data."""
+def fit_tuned_ripper(
+    traces: spec.Traces, seed: int, *, folds: int = 3, grid: tuple[tuple[float, int], ...] = RIPPER_GRID
+):
+    """RIPPER with its (pruning share, optimisation passes) chosen from ``grid`` by ``folds``-fold stratified
+    cross-validated F1 (ties: the first in ``grid``), refit on all: the same protocol as :func:`fit_tuned_tree`,
+    on the same data. A one-setting grid skips the cross-validation (the ``smoke`` tier uses it: RIPPER's fits
+    are most of a seed's time)."""
     from sklearn.model_selection import StratifiedKFold
 
+    if not grid:
+        raise ParameterError("grid must hold at least one (prune_size, k) setting")
     y = traces.label
-    folds = max(2, min(folds, int(y.sum()), int((~y).sum())))
-    cuts = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
-    best, best_score = (RIPPER_PRUNE[0], RIPPER_K[0]), -1.0
-    for prune_size in RIPPER_PRUNE:
-        for k in RIPPER_K:
+    best, best_score = grid[0], -1.0
+    if len(grid) > 1:
+        folds = max(2, min(folds, int(y.sum()), int((~y).sum())))
+        cuts = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+        for prune_size, k in grid:
             score = 0.0
             for train, held in cuts:
                 model = fit_ripper(traces.subset(train), seed, prune_size=prune_size, k=k)
@@ -229,10 +254,12 @@ def run_seed(
     max_iterations: int = 10,
     per_kind: int = 3,
     oracle_per_round: int = 4,
+    ripper_grid: tuple[tuple[float, int], ...] = RIPPER_GRID,
 ) -> dict:
     """One seed on ``domain``: the splits (:func:`make_splits`), every method of :data:`METHODS` and
     :data:`CONTROLS` on them, their scores on ``test`` (against the annotations and the hidden policy)
-    and ``unseen`` (hidden policy), and the loops' per-iteration trajectories on test and validation."""
+    and ``unseen`` (hidden policy), and the loops' per-iteration trajectories on test and validation.
+    RIPPER's settings are tuned over ``ripper_grid`` (:func:`fit_tuned_ripper`)."""
     splits = make_splits(domain, seed, n_traces=n_traces, n_unseen=n_unseen, label_noise=label_noise)
     loops = run_loops(
         domain,
@@ -245,7 +272,7 @@ def run_seed(
     )
     models = {"expert rules": domain.expert, **{name: loop.rules for name, loop in loops.items()}}
     models["decision tree (CV)"] = fit_tuned_tree(splits.learning, seed)
-    models["RIPPER"] = fit_tuned_ripper(splits.learning, seed)
+    models["RIPPER"] = fit_tuned_ripper(splits.learning, seed, grid=ripper_grid)
     models["decision tree (unpruned)"] = fit_unpruned_tree(splits.learning, seed)
     scores = {}
     for name, model in models.items():
@@ -272,6 +299,64 @@ def run_seed(
         "curves": curves,
         "splits": splits,
     }
+
+
+HAZARD_METHODS: tuple[str, ...] = ("expert rules", "AutoSpec (ILP CEGIS)", "heuristic CEGIS", "CEGIS from scratch")
+"""The methods run on a withheld hazard: the expert's start, the loops that repair it, and the loop that starts
+from nothing (the control: it can only flag the hazard by accident)."""
+
+
+def rule_fate(expert: spec.Rule, final: tuple[spec.Rule, ...]) -> str:
+    """What repair did to one expert rule: ``"kept"`` (unchanged), ``"edited"`` (same name, other checks) or
+    ``"dropped"``."""
+    same = [rule for rule in final if rule.name == expert.name]
+    return "dropped" if not same else "kept" if same[0] == expert else "edited"
+
+
+def run_hazard(
+    domain: spec.Domain,
+    hazard: str,
+    seed: int,
+    *,
+    n_traces: int,
+    n_hazard: int,
+    label_noise: float = 0.03,
+    max_iterations: int = 10,
+    per_kind: int = 3,
+) -> list[dict]:
+    """Withhold one hazard the expert knows (:func:`spec.covered_hazards`) from every annotated trace, run the
+    loops of :data:`HAZARD_METHODS` on the splits that remain, and score each method's recall on ``n_hazard``
+    instances of the hazard (all unsafe under the hidden policy). For the loops, also the fate of the expert
+    rules that cover the hazard (those firing on at least half of its instances): kept, edited or dropped."""
+    splits = make_splits(domain, seed, n_traces=n_traces, n_unseen=n_hazard, label_noise=label_noise, withhold=hazard)
+    instances = splits.unseen
+    common = {"validation": splits.validation, "max_iterations": max_iterations, "per_kind": per_kind}
+    key = (domain.regime, domain.name, hazard)
+    final = {
+        "expert rules": domain.expert,
+        "AutoSpec (ILP CEGIS)": spec.cegis(domain.expert, splits.fit, **common).rules,
+        "heuristic CEGIS": spec.cegis(
+            domain.expert, splits.fit, proposer="random", rng=make_rng(seed, "heuristic", *key), **common
+        ).rules,
+        "CEGIS from scratch": spec.cegis((), splits.fit, **common).rules,
+    }
+    covering = [r for r in domain.expert if spec.fires(r, domain, instances.trigger, instances.facts).mean() >= 0.5]
+    rows = []
+    for method, rules in final.items():
+        fates = [rule_fate(r, rules) for r in covering] if method != "CEGIS from scratch" else []
+        rows.append(
+            {
+                "regime": domain.regime,
+                "domain": domain.name,
+                "hazard": hazard,
+                "seed": seed,
+                "method": method,
+                "recall": float(spec.flags(rules, domain, instances.trigger, instances.facts).mean()),
+                "covering rules": ", ".join(f"@{r.name}" for r in covering),
+                "fate": ", ".join(fates),
+            }
+        )
+    return rows
 
 
 def results_frame(runs: list[dict]) -> pd.DataFrame:
@@ -532,6 +617,37 @@ def unseen_evidence(frame: pd.DataFrame, cells=CELLS) -> Evidence:
             "a fully grown decision tree",
             ours=", ".join(f"{r} {d} {control[(r, d)]:+.3f}" for r, d in cells),
             holds=all_of(*(at_least(g, -0.05) for g in control.values())),
+        ),
+    )
+
+
+def hazard_recall(hazards: pd.DataFrame, regime: str, domain: str, method: str) -> Estimate:
+    """Per seed, ``method``'s recall on the withheld hazards of (``regime``, ``domain``) averaged over those
+    hazards; the mean over seeds with its t-interval."""
+    rows = hazards[(hazards.regime == regime) & (hazards.domain == domain) & (hazards.method == method)]
+    return Estimate.mean_of(rows.groupby("seed")["recall"].mean().to_numpy(float))
+
+
+def hazard_evidence(hazards: pd.DataFrame, cells=CELLS, threshold: float = 0.8) -> Evidence:
+    """The expert's knowledge of a hazard no annotated trace shows survives repair: AutoSpec's recall on the
+    instances of a withheld hazard (one the expert rules cover), averaged over such hazards, ≥ ``threshold``
+    in every regime and domain. Control: the same loop started from no rules (CEGIS from scratch)."""
+
+    def measure(method):
+        recall = {c: hazard_recall(hazards, *c, method) for c in cells}
+        return recall, all_of(*(at_least(r, threshold) for r in recall.values()))
+
+    recall, holds = measure("AutoSpec (ILP CEGIS)")
+    c_recall, c_holds = measure("CEGIS from scratch")
+    return Evidence(
+        ours="recall on withheld hazards: " + ", ".join(f"{r} {d} {recall[(r, d)]:.2f}" for r, d in cells),
+        rule=f"mean recall on the instances of a withheld hazard the expert covers ≥ {threshold} in every regime and "
+        "domain (t-interval over seeds)",
+        holds=holds,
+        control=Control(
+            "CEGIS from scratch (no expert start)",
+            ours=", ".join(f"{r} {d} {c_recall[(r, d)]:.2f}" for r, d in cells),
+            holds=c_holds,
         ),
     )
 

@@ -227,29 +227,63 @@ def thermal_why(thermal: pd.DataFrame, limit: float) -> dict[str, str]:
 DEVICE = "device tokens/J"  # the headline efficiency: output tokens per joule of the whole device, idle included
 
 
-def _governor_rule(runs: pd.DataFrame, policy: str) -> tuple[Estimate, Estimate, object]:
+def violation_difference(runs: pd.DataFrame, policy: str, reference: str) -> Estimate:
+    """``policy``'s share of requests that violate QoE minus ``reference``'s, pooled over streams, in points,
+    with Newcombe's hybrid score interval (method 10 of Newcombe 1998: the two Wilson intervals combined), which
+    is not degenerate when neither policy violates."""
+
+    def rate(name):
+        part = runs.query("policy == @name")
+        n = int(part["requests"].sum())
+        return Estimate.proportion(int(round((part["QoE violations %"] * part["requests"]).sum() / 100)), n)
+
+    a, b = rate(policy), rate(reference)
+    low = a.value - b.value - np.hypot(a.value - a.low, b.high - b.value)
+    high = a.value - b.value + np.hypot(a.high - a.value, b.value - b.low)
+    return Estimate(100 * (a.value - b.value), 100 * low, 100 * high)
+
+
+def _governor_rule(runs: pd.DataFrame, policy: str, per_request: bool) -> tuple[Estimate, Estimate, object]:
     gain = paired_gain(runs, policy, "default governor", DEVICE)
-    extra = paired_difference(runs, policy, "default governor", "QoE violations %")
+    if per_request:
+        extra = violation_difference(runs, policy, "default governor")
+    else:
+        extra = paired_difference(runs, policy, "default governor", "QoE violations %")
     return gain, extra, all_of(at_least(gain, 10.0), at_most(extra, 1.0))
 
 
-def governor_claim(streams: pd.DataFrame) -> dict:
-    """EnerInfer against the default governor on the phone's default (unsaturated) queue, in device tokens/J,
-    paired by request stream; maximum frequency is the second reference; the control is one static lower
-    setting. The QoE half judges our queue policy (the abstract does not say how EnerInfer treats a queue)."""
-    phone = streams.query("platform == 'phone'")
-    gain, extra, test = _governor_rule(phone, "EnerInfer")
-    gain_static, extra_static, test_static = _governor_rule(phone, "static slack")
+OPEN_LOOP = "open-loop Poisson stream"
+CLOSED_LOOP = "closed loop: a user who reads each response before the next"
+
+
+def governor_claim(streams: pd.DataFrame, workload: str = OPEN_LOOP) -> dict:
+    """EnerInfer against the default governor on the phone, in device tokens/J, paired by request stream;
+    maximum frequency is the second reference; the control is one static lower setting. ``streams`` holds one
+    ``workload``: the open-loop default (unsaturated) queue, where the QoE half judges our queue policy as much
+    as the controller (the abstract does not say how EnerInfer treats a queue), or the closed loop, where a
+    request waits only for the user's own previous response, so the QoE half judges the controller."""
+    phone, per_request = streams.query("platform == 'phone'"), workload != OPEN_LOOP
+    gain, extra, test = _governor_rule(phone, "EnerInfer", per_request)
+    gain_static, extra_static, test_static = _governor_rule(phone, "static slack", per_request)
     gain_max = paired_gain(phone, "EnerInfer", "performance", DEVICE)
     governor_vs_max = paired_gain(phone, "default governor", "performance", DEVICE)
     n = phone["stream"].nunique()
+    served = int(phone.loc[phone["policy"] == "EnerInfer", "requests"].sum()) if per_request else 0
+    queue = f" of {served} requests" if per_request else " under our queue policy"
+    over = (
+        "requests pooled over streams (Newcombe's interval of a difference of two proportions: one user's requests "
+        "do not queue behind each other)"
+        if per_request
+        else "streams"
+    )
     return {
-        "claim": "EnerInfer improves energy efficiency over the default governor without QoE violation (phone)",
+        "claim": f"EnerInfer improves energy efficiency over the default governor without QoE violation (phone, "
+        f"{workload})",
         "paper": "up to 65% on phones (baseline not named in the abstract), no QoE violation",
         "ours": f"{n} streams, device tok/J: {gain:+.3g}% vs the default governor ({gain_max:+.3g}% vs max frequency; "
-        f"governor vs max {governor_vs_max:+.3g}%); QoE violations {extra:+.2g} points under our queue policy",
-        "rule": "device tok/J gain ≥ 10% and QoE violations at most 1 point above the governor's (95% intervals "
-        "over streams)",
+        f"governor vs max {governor_vs_max:+.3g}%); QoE violations {extra:+.2g} points{queue}",
+        "rule": "device tok/J gain ≥ 10% (95% t-interval over streams) and QoE violations at most 1 point above "
+        f"the governor's (95% interval over {over})",
         "holds": test,
         "control": Control(
             "static slack", f"gain {gain_static:+.3g}%, violations {extra_static:+.2g} points", test_static
@@ -257,19 +291,34 @@ def governor_claim(streams: pd.DataFrame) -> dict:
     }
 
 
-def governor_why(streams: pd.DataFrame) -> dict[str, str]:
-    """The findings' explanation of the governor row, conditional on the verdict and on whether the QoE
-    half's interval is decisive (it may not separate from the 1-point threshold)."""
-    _, extra, _ = _governor_rule(streams.query("platform == 'phone'"), "EnerInfer")
+def governor_why(streams: pd.DataFrame, workload: str = OPEN_LOOP) -> dict[str, str]:
+    """The findings' explanation of the governor row for one ``workload``, conditional on the verdict and on
+    whether the QoE half's interval is decisive (it may not separate from the 1-point threshold)."""
+    _, extra, _ = _governor_rule(streams.query("platform == 'phone'"), "EnerInfer", workload != OPEN_LOOP)
     decisive = extra.low > 1.0 or extra.high <= 1.0
     caveat = (
         ""
         if decisive
         else " The QoE interval spans the 1-point threshold, so more streams could move this verdict either way."
     )
+    if workload != OPEN_LOOP:
+        return {
+            "reproduced": "With no queue imposed by the arrivals, a request's TTFT is its own prefill, and the "
+            "controller meets the QoE it predicts while the device spends less energy than under the governor."
+            + caveat,
+            "not reproduced": "Here a request waits only for the user's own previous response, so a violation is "
+            "the controller's: a prefill or a decode rate that the predictor, profiled on a cool device, expected "
+            "to be fast enough and the hot device made too slow, or an energy gain under the threshold." + caveat,
+            "reproduced (qualitatively)": "The device-energy gain is clear and EnerInfer violates QoE about as "
+            "rarely as the governor, but with this many requests the interval of the difference reaches past 1 "
+            "point: more streams would be needed to show 'no QoE violation' at that precision." + caveat,
+            "default": "With waiting taken out of the TTFT, the QoE half judges the predictor's margins against the "
+            "hidden physics." + caveat,
+        }
     queue = (
         " This QoE half judges our queue policy (a prefill stretched to the TTFT budget left after waiting, "
-        "decode at maximum while someone waits), which is our reconstruction, not the paper's predictor."
+        "decode at maximum while someone waits), which is our reconstruction, not the paper's predictor; the "
+        "closed-loop row judges the controller without it."
     )
     return {
         "reproduced": "The slack survives the queue: energy-optimised decode rarely makes a later request wait "

@@ -54,7 +54,8 @@ from .seeding import make_rng
 
 @dataclass(frozen=True)
 class RequestTrace:
-    """A stream of requests and a runtime-interference schedule, shared by every policy."""
+    """An open-loop stream of requests (arrival times fixed in advance) and a runtime-interference schedule,
+    shared by every policy."""
 
     arrivals: np.ndarray
     prompt_tokens: np.ndarray
@@ -64,6 +65,29 @@ class RequestTrace:
 
     def interference(self, t: float) -> float:
         return float(self.interference_levels[np.searchsorted(self.interference_times, t, side="right") - 1])
+
+    def start(self, env: simpy.Environment, queue: simpy.Store, requests: list[Request]) -> None:
+        """Register the arrival process: each request enters the queue at its arrival time."""
+
+        def arrivals():
+            for a, p, o in zip(self.arrivals, self.prompt_tokens, self.output_tokens, strict=True):
+                yield env.timeout(float(a) - env.now)
+                requests.append(Request(float(a), int(p), int(o)))
+                yield queue.put(requests[-1])
+
+        env.process(arrivals())
+
+
+def interference_schedule(
+    rng: np.random.Generator, duration_s: float, levels: tuple[float, ...], mean_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Piecewise-constant memory interference: switch times (exponential gaps of mean ``mean_s``) and the level
+    after each switch, drawn uniformly from ``levels``; no interference at the start."""
+    n_switches = int(3 * duration_s / mean_s) + 3
+    times = np.concatenate([[0.0], np.cumsum(rng.exponential(mean_s, n_switches))])
+    drawn = rng.choice(np.asarray(levels), len(times))
+    drawn[0] = 1.0
+    return times, drawn
 
 
 def make_trace(
@@ -76,11 +100,68 @@ def make_trace(
     arrivals = np.sort(rng.uniform(0, duration_s, n))
     prompt = np.clip(rng.lognormal(np.log(mean_prompt), 0.5, n), 32, 1024).astype(int)
     output = np.clip(rng.lognormal(np.log(mean_output), 0.5, n), 16, 1024).astype(int)
-    n_switches = int(3 * duration_s / interference_mean_s) + 3
-    times = np.concatenate([[0.0], np.cumsum(rng.exponential(interference_mean_s, n_switches))])
-    levels = rng.choice(np.asarray(interference_levels), len(times))
-    levels[0] = 1.0
+    times, levels = interference_schedule(rng, duration_s, interference_levels, interference_mean_s)
     return RequestTrace(arrivals, prompt, output, times, levels)
+
+
+@dataclass(frozen=True)
+class ClosedLoopTrace:
+    """A closed-loop workload: each of ``users`` people sends a request, waits for the whole response, thinks
+    for ``think_s[user, turn]`` seconds and sends the next, until ``duration_s``. Arrivals depend on how fast
+    the device answered, so a slower policy also receives fewer requests. The think times and lengths are
+    drawn in advance, so every policy meets the same users (common random numbers)."""
+
+    duration_s: float
+    think_s: np.ndarray
+    prompt_tokens: np.ndarray
+    output_tokens: np.ndarray
+    interference_times: np.ndarray
+    interference_levels: np.ndarray
+
+    interference = RequestTrace.interference
+
+    def start(self, env: simpy.Environment, queue: simpy.Store, requests: list[Request]) -> None:
+        """Register one process per user: think (the first think staggers the users' starts), send, wait for the
+        response to end, and again; a user sends nothing after ``duration_s`` or once its turns run out."""
+
+        def user(u: int):
+            for think, p, o in zip(self.think_s[u], self.prompt_tokens[u], self.output_tokens[u], strict=True):
+                yield env.timeout(float(think))
+                if env.now >= self.duration_s:
+                    return
+                requests.append(Request(env.now, int(p), int(o), served=env.event()))
+                yield queue.put(requests[-1])
+                yield requests[-1].served
+
+        for u in range(len(self.think_s)):
+            env.process(user(u))
+
+
+def make_closed_trace(
+    rng: np.random.Generator, duration_s: float, users: int, think_mean_s: float, mean_prompt: int = 128,
+    mean_output: int = 200, interference_levels: tuple[float, ...] = (1.0, 1.3, 1.6),
+    interference_mean_s: float = 60.0,
+) -> ClosedLoopTrace:  # fmt: skip
+    """``users`` people with exponential think times of mean ``think_mean_s`` and the lengths and interference
+    of :func:`make_trace`. Each user gets enough turns to outlast ``duration_s`` even if every response were
+    instant (turns = 3 × duration / think + 10; running out is rarer than 1 in 10⁶ at the chapter's sizes)."""
+    turns = int(3 * duration_s / think_mean_s) + 10
+    think = rng.exponential(think_mean_s, (users, turns))
+    prompt = np.clip(rng.lognormal(np.log(mean_prompt), 0.5, (users, turns)), 32, 1024).astype(int)
+    output = np.clip(rng.lognormal(np.log(mean_output), 0.5, (users, turns)), 16, 1024).astype(int)
+    times, levels = interference_schedule(rng, duration_s, interference_levels, interference_mean_s)
+    return ClosedLoopTrace(duration_s, think, prompt, output, times, levels)
+
+
+def think_time_for_load(
+    platform: ei.Platform, engine: ei.Engine, model: ei.ModelShape, load: float, users: int = 1
+) -> float:
+    """The mean think time that gives ``users`` closed-loop users the offered load ``load`` at the maximum
+    levels, ignoring queueing: each user cycles through a service ``S`` and a think ``Z``, so the device is busy
+    a share ``users · S / (S + Z)``, and ``Z = S (users − ρ) / ρ`` (the interactive response-time law with no
+    waiting)."""
+    service = utilisation(platform, engine, model, 1.0)  # E[S] at the maximum levels
+    return service * (users - load) / load
 
 
 def utilisation(
@@ -106,6 +187,7 @@ class Request:
     first_token: float = np.nan
     done: float = np.nan
     thermal_mode: bool = False
+    served: simpy.Event | None = None  # a closed-loop user waits on it for the end of the response
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -167,7 +249,7 @@ class Situation:
     device: Device
     env: simpy.Environment
     queue: simpy.Store
-    trace: RequestTrace
+    trace: RequestTrace | ClosedLoopTrace
     rng: np.random.Generator
     predictor: object = None
 
@@ -410,13 +492,14 @@ def make_policy(name: str):
 
 
 def simulate_queue(
-    policy_name: str, platform: ei.Platform, engine: ei.Engine, model: ei.ModelShape, trace: RequestTrace,
-    predictor, qoe: ei.QoE, rng: np.random.Generator, detail: bool = False,
+    policy_name: str, platform: ei.Platform, engine: ei.Engine, model: ei.ModelShape,
+    trace: RequestTrace | ClosedLoopTrace, predictor, qoe: ei.QoE, rng: np.random.Generator, detail: bool = False,
 ) -> dict | tuple[dict, list[Request]]:  # fmt: skip
     """Serve the trace's requests first-in-first-out with one policy; return energy, QoE and heat (and,
     with ``detail``, the served requests with their times).
 
-    simpy runs two processes: arrivals put each request into a ``Store`` at its arrival time; the server
+    simpy runs the trace's arrival processes (``trace.start``: open-loop arrivals at fixed times, or
+    closed-loop users who wait for each response) that put requests into a ``Store``, and a server that
     takes the oldest, idles the device until then, and runs its prefill and decode in steps of the
     policy's polling interval (the policy sees the queue and the temperatures between steps). The TTFT is
     first token − arrival, waiting included."""
@@ -425,15 +508,7 @@ def simulate_queue(
     device = Device(platform)
     policy = make_policy(policy_name)
     s = Situation(platform, engine, model, qoe, device, env, queue, trace, rng, predictor)
-    requests = [
-        Request(float(a), int(p), int(o))
-        for a, p, o in zip(trace.arrivals, trace.prompt_tokens, trace.output_tokens, strict=True)
-    ]
-
-    def arrivals():
-        for request in requests:
-            yield env.timeout(request.arrival - env.now)
-            yield queue.put(request)
+    requests: list[Request] = []
 
     def server():
         while True:
@@ -461,8 +536,10 @@ def simulate_queue(
                 yield env.timeout(tokens * per_token)
             request.done = env.now
             policy.learn(request)
+            if request.served is not None:
+                request.served.succeed()
 
-    env.process(arrivals())
+    trace.start(env, queue, requests)
     env.process(server())
     env.run()
     summary = summarise(policy_name, requests, device, qoe)
@@ -495,14 +572,15 @@ def summarise(policy: str, requests: list[Request], device: Device, qoe: ei.QoE)
 
 
 def run_streams(
-    platform: ei.Platform, engine: ei.Engine, model: ei.ModelShape, predictor, qoe: ei.QoE, rate_per_s: float,
-    duration_s: float, n_streams: int, seed: int, policies: tuple[str, ...] = POLICIES, scenario: str = "",
+    platform: ei.Platform, engine: ei.Engine, model: ei.ModelShape, predictor, qoe: ei.QoE, workload,
+    n_streams: int, seed: int, policies: tuple[str, ...] = POLICIES, scenario: str = "",
 ) -> pd.DataFrame:  # fmt: skip
-    """Every policy on ``n_streams`` independent request streams (the same streams for every policy):
+    """Every policy on ``n_streams`` independent request streams (the same streams for every policy), each
+    drawn by ``workload(rng)`` (e.g. :func:`make_trace` or :func:`make_closed_trace` with their sizes bound):
     one row per stream and policy, the columns of :func:`summarise` plus ``stream`` and ``scenario``."""
     rows = []
     for stream in range(n_streams):
-        trace = make_trace(make_rng(seed, "trace", platform.name, scenario, stream), duration_s, rate_per_s)
+        trace = workload(make_rng(seed, "trace", platform.name, scenario, stream))
         for policy in policies:
             rng = make_rng(seed, "stream", platform.name, scenario, policy, stream)
             result = simulate_queue(policy, platform, engine, model, trace, predictor, qoe, rng)

@@ -810,16 +810,13 @@ class LLMProposer:
         return make_concept(spec, origin="llm")
 
 
-def hf_text_generator(model_id: str, max_new_tokens: int = 200) -> Callable[[str], str]:  # pragma: no cover
-    """A ``generate(prompt)`` from a Hugging Face causal LM (greedy); used only with ``MODEL=<hub id>``."""
-    from transformers import pipeline
+def hf_text_generator(model: str, seed: int = 0) -> Callable[[str], str]:
+    """A ``generate(prompt) -> text`` for :class:`LLMProposer` from ``MODEL``: the zoo's grammar model
+    (``"sce-grammar-llama"``, trained here on the specification grammar) or a Hugging Face hub id / folder (an
+    instruct model in Colab). See :mod:`llmtheory.qldpc_sce_proposer`."""
+    from .qldpc_sce_proposer import proposer_generator
 
-    pipe = pipeline("text-generation", model=model_id)
-
-    def generate(prompt: str) -> str:
-        return pipe(prompt, max_new_tokens=max_new_tokens, do_sample=False, return_full_text=False)[0]["generated_text"]
-
-    return generate
+    return proposer_generator(model, seed)
 
 
 # ---------------------------------------------------------------------------------------------------------

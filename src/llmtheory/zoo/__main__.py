@@ -26,7 +26,12 @@ def table() -> str:
             rows.append(f"| `{name}` | {SPECS[name].family} | {SPECS[name].layers} | | | | not built |")
             continue
         spec, metrics = data["spec"], data["metrics"]
-        if spec["task"] == "facts":
+        if spec["task"] == "sce_specs":
+            measured = (
+                f"well-formed proposals {100 * metrics['well_formed']:.0f}%, "
+                f"different from the parent {100 * metrics['changed']:.0f}%"
+            )
+        elif spec["task"] == "facts":
             measured = (
                 f"frequent {100 * metrics['exact_frequent']:.0f}%, medium {100 * metrics['exact_medium']:.0f}%, "
                 f"rare {100 * metrics['exact_rare']:.0f}%, abstains on unknown {100 * metrics['abstain_unknown']:.0f}%"
@@ -109,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
                 from .vlm import train as train_vlm
 
                 result = train_vlm(spec, out, progress=not args.quiet, threads=args.threads)
+            elif spec.task == "sce_specs":
+                from ..qldpc_sce_proposer import train as train_grammar
+
+                result = train_grammar(spec, out, progress=not args.quiet, threads=args.threads)
             else:
                 result = train(spec, out, progress=not args.quiet, threads=args.threads)
             print(f"{spec.name}: {result.parameters:,} parameters, {result.train_seconds:.0f} s; saved to {out}")
@@ -121,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
 
                 if SPECS[args.name].task == "vlm":
                     from .vlm import card_markdown
+                elif SPECS[args.name].task == "sce_specs":
+                    from ..qldpc_sce_proposer import card_markdown
                 (model_dir(args.name) / "README.md").write_text(card_markdown(card_data(args.name)))
             print(card(args.name))
         elif args.command == "table":
