@@ -13,6 +13,7 @@ from threadpoolctl import threadpool_limits
 from llmtheory import claims
 from llmtheory import scaling_exponents as se
 from llmtheory.claims import ASSUMED, MEASURED, Estimate
+from llmtheory.claims import Test as RuleOutcome
 from llmtheory.params import ParameterError
 from llmtheory.seeding import make_rng
 
@@ -217,3 +218,21 @@ def test_runs_drawn_from_a_law_are_assumed_and_real_runs_measured():
     assert se.evidence_of_runs(True) == {"kind": ASSUMED}
     measured = se.evidence_of_runs(False)
     assert measured["kind"] == MEASURED and measured["can_fail_because"]
+
+
+def test_recovers_exponent_is_a_relative_band_on_the_paired_gap():
+    reference = Estimate(0.5, 0.4, 0.6)
+    assert se.recovers_exponent(Estimate(0.05, -0.02, 0.09), reference) == RuleOutcome(True, True)  # band ±0.1
+    assert se.recovers_exponent(Estimate(0.05, -0.02, 0.2), reference) == RuleOutcome(True, False)
+    assert se.recovers_exponent(Estimate(-0.3, -0.45, -0.05), reference) == RuleOutcome(False, False)
+    assert se.recovers_exponent(Estimate(-0.3, -0.45, -0.15), reference) == RuleOutcome(False, True)
+
+
+def test_removing_a_known_floor_steepens_a_pure_fit_whatever_the_floor():
+    """The identity behind pedestal-known-floor-toy: log(L − H) = log L + log(1 − H/L), and the second term falls
+    with N whenever L does, so the pure fit on L − H is steeper for every H > 0 (more so the closer L is to H)."""
+    n = np.logspace(3, 6, 12)
+    loss = 2.0 + 3.0 * (n / 1e3) ** -0.4
+    pure = se.fit_power_law(n, loss, with_floor=False).exponent
+    gaps = [se.fit_power_law(n, loss - h, with_floor=False).exponent - pure for h in (0.2, 1.0, 1.9)]
+    assert 0 < gaps[0] < gaps[1] < gaps[2]

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -5,6 +7,8 @@ import sympy as sp
 from scipy import integrate
 
 from llmtheory import spectral_ball as sb
+from llmtheory.claims import Estimate
+from llmtheory.claims import Test as RuleOutcome
 from llmtheory.seeding import make_rng
 
 ALL_SAMPLERS = [*sb.EXACT_SAMPLERS.values(), sb.sample_semi_orthogonal, sb.sample_gaussian_over_spectral_norm]
@@ -84,8 +88,41 @@ def test_bad_shapes_and_ratios_are_refused():
 def test_zeroth_order_descent_decreases_the_loss():
     rng = make_rng(6)
     problem = sb.LeastSquaresProblem.random(8, 4, 16, rng)
-    losses = sb.zeroth_order_descent(problem, sb.sample_stiefel_truncation, 300, rng, learning_rate=0.2)
-    assert losses[-1] < 0.2 * losses[0]
+    losses = sb.zeroth_order_descent(problem, sb.sample_stiefel_truncation, 300, rng, learning_rates=(0.2,))
+    assert losses.shape == (301, 1) and losses[-1, 0] < 0.2 * losses[0, 0]
+
+
+def test_zeroth_order_descent_runs_learning_rates_side_by_side_on_the_same_directions():
+    problem = sb.LeastSquaresProblem.random(8, 4, 16, make_rng(6))
+    together = sb.zeroth_order_descent(problem, sb.sample_semi_orthogonal, 50, make_rng(7), learning_rates=(0.05, 0.2))
+    for j, rate in enumerate((0.05, 0.2)):
+        alone = sb.zeroth_order_descent(problem, sb.sample_semi_orthogonal, 50, make_rng(7), learning_rates=(rate,))
+        assert np.allclose(together[:, j], alone[:, 0], rtol=1e-12)
+    assert not np.allclose(together[:, 0], together[:, 1])
+
+
+def test_wachter_density_is_finite_without_warnings_when_the_lower_edge_is_above_one_half():
+    grid = np.linspace(0, 1, 801)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the placeholder outside the support once took sqrt of a negative number
+        density = sb.wachter_sigma_density(grid, 64.0)
+    assert np.isfinite(density).all() and (density[grid < sb.wachter_edges(64.0)[0]] == 0).all()
+    assert density.max() > 0
+
+
+def test_one_row_too_many_is_rejected_by_the_references():
+    tests, _ = sb.agreement_with_references(
+        {"wrong": sb.sample_truncation_one_row_too_many, "exact": sb.sample_stiefel_truncation}, 400, make_rng(8)
+    )
+    worst = sb.worst_agreement(tests)
+    assert not sb.agrees(worst.loc[["wrong"]]) and sb.agrees(worst.loc[["exact"]])
+
+
+def test_in_band_is_decisive_only_when_the_interval_resolves_the_band():
+    assert sb.in_band(Estimate(1.0, 0.9, 1.1)) == RuleOutcome(True, True)
+    assert sb.in_band(Estimate(1.0, 0.7, 1.1)) == RuleOutcome(True, False)
+    assert sb.in_band(Estimate(0.79, 0.64, 0.98)) == RuleOutcome(False, False)  # the referee's seed-1 control
+    assert sb.in_band(Estimate(0.5, 0.4, 0.6)) == RuleOutcome(False, True)
 
 
 def test_square_limit_mean_is_two_over_pi():

@@ -27,7 +27,7 @@ import sympy as sp
 from scipy.optimize import minimize
 from scipy.special import huber
 
-from .claims import ASSUMED, MEASURED, Estimate, Test
+from .claims import ASSUMED, MEASURED, Estimate, Test, within
 from .params import ParameterError
 
 MONTE_CARLO_EXPONENT = 0.5
@@ -466,6 +466,16 @@ def gap_is_positive(gap: Estimate) -> Test:
     """The rule "the gap is positive" (beyond :data:`GAP_RESOLUTION`): decisive when its whole interval is."""
     holds = gap.value > GAP_RESOLUTION
     return Test(bool(holds), bool(gap.low > GAP_RESOLUTION) if holds else bool(gap.high <= GAP_RESOLUTION))
+
+
+EXPONENT_TOLERANCE = 0.2
+"""A fitted exponent "recovers" a reference exponent when their paired difference is within this fraction of it."""
+
+
+def recovers_exponent(gap: Estimate, reference: Estimate, tolerance: float = EXPONENT_TOLERANCE) -> Test:
+    """The rule |fitted − reference| ≤ ``tolerance`` · reference on the paired difference ``gap`` (from
+    :func:`exponent_gap`): decisive when the gap's whole interval is inside (or outside) that band."""
+    return within(gap, 0.0, tolerance * reference.value)
 
 
 def evidence_of_runs(synthetic: bool) -> dict:

@@ -31,7 +31,7 @@ import sympy as sp
 from scipy import stats
 from tqdm.auto import tqdm
 
-from .claims import Estimate
+from .claims import Estimate, Test, all_of, at_least, at_most
 
 Sampler = Callable[[int, int, int, np.random.Generator], np.ndarray]
 
@@ -145,6 +145,16 @@ def sample_semi_orthogonal(m: int, n: int, size: int, rng: np.random.Generator) 
     return _haar_columns(m, n, size, rng)
 
 
+@_tall
+def sample_truncation_one_row_too_many(m: int, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Control (not uniform): the top m×n block of a Haar matrix of size p = m + n + 2, one more than exact sampler 1'.
+
+    Its density is ∝ det(I − AᵀA)^{1/2} on the ball (Życzkowski & Sommers 2000): the nearest wrong member of the
+    family, which the references of :func:`agreement_with_references` should reject.
+    """
+    return _haar_columns(m + n + 2, n, size, rng)[:, :m, :]
+
+
 def sample_gaussian_over_spectral_norm(m: int, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     """Naive baseline: G / ||G||₂. On the sphere ||A||₂ = 1, never inside the ball; not uniform."""
     _check_shape(m, n, size)
@@ -239,7 +249,7 @@ def wachter_sigma_density(sigma: np.ndarray, ratio: float) -> np.ndarray:
     lam = np.asarray(sigma, dtype=float) ** 2
     lam_low = low**2
     inside = (lam > lam_low) & (lam < 1)
-    safe = np.where(inside, lam, 0.5)
+    safe = np.where(inside, lam, (lam_low + 1) / 2)  # a point of the support, so that no sqrt sees a negative
     density = np.sqrt((safe - lam_low) * (1 - safe)) / (2 * np.pi * alpha * safe * (1 - safe))
     return np.where(inside, 2 * np.sqrt(safe) * density, 0.0)
 
@@ -396,9 +406,11 @@ class LeastSquaresProblem:
         inputs = rng.standard_normal((n, k))
         return cls(inputs, rng.standard_normal((m, n)) @ inputs)
 
-    def loss(self, w: np.ndarray) -> float:
-        residual = w @ self.inputs - self.targets
-        return 0.5 * float(np.sum(residual**2)) / self.inputs.shape[1]
+    def loss(self, w: np.ndarray) -> np.ndarray:
+        """f(W), for one W or a stack of them (shape (..., m, n) → (...))."""
+        n, k = self.inputs.shape
+        residual = (w.reshape(-1, n) @ self.inputs).reshape(*w.shape[:-1], k) - self.targets  # one product per stack
+        return 0.5 * np.einsum("...ij,...ij->...", residual, residual) / k
 
 
 def zeroth_order_descent(
@@ -407,19 +419,21 @@ def zeroth_order_descent(
     steps: int,
     rng: np.random.Generator,
     smoothing: float = 1e-3,
-    learning_rate: float = 0.05,
+    learning_rates: tuple[float, ...] = (0.05,),
 ) -> np.ndarray:
-    """Two-point zeroth-order descent, W ← W − η ĝ with ĝ = (f(W + μA) − f(W − μA)) / (2μ) · A, A from ``sampler``.
+    """Two-point zeroth-order descent (eq. spectral-ball-zo), W ← W − η ĝ with ĝ = (f(W + μA) − f(W − μA)) / (2μ) · A,
+    A from ``sampler``; one run per learning rate η, all on the same directions A (run side by side).
 
     With A uniform in the spectral ball the step explores the geometry that spectral-norm (Muon-style)
-    optimisers use. Returns the loss after every step (index 0 is the start, W = 0).
+    optimisers use. Returns the loss after every step, shape (steps + 1, len(learning_rates)); row 0 is W = 0.
     """
     m, n = problem.targets.shape[0], problem.inputs.shape[0]
-    w = np.zeros((m, n))
+    rates = np.asarray(learning_rates, float)[:, None, None]
+    w = np.zeros((len(rates), m, n))
     losses = [problem.loss(w)]
     for direction in sampler(m, n, steps, rng):
         slope = (problem.loss(w + smoothing * direction) - problem.loss(w - smoothing * direction)) / (2 * smoothing)
-        w = w - learning_rate * slope * direction
+        w = w - rates * slope[:, None, None] * direction
         losses.append(problem.loss(w))
     return np.array(losses)
 
@@ -551,12 +565,19 @@ def compare_zeroth_order(
     Each sampler gets the same tuning budget: its learning rate is the one with the lowest final loss.
     Returns a table (sampler, learning rate, final loss) and each sampler's loss curve at its best rate.
     """
-    rows, curves = [], {}
+    rows, curves, rates = [], {}, tuple(learning_rates)
     for name, sampler in samplers.items():
-        for rate in learning_rates:
-            losses = zeroth_order_descent(problem, sampler, steps, np.random.default_rng(seed), learning_rate=rate)
-            final = losses[-1] if np.isfinite(losses[-1]) else np.inf
-            rows.append({"sampler": name, "learning rate": rate, "final loss": final})
-            if final == min(r["final loss"] for r in rows if r["sampler"] == name):
-                curves[name] = losses
+        losses = zeroth_order_descent(problem, sampler, steps, np.random.default_rng(seed), learning_rates=rates)
+        final = np.where(np.isfinite(losses[-1]), losses[-1], np.inf)
+        rows += [{"sampler": name, "learning rate": r, "final loss": f} for r, f in zip(rates, final, strict=True)]
+        curves[name] = losses[:, np.argmin(final)]
     return pd.DataFrame(rows), curves
+
+
+LOSS_BAND = (0.8, 1.25)
+"""The application's rule: a final-loss ratio to the exact sampler inside this band counts as "no worse, no better"."""
+
+
+def in_band(ratio: Estimate, band: tuple[float, float] = LOSS_BAND) -> Test:
+    """The rule ``band[0] ≤ ratio ≤ band[1]``, decisive when the ratio's whole interval is inside or outside it."""
+    return all_of(at_least(ratio, band[0]), at_most(ratio, band[1]))
