@@ -245,10 +245,33 @@ def test_relative_excess_recovers_a_known_fraction():
     assert np.isclose(excess["measured"].iloc[0], 0.25) and excess["standard error"].iloc[0] < 1e-9
     assert np.isclose(excess["predicted (eq. energy)"].iloc[0], 7 / 27)
     assert np.isclose(excess["bound: mean δ_S²"].iloc[0], 0.25)
-    assert af.approximation_error_test(excess).holds
+    assert af.matches_large_n_formula(excess)  # 0.25 / (7/27) = 0.96: within 0.15 of the formula
+    assert not af.matches_large_n_formula(excess.assign(measured=0.1))
     assert not af.matches_prediction(excess)  # 0.25 vs 7/27 with no Monte Carlo error: not an identity
     assert af.matches_prediction(excess.assign(**{"standard error": 0.01}))
-    assert not af.approximation_error_test(excess.assign(measured=0.1)).holds
+
+
+def test_excess_by_regime_pools_only_large_n_and_the_finite_n_rule_can_fail():
+    sizes = (100, 200, 1000, 2000)  # D = 50: n/D = 2 and 4 one by one, 20 and 40 pooled
+    full = _synthetic_frame({"full": -1.0}, sizes=sizes)
+    # at small n the partial excess is a tenth of (R_none − R_G), at large n a quarter (the formula: 7/27)
+    fraction = np.where(full["n"] < 1000, 0.1, 0.25)
+    frame = pd.concat(
+        [
+            full,
+            full.assign(estimator="none", risk=4 * full["risk"]),
+            full.assign(estimator="k=3", risk=(1 + 3 * fraction) * full["risk"]),
+        ]
+    ).assign(defect=0.5)
+    regimes = af.excess_by_regime(frame, group_order=10, features=50)
+    assert list(regimes) == ["n/D ≥ 20", "n/D = 2.0", "n/D = 4.0"]
+    assert np.isclose(regimes["n/D ≥ 20"]["measured"].iloc[0], 0.25)
+    assert np.isclose(regimes["n/D = 2.0"]["measured"].iloc[0], 0.1)
+    test = af.finite_n_test(regimes)
+    assert test.holds and test.decisive
+    above = {label: e.assign(measured=0.4) if label == "n/D = 4.0" else e for label, e in regimes.items()}
+    assert not af.finite_n_test(above).holds and af.finite_n_test(above).decisive
+    assert "n/D = 2.0: 0.39–0.39" in af.describe_ratios(regimes)
 
 
 def test_partial_augmentation_risk_is_the_same_for_every_subset_of_a_given_size():
@@ -296,6 +319,9 @@ def test_rate_evidence_minimax_and_partial_rules():
     frame = _synthetic_frame({"none": -0.5, "k=|G|/4": -1.0, af.SUBGROUP: -1.0, "full": -1.0})
     evidence = af.rate_evidence(frame, exponent=-1.0)
     assert evidence.minimax("full").holds and not evidence.minimax("none").holds
+    assert evidence.separates()
+    same = af.rate_evidence(_synthetic_frame({"none": -1.0, "full": -1.0}), exponent=-1.0)
+    assert not same.separates()  # a control that keeps the rate: the experiment would not separate them
     assert evidence.partial_test().holds
     slow = _synthetic_frame({"none": -0.5, "k=|G|/4": -1.0, af.SUBGROUP: -0.7, "full": -1.0})
     assert not af.rate_evidence(slow, exponent=-1.0).partial_test().holds

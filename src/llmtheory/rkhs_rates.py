@@ -33,7 +33,7 @@ from sklearn.gaussian_process.kernels import Matern
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from .claims import Control, Estimate, all_of, at_most, within
+from .claims import Control, Estimate, all_of, at_least, at_most, within
 from .seeding import make_rng
 from .stats import loglog_slope_with_stderr
 
@@ -684,51 +684,72 @@ def paired_slope_difference(results: pd.DataFrame, value: str, other: str, confi
 
 
 def rate_claim(rates: pd.DataFrame, tolerance: float) -> dict:
-    """The one-dimensional rate claim. Rule, for an estimator E against the other tuning O on the same
-    replicates, for every t: E's slope within ``tolerance`` of −2t/(2t+1) (95% interval) and E's slope steeper
-    than O's (paired per-replicate difference E − O below 0, 95% interval). Claim: E = GCV, O = λ fixed at
-    GCV's choice at the smallest n; control: the same rule with the roles swapped (fixed λ has no λ → 0)."""
+    """The one-dimensional rate claim. Rule, for every t: GCV's slope within ``tolerance`` of −2t/(2t+1) (95%
+    interval) and steeper than the slope of λ fixed at GCV's choice at the smallest n (paired per-replicate
+    difference GCV − fixed below 0, 95% interval). Control: the fixed-λ estimator (no λ → 0) under the rule's
+    first clause alone: its paired clause would be the negation of the claim's, so a control judged on it could
+    never pass while the claim does, and "does not discriminate" would be unreachable by construction."""
     groups = dict(tuple(rates.groupby("smoothness")))
 
-    def rule(value, other):
-        parts = []
-        for t, group in groups.items():
-            parts += [
-                within(slope_estimate(group, value), -rate_exponent(t, 1), tolerance),
-                at_most(paired_slope_difference(group, value, other), 0.0),
-            ]
-        return all_of(*parts)
+    def near_theory(value):
+        return [within(slope_estimate(g, value), -rate_exponent(t, 1), tolerance) for t, g in groups.items()]
 
-    def text(value, other):
-        return ", ".join(
-            f"t={t}: {slope_estimate(g, value):.2f}, minus the other {paired_slope_difference(g, value, other):.2f}"
-            f" (theory {-rate_exponent(t, 1):.2f})"
-            for t, g in groups.items()
-        )
-
+    steeper = [at_most(paired_slope_difference(g, "gcv_error", "fixed_lambda_error"), 0.0) for g in groups.values()]
     return dict(
-        ours="GCV slopes " + text("gcv_error", "fixed_lambda_error"),
-        holds=rule("gcv_error", "fixed_lambda_error"),
+        ours="GCV slopes "
+        + ", ".join(
+            f"t={t}: {slope_estimate(g, 'gcv_error'):.2f}, minus fixed λ "
+            f"{paired_slope_difference(g, 'gcv_error', 'fixed_lambda_error'):.2f} (theory {-rate_exponent(t, 1):.2f})"
+            for t, g in groups.items()
+        ),
+        holds=all_of(*near_theory("gcv_error"), *steeper),
         control=Control(
-            "λ fixed at GCV's choice at the smallest n, against GCV",
-            ours=text("fixed_lambda_error", "gcv_error"),
-            holds=rule("fixed_lambda_error", "gcv_error"),
+            "λ fixed at GCV's choice at the smallest n, slope within the tolerance of theory (the paired clause "
+            "would be the claim's own clause negated)",
+            ours=", ".join(f"t={t}: {slope_estimate(g, 'fixed_lambda_error'):.2f}" for t, g in groups.items()),
+            holds=all_of(*near_theory("fixed_lambda_error")),
         ),
     )
 
 
-def robust_rate(robust: pd.DataFrame, smoothness: float, tolerance: float, noise_kind: str = "t2") -> dict:
-    """The robust-rate claim under ``noise_kind``: each robust loss's slope (with its interval) within
-    ``tolerance`` of −2t/(2t+1); the control is least squares under the same noise and the same rule."""
+def paired_noise_difference(robust: pd.DataFrame, loss: str, noise_kind: str, confidence: float = 0.95) -> Estimate:
+    """Mean over replicates of (slope under ``noise_kind`` − slope under Gaussian noise) for one loss, with a
+    Student-t interval: the two noises share every design, so the pairing removes the design's part of the
+    spread and the common offset of both slopes from the asymptotic rate (the pre-asymptotic regime)."""
+    from scipy import stats
+
+    own = robust[robust.loss == loss]
+    diff = per_replicate_slopes(own[own.noise == noise_kind], "error") - per_replicate_slopes(
+        own[own.noise == "gaussian"], "error"
+    )
+    z = float(stats.t.ppf(0.5 + confidence / 2, len(diff) - 1))
+    return Estimate.from_stderr(float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff))), z=z)
+
+
+def robust_rate(robust: pd.DataFrame, smoothness: float, tolerance: float, noise_kind: str = "cauchy") -> dict:
+    """The robust-rate claim: for each robust loss, its slope under ``noise_kind`` minus its own slope under
+    Gaussian noise (:func:`paired_noise_difference`) within ``tolerance`` of 0; the control is least squares
+    under the same rule. Testable only if every robust loss's interval is narrower than the tolerance (a
+    half-width above it cannot decide the rule either way)."""
     theory = -rate_exponent(smoothness, 1)
-    heavy = robust[robust.noise == noise_kind]
-    slopes = {loss: slope_estimate(group, "error") for loss, group in heavy.groupby("loss")}
-    robust_losses = [loss for loss in slopes if loss != "least squares"]
-    ls = slopes["least squares"]
+    losses = [loss for loss in LOSSES if loss in set(robust.loss)]
+    diffs = {loss: paired_noise_difference(robust, loss, noise_kind) for loss in losses}
+    heavy = {
+        loss: slope_estimate(robust[(robust.loss == loss) & (robust.noise == noise_kind)], "error") for loss in losses
+    }
+    robust_losses = [loss for loss in losses if loss != "least squares"]
+    widest = max((diffs[loss].high - diffs[loss].low) / 2 for loss in robust_losses)
+    ls = diffs["least squares"]
     return dict(
-        ours=", ".join(f"{loss} {slopes[loss]:.2f}" for loss in robust_losses) + f" (theory {theory:.2f})",
-        holds=all_of(*(within(slopes[loss], theory, tolerance) for loss in robust_losses)),
-        control=Control("least squares, same noise", ours=f"slope {ls:.2f}", holds=within(ls, theory, tolerance)),
+        ours=", ".join(f"{loss} {heavy[loss]:.2f}, minus Gaussian {diffs[loss]:+.2f}" for loss in robust_losses)
+        + f" (theory {theory:.2f}); widest half-width {widest:.2f}",
+        holds=all_of(*(within(diffs[loss], 0.0, tolerance) for loss in robust_losses)),
+        control=Control(
+            "least squares, same data",
+            ours=f"slope {heavy['least squares']:.2f}, minus Gaussian {ls:+.2f}",
+            holds=within(ls, 0.0, tolerance),
+        ),
+        testable=bool(widest < tolerance),
     )
 
 
@@ -773,6 +794,26 @@ def tensor_claim(dims: pd.DataFrame, smoothnesses, ns, tolerance: float) -> dict
     )
 
 
+def tensor_level_claim(dims: pd.DataFrame, confidence: float = 0.95) -> dict:
+    """At the largest d and n of the run, for every t: the geometric mean over replicates of the tensor
+    kernel's error over the isotropic kernel's on the same data (paired), with a Student-t interval on the
+    mean log ratio. Rule: at most 1 for every t (the tensor-product estimator is the more accurate one)."""
+    from scipy import stats
+
+    top = dims[(dims.dim == dims.dim.max()) & (dims.n == dims.n.max())]
+    ratios = {}
+    for t, group in top.groupby("smoothness"):
+        wide = group.pivot_table(index="replicate", columns="kernel", values="gcv_error")
+        logs = np.log(wide["tensor"] / wide["isotropic"])
+        half = float(stats.t.ppf(0.5 + confidence / 2, len(logs) - 1) * logs.std(ddof=1) / np.sqrt(len(logs)))
+        ratios[t] = Estimate(*np.exp([logs.mean(), logs.mean() - half, logs.mean() + half]).tolist())
+    return dict(
+        ours=f"tensor / isotropic error at d = {top.dim.max()}, n = {top.n.max()}: "
+        + ", ".join(f"t={t}: {r:.2f}" for t, r in ratios.items()),
+        holds=all_of(*(at_most(r, 1.0) for r in ratios.values())),
+    )
+
+
 def ratio_of_means(numerator, denominator, rng: np.random.Generator, n_boot: int = 1000) -> Estimate:
     """mean(numerator) / mean(denominator) with a 95% paired bootstrap interval over replicates."""
     numerator, denominator = np.asarray(numerator, float), np.asarray(denominator, float)
@@ -794,6 +835,7 @@ def heavy_tail_ratios(paper: pd.DataFrame, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@lru_cache(maxsize=32)  # a numerical integral, called once per cell of the paper's design
 def asymptotic_variance_factor(loss: str, noise_kind: str, huber_k: float = 1.345) -> float:
     """The asymptotic variance of a location M-estimator under unit-scale noise: LAD 1/(4 g(0)²), g the noise
     density; Huber E ψ_c(ε)² / P(|ε| ≤ c)² with c = ``huber_k`` · σ̂, σ̂ the normalised MAD of the noise
@@ -817,25 +859,49 @@ def predicted_heavy_tail_ratio(loss: str, beta: float) -> float:
     return float(factor ** (2 * t / (2 * t + 1)))
 
 
-def paper_design_rule(ratios: pd.DataFrame) -> dict:
-    """Every robust ratio (LAD, Huber) ≤ its asymptotic prediction (``predicted_heavy_tail_ratio``) in every
-    (d, β); control: least squares under the same rule with the largest robust prediction of that β (its own
-    asymptotic variance is infinite under t₂)."""
-    robust = ratios[ratios.loss != "least squares"]
-    ls = ratios[ratios.loss == "least squares"]
-    excess = robust.apply(lambda r: r.ratio.value / predicted_heavy_tail_ratio(r.loss, r.beta), axis=1)
-    worst = robust.loc[excess.idxmax()]
-    ls_best = ls.loc[ls.ratio.map(lambda e: e.value).idxmin()]
-    largest = {beta: max(predicted_heavy_tail_ratio(loss, beta) for loss in ("LAD", "Huber")) for beta in ratios.beta}
+PAPER_BAND = (0.8, 1.25)  # ratio / prediction counted as "as predicted" (a two-sided tolerance, symmetric in log)
+
+
+def ratio_to_prediction(paper: pd.DataFrame, loss: str, predictions: dict, seed: int, n_boot: int = 1000) -> Estimate:
+    """The geometric mean over the (d, β) cells of (MSE ratio t₂ / Gaussian) / ``predictions[β]`` for one loss,
+    with a 95% bootstrap interval that resamples replicates jointly (a replicate's designs and noise are shared
+    by its cells, so the cells are not independent)."""
+    cells = []  # per (d, β): the MSEs under each noise, replicate by replicate, and the prediction
+    for (_, beta), group in paper[paper.loss == loss].groupby(["dim", "beta"]):
+        wide = group.pivot_table(index="replicate", columns="noise", values="mse")
+        cells.append((wide["t2"].to_numpy(), wide["gaussian"].to_numpy(), predictions[beta]))
+
+    def statistic(index):  # index: replicates (1-d) or bootstrap resamples of them (2-d)
+        logs = [np.log(t2[index].mean(-1) / gaussian[index].mean(-1) / predicted) for t2, gaussian, predicted in cells]
+        return np.exp(np.mean(logs, axis=0))
+
+    replicates = len(cells[0][0])
+    boots = statistic(make_rng(seed, "paper geometric mean", loss).integers(0, replicates, (n_boot, replicates)))
+    value = float(statistic(np.arange(replicates)))
+    low, high = np.quantile(boots, [0.025, 0.975])
+    return Estimate(value, float(min(low, value)), float(max(high, value)))
+
+
+def paper_design_rule(paper: pd.DataFrame, seed: int) -> dict:
+    """For LAD and Huber, :func:`ratio_to_prediction` against its own prediction
+    (:func:`predicted_heavy_tail_ratio`) inside :data:`PAPER_BAND` on its interval; control: least squares
+    under the same rule with the larger robust prediction of each β (its own asymptotic variance is infinite
+    under t₂)."""
+    betas = sorted(set(paper.beta))
+    own = {
+        loss: ratio_to_prediction(paper, loss, {b: predicted_heavy_tail_ratio(loss, b) for b in betas}, seed)
+        for loss in ("LAD", "Huber")
+    }
+    largest = {b: max(predicted_heavy_tail_ratio(loss, b) for loss in ("LAD", "Huber")) for b in betas}
+    ls = ratio_to_prediction(paper, "least squares", largest, seed)
+
+    def rule(estimate):
+        return all_of(at_least(estimate, PAPER_BAND[0]), at_most(estimate, PAPER_BAND[1]))
+
     return dict(
-        ours=f"worst robust ratio against its prediction: {worst.ratio:.2f} vs "
-        f"{predicted_heavy_tail_ratio(worst.loss, worst.beta):.2f} ({worst.loss}, d={worst.dim}, β={worst.beta})",
-        holds=all_of(*(at_most(r.ratio, predicted_heavy_tail_ratio(r.loss, r.beta)) for r in robust.itertuples())),
-        control=Control(
-            "least squares",
-            ours=f"smallest ratio {ls_best.ratio:.2f} (d={ls_best.dim}, β={ls_best.beta})",
-            holds=all_of(*(at_most(r.ratio, largest[r.beta]) for r in ls.itertuples())),
-        ),
+        ours="geometric mean over (d, β) of ratio / prediction: " + ", ".join(f"{k} {v:.2f}" for k, v in own.items()),
+        holds=all_of(*(rule(v) for v in own.values())),
+        control=Control("least squares, against the larger robust prediction", ours=f"{ls:.2f}", holds=rule(ls)),
     )
 
 
