@@ -16,7 +16,10 @@ from book_files import toc_notebooks
 
 from llmtheory.claims import VERDICTS, deterministic_part
 
-SMOKE_BUDGET_S = float(os.environ.get("LLMTHEORY_SMOKE_BUDGET_S", 60))  # 45 s target, margin for a busy CI
+# The smoke tier's budget (45 s on an idle 2-core machine), checked on the kernel's CPU time as its ledger records
+# it: wall time on a shared machine measures the neighbours. Under pytest-xdist a kernel has one thread, so its CPU
+# time is what its wall time would be alone on a core.
+SMOKE_BUDGET_S = float(os.environ.get("LLMTHEORY_SMOKE_BUDGET_S", 45))
 # Both tests of a chapter run on one pytest-xdist worker (`--dist loadgroup`), so the second reuses the first's ledger.
 CHAPTERS = [pytest.param(path, id=path.stem, marks=pytest.mark.xdist_group(path.stem)) for path in toc_notebooks()]
 _first_runs: dict[str, dict] = {}
@@ -57,10 +60,13 @@ def run_at_smoke_scale(notebook: Path, workdir: Path, monkeypatch) -> tuple[dict
 def test_chapter_runs_at_smoke_scale(notebook, tmp_path, monkeypatch):
     ledger, elapsed = run_at_smoke_scale(notebook, tmp_path, monkeypatch)
     _first_runs[notebook.stem] = ledger
-    print(f"{notebook.stem}: {elapsed:.1f} s at smoke scale")
+    print(f"{notebook.stem}: {elapsed:.1f} s wall, {ledger['cpu_time_s']:.1f} s CPU at smoke scale")
     assert ledger["scale"] == "smoke"
     assert len(ledger["claims"]) >= 3 and all(c["verdict"] in VERDICTS for c in ledger["claims"])
-    assert elapsed <= SMOKE_BUDGET_S, f"{notebook.stem} took {elapsed:.0f} s at smoke scale (budget 45 s)"
+    assert ledger["cpu_time_s"] <= SMOKE_BUDGET_S, (
+        f"{notebook.stem} used {ledger['cpu_time_s']:.0f} s of CPU at smoke scale (budget {SMOKE_BUDGET_S:.0f} s; "
+        f"{elapsed:.0f} s of wall time at load {ledger['load_average']})"
+    )
 
 
 @pytest.mark.notebook
