@@ -2,6 +2,7 @@
 and its controls."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -9,6 +10,7 @@ from llmtheory import entrainment as en
 from llmtheory import entrainment_experiment as ex
 from llmtheory import toyworld as tw
 from llmtheory import zoo
+from llmtheory.claims import Estimate
 from llmtheory.params import ParameterError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -114,14 +116,49 @@ def test_controls_are_derangements_and_random_sets_of_equal_size():
         en.random_head_sets(layout, 65, 1, seed=0)
 
 
-def test_search_keeps_every_head_when_only_the_keep_term_counts(llama, world):
+def test_search_keeps_every_head_when_the_keep_term_dominates(llama, world):
     model, tokenizer = llama
     items = ex.of_kind(ex.make_items(world, 4, seed=0), "true")
     args = ([it.sentence for it in items], [it.with_context for it in items], [it.without_context for it in items])
-    result = en.search_heads(model, tokenizer, *args, steps=5, seed=0)
+    result = en.search_heads(model, tokenizer, *args, steps=5, seed=0, keep_weight=100.0)
     assert result.logits.shape == (8, 8) and result.off == [] and result.loss[-1] < result.loss[0]
     assert all(p.requires_grad for p in model.parameters())  # the model's weights are left as they were
     assert len(result.lowest(3)) == 3
+
+
+def test_search_finds_heads_on_the_copying_model_that_beat_random_sets(world):
+    """On the needle model (retrieval heads) the search turns heads off whose removal takes away far more of the
+    held-out Δ than random sets of the same size: the search can find a mechanism that exists."""
+    model, tokenizer = zoo.load("needle-llama-gqa")
+    search, test = ex.split_groups(ex.needle_items(world, 16, seed=0), seed=0)
+
+    def fields(items):
+        return [it.sentence for it in items], [it.with_context for it in items], [it.without_context for it in items]
+
+    result = en.search_heads(model, tokenizer, *fields(search), steps=15, seed=0)
+    layout = en.head_layout(model)
+    assert 0 < len(result.off) < layout.total
+    full = en.masked_deltas(model, tokenizer, None, *fields(test))
+    found = ex.reduction(full, en.masked_deltas(model, tokenizer, en.heads_off(layout, result.off), *fields(test)))
+    randoms = [ex.reduction(full, en.masked_deltas(model, tokenizer, en.heads_off(layout, heads), *fields(test)))
+               for heads in en.random_head_sets(layout, len(result.off), 5, seed=0)]  # fmt: skip
+    assert found > 0.3 and found > np.median(randoms) + 0.3
+
+
+def test_gains_are_clustered_by_topic_and_gate_the_head_rows():
+    frame = pd.DataFrame({"kind": ["true", "counterfactual", "opinion"] * 3, "group": list("aaabbbccc"),
+                          "with": [1.0, 3.0, 9.0, 2.0, 2.0, 9.0, 0.5, 1.5, 9.0], "unrelated": [0.0] * 9,
+                          "logprob_without": [-1.0] * 9})  # fmt: skip
+    assert ex.topic_gains(frame).tolist() == [2.0, 2.0, 1.0]  # one value per topic, opinions left out
+    assert ex.sentence_gain(frame).value == pytest.approx(5 / 3)
+    assert ex.head_rows_untestable(frame, 100) == ""
+    primed = frame.assign(unrelated=frame["with"])  # an unrelated sentence gives as much: template priming only
+    assert ex.head_rows_untestable(primed, 100).startswith("no sentence entrainment")
+    assert ex.head_rows_untestable(frame.assign(logprob_without=-5.0), 100).startswith("the model predicts")
+    assert ex.no_sentence_entrainment(primed, kinds=("opinion",)).startswith("no sentence")
+    assert ex.paired_difference(frame, primed).value == pytest.approx(-5 / 3)
+    with pytest.raises(ParameterError, match="same items"):
+        ex.paired_difference(frame, frame.assign(group=list("xxxbbbccc")))
 
 
 def test_reduction_and_its_bootstrap_interval():
@@ -161,6 +198,8 @@ def test_ablation_estimates_decide_what_is_testable():
     assert not halved.untestable and halved.found.value == pytest.approx(0.5)
     assert halved.random_median == pytest.approx(0.1) and halved.random_p95 < 0.5
     assert halved.accuracy_drop.value == pytest.approx(0.1) and halved.fraction == pytest.approx(1 / 8)
+    assert ex.beats_random(halved.found, halved.random_p95) == (halved.found.low > halved.random_p95)
+    assert not ex.beats_random(Estimate(0.6, 0.2, 0.9), 0.5)  # the point estimate alone does not count
 
 
 def test_needle_items_and_the_least_predictable_token(world):
@@ -173,3 +212,13 @@ def test_needle_items_and_the_least_predictable_token(world):
     frame = ex.item_deltas(model, tokenizer, items)
     assert frame["with_surprising"].mean() > 1.0  # a retrieval model copies what it has read
     assert frame["with_surprising"].mean() > frame["with"].mean()  # the gain sits on the surprising token
+    scores = ex.induction_scores(model, tokenizer, world, seed=0, n_sequences=8)
+    assert scores["key and value words"].low > 3.0  # induction heads: a repeated random sequence is copied
+    with pytest.raises(ParameterError, match="length"):
+        ex.induction_score(model, tokenizer, ["a", "b"], n_sequences=2, length=3, seed=0)
+
+
+def test_induction_score_is_near_zero_for_a_model_without_induction_heads(llama, world):
+    model, tokenizer = llama  # a fact model: trained on facts, with few repeated sentences
+    score = ex.induction_scores(model, tokenizer, world, seed=0, n_sequences=8)["key and value words"]
+    assert abs(score.value) < 0.5

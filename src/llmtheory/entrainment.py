@@ -16,11 +16,12 @@ The method, top to bottom, as plain functions:
    (``entrainment-eq-gumbel``, :func:`gumbel_sigmoid`); AdamW at lr 1.0; the loss is an entrainment term minus
    λ·mean σ(α) (λ = 1), which keeps as many heads on as it can (``entrainment-eq-loss``, :func:`search_heads`).
    The heads whose logit ends ≤ 0 are the *entrainment heads*. The token-level paper's entrainment term is a
-   cross-entropy between the gold and the distractor token; the sentence-level paper's is not published. We use
-   the sentence-level analogue its abstract implies: the squared gap between the masked model's with-context
-   ℓ(s | c ⊕ s) and the unmasked model's no-context ℓ(s | c) [reconstructed].
+   cross-entropy between the gold and the distractor token, of order 1; the sentence-level paper's is not
+   published. Our reconstruction scores what the evaluation scores: the masked model's Δ (both contexts masked),
+   squared and divided by the unmasked model's mean Δ², so that the term starts at 1 and is of the same order as
+   the keep term whatever the size of Δ [reconstructed].
 4. **Controls**: random head sets of the same size (:func:`random_head_sets`) and heads found on a shuffled
-   objective, where each context holds another item's sentence, so that the objective has no entrainment to remove
+   objective, where each context holds another item's sentence of the same shape instead of s
    (:func:`shuffled_batch`).
 """
 
@@ -270,20 +271,22 @@ def search_heads(
 ) -> SearchResult:
     """Find the entrainment heads by differentiable masking (``entrainment-eq-loss``):
 
-    L(α) = (1/N) Σ_i (ℓ_m(s_i | c_i ⊕ s_i) − ℓ(s_i | c_i))² − λ · (1/|heads|) Σ_h σ(α_h),
+    L(α) = (1/N) Σ_i Δ_m(s_i)² / ((1/N) Σ_i Δ(s_i)²) − λ · (1/|heads|) Σ_h σ(α_h),
+    Δ_m(s) = ℓ_m(s | c ⊕ s) − ℓ_m(s | c),
 
-    with m ~ hard Gumbel-sigmoid(α) sampled once per step, ℓ_m the masked model's per-token mean log-probability and
-    ℓ the unmasked no-context value (fixed). AdamW at ``learning_rate`` (the paper's 1.0), one mini-batch of at
-    most ``batch_size`` items per step, in turn; the model's weights stay frozen. Heads with α ≤ 0 at the end are off.
+    with m ~ hard Gumbel-sigmoid(α) sampled once per step and applied to both contexts (the quantity the ablation
+    measures), and the unmasked mean Δ² (fixed) as the scale, so that the entrainment term starts at 1. λ is
+    ``keep_weight``. AdamW at ``learning_rate`` (the paper's 1.0), one mini-batch of at most ``batch_size`` items
+    per step, in turn; the model's weights stay frozen. Heads with α ≤ 0 at the end are off.
     """
     check_int("steps", steps, minimum=1)
     check_int("batch_size", batch_size, minimum=1)
     check_float("keep_weight", keep_weight, minimum=0)
-    target = torch.as_tensor(sentence_logprobs(model, tokenizer, list(without_contexts), list(sentences)))
+    unmasked = deltas(model, tokenizer, list(sentences), list(with_contexts), list(without_contexts))
+    scale = max(float(np.mean(unmasked**2)), 1e-8)  # the entrainment term's value with every head on
     starts = range(0, len(sentences), batch_size)
-    batches = [sentence_batch(tokenizer, list(with_contexts[i : i + batch_size]), list(sentences[i : i + batch_size]))
-               for i in starts]  # fmt: skip
-    targets = [target[i : i + batch_size] for i in starts]
+    batches = [_paired_batch(tokenizer, sentences[i : i + batch_size], with_contexts[i : i + batch_size],
+                             without_contexts[i : i + batch_size]) for i in starts]  # fmt: skip
     generator = torch.Generator().manual_seed(int(make_rng(seed, "entrainment", "search").integers(2**31)))
     with HeadMasker(model) as masker:
         logits = torch.normal(0.0, 0.01, (masker.layout.layers, masker.layout.heads), generator=generator)
@@ -296,8 +299,8 @@ def search_heads(
         try:
             for step in _steps(steps, progress):
                 masker.mask = gumbel_sigmoid(logits, generator)
-                gap = mean_logprob(model, batches[step % len(batches)]).cpu() - targets[step % len(batches)]
-                loss = (gap**2).mean() - keep_weight * torch.sigmoid(logits).mean()
+                with_s, without_s = mean_logprob(model, batches[step % len(batches)]).cpu().chunk(2)
+                loss = ((with_s - without_s) ** 2).mean() / scale - keep_weight * torch.sigmoid(logits).mean()
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
@@ -311,6 +314,11 @@ def search_heads(
     return SearchResult(final, off, np.array(losses), np.array(n_off))
 
 
+def _paired_batch(tokenizer, sentences, with_contexts, without_contexts) -> SentenceBatch:
+    """One batch: (with-context ⊕ s) rows, then (without-context ⊕ s) rows, so one masked pass gives Δ_m."""
+    return sentence_batch(tokenizer, [*with_contexts, *without_contexts], [*sentences, *sentences])
+
+
 def _steps(steps: int, progress: bool):
     if not progress:
         return range(steps)
@@ -321,7 +329,7 @@ def _steps(steps: int, progress: bool):
 
 def shuffled_batch(with_contexts: Sequence[str], sentences: Sequence[str], *, seed: int) -> list[str]:
     """The shuffled objective's contexts: item i's context holds item π(i)'s sentence (π a derangement), so s_i is
-    never in its own context and there is no entrainment for the search to remove."""
+    never in its own context (a same-shaped sentence that is not s is, so template priming stays in the objective)."""
     n = len(with_contexts)
     if n < 2:
         raise ParameterError("the shuffled objective needs at least 2 items")

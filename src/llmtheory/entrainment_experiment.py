@@ -34,6 +34,8 @@ from .seeding import make_rng
 
 KINDS = ("true", "counterfactual", "opinion")
 CONTEXTS = ("with", "unrelated")
+GAIN = "with − unrelated"
+"""The control-corrected gain's name in :func:`delta_table` (each kind has one item per topic, so items are topics)."""
 QUALITIES = ("warm", "cold", "old", "quiet", "small", "tall", "slow", "bright", "green")
 """The toy opinions' qualities: filler adjectives of the toy world, about which the fact world says nothing."""
 
@@ -146,8 +148,8 @@ def item_deltas(model, tokenizer, items: Sequence[Item], mask: torch.Tensor | No
 
 
 def delta_table(frames: dict[str, pd.DataFrame], suffix: str = "") -> pd.DataFrame:
-    """Mean Δ with its 95% interval per model, kind and context (rows of a long table for plotting); with
-    ``suffix="_surprising"``, Δ on the least predictable token."""
+    """Mean Δ with its 95% interval per model, kind and context, and the gain Δ(with) − Δ(unrelated) (rows of a
+    long table for plotting); with ``suffix="_surprising"``, Δ on the least predictable token."""
     rows = []
     for model, frame in frames.items():
         for kind, part in frame.groupby("kind", sort=False):
@@ -155,6 +157,8 @@ def delta_table(frames: dict[str, pd.DataFrame], suffix: str = "") -> pd.DataFra
                 e = Estimate.mean_of(part[context + suffix])
                 rows.append({"model": model, "kind": kind, "context": context, "delta": e.value, "low": e.low,
                              "high": e.high})  # fmt: skip
+            e = Estimate.mean_of(part["with" + suffix] - part["unrelated" + suffix])
+            rows.append({"model": model, "kind": kind, "context": GAIN, "delta": e.value, "low": e.low, "high": e.high})
     return pd.DataFrame(rows)
 
 
@@ -164,10 +168,61 @@ def predicts_sentences(frame: pd.DataFrame, vocabulary_size: int, margin: float 
     return float(frame["logprob_without"].mean()) > -np.log(vocabulary_size) + margin
 
 
+def topic_gains(frame: pd.DataFrame, kinds: Sequence[str] = ("true", "counterfactual")) -> pd.Series:
+    """The control-corrected gain Δ(with) − Δ(unrelated), averaged over the items of each topic: one value per topic,
+    because a topic's true and counterfactual items share their entity and contexts and are not independent."""
+    part = frame[frame["kind"].isin(kinds)]
+    return (part["with"] - part["unrelated"]).groupby(part["group"], sort=True).mean()
+
+
+def sentence_gain(frame: pd.DataFrame, kinds: Sequence[str] = ("true", "counterfactual")) -> Estimate:
+    """Mean control-corrected gain over topics, with its t-interval: entrainment of *the sentence*, beyond what any
+    same-template sentence in its place gives."""
+    return Estimate.mean_of(topic_gains(frame, kinds).to_numpy())
+
+
 def paired_difference(first: pd.DataFrame, second: pd.DataFrame, kinds: Sequence[str] = ("true", "counterfactual")):
-    """Mean over the same items of Δ(second) − Δ(first), with its t-interval (the size-trend test)."""
-    a, b = first[first["kind"].isin(kinds)], second[second["kind"].isin(kinds)]
-    return Estimate.mean_of(b["with"].to_numpy() - a["with"].to_numpy())
+    """Mean over the same topics of gain(second) − gain(first), gain = Δ(with) − Δ(unrelated) per topic, with its
+    t-interval over topics (the size-trend test)."""
+    a, b = topic_gains(first, kinds), topic_gains(second, kinds)
+    if not a.index.equals(b.index):
+        raise ParameterError("the two frames must hold the same items")
+    return Estimate.mean_of((b - a).to_numpy())
+
+
+def no_sentence_entrainment(frame: pd.DataFrame, kinds: Sequence[str] = ("true", "counterfactual")) -> str:
+    """Why there is no sentence entrainment for heads to cause ("" when there is): s in the context does not beat an
+    unrelated sentence in its place (the gain's 95% interval reaches 0)."""
+    gain = sentence_gain(frame, kinds)
+    return f"no sentence entrainment to remove: with − unrelated = {gain:.3f}" if gain.low <= 0 else ""
+
+
+def head_rows_untestable(frame: pd.DataFrame, vocabulary_size: int) -> str:
+    """Why the head-search rows cannot be judged on this model ("" when they can): it predicts the toy sentences
+    no better than uniform guessing, or it shows no sentence entrainment (:func:`no_sentence_entrainment`)."""
+    if not predicts_sentences(frame, vocabulary_size):
+        return "the model predicts the toy sentences no better than uniform guessing"
+    return no_sentence_entrainment(frame)
+
+
+def induction_score(model, tokenizer, words: Sequence[str], *, n_sequences: int, length: int, seed: int) -> Estimate:
+    """Δ (``entrainment-eq-delta``) of a random sequence of ``length`` distinct ``words`` after itself against after
+    another random sequence: what induction heads (copy what followed the previous occurrence of the current token)
+    give. A model without them gains ≈ 0; one with them gains several nats per token. Mean over ``n_sequences``."""
+    check_int("length", length, minimum=2, maximum=len(words))
+    rng = make_rng(seed, "entrainment", "induction")
+    pick = [" ".join(rng.choice(list(words), length, replace=False)) for _ in range(2 * n_sequences)]
+    sequences, others = pick[:n_sequences], pick[n_sequences:]
+    return Estimate.mean_of(en.deltas(model, tokenizer, sequences, sequences, others))
+
+
+def induction_scores(model, tokenizer, world: tw.World, *, seed: int, n_sequences: int = 32) -> dict[str, Estimate]:
+    """:func:`induction_score` on sequences of 8 entity names (the words the fact models were trained on) and of 8
+    haystack key and value words (the needle model's, as in ``toyworld.repeated_sequence_text``)."""
+    pools = {"entity names": sorted({f.entity for f in world.facts}),
+             "key and value words": [*world.haystack_keys, *world.haystack_values]}  # fmt: skip
+    return {name: induction_score(model, tokenizer, pool, n_sequences=n_sequences, length=8, seed=seed)
+            for name, pool in pools.items()}  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -220,6 +275,11 @@ class Ablation:
     hits_full: np.ndarray
     hits_found: np.ndarray
     random_sets: list = field(repr=False)
+
+    @property
+    def fraction_text(self) -> str:
+        """How many heads the search turned off, as a count and a share of all heads."""
+        return f"{self.size} of {self.layout.total} heads, {self.found.fraction:.1%}"
 
     @property
     def size(self) -> int:
@@ -362,7 +422,7 @@ class AblationEstimates:
     found: Estimate | None
     random_median: float
     random_p95: float
-    shuffled: float
+    shuffled: Estimate | None
     accuracy_drop: Estimate | None
     accuracy_full: float
     untestable: str
@@ -390,11 +450,31 @@ def ablation_estimates(ablation: Ablation, *, seed: int, min_accuracy: float = 0
         found=reduction_estimate(ablation.delta_full, ablation.delta_found, seed=seed),
         random_median=float(np.median(randoms)),
         random_p95=float(np.quantile(randoms, 0.95)),
-        shuffled=reduction(ablation.delta_full, ablation.delta_shuffled),
+        shuffled=reduction_estimate(ablation.delta_full, ablation.delta_shuffled, seed=seed),
         accuracy_drop=drop,
         accuracy_full=float(base),
         untestable=untestable,
     )
+
+
+def beats_random(removed: Estimate, random_p95: float) -> bool:
+    """The specificity rule: the share removed beats the random sets' 95th percentile with its whole 95% interval
+    (the lower bound, not the point estimate, above it)."""
+    return removed.low > random_p95
+
+
+SWEEP_COLUMNS = ("keep weight λ", "heads off", "share of heads")
+
+
+def keep_weight_sweep(model, tokenizer, items: Sequence[Item], weights: Sequence[float], *, steps: int, seed: int):
+    """Heads the search turns off for each keep-heads weight λ (``entrainment-eq-loss``): how much the found set
+    depends on the one constant the paper borrows from the token-level code."""
+    args = ([it.sentence for it in items], [it.with_context for it in items], [it.without_context for it in items])
+    rows = []
+    for weight in weights:
+        result = en.search_heads(model, tokenizer, *args, steps=steps, seed=seed, keep_weight=weight)
+        rows.append((weight, len(result.off), result.fraction))
+    return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -426,18 +506,19 @@ def plot_deltas(table: pd.DataFrame, model: str):
 
 
 def plot_zoo(table: pd.DataFrame, sizes: dict[str, int]):
-    """Mean Δ (s in the context) per zoo model, ordered by parameter count, one marker per kind of sentence."""
+    """The control-corrected gain Δ(with) − Δ(unrelated) per zoo model, ordered by parameter count, one marker per
+    kind of sentence."""
     import matplotlib.pyplot as plt
 
     models = sorted(sizes, key=sizes.get)
     fig, ax = plt.subplots(figsize=(7.2, 3.8))
     for offset, kind in zip((-0.15, 0.0, 0.15), KINDS, strict=True):
-        rows = table[(table["kind"] == kind) & (table["context"] == "with")].set_index("model").loc[models]
+        rows = table[(table["kind"] == kind) & (table["context"] == GAIN)].set_index("model").loc[models]
         _error_points(ax, np.arange(len(models)) + offset, rows, kind)
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xticks(range(len(models)), [f"{m}\n{sizes[m] / 1e3:.0f}k" for m in models], fontsize=8)
-    ax.set_ylabel("Δ, nats per token (95% interval)")
-    ax.set_title("Entrainment across the zoo (models ordered by parameter count)")
+    ax.set_ylabel("Δ(with) − Δ(unrelated), nats/token")
+    ax.set_title("Sentence entrainment beyond an unrelated sentence, across the zoo")
     ax.legend()
     return fig
 
