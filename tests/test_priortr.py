@@ -87,14 +87,83 @@ def test_priortr_keeps_the_top_scores_inside_the_same_pass(micro, chunk):
     assert method.name == "PriorTR" and torch.equal(out.kept, vp.top_k(scores, 5))
 
 
+def test_p_alone_is_priortrs_rows_without_the_prior_and_fastv_with_the_last_row(micro, chunk):
+    model, _ = micro
+    context = pt.attention_context(model, chunk.inputs, 2)
+    alone = pt.task_only_scores()(context)
+    torch.testing.assert_close(alone, pt.normalise(pt.task_attention(context, "question")), atol=0, rtol=0)
+    assert torch.equal(vp.top_k(pt.task_only_scores("last")(context), 4), vp.top_k(vp.fastv_scores(context), 4))
+    assert [m.name for m in pt.methods()] == ["PriorTR", "P − Q", "P alone"]
+
+
+def _on_meta(rule):
+    """``rule`` run with the meta device as the default: a tensor it creates without a device then clashes with
+    the model's (on a GPU, that tensor would be on the CPU)."""
+
+    def guarded(context):
+        with torch.device("meta"):
+            return rule(context)
+
+    return guarded
+
+
+def test_keep_rules_create_no_tensor_off_the_models_device(micro, chunk):
+    model, processor = micro
+    for method in vp.baselines()[:1] + pt.methods() + [pt.two_forward_method(model, processor, 2)]:
+        out = vlm.forward_dropping_visual_tokens(
+            model, chunk.inputs, 2, _on_meta(method.keep(4, chunk)), attentions=True
+        )
+        assert out.kept.shape == (len(chunk.items), 4), method.name
+
+
+def test_the_second_pass_gets_inputs_on_the_models_device_and_dtype(micro, chunk, monkeypatch):
+    model, processor = micro
+    wide = zvlm.build_model(zoo.SPECS["micro-vlm"], processor.tokenizer).eval().double()
+    seen = []
+    original = pt.forward_dropping_visual_tokens
+
+    def checked(model_, inputs, *args, **kwargs):
+        seen.append(inputs["pixel_values"].dtype)
+        assert all(v.device == model_.device for v in inputs.values())
+        return original(model_, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(pt, "forward_dropping_visual_tokens", checked)
+    images = [s.image() for s, _ in chunk.items]
+    inputs = vp.to_model(wide, chunk.inputs)
+    for mode in ("template", "truncate"):
+        pt.two_forward_prior(wide, processor, inputs, images, 2, mode)
+    assert seen == [torch.float64, torch.float64]
+
+
+def test_two_forward_method_computes_each_chunks_own_prior(micro, chunk):
+    model, processor = micro
+    method = pt.two_forward_method(model, processor, 2)
+    other = next(vp.chunks(model, processor, chunk.items[::-1], len(chunk.items), 0))  # same start, other items
+    kept = [vlm.forward_dropping_visual_tokens(model, c.inputs, 2, method.keep(4, c), attentions=True).kept
+            for c in (chunk, other, chunk)]  # fmt: skip
+    images = [s.image() for s, _ in other.items]
+    q = pt.two_forward_prior(model, processor, other.inputs, images, 2, "template")
+    expected = vlm.forward_dropping_visual_tokens(
+        model,
+        other.inputs,
+        2,
+        vp.rule_from_scores(lambda c: pt.vinfo_scores(pt.task_attention(c), q), 4),
+        attentions=True,
+    ).kept
+    assert torch.equal(kept[1], expected) and torch.equal(kept[0], kept[2])
+
+
 def test_every_method_runs_through_the_harness(micro, chunk):
     model, processor = micro
     methods = vp.baselines() + pt.methods() + [pt.two_forward_method(model, processor, 1)]
     rows = vp.evaluate(model, processor, chunk.items, 1, methods, {"1/3": 1 / 3, "1/9": 1 / 9}, batch_size=5)
     assert {r["method"] for r in rows} == {m.name for m in methods} | {"full", "floor", "ceiling"}
     e = px.evidence(rows, {"1/3": 1 / 3, "1/9": 1 / 9}, np.random.default_rng(0))
-    assert {"PriorTR − FastV", "random − FastV growth", "1F − 2F", "PriorTR@1/9"} <= e.keys()
+    assert {"PriorTR − FastV", "P alone − FastV growth", "PriorTR − PriorTR-2F", "PriorTR closes@1/9"} <= e.keys()
+    assert e["loose"] == "1/3" and e["tight"] == "1/9"
     assert px.by_kind(rows, "1/9").shape[0] == len(methods) + 3
+    text = px.by_kind(rows, "1/9", intervals=True)
+    assert text.loc["full", "colour"].count("[") == 1
 
 
 def test_the_pruning_layer_is_the_deepest_where_the_floor_still_costs_twenty_points():

@@ -19,9 +19,28 @@ from llmtheory.zoo import vlm as zvlm
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def save_random_llava(folder: Path, seed: int = 0) -> Path:
+def byte_level_tokenizer():
+    """A Llama-style tokenizer (byte-level BPE, an ``<image>`` special token, no ``USER`` token): LLaVA-1.5's
+    template is then used, and most answers are no single vocabulary entry ("red" is split, "Red" too)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = [f"USER: <image>\n{w.capitalize()} is it? Answer with one word. ASSISTANT: {w}" for w in sc.vocabulary()]
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    specials = ["<pad>", "<s>", "</s>", "<image>"]
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    core.train_from_iterator(
+        corpus, trainers.BpeTrainer(vocab_size=300, special_tokens=specials, initial_alphabet=alphabet)
+    )
+    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
+
+
+def save_random_llava(folder: Path, seed: int = 0, tokenizer=None) -> Path:
     """A random ``LlavaForConditionalGeneration`` (64 px images, 16 visual tokens; Llama hidden 48, 3 layers, 6 query
-    / 2 KV heads) and its processor, with the zoo's word-level tokenizer so that the scenes' questions tokenize."""
+    / 2 KV heads) and its processor, with the zoo's word-level tokenizer so that the scenes' questions tokenize (or
+    ``tokenizer``, whose image token is ``<image>``)."""
     from transformers import (
         CLIPImageProcessorPil,
         CLIPVisionConfig,
@@ -31,14 +50,14 @@ def save_random_llava(folder: Path, seed: int = 0) -> Path:
         LlavaProcessor,
     )
 
-    tokenizer = zvlm.build_tokenizer()
+    tokenizer = tokenizer or zvlm.build_tokenizer()
     vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                               image_size=64, patch_size=16, projection_dim=32)  # fmt: skip
     text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=48, intermediate_size=80, num_hidden_layers=3,
                        num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=128,
                        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                        eos_token_id=tokenizer.eos_token_id)  # fmt: skip
-    image_token = tokenizer.convert_tokens_to_ids(zvlm.IMAGE)
+    image_token = tokenizer.convert_tokens_to_ids(zvlm.IMAGE if zvlm.IMAGE in tokenizer.get_vocab() else "<image>")
     config = LlavaConfig(vision_config=vision, text_config=text, image_token_index=image_token, image_seq_length=16,
                          vision_feature_layer=-1, vision_feature_select_strategy="default")  # fmt: skip
     torch.manual_seed(seed)
@@ -74,9 +93,31 @@ def test_library_end_to_end_on_a_random_llava(random_llava):
     assert maps[0]["S"].shape == (4, 4)
     plans = px.timing_plans(model, chunk.inputs, chunk.n_image, 1 / 9)
     timings = vp.time_plans(model, chunk.inputs, layer, plans, decode_tokens=1, repeats=1, seed=0)
-    assert px.kv_bytes_match(timings, vp.Shapes.of(model), len(items))
+    sequence = chunk.inputs["input_ids"].shape[1]
+    assert px.cache_matches(timings, vp.Shapes.of(model), len(items), sequence, chunk.n_image, 1 / 9)
+    assert not px.cache_matches(timings, vp.Shapes.of(model), len(items), sequence, chunk.n_image, 1 / 3)
     depth = px.depth_table(vp.depth_curve(model, processor, items))
     assert list(depth.index) == [0, 1, 2, 3]
+
+
+def test_a_llama_style_tokenizer_gets_llavas_template_and_multi_token_answers(tmp_path):
+    model, processor = zoo.load(str(save_random_llava(tmp_path, tokenizer=byte_level_tokenizer())))
+    assert vp.prompt_text(processor, "what colour is the circle ?").startswith("USER: <image>\nWhat colour")
+    assert vp.prompt_text(processor, "") == "USER: <image>\n ASSISTANT:"
+    tokenizer = processor.tokenizer
+    answers, ids = vp.answer_token_ids(processor, "colour")
+    assert "red" not in tokenizer.get_vocab()  # the branch that tokenizes the spellings
+    red = ids[answers.index("red")]
+    assert red == sorted({tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in ("red", "Red")})
+    items = vp.heldout(("colour", "count"), 2, seed=0)
+    chunk = next(vp.chunks(model, processor, items, len(items), 0))
+    assert chunk.n_image == 16 and chunk.inputs["input_ids"].shape[0] == 4
+    images = [s.image() for s, _ in items]
+    template = pt.two_forward_prior(model, processor, chunk.inputs, images, 2, "template")
+    assert template.shape == (4, 16) and torch.isfinite(template).all()
+    rows = vp.evaluate(model, processor, items, 2, pt.methods()[:1], {"1/9": 1 / 9}, batch_size=4)
+    guesses = {r["method"]: r for r in rows}
+    assert guesses["PriorTR"]["kept"] == 2 and guesses["ceiling"]["recall"] == 1
 
 
 @pytest.mark.notebook

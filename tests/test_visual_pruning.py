@@ -163,6 +163,25 @@ def test_paired_statistics_are_zero_for_a_method_against_itself_and_signed_other
     assert growth.value == pytest.approx(0.5) and growth.low > 0
 
 
+def test_retention_and_gap_share_are_paired_bootstraps_over_items():
+    rows = []
+    for item in range(200):  # full 0.9, floor 0.5, method 0.7: retains 7/9, closes half of the gap
+        for method, correct in (("full", item % 10 < 9), ("floor", item % 10 < 5), ("m", item % 10 < 7)):
+            rows.append({"item": item, "method": method, "budget": "—" if method != "m" else "1/9", "correct": correct})
+    kept, closes = vp.retention(rows, "m", "1/9", np.random.default_rng(0))
+    assert kept.value == pytest.approx(7 / 9) and closes.value == pytest.approx(0.5)
+    assert closes.low < 0.5 < closes.high and kept.low < 7 / 9 < kept.high
+    same = rows + [dict(r, method="copy", budget="1/9") for r in rows if r["method"] == "full"]
+    kept, closes = vp.retention(same, "copy", "1/9", np.random.default_rng(0))  # paired: every draw gives exactly 1
+    assert (kept.low, kept.high, closes.low, closes.high) == (1, 1, 1, 1)
+
+
+def test_the_clock_counts_cpu_time_on_a_cpu(micro):
+    import time
+
+    assert vp.clock(micro[0]) is time.process_time
+
+
 def test_flops_follow_the_kept_tokens():
     s = vp.LLAVA_7B
     full = vp.prefill_flops(s, 616, 576, 3, 576)

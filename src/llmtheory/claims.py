@@ -441,7 +441,7 @@ FINDING_HEADINGS: dict[str, str] = {
     REPRODUCED: "Reproduced",
     QUALITATIVE: "Reproduced only qualitatively",
     NOT_REPRODUCED: "Not reproduced",
-    NOT_DISCRIMINATING: "The rule does not discriminate (its control passes too, or is not shown to fail)",
+    NOT_DISCRIMINATING: "The rule does not discriminate (its control passes too, or neither outcome is decided)",
     NOT_TESTABLE: "Not testable here",
     CHECK_PASSED: "Checks that hold (identities and arithmetic, not reproductions)",
     CHECK_FAILED: "Checks that fail",

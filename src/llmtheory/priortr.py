@@ -17,7 +17,10 @@ token) and, from that one matrix,
 **PriorTR-2F** (:func:`two_forward_prior`) obtains ``Q`` from an explicit second forward pass without the
 instruction instead, as the official ``priortr_2f.py`` (Qwen3-VL) does: either the prompt truncated after the null
 token (``mode="truncate"``: by causality the same row, so the same ``Q``) or a template with the question removed
-(``mode="template"``: the last token is then the assistant tag, a different token).
+(``mode="template"``: the last token is then the assistant tag, a different token). The official Qwen3 template
+ends at ``<|vision_end|><|im_end|>``, the end of a user turn that holds only the image; LLaVA-1.5's conversation
+has no token that closes the user's turn (it ends where ``ASSISTANT:`` begins), so no LLaVA prompt matches it
+exactly: the truncation ends on the null token, the template on the assistant tag.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from collections.abc import Callable
 import torch
 
 from .params import check_choice
-from .visual_pruning import Method, image_attention, make_batch, rows_at, rule_from_scores
+from .visual_pruning import Method, image_attention, make_batch, rows_at, rule_from_scores, to_model
 from .vlm import DropContext, forward_dropping_visual_tokens, last_positions, null_positions
 
 EPS = 1e-10
@@ -55,7 +58,7 @@ def task_attention(context: DropContext, query: str = "question", heads: str = "
     attention = image_attention(context)
     if query == "last":
         return _over_heads(rows_at(attention, context.last_positions), heads)
-    seq = torch.arange(attention.shape[2])
+    seq = torch.arange(attention.shape[2], device=attention.device)
     rows = (seq >= context.null_positions[:, None]) & (seq <= context.last_positions[:, None])  # (batch, seq)
     weights = rows.float() / rows.sum(1, keepdim=True)
     return _over_heads(torch.einsum("bhsn,bs->bhn", attention, weights), heads)
@@ -90,14 +93,25 @@ def priortr_scores(query: str = "question", heads: str = "mean", score=vinfo_sco
     return lambda context: score(task_attention(context, query, heads), prior_attention(context, heads))
 
 
+def task_only_scores(query: str = "question", heads: str = "mean") -> Callable:
+    """The ranking by ``P`` alone, from the same rows as PriorTR's ``P`` and no prior: with ``query="last"`` it is
+    FastV; with ``"question"`` it separates what the choice of rows does from what dividing by ``Q`` does."""
+    return lambda context: normalise(task_attention(context, query, heads))
+
+
 def methods(query: str = "question", heads: str = "mean") -> list[Method]:
-    """PriorTR and its ``P − Q`` ablation as methods of :func:`llmtheory.visual_pruning.evaluate` (one pass each)."""
-    vinfo = priortr_scores(query, heads)
-    difference = priortr_scores(query, heads, difference_scores)
-    return [
-        Method("PriorTR", lambda k, chunk: rule_from_scores(vinfo, k), attention=True),
-        Method("P − Q", lambda k, chunk: rule_from_scores(difference, k), attention=True),
-    ]
+    """PriorTR, its ``P − Q`` ablation and ``P`` alone (PriorTR's rows, no prior) as methods of
+    :func:`llmtheory.visual_pruning.evaluate` (one pass each)."""
+    rankings = {
+        "PriorTR": priortr_scores(query, heads),
+        "P − Q": priortr_scores(query, heads, difference_scores),
+        "P alone": task_only_scores(query, heads),
+    }
+    return [Method(name, _rule_of(score), attention=True) for name, score in rankings.items()]
+
+
+def _rule_of(score: Callable) -> Callable:
+    return lambda k, chunk: rule_from_scores(score, k)
 
 
 @torch.no_grad()
@@ -129,7 +143,7 @@ def two_forward_prior(model, processor, inputs: dict, images, layer: int, mode: 
     if mode == "truncate":
         prior_inputs = _truncated(model, inputs)
     else:
-        prior_inputs = make_batch(processor, images, [""] * len(images))
+        prior_inputs = to_model(model, make_batch(processor, images, [""] * len(images)))
     context = attention_context(model, prior_inputs, layer)
     last = last_positions(context.attention_mask)
     return _over_heads(rows_at(image_attention(context), last), heads)
@@ -137,14 +151,16 @@ def two_forward_prior(model, processor, inputs: dict, images, layer: int, mode: 
 
 def two_forward_method(model, processor, layer: int, query: str = "question", heads: str = "mean") -> Method:
     """PriorTR-2F as a method: ``Q`` from :func:`two_forward_prior` (template; one extra pass per chunk of items),
-    ``P`` and the score as PriorTR."""
-    priors: dict[int, torch.Tensor] = {}
+    ``P`` and the score as PriorTR. The prior of the last chunk is kept for its other budgets (keyed by the chunk's
+    inputs themselves, so another chunk never reuses it)."""
+    last: dict = {}
 
     def keep(k, chunk):
-        if chunk.start not in priors:
+        if last.get("inputs") is not chunk.inputs:
             images = [scene.image() for scene, _ in chunk.items]
-            priors[chunk.start] = two_forward_prior(model, processor, chunk.inputs, images, layer, "template", heads)
-        q = priors[chunk.start]
+            q = two_forward_prior(model, processor, chunk.inputs, images, layer, "template", heads)
+            last.update(inputs=chunk.inputs, q=q)
+        q = last["q"]
         return rule_from_scores(lambda context: vinfo_scores(task_attention(context, query, heads), q), k)
 
     return Method("PriorTR-2F", keep, attention=True)

@@ -377,12 +377,14 @@ def _per_item(rows, method: str, budgets: Sequence[str], field: str = "correct")
     return np.array([[table[i][b] for b in budgets] for i in sorted(table)])
 
 
+def _interval(value: float, draws: np.ndarray) -> Estimate:
+    low, high = np.quantile(draws, [0.025, 0.975])
+    return Estimate(value, min(value, float(low)), max(value, float(high)))
+
+
 def _bootstrap(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> Estimate:
     index = rng.integers(len(values), size=(n_boot, len(values)))
-    means = values[index].mean(axis=1)
-    low, high = np.quantile(means, [0.025, 0.975])
-    value = float(values.mean())
-    return Estimate(value, min(value, float(low)), max(value, float(high)))
+    return _interval(float(values.mean()), values[index].mean(axis=1))
 
 
 def paired_difference(
@@ -396,6 +398,25 @@ def gap_growth(rows, a: str, b: str, tight: str, loose: str, rng: np.random.Gene
     """(a − b at the ``tight`` budget) − (a − b at the ``loose`` one), paired by item, bootstrap interval."""
     d = _per_item(rows, a, (tight, loose)) - _per_item(rows, b, (tight, loose))
     return _bootstrap(d[:, 0] - d[:, 1], rng, n_boot)
+
+
+def retention(
+    rows, method: str, budget: str, rng: np.random.Generator, n_boot: int = 2000
+) -> tuple[Estimate, Estimate]:
+    """``method``'s accuracy at ``budget`` as a share of the full model's, and the share of the floor-to-full gap
+    it closes, ``(acc − floor) / (full − floor)``; both with bootstrap intervals over items, each draw resampling
+    the same items for the method and the references (paired). A draw whose gap is zero counts as closing none."""
+    m = _per_item(rows, method, (budget,))[:, 0]
+    full, floor = (_per_item(rows, name, ("—",))[:, 0] for name in ("full", "floor"))
+    index = rng.integers(len(m), size=(n_boot, len(m)))
+    acc, top, bottom = (x[index].mean(axis=1) for x in (m, full, floor))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        retained = np.where(top > 0, acc / top, 0.0)
+        closes = np.where(top > bottom, (acc - bottom) / (top - bottom), 0.0)
+    value_retained = m.mean() / full.mean() if full.mean() > 0 else 0.0
+    gap = full.mean() - floor.mean()
+    value_closes = (m.mean() - floor.mean()) / gap if gap > 0 else 0.0
+    return _interval(float(value_retained), retained), _interval(float(value_closes), closes)
 
 
 def mean_recall(rows, method: str, budget: str) -> Estimate:
@@ -456,29 +477,44 @@ def cache_bytes(cache) -> int:
     return sum(layer.keys.nbytes + layer.values.nbytes for layer in cache.layers)
 
 
+def clock(model) -> Callable[[], float]:
+    """The clock the efficiency run reads: on a GPU, wall time after the device's queue has drained; on a CPU, the
+    process's CPU time (one torch thread: the work done, not the waiting of a shared machine)."""
+    if model.device.type == "cuda":
+
+        def synchronised() -> float:
+            torch.cuda.synchronize(model.device)
+            return time.perf_counter()
+
+        return synchronised
+    return time.process_time
+
+
 def time_plans(
     model, inputs: dict, layer: int, plans: dict[str, tuple], *, decode_tokens: int, repeats: int, seed: int
 ) -> list[dict]:
-    """Wall time of the prefill (scoring and pruning included) and per decoded token for each plan
+    """Time (:func:`clock`) of the prefill (scoring and pruning included) and per decoded token for each plan
     (``name → (keep, attentions)``, as :func:`forward_dropping_visual_tokens` takes them), with the plans in a
-    shuffled order in each repeat so that the machine's load favours none; also each plan's cache bytes."""
+    shuffled order in each repeat so that drifts of the machine favour none; also each plan's cache bytes and
+    cached positions per row."""
     rng = make_rng(seed, "timing order")
+    now = clock(model)
     names = list(plans)
     rows = []
     for repeat in range(repeats):
         for name in (names[i] for i in rng.permutation(len(names))):
             keep, attentions = plans[name]
-            start = time.perf_counter()
+            start = now()
             state = forward_dropping_visual_tokens(model, inputs, layer, keep, attentions=attentions, cache=True)
-            prefill = time.perf_counter() - start
+            prefill = now() - start
             held, length = cache_bytes(state.cache), state.attention_mask.shape[1]
             tokens = state.last_logits.argmax(-1)
-            start = time.perf_counter()
+            start = now()
             for _ in range(decode_tokens):
                 state = decode_step(model, state, tokens)
                 tokens = state.last_logits.argmax(-1)
             rows.append({"plan": name, "repeat": repeat, "prefill_s": prefill,
-                         "decode_s_per_token": (time.perf_counter() - start) / decode_tokens,
+                         "decode_s_per_token": (now() - start) / decode_tokens,
                          "kv_bytes": held, "cached_positions": length})  # fmt: skip
     return rows
 
