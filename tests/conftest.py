@@ -36,3 +36,14 @@ def one_torch_thread():
 
     with torch_threads(1):
         yield
+
+
+@pytest.fixture(scope="module")
+def micro_vlm(one_torch_thread):
+    """An untrained micro LLaVA of the zoo's VLM family and its processor (shared by the VLM chapters' tests)."""
+    from llmtheory import zoo
+    from llmtheory.zoo import vlm as zoo_vlm
+
+    tokenizer = zoo_vlm.build_tokenizer()
+    model = zoo_vlm.build_model(zoo.SPECS["micro-vlm"], tokenizer).eval()
+    return model, zoo_vlm.build_processor(tokenizer)

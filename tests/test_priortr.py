@@ -1,5 +1,5 @@
 """PriorTR's scores (``llmtheory.priortr``) and the chapter's experiment helpers (``llmtheory.priortr_experiment``),
-on closed forms and on a freshly initialised micro LLaVA."""
+on closed forms and on a freshly initialised micro_vlm LLaVA."""
 
 import math
 
@@ -20,15 +20,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def micro():
-    tokenizer = zvlm.build_tokenizer()
-    model = zvlm.build_model(zoo.SPECS["micro-vlm"], tokenizer).eval()
-    return model, zvlm.build_processor(tokenizer)
-
-
-@pytest.fixture(scope="module")
-def chunk(micro):
-    model, processor = micro
+def chunk(micro_vlm):
+    model, processor = micro_vlm
     rng = make_rng(0, "test_priortr")
     items = [sc.sample(rng, [kind]) for kind in ("colour", "count", "exist", "logo", "shape")]
     return next(vp.chunks(model, processor, items, len(items), 0))
@@ -47,8 +40,8 @@ def test_scores_are_the_terms_of_kl_p_q():
     assert math.isfinite(pt.vinfo_scores(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])).sum().item())
 
 
-def test_prior_and_task_attention_are_rows_of_one_attention_matrix(micro, chunk):
-    model, _ = micro
+def test_prior_and_task_attention_are_rows_of_one_attention_matrix(micro_vlm, chunk):
+    model, _ = micro_vlm
     context = pt.attention_context(model, chunk.inputs, 2)
     attention = vlm.text_to_image_attention(model, chunk.inputs)[1]  # layer K − 1
     n = len(chunk.items)
@@ -68,8 +61,8 @@ def test_prior_and_task_attention_are_rows_of_one_attention_matrix(micro, chunk)
         pt.task_attention(context, "first")
 
 
-def test_the_null_row_is_the_prior_of_a_second_pass_cut_after_it(micro, chunk):
-    model, processor = micro
+def test_the_null_row_is_the_prior_of_a_second_pass_cut_after_it(micro_vlm, chunk):
+    model, processor = micro_vlm
     context = pt.attention_context(model, chunk.inputs, 2)
     images = [s.image() for s, _ in chunk.items]
     truncated = pt.two_forward_prior(model, processor, chunk.inputs, images, 2, "truncate")
@@ -78,8 +71,8 @@ def test_the_null_row_is_the_prior_of_a_second_pass_cut_after_it(micro, chunk):
     assert template.shape == truncated.shape and not torch.allclose(template, truncated)
 
 
-def test_priortr_keeps_the_top_scores_inside_the_same_pass(micro, chunk):
-    model, _ = micro
+def test_priortr_keeps_the_top_scores_inside_the_same_pass(micro_vlm, chunk):
+    model, _ = micro_vlm
     context = pt.attention_context(model, chunk.inputs, 2)
     scores = pt.vinfo_scores(pt.task_attention(context), pt.prior_attention(context))
     method = pt.methods()[0]
@@ -87,8 +80,8 @@ def test_priortr_keeps_the_top_scores_inside_the_same_pass(micro, chunk):
     assert method.name == "PriorTR" and torch.equal(out.kept, vp.top_k(scores, 5))
 
 
-def test_p_alone_is_priortrs_rows_without_the_prior_and_fastv_with_the_last_row(micro, chunk):
-    model, _ = micro
+def test_p_alone_is_priortrs_rows_without_the_prior_and_fastv_with_the_last_row(micro_vlm, chunk):
+    model, _ = micro_vlm
     context = pt.attention_context(model, chunk.inputs, 2)
     alone = pt.task_only_scores()(context)
     torch.testing.assert_close(alone, pt.normalise(pt.task_attention(context, "question")), atol=0, rtol=0)
@@ -107,8 +100,8 @@ def _on_meta(rule):
     return guarded
 
 
-def test_keep_rules_create_no_tensor_off_the_models_device(micro, chunk):
-    model, processor = micro
+def test_keep_rules_create_no_tensor_off_the_models_device(micro_vlm, chunk):
+    model, processor = micro_vlm
     for method in vp.baselines()[:1] + pt.methods() + [pt.two_forward_method(model, processor, 2)]:
         out = vlm.forward_dropping_visual_tokens(
             model, chunk.inputs, 2, _on_meta(method.keep(4, chunk)), attentions=True
@@ -116,8 +109,8 @@ def test_keep_rules_create_no_tensor_off_the_models_device(micro, chunk):
         assert out.kept.shape == (len(chunk.items), 4), method.name
 
 
-def test_the_second_pass_gets_inputs_on_the_models_device_and_dtype(micro, chunk, monkeypatch):
-    model, processor = micro
+def test_the_second_pass_gets_inputs_on_the_models_device_and_dtype(micro_vlm, chunk, monkeypatch):
+    model, processor = micro_vlm
     wide = zvlm.build_model(zoo.SPECS["micro-vlm"], processor.tokenizer).eval().double()
     seen = []
     original = pt.forward_dropping_visual_tokens
@@ -135,8 +128,8 @@ def test_the_second_pass_gets_inputs_on_the_models_device_and_dtype(micro, chunk
     assert seen == [torch.float64, torch.float64]
 
 
-def test_two_forward_method_computes_each_chunks_own_prior(micro, chunk):
-    model, processor = micro
+def test_two_forward_method_computes_each_chunks_own_prior(micro_vlm, chunk):
+    model, processor = micro_vlm
     method = pt.two_forward_method(model, processor, 2)
     other = next(vp.chunks(model, processor, chunk.items[::-1], len(chunk.items), 0))  # same start, other items
     kept = [vlm.forward_dropping_visual_tokens(model, c.inputs, 2, method.keep(4, c), attentions=True).kept
@@ -153,8 +146,8 @@ def test_two_forward_method_computes_each_chunks_own_prior(micro, chunk):
     assert torch.equal(kept[1], expected) and torch.equal(kept[0], kept[2])
 
 
-def test_every_method_runs_through_the_harness(micro, chunk):
-    model, processor = micro
+def test_every_method_runs_through_the_harness(micro_vlm, chunk):
+    model, processor = micro_vlm
     methods = vp.baselines() + pt.methods() + [pt.two_forward_method(model, processor, 1)]
     rows = vp.evaluate(model, processor, chunk.items, 1, methods, {"1/3": 1 / 3, "1/9": 1 / 9}, batch_size=5)
     assert {r["method"] for r in rows} == {m.name for m in methods} | {"full", "floor", "ceiling"}
@@ -185,8 +178,8 @@ def test_a_model_that_ignores_the_image_is_flagged():
     assert not px.knows_the_image(rows(0.3, 0.25))
 
 
-def test_prior_evidence_and_example_maps(micro, chunk):
-    model, processor = micro
+def test_prior_evidence_and_example_maps(micro_vlm, chunk):
+    model, processor = micro_vlm
     evidence = px.prior_evidence(model, processor, chunk.items, 2, batch_size=5)
     assert evidence["max_difference"] == 0 and len(evidence["last"]) == 5
     assert np.all(np.abs(evidence["other image"]) <= 1)
@@ -202,10 +195,10 @@ def test_full_tier_memory_of_llava_7b():
     assert 0.15 < memory["flops_64_t"] / memory["flops_full_t"] < 0.3
 
 
-def test_maps_over_an_image_file(micro, tmp_path):
+def test_maps_over_an_image_file(micro_vlm, tmp_path):
     from PIL import Image
 
-    model, processor = micro
+    model, processor = micro_vlm
     path = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)).save(path)
     maps = px.photo_maps(model, processor, str(path), "what colour is the circle ?", 1)

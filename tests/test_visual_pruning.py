@@ -1,5 +1,5 @@
 """The pruning harness the visual-token chapters share (``llmtheory.visual_pruning``) and the pruned KV cache of
-``llmtheory.vlm``, on a freshly initialised micro LLaVA (identities need no training)."""
+``llmtheory.vlm``, on a freshly initialised micro_vlm LLaVA (identities need no training)."""
 
 import numpy as np
 import pytest
@@ -7,19 +7,11 @@ import torch
 
 from llmtheory import scenes as sc
 from llmtheory import visual_pruning as vp
-from llmtheory import vlm, zoo
+from llmtheory import vlm
 from llmtheory.params import ParameterError
 from llmtheory.seeding import make_rng
-from llmtheory.zoo import vlm as zvlm
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def micro():
-    tokenizer = zvlm.build_tokenizer()
-    model = zvlm.build_model(zoo.SPECS["micro-vlm"], tokenizer).eval()
-    return model, zvlm.build_processor(tokenizer)
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +21,8 @@ def items():
 
 
 @pytest.fixture(scope="module")
-def batch(micro, items):
-    model, processor = micro
+def batch(micro_vlm, items):
+    model, processor = micro_vlm
     return next(vp.chunks(model, processor, items, len(items), 0))
 
 
@@ -76,8 +68,8 @@ def test_answer_patches_map_scene_cells_onto_any_grid():
     assert vp.answer_patches((1,), 16) == (0, 1)  # 4 × 4 grid: cell 1 straddles two patches
 
 
-def test_decoding_from_the_full_cache_equals_the_normal_forward(micro, batch):
-    model, processor = micro
+def test_decoding_from_the_full_cache_equals_the_normal_forward(micro_vlm, batch):
+    model, processor = micro_vlm
     state = vlm.forward_dropping_visual_tokens(model, batch.inputs, 1, None, cache=True)
     tokens = state.last_logits.argmax(-1)
     step = vlm.decode_step(model, state, tokens)
@@ -87,8 +79,8 @@ def test_decoding_from_the_full_cache_equals_the_normal_forward(micro, batch):
     torch.testing.assert_close(step.last_logits, reference, atol=1e-5, rtol=0)
 
 
-def test_decoding_from_a_cache_pruned_at_the_input_equals_pruning_the_longer_prompt(micro, batch):
-    model, processor = micro
+def test_decoding_from_a_cache_pruned_at_the_input_equals_pruning_the_longer_prompt(micro_vlm, batch):
+    model, processor = micro_vlm
     keep = torch.stack([torch.randperm(36, generator=torch.Generator().manual_seed(i))[:8] for i in range(6)])
     state = vlm.forward_dropping_visual_tokens(model, batch.inputs, 0, keep, cache=True)
     tokens = state.last_logits.argmax(-1)
@@ -101,8 +93,8 @@ def test_decoding_from_a_cache_pruned_at_the_input_equals_pruning_the_longer_pro
     )
 
 
-def test_a_pruned_cache_holds_only_the_kept_tokens_in_every_layer(micro, batch):
-    model, _ = micro
+def test_a_pruned_cache_holds_only_the_kept_tokens_in_every_layer(micro_vlm, batch):
+    model, _ = micro_vlm
     full = vlm.forward_dropping_visual_tokens(model, batch.inputs, 1, None, cache=True)
     keep = torch.arange(0, 36, 4)
     pruned = vlm.forward_dropping_visual_tokens(model, batch.inputs, 1, keep, cache=True)
@@ -117,8 +109,8 @@ def test_a_pruned_cache_holds_only_the_kept_tokens_in_every_layer(micro, batch):
         vlm.decode_step(model, vlm.forward_dropping_visual_tokens(model, batch.inputs, 1), full.last_logits.argmax(-1))
 
 
-def test_fastv_ranks_by_the_last_tokens_head_mean_attention_at_layer_k_minus_one(micro, batch):
-    model, _ = micro
+def test_fastv_ranks_by_the_last_tokens_head_mean_attention_at_layer_k_minus_one(micro_vlm, batch):
+    model, _ = micro_vlm
     seen = {}
 
     def capture(context):
@@ -134,8 +126,8 @@ def test_fastv_ranks_by_the_last_tokens_head_mean_attention_at_layer_k_minus_one
         vlm.forward_dropping_visual_tokens(model, batch.inputs, 2, lambda c: vp.fastv_scores(c).topk(3).indices)
 
 
-def test_evaluate_runs_every_method_and_the_references_on_the_same_items(micro, items):
-    model, processor = micro
+def test_evaluate_runs_every_method_and_the_references_on_the_same_items(micro_vlm, items):
+    model, processor = micro_vlm
     budgets = {"1/2": 0.5, "1/9": 1 / 9}
     rows = vp.evaluate(model, processor, items, 1, vp.baselines(), budgets, batch_size=4)
     assert len(rows) == len(items) * (3 + 3 * len(budgets))
@@ -176,10 +168,10 @@ def test_retention_and_gap_share_are_paired_bootstraps_over_items():
     assert (kept.low, kept.high, closes.low, closes.high) == (1, 1, 1, 1)
 
 
-def test_the_clock_counts_cpu_time_on_a_cpu(micro):
+def test_the_clock_counts_cpu_time_on_a_cpu(micro_vlm):
     import time
 
-    assert vp.clock(micro[0]) is time.process_time
+    assert vp.clock(micro_vlm[0]) is time.process_time
 
 
 def test_flops_follow_the_kept_tokens():
@@ -191,8 +183,8 @@ def test_flops_follow_the_kept_tokens():
     assert 7.5e12 < full < 9e12  # 2 × 6.5 billion decoder weights × 616 tokens, plus attention
 
 
-def test_time_plans_record_a_smaller_cache_for_the_pruned_plan(micro, batch):
-    model, _ = micro
+def test_time_plans_record_a_smaller_cache_for_the_pruned_plan(micro_vlm, batch):
+    model, _ = micro_vlm
     plans = {"full": (None, False), "pruned": (torch.arange(4), False)}
     timings = vp.time_plans(model, batch.inputs, 1, plans, decode_tokens=2, repeats=2, seed=0)
     assert len(timings) == 4
