@@ -143,7 +143,7 @@ def train(spec, out_dir: Path | None = None, *, progress: bool = True, threads: 
     card to ``out_dir`` if given."""
     import torch
 
-    from .zoo.train import TrainResult, _batch, build_model, optimise, torch_threads, write_log_and_card
+    from .zoo.train import _batch, build_model, optimise, torch_threads, write_log_and_card
 
     if spec.task != "sce_specs":
         raise ParameterError(f"spec {spec.name!r} has task {spec.task!r}; the grammar model needs 'sce_specs'")
@@ -170,15 +170,7 @@ def train(spec, out_dir: Path | None = None, *, progress: bool = True, threads: 
         run = optimise(spec, model, batch_at, quick, lambda m: {"parse": round(m["well_formed"], 2)}, progress=progress)
         model.eval()
         final = proposal_report(model, tokenizer, n=n_final, seed=0, max_new_tokens=length)
-        result = TrainResult(
-            spec=spec,
-            metrics=final,
-            log=run.log,
-            train_seconds=run.train_seconds,
-            cpu_seconds=time.process_time() - run.cpu_start,
-            total_seconds=time.perf_counter() - start_total,
-            parameters=sum(p.numel() for p in model.parameters()),
-        )
+        result = run.result(spec, model, final, start_total)
         if out_dir is not None:
             out_dir = Path(out_dir)
             out_dir.mkdir(parents=True, exist_ok=True)

@@ -215,6 +215,18 @@ class Optimisation:
     train_seconds: float
     cpu_start: float
 
+    def result(self, spec, model, metrics: dict, started: float) -> TrainResult:
+        """The :class:`TrainResult` of this run: its final ``metrics``, times since ``started`` (perf_counter)."""
+        return TrainResult(
+            spec=spec,
+            metrics=metrics,
+            log=self.log,
+            train_seconds=self.train_seconds,
+            cpu_seconds=time.process_time() - self.cpu_start,
+            total_seconds=time.perf_counter() - started,
+            parameters=sum(p.numel() for p in model.parameters()),
+        )
+
 
 def optimise(
     spec,
@@ -293,15 +305,7 @@ def train(spec: ZooSpec, out_dir: Path | None = None, *, progress: bool = True, 
         )
         model.eval()
         final = measure(spec, model, tokenizer, world, quick=False)
-        result = TrainResult(
-            spec=spec,
-            metrics=final,
-            log=run.log,
-            train_seconds=run.train_seconds,
-            cpu_seconds=time.process_time() - run.cpu_start,
-            total_seconds=time.perf_counter() - start_total,
-            parameters=sum(p.numel() for p in model.parameters()),
-        )
+        result = run.result(spec, model, final, start_total)
         if out_dir is not None:
             save(result, model, tokenizer, Path(out_dir))
         return result
