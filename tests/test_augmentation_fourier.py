@@ -351,3 +351,19 @@ def test_relative_excess_by_n_and_impossibility_evidence():
     text, holds = af.impossibility_evidence(exhaustive)
     assert holds and "< 1e-12" in text
     assert not af.impossibility_evidence(exhaustive.assign(**{"strict subsets with δ_S < 1e-9": 1}))[1]
+
+
+def test_projection_of_the_plain_fit_is_the_control_the_finite_n_rule_rejects():
+    # P_S θ̂_none is the multiplier picture itself: its relative excess is the formula at every n, so the
+    # finite-n rule ("at most the formula") must not pass it, while augmented least squares lies below
+    group = af.named_group("dihedral", 4)
+    features = 10
+    frame = af.run_regression_experiment(group, [13, 25, 400], [2, 4], repetitions=16, seed=3)
+    none = frame[frame["estimator"] == "none"]
+    assert np.allclose(none["risk"], none["projection risk"])  # no augmentation: the same estimator
+    control = af.excess_by_regime(frame, group.order, features, column="projection risk")
+    smallest = control["n/D = 1.3"]
+    ratio = smallest["measured"] / smallest["predicted (eq. energy)"]
+    assert ((ratio - 1).abs() < 3 * smallest["standard error"] / smallest["predicted (eq. energy)"] + 0.05).all()
+    assert not af.finite_n_test(control).holds
+    assert af.finite_n_test(af.excess_by_regime(frame, group.order, features)).holds
