@@ -94,8 +94,12 @@ def test_library_end_to_end_on_a_random_llava(random_llava):
     plans = px.timing_plans(model, chunk.inputs, chunk.n_image, 1 / 9)
     timings = vp.time_plans(model, chunk.inputs, layer, plans, decode_tokens=1, repeats=1, seed=0)
     sequence = chunk.inputs["input_ids"].shape[1]
-    assert px.cache_matches(timings, vp.Shapes.of(model), len(items), sequence, chunk.n_image, 1 / 9)
-    assert not px.cache_matches(timings, vp.Shapes.of(model), len(items), sequence, chunk.n_image, 1 / 3)
+    assert vp.caches_hold(
+        timings, vp.Shapes.of(model), len(items), sequence, chunk.n_image, px.kept_by_plan(chunk.n_image, 1 / 9)
+    )
+    assert not vp.caches_hold(
+        timings, vp.Shapes.of(model), len(items), sequence, chunk.n_image, px.kept_by_plan(chunk.n_image, 1 / 3)
+    )
     depth = px.depth_table(vp.depth_curve(model, processor, items))
     assert list(depth.index) == [0, 1, 2, 3]
 

@@ -154,32 +154,11 @@ def timing_plans(model, inputs: dict, n_image: int, share: float) -> dict[str, t
     }
 
 
-def efficiency_table(timings, shapes: vp.Shapes, sequence: int, n_image: int, layer: int, share: float):
-    """Per plan: FLOPs of the language model's prefill (from the shapes), KV bytes held (measured), and the mean
-    prefill and per-token decode times."""
-    frame = pd.DataFrame(timings)
+def kept_by_plan(n_image: int, share: float) -> dict[str, int]:
+    """The visual tokens each plan of :func:`time_plans` keeps: all for the two full runs, ``k`` for PriorTR and
+    the fixed-token plan (for :func:`llmtheory.visual_pruning.plan_efficiency` and ``caches_hold``)."""
     k = vp.keep_count(n_image, share)
-    flops = {"full": vp.prefill_flops(shapes, sequence, n_image, layer, n_image)}
-    flops |= {"full (again)": flops["full"], "PriorTR": vp.prefill_flops(shapes, sequence, n_image, layer, k)}
-    flops["fixed tokens"] = flops["PriorTR"]
-    table = frame.groupby("plan").agg(
-        kv_kib=("kv_bytes", lambda b: b.iloc[0] / 1024),
-        cached=("cached_positions", "first"),
-        prefill_ms=("prefill_s", lambda t: 1e3 * t.mean()),
-        decode_ms_per_token=("decode_s_per_token", lambda t: 1e3 * t.mean()),
-    )
-    table.insert(0, "GFLOPs", pd.Series(flops) / 1e9)
-    return table.loc[list(flops)]
-
-
-def cache_matches(timings, shapes: vp.Shapes, batch: int, sequence: int, n_image: int, share: float) -> bool:
-    """Whether every plan's cache holds ``sequence − n_image + k`` positions per row (``k``: the tokens the plan
-    keeps, all for the full model) and ``2 · layers · kv_heads · head_dim · positions`` float32 numbers per row."""
-    k = vp.keep_count(n_image, share)
-    expected = {"full": sequence, "full (again)": sequence, "PriorTR": sequence - n_image + k}
-    expected["fixed tokens"] = expected["PriorTR"]
-    positions = [(r, expected[r["plan"]]) for r in timings]
-    return all(r["cached_positions"] == n and r["kv_bytes"] == batch * vp.kv_bytes(shapes, n) for r, n in positions)
+    return {"full": n_image, "full (again)": n_image, "PriorTR": k, "fixed tokens": k}
 
 
 def full_tier_memory(n_image: int = 576, text_tokens: int = 40, layer: int = 3, batch: int = 1) -> dict:
