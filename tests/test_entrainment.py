@@ -28,7 +28,8 @@ def llama():
 
 
 def assert_mask_parity(model, tokenizer) -> None:
-    """Mask of ones = the unhooked logits; mask zeroing a head = that head's W_O slice zeroed by hand."""
+    """Mask of ones = the unhooked logits; mask zeroing a head = that head's W_O slice zeroed by hand; mask zeroing
+    a key-value group's query heads = that group's V rows zeroed by hand (independent of the hook's W_O slicing)."""
     ids = torch.tensor([tokenizer("the capital of x is y . people in z speak q .")["input_ids"]])
     with torch.no_grad():
         plain = model(input_ids=ids).logits
@@ -41,7 +42,9 @@ def assert_mask_parity(model, tokenizer) -> None:
         after = model(input_ids=ids).logits
     assert torch.allclose(ones, plain, atol=1e-6) and torch.equal(after, plain)  # hooks removed on exit
     assert (hooked - plain).abs().max() > 1e-4  # the head mattered, so the next comparison can fail
-    assert en.mask_parity_error(model, ids, (1, 2)) < 1e-5  # on a copy: the model is left as it was
+    errors = en.mask_parity_errors(model, ids, (1, 2))  # on copies: the model is left as it was
+    assert set(errors) == {"ones", "W_O", "V"} and max(errors.values()) < 1e-5
+    assert torch.equal(model(input_ids=ids).logits, plain)
     en.zero_head_weights(model, 1, 2)
     with torch.no_grad():
         by_hand = model(input_ids=ids).logits
@@ -55,11 +58,33 @@ def test_head_mask_parity_on_every_zoo_family(name):
     assert_mask_parity(model, tokenizer)
 
 
+@pytest.mark.parametrize("name", ["fact-llama-h48", "fact-gpt2-h64"])
+def test_value_zeroing_matches_the_hook_on_its_group_only(name):
+    """The V check is independent of the hook's W_O slicing: zeroing key-value head 1's V rows equals the hook on
+    that group's query heads (two per group in the GQA Llama, one in GPT-2's fused c_attn), and not on the
+    neighbouring group's, so a hook that sliced the wrong head would fail it."""
+    model, tokenizer = zoo.load(name)
+    ids = torch.tensor([tokenizer("the capital of x is y . people in z speak q .")["input_ids"]])
+    layout = en.head_layout(model)
+    group = layout.heads // en.key_value_heads(model)
+    assert en.query_heads_of(model, 1) == list(range(group, 2 * group)) and group == (2 if "llama" in name else 1)
+    with torch.no_grad(), en.HeadMasker(model) as masker:
+        masker.mask = en.heads_off(layout, [(3, h) for h in en.query_heads_of(model, 1)])
+        right = model(input_ids=ids).logits
+        masker.mask = en.heads_off(layout, [(3, h) for h in en.query_heads_of(model, 2)])
+        wrong = model(input_ids=ids).logits
+    assert en.zero_value_head(model, 3, 1)
+    with torch.no_grad():
+        by_hand = model(input_ids=ids).logits
+    assert torch.allclose(right, by_hand, atol=1e-5) and (wrong - by_hand).abs().max() > 1e-3
+
+
 def test_unknown_layout_names_the_architecture():
     model = torch.nn.Linear(2, 2)
     model.config = type("Config", (), {"model_type": "mystery", "num_hidden_layers": 1})()
     with pytest.raises(ParameterError, match="mystery"):
         en.output_projections(model)
+    assert not en.zero_value_head(model, 0, 0)  # no V projection it knows: nothing zeroed, the V check is left out
 
 
 def test_sentence_logprob_ignores_right_padding_and_counts_only_the_sentence(llama):
@@ -105,9 +130,11 @@ def test_gumbel_sigmoid_is_hard_forward_with_the_soft_gradient():
 
 
 def test_controls_are_derangements_and_random_sets_of_equal_size():
-    contexts, sentences = [f"c{i}" for i in range(7)], [f"s{i}" for i in range(7)]
-    shuffled = en.shuffled_batch(contexts, sentences, seed=0)
-    assert sorted(shuffled) == contexts and all(a != b for a, b in zip(shuffled, contexts, strict=True))
+    contexts = [f"c{i}" for i in range(7)]
+    null = en.null_contexts(contexts, seed=0)
+    assert sorted(null) == contexts and all(a != b for a, b in zip(null, contexts, strict=True))
+    with pytest.raises(ParameterError, match="null objective"):
+        en.null_contexts(["c", "c"], seed=0)
     layout = en.HeadLayout(8, 8, 8)
     sets = en.random_head_sets(layout, 3, 50, seed=0)
     assert all(len(set(s)) == 3 for s in sets) and len({tuple(s) for s in sets}) > 40
@@ -123,7 +150,17 @@ def test_search_keeps_every_head_when_the_keep_term_dominates(llama, world):
     result = en.search_heads(model, tokenizer, *args, steps=5, seed=0, keep_weight=100.0)
     assert result.logits.shape == (8, 8) and result.off == [] and result.loss[-1] < result.loss[0]
     assert all(p.requires_grad for p in model.parameters())  # the model's weights are left as they were
-    assert len(result.lowest(3)) == 3
+
+
+def test_the_null_objective_has_nothing_to_remove(world):
+    """On the copying model, s in its own context gains over a nat per token; on the null objective (another
+    item's context without s) the gain is 0 within its interval, and far smaller."""
+    model, tokenizer = zoo.load("needle-llama-gqa")
+    items = ex.needle_items(world, 24, seed=0)
+    sentences, without = [it.sentence for it in items], [it.without_context for it in items]
+    real = Estimate.mean_of(en.deltas(model, tokenizer, sentences, [it.with_context for it in items], without))
+    null = Estimate.mean_of(en.deltas(model, tokenizer, sentences, en.null_contexts(without, seed=0), without))
+    assert real.low > 1.0 and null.low < 0 < null.high and abs(null.value) < 0.1 * real.value
 
 
 def test_search_finds_heads_on_the_copying_model_that_beat_random_sets(world):
@@ -166,7 +203,6 @@ def test_reduction_and_its_bootstrap_interval():
     assert ex.reduction(full, masked) == pytest.approx(0.5)
     e = ex.reduction_estimate(full, masked, seed=0)
     assert e.low <= 0.5 <= e.high and e.value == pytest.approx(0.5)
-    assert ex.rank_among_random(0.5, np.array([0.1, 0.2, 0.6])) == pytest.approx(2 / 3)
 
 
 def test_answer_accuracy_and_deltas_on_a_zoo_model(llama, world):
@@ -186,19 +222,29 @@ def _ablation(off, delta_found, hits_found):
         logits[layer, head] = -1.0
     result = en.SearchResult(logits, off, np.zeros(3), np.zeros(3, dtype=int))
     full = np.array([1.0, 1.2, 0.8, 1.0])
-    return ex.Ablation(layout, result, result, [(0, 0)], full, delta_found, full * 0.9,
+    return ex.Ablation(layout, result, result, full, delta_found, full * 0.9,
                        np.stack([full * 0.9, full * 0.8, full]), np.ones(10), hits_found, random_sets=[])  # fmt: skip
 
 
 def test_ablation_estimates_decide_what_is_testable():
     none = ex.ablation_estimates(_ablation([], np.array([1.0, 1.2, 0.8, 1.0]), np.ones(10)), seed=0)
-    assert none.untestable == "the search turned no head off" and none.found is None
+    assert none.untestable == "the search turned no head off"
+    assert ex.halving_rule(none)["testable"] is False and not ex.fraction_rule(none)["holds"]  # 0 heads: not 2–4%
     assert _ablation([], np.ones(4), np.ones(10)).compared_size == 1  # 3% of 8 heads, at least one
+    skipped = ex.ablation_estimates(None, seed=0, untestable="no sentence entrainment")
+    assert all(rule(skipped)["ours"] == "no sentence entrainment" for rule in (ex.fraction_rule, ex.accuracy_rule))
+    with pytest.raises(ParameterError, match="untestable"):
+        ex.ablation_estimates(None, seed=0)
     halved = ex.ablation_estimates(_ablation([(1, 2)], np.array([0.5, 0.6, 0.4, 0.5]), np.r_[np.ones(9), 0]), seed=0)
     assert not halved.untestable and halved.found.value == pytest.approx(0.5)
     assert halved.random_median == pytest.approx(0.1) and halved.random_p95 < 0.5
     assert halved.accuracy_drop.value == pytest.approx(0.1) and halved.fraction == pytest.approx(1 / 8)
-    assert ex.beats_random(halved.found, halved.random_p95) == (halved.found.low > halved.random_p95)
+    assert halved.null.value == pytest.approx(0.1)  # the null objective's heads remove what their Δ says
+    halving = ex.halving_rule(halved)
+    assert halving["holds"].holds and not halving["control"].holds.holds  # found halves Δ, the null heads do not
+    specific = ex.specificity_rule(halved)
+    assert specific["holds"] == (halved.found.low > halved.random_p95) and not specific["control"].holds
+    assert not ex.accuracy_rule(halved)["holds"].holds  # a 10-point drop
     assert not ex.beats_random(Estimate(0.6, 0.2, 0.9), 0.5)  # the point estimate alone does not count
 
 
@@ -222,3 +268,19 @@ def test_induction_score_is_near_zero_for_a_model_without_induction_heads(llama,
     model, tokenizer = llama  # a fact model: trained on facts, with few repeated sentences
     score = ex.induction_scores(model, tokenizer, world, seed=0, n_sequences=8)["key and value words"]
     assert abs(score.value) < 0.5
+
+
+def test_the_copying_fact_recipe_starts_with_repeated_sequences(world):
+    """The unshipped fact-copy-llama-h64 spec: repeated sequences (loss on the copy) before the usual fact mix."""
+    from dataclasses import replace
+
+    from llmtheory.seeding import make_rng
+    from llmtheory.zoo.train import training_texts
+
+    assert zoo.SPECS["fact-copy-llama-h64"].induction_steps > 0 and not zoo.SPECS["fact-copy-llama-h64"].shipped
+    spec = replace(zoo.SPECS["micro-facts"], induction_steps=2)
+    rng = make_rng(0, "test")
+    first, after = training_texts(spec, world, rng, 1), training_texts(spec, world, rng, 2)
+    assert all(any(tw.needle_training_targets(world, text)) for text in first)  # a second copy to predict
+    pool = set(world.haystack_keys + world.haystack_values)
+    assert all(set(text.split()) <= pool for text in first) and not any(set(t.split()) <= pool for t in after)

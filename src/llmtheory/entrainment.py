@@ -20,9 +20,13 @@ The method, top to bottom, as plain functions:
    published. Our reconstruction scores what the evaluation scores: the masked model's Δ (both contexts masked),
    squared and divided by the unmasked model's mean Δ², so that the term starts at 1 and is of the same order as
    the keep term whatever the size of Δ [reconstructed].
-4. **Controls**: random head sets of the same size (:func:`random_head_sets`) and heads found on a shuffled
-   objective, where each context holds another item's sentence of the same shape instead of s
-   (:func:`shuffled_batch`).
+4. **Controls**: random head sets of the same size (:func:`random_head_sets`) and heads found by the same search
+   on a *null objective* with nothing to remove: each item's "with" context is another item's context without s
+   (a derangement of the contexts without s, :func:`null_contexts`), so Δ is 0 in expectation.
+5. **An independent check of the hook**: turning off, through the hook, every query head that reads one key-value
+   head must equal zeroing that key-value head's rows of the V projection (and their bias) in a copy of the model
+   (:func:`zero_value_head`, :func:`mask_parity_errors`). This does not share the hook's slicing of W_O's input, so
+   a wrong head order fails it.
 """
 
 from __future__ import annotations
@@ -248,12 +252,6 @@ class SearchResult:
     def fraction(self) -> float:
         return len(self.off) / self.logits.numel()
 
-    def lowest(self, k: int) -> list[tuple[int, int]]:
-        """The ``k`` heads with the lowest logits (the most firmly off): a set of a given size for comparisons."""
-        order = torch.argsort(self.logits.flatten())[:k].tolist()
-        heads = self.logits.shape[1]
-        return [(i // heads, i % heads) for i in order]
-
 
 def search_heads(
     model,
@@ -327,17 +325,18 @@ def _steps(steps: int, progress: bool):
     return trange(steps, desc="head search", leave=False)
 
 
-def shuffled_batch(with_contexts: Sequence[str], sentences: Sequence[str], *, seed: int) -> list[str]:
-    """The shuffled objective's contexts: item i's context holds item π(i)'s sentence (π a derangement), so s_i is
-    never in its own context (a same-shaped sentence that is not s is, so template priming stays in the objective)."""
-    n = len(with_contexts)
-    if n < 2:
-        raise ParameterError("the shuffled objective needs at least 2 items")
-    rng = make_rng(seed, "entrainment", "shuffle")
+def null_contexts(without_contexts: Sequence[str], *, seed: int) -> list[str]:
+    """The null objective's "with" contexts: item i gets item π(i)'s context without its sentence (π a derangement
+    with a different context), so neither context holds s: Δ is 0 in expectation because the contexts are
+    exchangeable, and there is no entrainment for a search to remove."""
+    n = len(without_contexts)
+    if n < 2 or len(set(without_contexts)) < 2:
+        raise ParameterError("the null objective needs at least 2 items with different contexts")
+    rng = make_rng(seed, "entrainment", "null")
     while True:
         order = rng.permutation(n)
-        if not np.any(order == np.arange(n)) and all(sentences[i] != sentences[j] for i, j in enumerate(order)):
-            return [with_contexts[j] for j in order]
+        if all(without_contexts[j] != without_contexts[i] for i, j in enumerate(order)):
+            return [without_contexts[j] for j in order]
 
 
 def memory_estimate(config, *, batch_size: int, tokens: int, bytes_per_value: int = 4) -> dict[str, float]:
@@ -378,13 +377,76 @@ def zero_head_weights(model, layer: int, head: int) -> None:
             projection.weight[cols, :] = 0
 
 
+VALUE_PROJECTIONS: dict[str, str] = {
+    ".self_attn.v_proj": "separate",  # Llama, Qwen2, Mistral, Gemma-2: V alone, key-value head after head
+    ".attn.c_attn": "gpt2",  # GPT-2: one Conv1D, outputs [Q | K | V], each heads × width
+    ".attention.query_key_value": "neox",  # GPT-NeoX: per head [q k v], head after head
+    ".self_attn.qkv_proj": "phi3",  # Phi-3: [Q (heads) | K (kv heads) | V (kv heads)]
+}
+"""Where each layout keeps the V projection, and how its outputs are ordered."""
+
+
+def key_value_heads(model) -> int:
+    """How many key-value heads a layer has (fewer than query heads under grouped-query attention)."""
+    config = model.config
+    return int(getattr(config, "num_key_value_heads", None) or head_layout(model).heads)
+
+
+def query_heads_of(model, kv_head: int) -> list[int]:
+    """The query heads that read key-value head ``kv_head``: consecutive groups, as ``repeat_kv`` expands them."""
+    group = head_layout(model).heads // key_value_heads(model)
+    return list(range(kv_head * group, (kv_head + 1) * group))
+
+
+def _value_rows(kind: str, layout: HeadLayout, kv_heads: int, kv_head: int) -> slice:
+    width = layout.head_dim
+    start = {
+        "separate": kv_head * width,
+        "gpt2": 2 * layout.heads * width + kv_head * width,
+        "neox": kv_head * 3 * width + 2 * width,
+        "phi3": (layout.heads + kv_heads + kv_head) * width,
+    }[kind]
+    return slice(start, start + width)
+
+
+def zero_value_head(model, layer: int, kv_head: int) -> bool:
+    """Zero the V projection's outputs (weights and bias) of key-value head ``kv_head`` in layer ``layer``, in
+    place; ``False`` (nothing changed) for a layout not in :data:`VALUE_PROJECTIONS`. The head then attends to
+    zero vectors, so its output z_h is 0: what the hook's mask does, found without the hook's slicing of W_O."""
+    named = dict(model.named_modules())
+    for ending, kind in VALUE_PROJECTIONS.items():
+        found = [module for name, module in named.items() if name.endswith(ending)]
+        if found:
+            _zero_outputs(found[layer], _value_rows(kind, head_layout(model), key_value_heads(model), kv_head))
+            return True
+    return False
+
+
+def _zero_outputs(projection: nn.Module, rows: slice) -> None:
+    with torch.no_grad():
+        if hasattr(projection, "in_features"):
+            projection.weight[rows, :] = 0
+        else:  # GPT-2's Conv1D: weight is (in, out)
+            projection.weight[:, rows] = 0
+        if projection.bias is not None:
+            projection.bias[rows] = 0
+
+
 @torch.no_grad()
-def mask_parity_error(model, input_ids: torch.Tensor, head: tuple[int, int] = (0, 0)) -> float:
-    """The larger of |logits(mask of ones) − logits(no hook)| and |logits(mask zeroing ``head``) − logits(that
-    head's W_O slice zeroed by hand)|, on a copy of the model (the model itself is left unchanged)."""
+def mask_parity_errors(model, input_ids: torch.Tensor, head: tuple[int, int] = (0, 0)) -> dict[str, float]:
+    """How far the hook is from two by-hand ways of turning heads off, as max |Δ logit|, on copies of the model
+    (the model itself is left unchanged):
+
+    * ``"ones"``: a mask of ones against no hook;
+    * ``"W_O"``: the mask zeroing ``head`` against that head's input columns of W_O zeroed by hand;
+    * ``"V"``: the mask zeroing every query head of ``head``'s key-value group against that key-value head's V
+      rows zeroed by hand (left out for a layout whose V projection :func:`zero_value_head` does not know).
+    """
     import copy
 
     layout = head_layout(model)
+    layer, query = head
+    kv_head = query // (layout.heads // key_value_heads(model))
     input_ids = input_ids.to(_device(model))
     plain = model(input_ids=input_ids).logits
     with HeadMasker(model) as masker:
@@ -392,7 +454,12 @@ def mask_parity_error(model, input_ids: torch.Tensor, head: tuple[int, int] = (0
         ones = model(input_ids=input_ids).logits
         masker.mask = heads_off(layout, [head])
         hooked = model(input_ids=input_ids).logits
+        masker.mask = heads_off(layout, [(layer, h) for h in query_heads_of(model, kv_head)])
+        hooked_group = model(input_ids=input_ids).logits
     by_hand = copy.deepcopy(model)
-    zero_head_weights(by_hand, *head)
-    manual = by_hand(input_ids=input_ids).logits
-    return float(max((ones - plain).abs().max(), (hooked - manual).abs().max()))
+    zero_head_weights(by_hand, layer, query)
+    errors = {"ones": (ones - plain).abs().max(), "W_O": (hooked - by_hand(input_ids=input_ids).logits).abs().max()}
+    by_hand = copy.deepcopy(model)
+    if zero_value_head(by_hand, layer, kv_head):
+        errors["V"] = (hooked_group - by_hand(input_ids=input_ids).logits).abs().max()
+    return {name: float(e) for name, e in errors.items()}

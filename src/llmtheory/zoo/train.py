@@ -133,6 +133,8 @@ def training_texts(spec: ZooSpec, world: tw.World, rng: np.random.Generator, ste
     """The texts of training step ``step`` (the curriculum decides context length and batch size for needles)."""
     check_choice("task", spec.task, TASKS)
     if spec.task == "facts":
+        if step < spec.induction_steps:  # induction heads first, as the needle model's card found, then the facts
+            return [tw.repeated_sequence_text(world, rng, 64) for _ in range(spec.batch_size)]
         kinds, weights = zip(*spec.mix, strict=True)
         p = np.asarray(weights) / np.sum(weights)
         return [tw.training_text(world, rng, kinds[int(k)]) for k in rng.choice(len(kinds), spec.batch_size, p=p)]
@@ -291,7 +293,8 @@ def train(spec: ZooSpec, out_dir: Path | None = None, *, progress: bool = True, 
 
         def batch_at(step: int) -> dict:
             texts = training_texts(spec, world, rng, step)
-            targets = [tw.needle_training_targets(world, t) for t in texts] if spec.retrieval_loss else None
+            copying = spec.retrieval_loss or step < spec.induction_steps
+            targets = [tw.needle_training_targets(world, t) for t in texts] if copying else None
             batch, mask, labels = _batch(tokenizer, texts, targets)
             return {"input_ids": batch, "attention_mask": mask, "labels": labels}
 
