@@ -369,7 +369,7 @@ def test_an_exact_expert_rule_survives_withholding_its_hazard_and_a_broad_one_ca
 
 def test_hazard_evidence_follows_recall_and_its_control():
     rows = [
-        {"regime": r, "domain": d, "hazard": "h", "seed": s, "method": m, "recall": value}
+        {"regime": r, "domain": d, "hazard": "h", "seed": s, "method": m, "recall": value, "exact": False}
         for r, d in ex.CELLS
         for s in range(4)
         for m, value in (("AutoSpec (ILP CEGIS)", 0.95 + 0.01 * s), ("CEGIS from scratch", 0.1 * s))
@@ -379,6 +379,20 @@ def test_hazard_evidence_follows_recall_and_its_control():
     assert evidence.holds.holds and evidence.holds.decisive and not evidence.control.holds.holds
     low = frame.assign(recall=np.where(frame.method == "AutoSpec (ILP CEGIS)", 0.5, frame.recall))
     assert not ex.hazard_evidence(low).holds.holds
+    # a hazard the expert wrote exactly keeps recall 1 by construction: it must not lift a failing mean over the bar
+    exact = low.assign(hazard="exact", exact=True, recall=1.0)
+    assert not ex.hazard_evidence(pd.concat([low, exact, exact.assign(hazard="exact2")])).holds.holds
+
+
+def test_the_exact_expert_rules_are_the_ones_the_chapter_excludes_from_the_withheld_hazard_row():
+    exact = {
+        (regime, name): tuple(h for h in covered_hazards(domain) if ex.expert_knows_exactly(domain, h))
+        for regime, domains in REGIME_DOMAINS.items()
+        for name, domain in domains.items()
+    }
+    assert exact[("planted", "code")] == ("privilege",) and not ex.expert_knows_exactly(DOMAINS["code"], "destroy")
+    assert all(len(h) == 1 for h in exact.values()), exact  # every cell keeps a hazard the row can judge
+    assert all(len(h) < len(covered_hazards(REGIME_DOMAINS[r][d])) for (r, d), h in exact.items())
 
 
 def test_ripper_tuning_uses_its_grid():

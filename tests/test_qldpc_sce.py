@@ -376,6 +376,14 @@ def test_search_comparison_is_decisive_only_on_proved_against_upper_scores():
     del arguments["rule"], arguments["ours"]
     assert arguments["holds"].holds and not arguments["holds"].decisive
     assert decide(MEASURED, **arguments) == "rule does not discriminate"
+    # the control's failure is undecided above because a's distances are unproved: proofs could still make a2 − a
+    # pass. With both runs of a proved (only b's upper bounds loose), no proof can make the control pass: its failure
+    # is decided, and the undecided pass counts qualitatively
+    proved_a = [(r, s, v, v if s in ("a", "a2") else lo, v if s in ("a", "a2") else hi) for r, s, v, lo, hi in loose]
+    arguments = comparison(comparison_table(proved_a), "a", "b", ("a2", "a"))
+    del arguments["rule"], arguments["ours"]
+    assert arguments["holds"].holds and not arguments["holds"].decisive and arguments["control"].holds.decisive
+    assert decide(MEASURED, **arguments) == "reproduced (qualitatively)"
     # a control that passes the rule (its second run is far better) makes the rule non-discriminating
     rows_bad = [(r, s, v + (5 if s == "a2" else 0), lo, hi) for r, s, v, lo, hi in rows]
     arguments = comparison(comparison_table(rows_bad), "a", "b", ("a2", "b"))

@@ -83,19 +83,39 @@ def test_the_hub_path_runs_on_a_random_model_of_another_architecture(tmp_path):
     assert len(result.evaluations) == 10 and proposer.stats.proposed == 2 and proposer.stats.invalid >= 1
 
 
+def test_the_documented_hub_instruct_model_fails_offline_with_a_clear_message(monkeypatch):
+    # The chapter documents MODEL="Qwen/Qwen2.5-1.5B-Instruct" for Colab; it has never run here (no network). Offline
+    # it must stop at once with a message that names the model, the reason and what runs offline instead.
+    from llmtheory.zoo import ZooError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ZooError) as error:
+        sce.hf_text_generator("Qwen/Qwen2.5-1.5B-Instruct", 0)
+    message = str(error.value)
+    assert "Qwen/Qwen2.5-1.5B-Instruct" in message and "offline" in message.lower()
+    assert "MODEL='none'" in message and "sce-grammar-llama" in message
+
+
 @pytest.mark.skipif(
     not (zoo.model_dir("sce-grammar-llama") / "model.safetensors").is_file(), reason="the grammar model is not built"
 )
-def test_the_zoo_grammar_model_proposes_parseable_edits():
-    # What training bought over a model that knows nothing (whose answers never parse): most answers are JSON
-    # specifications, and some pass the grammar's bounds. The card measured 87% and 29% on 100 held-out parents;
-    # the bar below (set after seeing it: the 60% well-formed we aimed for was not reached in ten minutes) is
-    # that of a model that has learned the syntax, and the search must accept some of its proposals.
-    card = zoo.card_data("sce-grammar-llama")["metrics"]
-    assert card["parses"] >= 0.5 and card["well_formed"] > 0.1, card
-    model, tokenizer = zoo.load("sce-grammar-llama")
-    report = prop.proposal_report(model, tokenizer, n=12, seed=3)
-    assert report["parses"] >= 0.5 and report["well_formed"] > 0, report
+def test_the_zoo_grammar_model_proposes_parseable_edits(micro):
+    # What training bought, judged against a model that has learned nothing (the micro model: 3 steps), on the same
+    # 12 held-out parents: the zoo model's share of answers that parse must beat the untrained model's beyond
+    # sampling noise (Wilson 95% intervals that do not overlap), and the search must accept some of its proposals.
+    # This bar is fixed by that comparison, not by the model's numbers. (An earlier version asserted parses ≥ 50%, a
+    # bar set after seeing the card's 87%; the 60% well-formed we aimed for was not reached in ten minutes of
+    # training: the card reports 29%, and the chapter says so.)
+    from llmtheory.claims import Estimate
+
+    def parse_rate(model, tokenizer) -> tuple[Estimate, dict]:
+        report = prop.proposal_report(model, tokenizer, n=12, seed=3)
+        return Estimate.proportion(round(12 * report["parses"]), 12), report
+
+    trained, report = parse_rate(*zoo.load("sce-grammar-llama"))
+    untrained, _ = parse_rate(*zoo.load(str(micro[0])))
+    assert trained.low > untrained.high, (trained, untrained)
+    assert report["well_formed"] > 0, report
     proposer = sce.LLMProposer(prop.proposer_generator("sce-grammar-llama", seed=0), LIMITS)
     result = sce.run_searches(["SCE"], 20, 0, 0, LIMITS, 2, proposer)["SCE"]  # the smoke tier's budget, and more
     assert proposer.stats.invalid < proposer.stats.proposed == 12 and result.best().valid

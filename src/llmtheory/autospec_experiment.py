@@ -306,6 +306,14 @@ HAZARD_METHODS: tuple[str, ...] = ("expert rules", "AutoSpec (ILP CEGIS)", "heur
 from nothing (the control: it can only flag the hazard by accident)."""
 
 
+def expert_knows_exactly(domain: spec.Domain, hazard: str) -> bool:
+    """Whether an expert rule is the hidden rule of ``hazard`` itself (same trigger, same literals). Such a rule
+    fires on no annotated trace once its hazard is withheld, so no edit of it changes the verifier's objective and
+    repair keeps it: its survival holds by construction, and the withheld-hazard claim is judged without it."""
+    truth = spec.hazard_rule(domain, hazard)
+    return any(r.trigger == truth.trigger and set(r.checks) == set(truth.checks) for r in domain.expert)
+
+
 def rule_fate(expert: spec.Rule, final: tuple[spec.Rule, ...]) -> str:
     """What repair did to one expert rule: ``"kept"`` (unchanged), ``"edited"`` (same name, other checks) or
     ``"dropped"``."""
@@ -341,6 +349,7 @@ def run_hazard(
         "CEGIS from scratch": spec.cegis((), splits.fit, **common).rules,
     }
     covering = [r for r in domain.expert if spec.fires(r, domain, instances.trigger, instances.facts).mean() >= 0.5]
+    exact = expert_knows_exactly(domain, hazard)
     rows = []
     for method, rules in final.items():
         fates = [rule_fate(r, rules) for r in covering] if method != "CEGIS from scratch" else []
@@ -354,6 +363,7 @@ def run_hazard(
                 "recall": float(spec.flags(rules, domain, instances.trigger, instances.facts).mean()),
                 "covering rules": ", ".join(f"@{r.name}" for r in covering),
                 "fate": ", ".join(fates),
+                "exact": exact,
             }
         )
     return rows
@@ -630,19 +640,33 @@ def hazard_recall(hazards: pd.DataFrame, regime: str, domain: str, method: str) 
 
 def hazard_evidence(hazards: pd.DataFrame, cells=CELLS, threshold: float = 0.8) -> Evidence:
     """The expert's knowledge of a hazard no annotated trace shows survives repair: AutoSpec's recall on the
-    instances of a withheld hazard (one the expert rules cover), averaged over such hazards, ≥ ``threshold``
-    in every regime and domain. Control: the same loop started from no rules (CEGIS from scratch)."""
+    instances of a withheld hazard the expert rules cover, averaged over such hazards, ≥ ``threshold`` in every
+    regime and domain. Only hazards whose covering expert rule is *not* the hidden rule itself count
+    (``exact`` False): an exact rule is kept by construction (:func:`expert_knows_exactly`), so counting it would
+    let the design decide part of the mean. Control: the same loop started from no rules (CEGIS from scratch),
+    on the same hazards."""
+    judged = hazards[~hazards["exact"].astype(bool)]
+    cells = tuple(c for c in cells if ((judged.regime == c[0]) & (judged.domain == c[1])).any())
 
     def measure(method):
-        recall = {c: hazard_recall(hazards, *c, method) for c in cells}
+        recall = {c: hazard_recall(judged, *c, method) for c in cells}
         return recall, all_of(*(at_least(r, threshold) for r in recall.values()))
 
     recall, holds = measure("AutoSpec (ILP CEGIS)")
     c_recall, c_holds = measure("CEGIS from scratch")
+    exact = hazards[hazards["exact"].astype(bool) & (hazards.method == "AutoSpec (ILP CEGIS)")]
+    kept = (
+        f"; hazards the expert wrote exactly ({', '.join(sorted(set(exact.hazard)))}), not judged: recall "
+        f"{exact.recall.mean():.2f}"
+        if len(exact)
+        else ""
+    )
     return Evidence(
-        ours="recall on withheld hazards: " + ", ".join(f"{r} {d} {recall[(r, d)]:.2f}" for r, d in cells),
-        rule=f"mean recall on the instances of a withheld hazard the expert covers ≥ {threshold} in every regime and "
-        "domain (t-interval over seeds)",
+        ours="recall on withheld hazards whose expert rule is broader or narrower than the truth: "
+        + ", ".join(f"{r} {d} {recall[(r, d)]:.2f}" for r, d in cells)
+        + kept,
+        rule=f"mean recall on the instances of a withheld hazard the expert covers with a rule other than the hidden "
+        f"one ≥ {threshold} in every regime and domain (t-interval over seeds)",
         holds=holds,
         control=Control(
             "CEGIS from scratch (no expert start)",

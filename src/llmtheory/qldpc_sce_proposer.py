@@ -315,12 +315,20 @@ def hub_generator(model_id: str, seed: int = 0, max_new_tokens: int = 300, tempe
 
 def proposer_generator(model: str, seed: int = 0) -> Callable[[str], str]:
     """The chapter's ``MODEL``: a zoo grammar model (:func:`grammar_model_generator`) or a hub id / folder
-    (:func:`hub_generator`)."""
-    from .zoo import SPECS
+    (:func:`hub_generator`). A hub id that cannot be loaded (offline, or no network, and not in the local cache)
+    raises :class:`~llmtheory.zoo.ZooError` naming the id, why it failed and what runs offline instead."""
+    from .zoo import SPECS, ZooError
 
     if model in SPECS and SPECS[model].task == "sce_specs":
         return grammar_model_generator(model, seed)
-    return hub_generator(model, seed)
+    try:
+        return hub_generator(model, seed)
+    except ZooError as error:
+        raise ZooError(
+            f"MODEL={model!r}: the LLM proposer could not load this model. {error}. Offline, the chapter runs "
+            "with MODEL='none' (the grammar proposer) or MODEL='sce-grammar-llama' (the zoo's grammar model); a hub "
+            "instruct model needs the network once (Colab, a GPU) or a copy in the local Hugging Face cache."
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------------------
