@@ -580,7 +580,9 @@ def summary_figure(ledgers: list[dict], path: Path) -> Path:
         left.barh(names, counts, left=start, color=BADGE_COLOURS[verdict][0], edgecolor="white", label=verdict)
         start += counts
     left.set(title="Measured claims (the only ones that can reproduce)", xlabel="claims")
-    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.6 / len(ledgers)), ncol=3, fontsize=8)
+    # each legend under its own panel, a fixed distance below the axis label (borderaxespad is in font sizes)
+    below = {"loc": "upper center", "bbox_to_anchor": (0.5, 0.0), "borderaxespad": 4.0, "fontsize": 8}
+    left.legend(ncol=2, **below)
     start = np.zeros(len(rows))
     hatches = {IDENTITY: "", PUBLISHED: "//", ASSUMED: ".."}
     for kind in (IDENTITY, PUBLISHED, ASSUMED):
@@ -599,8 +601,9 @@ def summary_figure(ledgers: list[dict], path: Path) -> Path:
             start += counts
     right.set(title="Checks that are not reproductions", xlabel="claims")
     if right.get_legend_handles_labels()[0]:
-        right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.6 / len(ledgers)), ncol=2, fontsize=8)
+        right.legend(ncol=1, **below)
     for ax in (left, right):
+        ax.set_xlim(0, max(1.0, max(patch.get_x() + patch.get_width() for patch in ax.patches) + 0.5))
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(axis="y", visible=False)
     path.parent.mkdir(parents=True, exist_ok=True)
