@@ -47,3 +47,11 @@ def micro_vlm(one_torch_thread):
     tokenizer = zoo_vlm.build_tokenizer()
     model = zoo_vlm.build_model(zoo.SPECS["micro-vlm"], tokenizer).eval()
     return model, zoo_vlm.build_processor(tokenizer)
+
+
+@pytest.fixture(scope="module")
+def random_llava(tmp_path_factory):
+    """A random LLaVA of other dimensions than the zoo's, saved to a folder (``random_models.save_random_llava``)."""
+    from random_models import save_random_llava
+
+    return save_random_llava(tmp_path_factory.mktemp("llava"))

@@ -2,11 +2,9 @@
 vision tower with 16 patches (4 × 4 grid, so a scene cell straddles patches), a 3-layer Llama with other widths,
 and a processor that resizes. A model that knows nothing must end in "not testable", never in a crash."""
 
-from pathlib import Path
-
 import pytest
 import torch
-from random_models import run_chapter_on_model
+from random_models import byte_level_tokenizer, run_chapter_on_model, save_random_llava
 
 from llmtheory import priortr as pt
 from llmtheory import priortr_experiment as px
@@ -14,67 +12,8 @@ from llmtheory import scenes as sc
 from llmtheory import visual_pruning as vp
 from llmtheory import zoo
 from llmtheory.claims import IDENTITY, MEASURED, NOT_TESTABLE
-from llmtheory.zoo import vlm as zvlm
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def byte_level_tokenizer():
-    """A Llama-style tokenizer (byte-level BPE, an ``<image>`` special token, no ``USER`` token): LLaVA-1.5's
-    template is then used, and most answers are no single vocabulary entry ("red" is split, "Red" too)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    corpus = [f"USER: <image>\n{w.capitalize()} is it? Answer with one word. ASSISTANT: {w}" for w in sc.vocabulary()]
-    core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core.decoder = decoders.ByteLevel()
-    specials = ["<pad>", "<s>", "</s>", "<image>"]
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    core.train_from_iterator(
-        corpus, trainers.BpeTrainer(vocab_size=300, special_tokens=specials, initial_alphabet=alphabet)
-    )
-    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
-
-
-def save_random_llava(folder: Path, seed: int = 0, tokenizer=None) -> Path:
-    """A random ``LlavaForConditionalGeneration`` (64 px images, 16 visual tokens; Llama hidden 48, 3 layers, 6 query
-    / 2 KV heads) and its processor, with the zoo's word-level tokenizer so that the scenes' questions tokenize (or
-    ``tokenizer``, whose image token is ``<image>``)."""
-    from transformers import (
-        CLIPImageProcessorPil,
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-    )
-
-    tokenizer = tokenizer or zvlm.build_tokenizer()
-    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                              image_size=64, patch_size=16, projection_dim=32)  # fmt: skip
-    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=48, intermediate_size=80, num_hidden_layers=3,
-                       num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=128,
-                       pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                       eos_token_id=tokenizer.eos_token_id)  # fmt: skip
-    image_token = tokenizer.convert_tokens_to_ids(zvlm.IMAGE if zvlm.IMAGE in tokenizer.get_vocab() else "<image>")
-    config = LlavaConfig(vision_config=vision, text_config=text, image_token_index=image_token, image_seq_length=16,
-                         vision_feature_layer=-1, vision_feature_select_strategy="default")  # fmt: skip
-    torch.manual_seed(seed)
-    model = LlavaForConditionalGeneration(config).eval()
-    image_processor = CLIPImageProcessorPil(do_resize=True, size={"height": 64, "width": 64}, do_center_crop=False,
-                                            image_mean=[0.5] * 3, image_std=[0.5] * 3)  # fmt: skip
-    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=16,
-                               vision_feature_select_strategy="default", num_additional_image_tokens=1)  # fmt: skip
-    folder = Path(folder)
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def random_llava(tmp_path_factory):
-    return save_random_llava(tmp_path_factory.mktemp("llava"))
 
 
 def test_library_end_to_end_on_a_random_llava(random_llava):

@@ -191,3 +191,21 @@ def test_time_plans_record_a_smaller_cache_for_the_pruned_plan(micro_vlm, batch)
     held = {r["plan"]: r["kv_bytes"] for r in timings}
     assert held["pruned"] < held["full"]
     assert np.isfinite(vp.time_ratio(timings, "pruned", "full", "prefill_s").value)
+
+
+def test_plan_efficiency_and_caches_hold_read_the_kept_tokens_per_plan():
+    shapes = vp.Shapes(layers=2, hidden=8, heads=2, kv_heads=1, head_dim=4, intermediate=16)
+    kept = {"full": 16, "pruned": 4}
+    timings = [
+        {"plan": plan, "cached_positions": 30 - 16 + k, "kv_bytes": 3 * vp.kv_bytes(shapes, 30 - 16 + k),
+         "prefill_s": t, "decode_s_per_token": t / 10}
+        for plan, k in kept.items() for t in (0.1, 0.3)
+    ]  # fmt: skip
+    table = vp.plan_efficiency(timings, shapes, 30, 16, 1, kept)
+    assert list(table.index) == ["full", "pruned"]
+    assert table.loc["pruned", "GFLOPs"] < table.loc["full", "GFLOPs"]
+    assert table.loc["full", "GFLOPs"] == pytest.approx(vp.prefill_flops(shapes, 30, 16, 1, 16) / 1e9)
+    assert table.loc["pruned", "cached"] == 18 and table.loc["full", "prefill_ms"] == pytest.approx(200.0)
+    assert vp.caches_hold(timings, shapes, 3, 30, 16, kept)
+    assert not vp.caches_hold(timings, shapes, 3, 30, 16, kept | {"pruned": 5})
+    assert not vp.caches_hold(timings, shapes, 2, 30, 16, kept)

@@ -12,6 +12,12 @@ A *pruning method* keeps ``k`` of a model's ``n`` visual tokens from decoder lay
   of each cell of a coarser grid — the selection analogue of spatial pooling (pooling merges tokens; this keeps
   them, so all methods differ only in *which* tokens survive);
 
+* **VisPruner-style** (:func:`vispruner_keep`, Zhang et al.'s ``VisPruner``, attention-free in the language
+  model): half of the budget by the vision encoder's ``[CLS]`` attention, the other half by removing near-duplicates
+  from the rest (cosine similarity of the encoder's features, bipartite rounds of at most 8);
+* **DART-style** (:func:`dart_keep`, Wen et al.'s ``DART``, "duplication matters more"): a few pivot tokens (largest
+  L1 norm; image and text), then for each pivot the visual tokens least similar to it;
+
 and two references that bound every method on a given model and layer: the **floor** (every visual token dropped
 at ``K``: what the text positions already know) and the **ceiling** (only the answering patches kept: what a method
 that knew where the answer is could do). Accuracy is scored by restricted decoding: the most likely of the answers a
@@ -198,6 +204,99 @@ def spatial_keep(n_image: int, k: int) -> torch.Tensor:
     return torch.tensor(sorted(chosen))
 
 
+@torch.no_grad()
+def vision_cues(model, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """What VisPruner reads from the vision encoder, at the layer LLaVA takes its features from
+    (``vision_feature_layer``): the patch features ``(batch, n_image, channels)`` and the ``[CLS]`` token's attention
+    onto the patches, averaged over heads ``(batch, n_image)`` (``[CLS]`` is position 0, as LLaVA's ``"default"``
+    strategy drops it)."""
+    from .vlm import _Eager
+
+    layer = model.config.vision_feature_layer
+    if not isinstance(layer, int):
+        raise ParameterError(f"VisPruner needs one vision feature layer; this model uses {layer}")
+    with _Eager(model):
+        out = model.model.vision_tower(pixel_values.to(model.dtype), output_attentions=True, output_hidden_states=True)
+    features = out.hidden_states[layer][:, 1:].float()
+    cls_attention = out.attentions[layer][:, :, 0, 1:].float().mean(dim=1)
+    return features, cls_attention
+
+
+def vispruner_keep(features: torch.Tensor, cls_attention: torch.Tensor, k: int, step: int = 8) -> torch.Tensor:
+    """VisPruner's selection (official ``encode_images``): the ``⌊k/2⌋`` tokens with the largest ``[CLS]``
+    attention (*important*), then, from the rest, near-duplicates removed until ``k − ⌊k/2⌋`` remain (*diverse*): each
+    round splits the remaining tokens alternately into ``a`` and ``b`` and drops the at most ``step`` tokens of ``a``
+    whose largest cosine similarity to ``b`` is highest. Returns ``(batch, k)`` indices, sorted."""
+    batch, n = cls_attention.shape
+    check_int("k", k, minimum=1, maximum=n)
+    normalised = features / features.norm(dim=-1, keepdim=True)
+    important_count = k // 2
+    order = cls_attention.argsort(dim=-1, descending=True)
+    important, residual = order[:, :important_count], order[:, important_count:]
+    rows = torch.arange(batch)[:, None]
+    while (r := min(step, residual.shape[1] - (k - important_count))) > 0:
+        tokens = normalised[rows, residual]
+        a, b = tokens[:, ::2], tokens[:, 1::2]
+        # each token of a: its largest similarity to b; the r most duplicated leave
+        duplication = (a @ b.transpose(-1, -2)).max(dim=-1).values
+        distinct = duplication.argsort(dim=-1, descending=True)[:, r:]
+        residual = torch.cat([residual[:, ::2].gather(1, distinct), residual[:, 1::2]], dim=-1)
+    return torch.cat([important, residual], dim=-1).sort(dim=-1).values
+
+
+def dart_pivot_count(k: int) -> int:
+    """Pivots of each kind (image, text) for a budget of ``k`` tokens: DART's LLaVA setting keeps 128 tokens with 4
+    + 4 pivots, so ``max(1, round(k / 32))``."""
+    return max(1, round(k / 32))
+
+
+def dart_keep(context: DropContext, k: int) -> torch.Tensor:
+    """DART's selection (official ``get_retained_image_token``) on the hidden states entering the pruning layer:
+    ``p`` image pivots and ``p`` text pivots (the tokens after the image) with the largest L1 norm, then, pivot by
+    pivot, the ``⌈(k − p) / 2p⌉`` remaining visual tokens least cosine-similar to it, until ``k`` are kept (the
+    official code ranks pivots by the L1 norm of the keys of layer ``K − 1`` and keeps about ``k``; here the hidden
+    state's norm, and exactly ``k``). Returns ``(batch, k)`` indices, sorted."""
+    hidden = context.hidden[context.layer].float()
+    n_image = context.image_positions.shape[1]
+    check_int("k", k, minimum=1, maximum=n_image)
+    p = min(dart_pivot_count(k), k)
+    per_pivot = math.ceil((k - p) / (2 * p)) if k > p else 0
+    out = []
+    for row in range(hidden.shape[0]):
+        image = hidden[row, context.image_positions[row]]
+        first_text, last = int(context.image_positions[row, -1]) + 1, int(context.last_positions[row])
+        text = hidden[row, first_text : last + 1]
+        chosen = image.abs().sum(-1).topk(p).indices.tolist()
+        pivots = [image[i] for i in chosen] + [text[i] for i in text.abs().sum(-1).topk(min(p, len(text))).indices]
+        for pivot in pivots:
+            free = [i for i in range(n_image) if i not in chosen]
+            take = min(per_pivot, k - len(chosen), len(free))
+            if take <= 0:
+                break
+            similarity = torch.nn.functional.cosine_similarity(image[free], pivot[None], dim=-1)
+            chosen += [free[i] for i in (-similarity).topk(take).indices.tolist()]
+        free = [i for i in range(n_image) if i not in chosen]
+        chosen += free[: k - len(chosen)]  # only when the pivots ran out before the budget (tiny grids)
+        out.append(sorted(chosen))
+    return torch.tensor(out, dtype=torch.long, device=hidden.device)
+
+
+def attention_free_baselines(model) -> list[Method]:
+    """The VisPruner-style and DART-style baselines (neither reads the language model's attention). VisPruner's cues
+    come from one vision-encoder pass per chunk, kept for the chunk's other budgets (keyed by its inputs)."""
+    last: dict = {}
+
+    def vispruner(k, chunk):
+        if last.get("inputs") is not chunk.inputs:
+            last.update(inputs=chunk.inputs, cues=vision_cues(model, chunk.inputs["pixel_values"]))
+        return vispruner_keep(*last["cues"], k).to(chunk.inputs["input_ids"].device)
+
+    def dart(k, chunk):
+        return lambda context: dart_keep(context, k)
+
+    return [Method("VisPruner", vispruner), Method("DART", dart)]
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Evaluation
 # --------------------------------------------------------------------------------------------------------------
@@ -260,7 +359,7 @@ def _forward_grouped(model, inputs: dict, layer: int, keep_lists: list[tuple[int
     return out
 
 
-def _row(item_index, item, method, budget, k, correct, recall) -> dict:
+def _row(item_index, item, method, budget, k, correct, recall, kept_tokens=()) -> dict:
     _, question = item
     return {
         "item": item_index,
@@ -271,6 +370,7 @@ def _row(item_index, item, method, budget, k, correct, recall) -> dict:
         "kept": k,
         "correct": bool(correct),
         "recall": float(recall),
+        "kept_tokens": tuple(int(t) for t in kept_tokens),
     }
 
 
@@ -321,7 +421,7 @@ def evaluate(
             for i, item in enumerate(chunk.items):
                 recall = _recall(keep_lists[i], targets[i])
                 correct = guesses[i] == item[1].answer
-                rows.append(_row(chunk.start + i, item, name, "—", len(keep_lists[i]), correct, recall))
+                rows.append(_row(chunk.start + i, item, name, "—", len(keep_lists[i]), correct, recall, keep_lists[i]))
         for budget, share in budgets.items():
             k = keep_count(chunk.n_image, share)
             for method in methods:
@@ -331,8 +431,9 @@ def evaluate(
                 guesses = restricted_answers(processor, out.last_logits, kinds)
                 for i, item in enumerate(chunk.items):
                     recall = _recall(out.kept[i].tolist(), targets[i])
+                    correct = guesses[i] == item[1].answer
                     rows.append(
-                        _row(chunk.start + i, item, method.name, budget, k, guesses[i] == item[1].answer, recall)
+                        _row(chunk.start + i, item, method.name, budget, k, correct, recall, out.kept[i].tolist())
                     )
     return rows
 
@@ -525,3 +626,31 @@ def time_ratio(timings, plan: str, reference: str, column: str) -> Estimate:
     for r in timings:
         by.setdefault(r["repeat"], {})[r["plan"]] = r[column]
     return Estimate.mean_of([v[plan] / v[reference] for v in by.values()])
+
+
+def plan_efficiency(timings, shapes: Shapes, sequence: int, n_image: int, layer: int, kept: dict[str, int]):
+    """Per plan of :func:`time_plans` (``kept``: plan → visual tokens it keeps from ``layer`` on): the language
+    model's prefill GFLOPs (from the shapes), the KV cache held (measured), cached positions per row, and the mean
+    prefill and per-token decode times."""
+    import pandas as pd
+
+    frame = pd.DataFrame(timings)
+    table = frame.groupby("plan").agg(
+        kv_kib=("kv_bytes", lambda b: b.iloc[0] / 1024),
+        cached=("cached_positions", "first"),
+        prefill_ms=("prefill_s", lambda t: 1e3 * t.mean()),
+        decode_ms_per_token=("decode_s_per_token", lambda t: 1e3 * t.mean()),
+    )
+    flops = {plan: prefill_flops(shapes, sequence, n_image, layer, k) / 1e9 for plan, k in kept.items()}
+    table.insert(0, "GFLOPs", pd.Series(flops))
+    return table.loc[list(kept)]
+
+
+def caches_hold(timings, shapes: Shapes, batch: int, sequence: int, n_image: int, kept: dict[str, int]) -> bool:
+    """Whether every timed cache holds ``sequence − n_image + kept[plan]`` positions per row and
+    ``2 · layers · kv_heads · head_dim`` float32 numbers per position and row."""
+    expected = {plan: sequence - n_image + k for plan, k in kept.items()}
+    return all(
+        r["cached_positions"] == expected[r["plan"]] and r["kv_bytes"] == batch * kv_bytes(shapes, expected[r["plan"]])
+        for r in timings
+    )

@@ -1,0 +1,240 @@
+"""CLSE: cross-layer spectral evolution for visual token pruning (Chen et al., ECCV 2026), as its official code
+``zjubinchen/CLSE`` computes it for LLaVA-1.5 (``LLaVA1.5/llava/model/language_model/tools.py`` and
+``clse_model.py``).
+
+For the visual tokens laid out on their ``H × W`` patch grid, at two layers (the language model's input ``X⁰`` and
+the output of decoder layer 0, ``X¹``):
+
+1. a 2-D FFT over the grid, **separately for each hidden channel**, centred (``fftshift``)
+   (:func:`spectral_residual`, label ``clse-eq-fft``);
+2. a Gaussian high-pass mask ``M = 1 − exp(−d² / (2 (r·c)²))`` with ``d`` the distance to the centre of the
+   spectrum, ``c = min(H // 2, W // 2)`` and ``r = 0.1`` (:func:`high_pass_mask`, ``clse-eq-mask``);
+3. inverse FFT, absolute value, mean over channels: one high-frequency residual ``S`` per token
+   (``clse-eq-residual``);
+4. the evolution intensity ``I = min(1, |S¹ − S⁰| / (S⁰ + mean(S⁰) + ε))`` (:func:`evolution_intensity`,
+   ``clse-eq-intensity``) and the evolution factor ``σ(z(I) / τ)``, ``z`` the z-score over the image and ``τ = 0.1``
+   (:func:`evolution_factor`, ``clse-eq-factor``), which ranks the tokens as ``I`` does up to float32 ties (CLSE
+   alone, :func:`clse_scores`, ranks by ``I``);
+5. **CLSE-Hybrid**, the score the released code uses: the factor times FastV's attention (the last token's row at
+   layer ``K − 1``, head mean) (:func:`hybrid_scores`, ``clse-eq-hybrid``);
+6. the top ``k`` tokens are kept from decoder index 1 on ("before layer 2", 1-indexed).
+
+The released code prunes in **three stages** (:func:`staged_schedule`): at decoder layers 1, 11 and 21 of 32 it keeps
+330, 210 and 62 of LLaVA's 576 tokens for the nominal budget 192 (ratios 1.72, 1.09, 0.32 of the budget); only the
+first stage uses the spectral factor, the later two rank by attention alone. The book's chapter prunes once, at
+``K``, with every method at the same budget; the schedule is computed (:func:`staged_schedule`,
+:func:`layer_average`), not run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .params import ParameterError, check_float, check_int
+from .visual_pruning import Method, fastv_scores, rule_from_scores
+from .vlm import DropContext, grid_shape
+
+CUTOFF = 0.1
+"""``r``: the Gaussian high-pass's width as a share of the grid's half-size (the official ``cutoff_ratio``)."""
+TEMPERATURE = 0.1
+"""``τ`` of the evolution factor's sigmoid."""
+EPS = 1e-6
+"""The official ``epsilon`` of the intensity and the z-score."""
+REFERENCE_LAYER = 0
+"""``L``: the hidden states entering decoder layer 0 (the input embeddings), compared with the pruning layer's."""
+PRUNE_LAYER = 1
+"""``K``: the official first pruning point, decoder index 1 (its states are the output of decoder layer 0)."""
+
+OFFICIAL_LAYERS = 32
+OFFICIAL_STAGES = (1, 11, 21)
+"""Decoder indices of the official three-stage schedule (LLaVA-1.5-7B, 32 layers)."""
+OFFICIAL_KEEP = {192: (330, 210, 62), 128: (220, 140, 41), 64: (110, 70, 20)}
+"""Visual tokens kept at each stage for the nominal budgets of 576 (``clse_model.py``'s ``token_dict``)."""
+STAGE_RATIOS = (1.72, 1.09, 0.32)
+"""The official rule for any other budget: ``budget × ratio`` tokens at each stage."""
+
+
+def high_pass_mask(height: int, width: int, cutoff: float = CUTOFF) -> torch.Tensor:
+    """``clse-eq-mask``: ``M[u, v] = 1 − exp(−d² / (2 (r·c)²))`` on the centred spectrum, ``d`` the distance of
+    ``(u, v)`` to ``(H // 2, W // 2)``, ``c = min(H // 2, W // 2)``; ``cutoff = 0`` gives all ones (no filter, as in
+    the official code)."""
+    check_float("cutoff", cutoff, minimum=0.0)
+    if cutoff == 0.0:
+        return torch.ones(height, width)
+    centre_h, centre_w = height // 2, width // 2
+    y, x = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    squared = ((y - centre_h) ** 2 + (x - centre_w) ** 2).float()
+    # sigma = r · c: the filter's width scales with the grid, so it is fixed in relative frequency
+    return 1 - torch.exp(-squared / (2 * (min(centre_h, centre_w) * cutoff) ** 2))
+
+
+def spectral_residual(grid: torch.Tensor, cutoff: float = CUTOFF) -> torch.Tensor:
+    """``clse-eq-fft`` and ``clse-eq-residual``: ``S = mean_c |F⁻¹(M ⊙ F(x_c))|`` per token.
+
+    ``grid``: ``(batch, H, W, channels)`` hidden states of the visual tokens on their patch grid. Returns
+    ``(batch, H·W)`` (row-major), in float32.
+    """
+    batch, height, width, _ = grid.shape
+    channels_first = grid.permute(0, 3, 1, 2).float()  # (batch, C, H, W): one 2-D transform per channel
+    # F(x_c), centred so that the zero frequency sits at (H // 2, W // 2)
+    spectrum = torch.fft.fftshift(torch.fft.fft2(channels_first), dim=(-2, -1))
+    filtered = spectrum * high_pass_mask(height, width, cutoff).to(grid.device)
+    # F⁻¹(M ⊙ F(x_c)), its modulus, averaged over the channels
+    residual = torch.fft.ifft2(torch.fft.ifftshift(filtered, dim=(-2, -1))).abs()
+    return residual.mean(dim=1).reshape(batch, height * width)
+
+
+def evolution_intensity(s_reference: torch.Tensor, s_layer: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """``clse-eq-intensity``: ``I = min(1, |S^K − S^L| / (mean(S^L) + S^L + ε))`` per token (mean over the image)."""
+    change = (s_layer - s_reference).abs()
+    return torch.clamp(change / (s_reference.mean(dim=-1, keepdim=True) + s_reference + eps), max=1.0)
+
+
+def evolution_factor(intensity: torch.Tensor, temperature: float = TEMPERATURE, eps: float = EPS) -> torch.Tensor:
+    """``clse-eq-factor``: ``σ((I − mean I) / ((std I + ε) τ))`` over the image tokens (unbiased std, as
+    ``torch.std``)."""
+    mean = intensity.mean(dim=-1, keepdim=True)
+    std = intensity.std(dim=-1, keepdim=True) + eps
+    return torch.sigmoid((intensity - mean) / std / temperature)
+
+
+def visual_grid(context: DropContext, layer: int) -> torch.Tensor:
+    """The hidden states entering decoder layer ``layer`` at the image positions, on the patch grid:
+    ``(batch, H, W, hidden)``."""
+    hidden = context.hidden[layer]
+    positions = context.image_positions
+    picked = hidden.gather(1, positions[..., None].expand(-1, -1, hidden.shape[-1]))
+    rows, cols = grid_shape(positions.shape[1])
+    return picked.reshape(hidden.shape[0], rows, cols, hidden.shape[-1])
+
+
+def residuals(context: DropContext, cutoff: float = CUTOFF, reference: int = REFERENCE_LAYER) -> tuple:
+    """``(S^L, S^K)``: the residuals at the reference layer and at the pruning layer of ``context``."""
+    if context.layer <= reference:
+        raise ParameterError(f"the pruning layer ({context.layer}) must come after the reference layer ({reference})")
+    return spectral_residual(visual_grid(context, reference), cutoff), spectral_residual(
+        visual_grid(context, context.layer), cutoff
+    )
+
+
+def clse_scores(cutoff: float = CUTOFF, reference: int = REFERENCE_LAYER) -> Callable[[DropContext], torch.Tensor]:
+    """CLSE as the paper describes it: each visual token's evolution intensity ``I`` between the reference layer and
+    the pruning layer. The official ``score_type="clse"`` ranks by the factor ``σ(z(I)/τ)`` instead, the same order
+    except that in float32 the sigmoid rounds to exactly 1 for ``z(I) > 1.7``, tying the top tokens, which ``topk``
+    then breaks by position. ``cutoff=0``: the no-high-pass ablation."""
+
+    def score(context: DropContext) -> torch.Tensor:
+        return evolution_intensity(*residuals(context, cutoff, reference))
+
+    return score
+
+
+def clse_factor(cutoff: float = CUTOFF, reference: int = REFERENCE_LAYER) -> Callable[[DropContext], torch.Tensor]:
+    """The evolution factor ``σ(z(I)/τ)`` of each visual token (``clse-eq-factor``)."""
+    intensity = clse_scores(cutoff, reference)
+    return lambda context: evolution_factor(intensity(context))
+
+
+def single_layer_scores(cutoff: float = CUTOFF) -> Callable[[DropContext], torch.Tensor]:
+    """The one-layer ablation: the high-frequency residual ``S^K`` at the pruning layer alone (no evolution)."""
+    return lambda context: spectral_residual(visual_grid(context, context.layer), cutoff)
+
+
+def hybrid_scores(cutoff: float = CUTOFF, reference: int = REFERENCE_LAYER) -> Callable[[DropContext], torch.Tensor]:
+    """``clse-eq-hybrid`` (the official ``score_type="clse_attn"``): evolution factor × FastV's attention (the last
+    token's row at layer ``K − 1``, mean over heads)."""
+    factor = clse_factor(cutoff, reference)
+    return lambda context: factor(context) * fastv_scores(context)
+
+
+def shuffled_hybrid_scores(seed: int, cutoff: float = CUTOFF) -> Callable[[DropContext], torch.Tensor]:
+    """The control of the hybrid: the same factor, its values permuted over each image's tokens (a seeded
+    permutation per row), times FastV's attention. It gates attention as sharply but not by the spectrum."""
+    factor = clse_factor(cutoff)
+
+    def score(context: DropContext) -> torch.Tensor:
+        values = factor(context)
+        generator = torch.Generator().manual_seed(seed)
+        order = torch.stack([torch.randperm(values.shape[1], generator=generator) for _ in range(len(values))])
+        return values.gather(1, order.to(values.device)) * fastv_scores(context)
+
+    return score
+
+
+def methods(seed: int = 0, cutoff: float = CUTOFF) -> list[Method]:
+    """CLSE, CLSE-Hybrid, the two ablations (no high-pass, one layer) and the hybrid's shuffled-factor control, as
+    methods of :func:`llmtheory.visual_pruning.evaluate` (each one pass, scores computed inside it)."""
+    rankings = {
+        "CLSE": (clse_scores(cutoff), False),
+        "CLSE (no high-pass)": (clse_scores(0.0), False),
+        "one layer (S^K)": (single_layer_scores(cutoff), False),
+        "CLSE-Hybrid": (hybrid_scores(cutoff), True),
+        "Hybrid (shuffled factor)": (shuffled_hybrid_scores(seed, cutoff), True),
+    }
+    return [Method(name, _rule_of(score), attention=attention) for name, (score, attention) in rankings.items()]
+
+
+def _rule_of(score: Callable) -> Callable:
+    return lambda k, chunk: rule_from_scores(score, k)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The staged schedule of the released code
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Keep ``kept`` visual tokens from decoder index ``layer`` on, ranked by ``score`` (``"hybrid"`` or
+    ``"attention"``)."""
+
+    layer: int
+    kept: int
+    score: str
+
+
+def stage_layers(layers: int) -> tuple[int, ...]:
+    """The official stage indices 1, 11, 21 of 32 scaled to a model of ``layers`` decoder layers (the first stays at
+    1; later ones rounded, strictly increasing, below ``layers``)."""
+    check_int("layers", layers, minimum=len(OFFICIAL_STAGES) + 1)
+    out = [OFFICIAL_STAGES[0]]
+    for index in OFFICIAL_STAGES[1:]:
+        out.append(max(out[-1] + 1, round(index * layers / OFFICIAL_LAYERS)))
+    if out[-1] >= layers:
+        raise ParameterError(f"a {layers}-layer model has no room for three stages at {out}")
+    return tuple(out)
+
+
+def staged_schedule(n_image: int, layers: int, budget: int) -> list[Stage]:
+    """The three stages for a nominal ``budget`` of ``n_image`` tokens: the official counts where LLaVA's 576 tokens
+    and a tabulated budget match, else ``round(budget × ratio)`` (capped at the tokens left, at least one)."""
+    check_int("budget", budget, minimum=1, maximum=n_image)
+    if n_image == 576 and budget in OFFICIAL_KEEP:
+        counts = OFFICIAL_KEEP[budget]
+    else:
+        counts, left = [], n_image
+        for ratio in STAGE_RATIOS:
+            left = max(1, min(left, round(budget * ratio)))
+            counts.append(left)
+    scores = ("hybrid", "attention", "attention")
+    return [Stage(layer, kept, score) for layer, kept, score in zip(stage_layers(layers), counts, scores, strict=True)]
+
+
+def layer_average(stages: list[Stage], n_image: int, layers: int, count_first: bool = True) -> float:
+    """Visual tokens per decoder layer, averaged over the ``layers`` layers: the layers before the first stage see
+    all ``n_image`` (``count_first=False``: counted at the last stage's size instead, as the official comment's
+    ``(330·10 + 210·10 + 62·12) / 32`` does)."""
+    bounds = [s.layer for s in stages] + [layers]
+    total = sum(s.kept * (bounds[i + 1] - s.layer) for i, s in enumerate(stages))
+    head = stages[0].layer
+    total += head * (n_image if count_first else stages[-1].kept)
+    return total / layers
+
+
+def cutoff_in_cycles(side: int, cutoff: float = CUTOFF) -> float:
+    """The high-pass's Gaussian width in cycles per patch: ``r · (side // 2) / side`` (≈ r/2 for every grid)."""
+    return cutoff * (side // 2) / side if side > 1 else math.nan

@@ -1,0 +1,187 @@
+"""CLSE (``llmtheory.clse``): each equation on hand-made hidden states, the staged schedule's arithmetic, the new
+baselines of ``visual_pruning`` (VisPruner-style, DART-style), and the scores inside a pruned forward pass of a
+freshly initialised micro LLaVA."""
+
+import numpy as np
+import pytest
+import torch
+
+from llmtheory import clse
+from llmtheory import clse_experiment as cx
+from llmtheory import scenes as sc
+from llmtheory import visual_pruning as vp
+from llmtheory.params import ParameterError
+from llmtheory.priortr import attention_context
+from llmtheory.seeding import make_rng
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _grid(values: torch.Tensor) -> torch.Tensor:
+    """``(H, W)`` or ``(H, W, C)`` → ``(1, H, W, C)``."""
+    return (values if values.ndim == 3 else values[..., None])[None].float()
+
+
+def test_the_mask_is_zero_at_the_centre_and_grows_with_distance():
+    mask = clse.high_pass_mask(24, 24)
+    assert float(mask[12, 12]) == 0 and float(mask.max()) <= 1
+    ring = [float(mask[12, 12 + d]) for d in range(1, 6)]
+    assert ring == sorted(ring) and ring[0] == pytest.approx(1 - np.exp(-1 / (2 * 1.2**2)))
+    assert torch.equal(clse.high_pass_mask(6, 6, 0.0), torch.ones(6, 6))  # r = 0: no filter (official)
+    with pytest.raises(ParameterError, match="cutoff"):
+        clse.high_pass_mask(6, 6, -0.1)
+
+
+def test_the_high_pass_kills_the_dc_component():
+    constant = _grid(torch.full((6, 6, 3), 2.5))
+    assert float(clse.spectral_residual(constant).abs().max()) < 1e-6
+    # a constant added to every token changes nothing: the filter removed it
+    noise = torch.randn(6, 6, 4, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(clse.spectral_residual(_grid(noise)), clse.spectral_residual(_grid(noise + 7.0)))
+    # without the filter the residual is the mean absolute value
+    torch.testing.assert_close(clse.spectral_residual(_grid(noise), 0.0), noise.abs().mean(-1).flatten()[None])
+
+
+def test_a_high_frequency_grid_scores_higher_than_a_low_frequency_one():
+    h, w = torch.meshgrid(torch.arange(12.0), torch.arange(12.0), indexing="ij")
+    smooth = torch.cos(2 * np.pi * h / 12)  # one cycle over the grid: the lowest non-zero frequency
+    sharp = torch.cos(np.pi * (h + w))  # the checkerboard: the highest
+    s_smooth, s_sharp = (float(clse.spectral_residual(_grid(g)).mean()) for g in (smooth, sharp))
+    assert s_sharp == pytest.approx(1.0, abs=1e-5) and s_smooth < 0.8 * s_sharp
+    # both have unit amplitude and zero mean, so only the filter tells them apart
+    assert float(clse.spectral_residual(_grid(smooth), 0.0).mean()) == pytest.approx(2 / np.pi, abs=0.02)
+
+
+def test_on_a_six_by_six_grid_the_residual_is_the_deviation_from_the_grid_mean():
+    x = torch.randn(2, 6, 6, 5, generator=torch.Generator().manual_seed(1))
+    centred = (x - x.mean(dim=(1, 2), keepdim=True)).abs().mean(-1).flatten(1)
+    residual = clse.spectral_residual(x)
+    assert float((residual - centred).abs().max() / residual.max()) < 0.01
+
+
+def test_intensity_is_the_relative_change_clipped_at_one():
+    s0 = torch.tensor([[0.2, 0.4, 0.0]])
+    s1 = torch.tensor([[0.5, 0.5, 5.0]])
+    intensity = clse.evolution_intensity(s0, s1)
+    mean = 0.2
+    expected = [0.3 / (0.2 + mean + 1e-6), 0.1 / (0.4 + mean + 1e-6), 1.0]  # the third is clipped
+    torch.testing.assert_close(intensity[0], torch.tensor(expected))
+    assert float(intensity.max()) <= 1 and float(intensity.min()) >= 0
+    assert torch.equal(clse.evolution_intensity(s0, s0), torch.zeros_like(s0))  # no change, no score
+
+
+def test_the_factor_orders_tokens_as_the_intensity_and_saturates():
+    intensity = torch.tensor([[0.1, 0.5, 0.2, 0.9, 0.3]])
+    factor = clse.evolution_factor(intensity)
+    assert torch.equal(factor.argsort(), intensity.argsort())
+    z = (intensity - intensity.mean()) / (intensity.std() + clse.EPS)
+    torch.testing.assert_close(factor, torch.sigmoid(z / clse.TEMPERATURE))
+    # two outliers of different intensity: float32 rounds σ(z / 0.1) to exactly one for both (z ≈ 1.9), a tie
+    outliers = torch.tensor([[0.0] * 8 + [1.0, 0.99]])
+    gated = clse.evolution_factor(outliers)
+    assert float(gated[0, 8]) == float(gated[0, 9]) == 1.0
+
+
+def test_the_pruning_index_keeps_the_top_intensities():
+    s0 = torch.tensor([[1.0, 1.0, 1.0, 1.0]])
+    s1 = torch.tensor([[1.0, 3.0, 1.5, 0.2]])
+    kept = vp.top_k(clse.evolution_intensity(s0, s1), 2)
+    assert kept.tolist() == [[1, 3]]  # the two largest changes, in their original order
+
+
+def test_the_official_schedule_and_its_layer_averages():
+    stages = clse.staged_schedule(576, 32, 192)
+    assert [(s.layer, s.kept, s.score) for s in stages] == [(1, 330, "hybrid"), (11, 210, "attention"),
+                                                            (21, 62, "attention")]  # fmt: skip
+    assert clse.layer_average(stages, 576, 32, count_first=False) == 192  # the official comment's arithmetic
+    assert clse.layer_average(stages, 576, 32) == pytest.approx(6658 / 32)  # layer 0 with its 576 tokens
+    assert [s.kept for s in clse.staged_schedule(576, 32, 100)] == [172, 109, 32]  # the ratios 1.72 / 1.09 / 0.32
+    small = clse.staged_schedule(36, 6, 12)
+    assert [s.layer for s in small] == [1, 2, 4] and [s.kept for s in small] == [21, 13, 4]
+    with pytest.raises(ParameterError, match="layers"):
+        clse.stage_layers(3)
+
+
+def test_vispruner_keeps_half_by_cls_attention_and_drops_duplicates():
+    n, k = 12, 6
+    cls = torch.linspace(1, 0, n)[None]  # token 0 most attended
+    features = torch.eye(n)[None].clone()
+    features[0, 8] = features[0, 10] = features[0, 11] = features[0, 9]  # 8–11 are copies of one feature
+    kept = vp.vispruner_keep(features, cls, k)[0].tolist()
+    assert kept[:3] == [0, 1, 2] and len(kept) == k == len(set(kept))  # ⌊k/2⌋ by attention
+    assert sum(t in (8, 9, 10, 11) for t in kept) == 1  # of four copies of one feature, one survives
+    assert vp.vispruner_keep(features, cls, 1).shape == (1, 1)
+
+
+def test_dart_keeps_a_pivot_and_the_tokens_least_like_it():
+    class Context:
+        layer = 1
+        image_positions = torch.arange(1, 7)[None]
+        last_positions = torch.tensor([8])
+
+    image = torch.tensor([[5.0, 0, 0], [1, 0.1, 0], [0.9, 0.1, 0], [0, 1, 0], [0, 0, 1], [0, 0.7, 0.7]])
+    hidden = torch.zeros(1, 9, 3)
+    hidden[0, 1:7] = image
+    hidden[0, 7:9] = torch.tensor([[1.0, 0, 0], [0.5, 0, 0]])
+    Context.hidden = [hidden, hidden]
+    kept = vp.dart_keep(Context, 3)[0].tolist()
+    assert 0 in kept and len(kept) == 3  # the largest-norm image token is the pivot
+    assert not {1, 2} & set(kept)  # the tokens most like the pivot go
+    assert vp.dart_pivot_count(128) == 4 and vp.dart_pivot_count(4) == 1
+
+
+@pytest.fixture(scope="module")
+def context(micro_vlm):
+    model, processor = micro_vlm
+    items = vp.heldout(("colour", "count", "exist"), 2, seed=0)
+    chunk = next(vp.chunks(model, processor, items, len(items), 0))
+    return attention_context(model, chunk.inputs, 1), chunk
+
+
+def test_scores_inside_a_pass_have_one_value_per_visual_token(context):
+    ctx, chunk = context
+    for score in (clse.clse_scores(), clse.clse_scores(0.0), clse.single_layer_scores(), clse.hybrid_scores(),
+                  clse.shuffled_hybrid_scores(0)):  # fmt: skip
+        values = score(ctx)
+        assert values.shape == (len(chunk.items), chunk.n_image) and torch.isfinite(values).all()
+    s0, s1 = clse.residuals(ctx)
+    torch.testing.assert_close(clse.clse_scores()(ctx), clse.evolution_intensity(s0, s1))
+    hybrid = clse.hybrid_scores()(ctx)
+    torch.testing.assert_close(hybrid, clse.clse_factor()(ctx) * vp.fastv_scores(ctx))
+    shuffled = clse.shuffled_hybrid_scores(0)(ctx) / vp.fastv_scores(ctx)
+    torch.testing.assert_close(shuffled.sort(-1).values, clse.clse_factor()(ctx).sort(-1).values)
+
+
+def test_the_reference_layer_must_come_before_the_pruning_layer(micro_vlm):
+    model, processor = micro_vlm
+    chunk = next(vp.chunks(model, processor, vp.heldout(("colour",), 1, seed=0), 1, 0))
+    with pytest.raises(ParameterError, match="reference layer"):
+        vp.forward_dropping_visual_tokens(model, chunk.inputs, 0, vp.rule_from_scores(clse.clse_scores(), 4))
+
+
+def test_every_method_keeps_exactly_the_budget(micro_vlm):
+    model, processor = micro_vlm
+    items = vp.heldout(("colour", "count"), 2, seed=0)
+    methods = vp.attention_free_baselines(model) + clse.methods()
+    rows = vp.evaluate(model, processor, items, 1, methods, {"1/3": 1 / 3, "1/9": 1 / 9}, batch_size=4)
+    for r in rows:
+        if r["budget"] != "—":
+            assert len(set(r["kept_tokens"])) == r["kept"] == vp.keep_count(36, vp.BUDGETS[r["budget"]])
+    rows = cx.with_answers(rows, items, 36)
+    assert all(r["answer_tokens"] == vp.answer_patches(items[r["item"]][1].patches, 36) for r in rows)
+
+
+def test_row_shift_is_zero_when_the_kept_tokens_are_the_answers():
+    rows = [{"method": "m", "budget": "b", "kept_tokens": (0, 1), "answer_tokens": (0, 1)},
+            {"method": "m", "budget": "b", "kept_tokens": (30, 31), "answer_tokens": (0, 1)}]  # fmt: skip
+    shift = cx.row_shift(rows, "m", "b", 36)
+    assert shift[0] == 0 and shift[1] == pytest.approx(1.0)  # the last row against the first: the whole grid
+    unbiased = [rows[0] | {"method": "n"}] * 2  # kept where the answers are, for both items
+    diff = cx.bias_difference(rows + unbiased, "n", "m", "b", 36, make_rng(0, "t"))
+    assert diff.value == pytest.approx(0.5)  # |mean shift of m| − |mean shift of n| = 0.5 − 0
+
+
+def test_the_published_gap_and_the_items_are_the_papers():
+    gap = cx.PUBLISHED["CLSE"] - cx.PUBLISHED["FastV"]
+    assert gap.round(1).tolist() == [7.3, 10.9, 16.8]
+    assert sc.GRID == 6
