@@ -603,7 +603,7 @@ def summary_figure(ledgers: list[dict], path: Path) -> Path:
     if right.get_legend_handles_labels()[0]:
         right.legend(ncol=1, **below)
     for ax in (left, right):
-        ax.set_xlim(0, max(1.0, max(patch.get_x() + patch.get_width() for patch in ax.patches) + 0.5))
+        ax.set_xlim(0, max((patch.get_x() + patch.get_width() for patch in ax.patches), default=0.5) + 0.5)
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(axis="y", visible=False)
     path.parent.mkdir(parents=True, exist_ok=True)
