@@ -38,6 +38,18 @@ def test_parts_follow_the_book_order():
     assert listed == sorted(listed, key=registry.index), "chapters are listed in the registry's order"
 
 
+def test_no_work_is_in_two_bibliography_entries():
+    # two entries of one work (each chapter's own key) give Sphinx a duplicate author-year label, a warning that
+    # fails `make book` but no unit test; a work cited by two chapters belongs in book/references.bib, once
+    titles: dict[str, list[str]] = {}
+    for bib in config()["bibtex_bibfiles"]:
+        text = (ROOT / bib).read_text()
+        for key, title in re.findall(r"@\w+\{([^,]+),.*?\btitle\s*=\s*\{(.+?)\},?\n", text, flags=re.S):
+            titles.setdefault(re.sub(r"\W+", " ", title).strip().lower(), []).append(key)
+    repeated = {title: keys for title, keys in titles.items() if len(keys) > 1}
+    assert not repeated, f"one entry per work (move it to book/references.bib): {repeated}"
+
+
 def test_bibliography_files_exist():
     for bib in config()["bibtex_bibfiles"]:
         assert (ROOT / bib).is_file(), bib
