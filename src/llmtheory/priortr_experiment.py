@@ -155,7 +155,7 @@ def timing_plans(model, inputs: dict, n_image: int, share: float) -> dict[str, t
 
 
 def kept_by_plan(n_image: int, share: float) -> dict[str, int]:
-    """The visual tokens each plan of :func:`time_plans` keeps: all for the two full runs, ``k`` for PriorTR and
+    """The visual tokens each plan of :func:`timing_plans` keeps: all for the two full runs, ``k`` for PriorTR and
     the fixed-token plan (for :func:`llmtheory.visual_pruning.plan_efficiency` and ``caches_hold``)."""
     k = vp.keep_count(n_image, share)
     return {"full": n_image, "full (again)": n_image, "PriorTR": k, "fixed tokens": k}
