@@ -62,8 +62,8 @@ check-book: book
 # Unit tests, then every chapter at SCALE="smoke" through papermill, with the network unreachable, on one
 # pytest-xdist worker per core (a chapter's two notebook tests share a worker: see tests/test_notebooks.py).
 test: $(STAMP)
-	$(PY) -m ruff check src tests
-	$(PY) -m ruff format --check src tests
+	$(PY) -m ruff check src tests notebooks
+	$(PY) -m ruff format --check src tests notebooks
 	.ci/offline $(PY) -m pytest -n auto --dist loadgroup
 
 # The periodic compatibility check of the Colab path: a separate environment made by `pip install -e .[dev]`
@@ -90,8 +90,8 @@ robustness: $(STAMP)
 	$(PY) -m llmtheory claims --scale book > /dev/null; exit $$status
 
 lint: $(STAMP)
-	$(PY) -m ruff check src tests
-	$(PY) -m ruff format --check src tests
+	$(PY) -m ruff check src tests notebooks
+	$(PY) -m ruff format --check src tests notebooks
 
 # Re-pin the environment after changing a dependency in pyproject.toml.
 lock: $(STAMP)

@@ -1,5 +1,6 @@
 """The book's hygiene, from its files: table of contents, notebooks, setup cells, data manifest."""
 
+import functools
 import os
 import re
 import subprocess
@@ -168,3 +169,72 @@ def test_no_remote_images_an_offline_reader_would_see_broken(path):
         if cell.cell_type == "markdown":
             assert not re.search(r"!\[[^\]]*\]\(https?://", cell.source), f"remote image in {cell.source[:80]!r}"
             assert not re.search(r"<img[^>]+src=[\"']https?://", cell.source), f"remote image in {cell.source[:80]!r}"
+
+
+# Equations and code point at each other (issue 28): a chapter labels its display equations `$$ ... $$ (<slug>-eq-x)`
+# or ```{math} with `:label: <slug>-eq-x`; the library function (or the notebook cell) that computes an equation
+# cites its label verbatim, and no citation names an equation that does not exist.
+EQUATION_LABELS = (
+    re.compile(r"\$\$[ \t]*\(([^()\s]+)\)[ \t]*$", re.MULTILINE),
+    re.compile(r"```\{math\}[^`]*?^:label:[ \t]*(\S+)", re.MULTILINE | re.DOTALL),
+)
+
+
+def equation_labels(markdown: str) -> list[str]:
+    return [label for pattern in EQUATION_LABELS for label in pattern.findall(markdown)]
+
+
+def equation_citations(text: str, slug: str) -> set[str]:
+    return set(re.findall(rf"(?<![\w-]){re.escape(slug)}-eq-[a-z0-9-]*[a-z0-9]", text))
+
+
+@functools.cache
+def library_text() -> str:
+    return "\n".join(path.read_text() for path in sorted((ROOT / "src" / "llmtheory").rglob("*.py")))
+
+
+@functools.cache
+def notebook_text(path) -> tuple[str, str]:
+    """(markdown, code) of a notebook, each cell's source joined."""
+    cells = nbformat.read(path, as_version=4).cells
+    return tuple("\n".join(c.source for c in cells if c.cell_type == kind) for kind in ("markdown", "code"))
+
+
+def test_equation_labels_and_citations_are_recognised():
+    markdown = "$$\nx = (a)\n$$ (demo-eq-sum)\n\n```{math}\n:label: demo-eq-max\ny\n```\n$$ (a + b)^2 $$\n"
+    assert equation_labels(markdown) == ["demo-eq-sum", "demo-eq-max"]
+    cited = "Eq. ``demo-eq-sum``: ... {eq}`demo-eq-max-2`, eq. (demo-eq-a1); not xdemo-eq-b nor demo-eq-"
+    assert equation_citations(cited, "demo") == {"demo-eq-sum", "demo-eq-max-2", "demo-eq-a1"}
+    assert equation_references("{eq}`demo-eq-sum` and {eq}`the bound <demo-eq-max>`") == ["demo-eq-sum", "demo-eq-max"]
+
+
+def chapter_modules(slug: str) -> str:
+    package = ROOT / "src" / "llmtheory"
+    paths = sorted(package.glob(f"{slug}*.py")) + sorted((package / slug).rglob("*.py"))
+    return "\n".join(path.read_text() for path in paths)
+
+
+def equation_references(text: str) -> list[str]:
+    """The targets of MyST ``{eq}`label` `` and ``{eq}`text <label>` `` roles."""
+    return [re.sub(r"^.*<(.+)>$", r"\1", target.strip()) for target in re.findall(r"\{eq\}`([^`]+)`", text)]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_equations_and_code_cite_each_other(path):
+    slug = path.stem
+    markdown, code = notebook_text(path)
+    labels = equation_labels(markdown)
+    misnamed = [label for label in labels if not re.fullmatch(rf"{re.escape(slug)}-eq-[a-z0-9-]+", label)]
+    assert not misnamed, f"name every equation {slug}-eq-<name> (lower case, digits, hyphens): {misnamed}"
+    assert len(labels) == len(set(labels)), f"an equation label is used twice: {sorted(labels)}"
+    everywhere = library_text() + "".join("\n".join(notebook_text(p)) for p in NOTEBOOKS)
+    dangling = sorted(equation_citations(everywhere, slug) - set(labels))
+    assert not dangling, f"cited (in src/llmtheory or a notebook) but not an equation label of {slug}: {dangling}"
+    every_label = {label for p in NOTEBOOKS for label in equation_labels(notebook_text(p)[0])}
+    unknown = sorted(set(equation_references(markdown + code + chapter_modules(slug))) - every_label)
+    assert not unknown, f"{{eq}} references to no equation label of the book (scheme <slug>-eq-<name>): {unknown}"
+    uncited = sorted(set(labels) - equation_citations(library_text() + "\n" + code, slug))
+    assert not uncited, (
+        f"cite each equation verbatim where it is computed (the library function's docstring, or a code cell of "
+        f"the chapter): {uncited}"
+    )

@@ -420,7 +420,7 @@ def test_exercise_checkers_fail_on_wrong_answers():
     from llmtheory.paths import repo_root
 
     cells = nbformat.read(repo_root() / "notebooks" / "rkhs_rates.ipynb", 4).cells
-    namespace = {"np": np, "rk": rk}
+    namespace = {"np": np, "rkhs_rates": rk}
     for cell in cells:
         if cell.cell_type == "code" and "def check_exercise_" in cell.source:
             exec(cell.source, namespace)  # Exercise 1's cell also runs its instructor's answer

@@ -169,6 +169,7 @@ def irreducible_representations(group: FiniteGroup, seed: int = 0) -> list[Irrep
     """
     rng = np.random.default_rng(seed)
     left, right = left_regular(group), right_regular(group)
+    # step 1: L(z) for a random Hermitian central z; its eigenspaces are the isotypic components V_π
     centre = np.tensordot(_hermitian_weights(group, rng, on_classes=True), left, axes=1)
     values, vectors = np.linalg.eigh(centre)
     irreps = []
@@ -177,7 +178,9 @@ def irreducible_representations(group: FiniteGroup, seed: int = 0) -> list[Irrep
         dimension = math.isqrt(len(block))
         assert dimension**2 == len(block), "an isotypic component must have dimension d²"
         restricted = np.einsum("ia,gij,jb->gab", basis.conj(), left, basis)
+        # step 2: χ_π(g) = tr(L(g)|V_π) / d_π
         character = np.trace(restricted, axis1=1, axis2=2) / dimension
+        # step 3: a random right action splits V_π into d_π copies of π; L on one copy is π(g)
         mixer = np.tensordot(_hermitian_weights(group, rng, on_classes=False), right, axes=1)
         split_values, split_vectors = np.linalg.eigh(basis.conj().T @ mixer @ basis)
         assert dimension == 1 or split_values[dimension] - split_values[dimension - 1] > 1e-7
@@ -199,24 +202,28 @@ def character_table(group: FiniteGroup, irreps: list[Irrep]) -> np.ndarray:
 
 
 def subset_measure(group: FiniteGroup, subset) -> np.ndarray:
-    """``μ_S = 1_S / |S|`` as a vector over the group (a probability on ``G``)."""
+    """Eq. ``augmentation_fourier-eq-average``: ``μ_S = 1_S / |S|`` as a vector over the group (a probability on
+    ``G``)."""
     measure = np.zeros(group.order)
     measure[np.asarray(subset, dtype=int)] = 1.0
     return measure / measure.sum()
 
 
 def averaging_operator(representation: np.ndarray, subset) -> np.ndarray:
-    """``P_S = (1/|S|) Σ_{g∈S} ρ(g)`` for ``representation[g] = ρ(g)``: augmentation with ``S``."""
+    """Eq. ``augmentation_fourier-eq-average``: ``P_S = (1/|S|) Σ_{g∈S} ρ(g)`` for ``representation[g] = ρ(g)``:
+    augmentation with ``S``."""
     return representation[np.asarray(subset, dtype=int)].mean(axis=0)
 
 
 def fourier_transform(measure: np.ndarray, irrep: Irrep) -> np.ndarray:
-    """``μ̂(π) = Σ_g μ(g) π(g)``; for a 1-dimensional ``π`` the multiplier ``m_χ(S)``."""
+    """Eq. ``augmentation_fourier-eq-fourier`` (left): ``μ̂(π) = Σ_g μ(g) π(g)``; for a 1-dimensional ``π`` the
+    multiplier ``m_χ(S)``."""
     return np.tensordot(measure, irrep.matrices, axes=1)
 
 
 def inverse_fourier(transforms: list[np.ndarray], irreps: list[Irrep], group: FiniteGroup) -> np.ndarray:
-    """Fourier inversion ``μ(g) = (1/|G|) Σ_π d_π tr(π(g⁻¹) μ̂(π))``."""
+    """Eq. ``augmentation_fourier-eq-fourier`` (right), Fourier inversion:
+    ``μ(g) = (1/|G|) Σ_π d_π tr(π(g⁻¹) μ̂(π))``."""
     total = np.zeros(group.order, dtype=complex)
     for transform, irrep in zip(transforms, irreps, strict=True):
         inverse_matrices = irrep.matrices[group.inverse]
@@ -225,14 +232,16 @@ def inverse_fourier(transforms: list[np.ndarray], irreps: list[Irrep], group: Fi
 
 
 def isotypic_projector(representation: np.ndarray, irrep: Irrep, group: FiniteGroup) -> np.ndarray:
-    """``E_π = (d_π/|G|) Σ_g conj χ_π(g) ρ(g)``, the projection onto the ``π``-isotypic component of ``ρ``."""
+    """Eq. ``augmentation_fourier-eq-decomposition`` (right): ``E_π = (d_π/|G|) Σ_g conj χ_π(g) ρ(g)``, the
+    projection onto the ``π``-isotypic component of ``ρ``."""
     return irrep.dimension / group.order * np.tensordot(np.conj(irrep.character), representation, axes=1)
 
 
 def fourier_component(
     representation: np.ndarray, transform: np.ndarray, irrep: Irrep, group: FiniteGroup
 ) -> np.ndarray:
-    """``P_S E_π = (d_π/|G|) Σ_g tr(π(g⁻¹) μ̂_S(π)) ρ(g)``: the part of ``P_S`` that only sees ``μ̂_S(π)``."""
+    """Eq. ``augmentation_fourier-eq-decomposition`` (left): ``P_S E_π = (d_π/|G|) Σ_g tr(π(g⁻¹) μ̂_S(π)) ρ(g)``,
+    the part of ``P_S`` that only sees ``μ̂_S(π)``."""
     coefficients = np.einsum("gab,ba->g", irrep.matrices[group.inverse], transform)
     return irrep.dimension / group.order * np.tensordot(coefficients, representation, axes=1)
 
@@ -244,8 +253,9 @@ def multiplicities(representation: np.ndarray, irreps: list[Irrep], group: Finit
 
 
 def invariance_defect(measure: np.ndarray, irreps: list[Irrep], present=None) -> float:
-    """``δ_S = max_{π ≠ 1} ‖μ̂_S(π)‖_op`` over the irreps ``present`` in the hypothesis class (default all):
-    equal to ``‖P_S − P_G‖_op``, and zero iff ``P_S`` maps the class into invariant functions."""
+    """Eq. ``augmentation_fourier-eq-defect``: ``δ_S = max_{π ≠ 1} ‖μ̂_S(π)‖_op`` over the irreps ``present`` in
+    the hypothesis class (default all): equal to ``‖P_S − P_G‖_op``, and zero iff ``P_S`` maps the class into
+    invariant functions."""
     norms = [
         np.linalg.norm(fourier_transform(measure, r), ord=2)
         for i, r in enumerate(irreps)
@@ -348,9 +358,11 @@ class InvariantDensity:
 
 
 def circle_multipliers(group_order: int, subset, frequencies: np.ndarray) -> np.ndarray:
-    """``m_ℓ(S) = (1/|S|) Σ_{g∈S} e^{-2πiℓg/m}``: translation by ``g/m`` multiplies the ``ℓ``-th empirical
+    """Eq. ``augmentation_fourier-eq-fourier`` for the characters of the cyclic group ``Z_m``:
+    ``m_ℓ(S) = (1/|S|) Σ_{g∈S} e^{-2πiℓg/m}``; translation by ``g/m`` multiplies the ``ℓ``-th empirical
     coefficient by ``e^{-2πiℓg/m}``, so augmentation multiplies it by the character average over ``S``."""
     subset = np.asarray(subset)
+    # m_ℓ(S): the character e^{-2πiℓg/m} averaged over g ∈ S
     return np.exp(-2j * np.pi * np.outer(frequencies, subset) / group_order).mean(axis=1)
 
 

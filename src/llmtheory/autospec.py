@@ -563,9 +563,11 @@ def check_rules(rules: tuple[Rule, ...], domain: Domain) -> None:
 
 
 def fires(rule: Rule, domain: Domain, trigger: np.ndarray, facts: np.ndarray) -> np.ndarray:
-    """AgentSpec's semantics: the rule fires on a trace when the action matches the trigger and every
-    checked literal holds. Returns a Boolean vector over traces."""
+    """Eq. ``autospec-eq-semantics`` (left), AgentSpec's semantics: the rule fires on a trace when the action
+    matches the trigger and every checked literal holds. Returns a Boolean vector over traces."""
+    # [a(τ) = t_r]
     hit = np.ones(len(trigger), bool) if rule.trigger == ANY_TRIGGER else trigger == domain.triggers.index(rule.trigger)
+    # ∧ over ℓ ∈ C_r of ℓ(τ)
     for literal in rule.checks:
         column = facts[:, domain.index(literal.predicate)]
         hit &= column if literal.positive else ~column
@@ -573,8 +575,10 @@ def fires(rule: Rule, domain: Domain, trigger: np.ndarray, facts: np.ndarray) ->
 
 
 def flags(rules: tuple[Rule, ...], domain: Domain, trigger: np.ndarray, facts: np.ndarray) -> np.ndarray:
-    """A trace is flagged unsafe when at least one rule fires on it (the rules form a disjunction)."""
+    """Eq. ``autospec-eq-semantics`` (right): a trace is flagged unsafe when at least one rule fires on it (the
+    rules form a disjunction)."""
     flagged = np.zeros(len(trigger), bool)
+    # flag(R, τ) = ∨ over r ∈ R of fires(r, τ)
     for rule in rules:
         flagged |= fires(rule, domain, trigger, facts)
     return flagged
@@ -619,20 +623,22 @@ def evaluate(rules: tuple[Rule, ...], traces: Traces, *, clean: bool = False) ->
 
 
 def foil_gain(p0: int, n0: int, p1: int, n1: int) -> float:
-    """FOIL's information gain (Quinlan 1990) of refining a clause that covers ``p0`` positives and
-    ``n0`` negatives into one covering ``p1`` and ``n1``:
+    """Eq. ``autospec-eq-foil``: FOIL's information gain (Quinlan 1990) of refining a clause that covers ``p0``
+    positives and ``n0`` negatives into one covering ``p1`` and ``n1``:
     ``p1 · (log2(p1/(p1+n1)) − log2(p0/(p0+n0)))``, zero when the refinement keeps no positive."""
     if p1 == 0 or p0 == 0:
         return 0.0
+    # Gain(ℓ) = p₁ (log₂ p₁/(p₁+n₁) − log₂ p₀/(p₀+n₀))
     return p1 * (np.log2(p1 / (p1 + n1)) - np.log2(p0 / (p0 + n0)))
 
 
 def rank_literals(
     positives: np.ndarray, negatives: np.ndarray, predicates: tuple[str, ...], *, exclude: frozenset[str] = frozenset()
 ) -> list[tuple[Literal, float]]:
-    """The ILP scorer: every literal ``p`` / ``!p`` ranked by the FOIL gain of adding it to a clause
-    that covers the rows of ``positives`` and ``negatives`` (Boolean fact matrices). A literal true on
+    """The ILP scorer: every literal ``p`` / ``!p`` ranked by the FOIL gain (eq. ``autospec-eq-foil``) of adding it
+    to a clause that covers the rows of ``positives`` and ``negatives`` (Boolean fact matrices). A literal true on
     most positive examples and few negative ones ranks first. Ties break by name, for determinism."""
+    # p₀, n₀: the examples the clause covers now; p₁, n₁ below: those it keeps with ℓ = p or ℓ = !p
     p0, n0 = len(positives), len(negatives)
     on_pos, on_neg = positives.sum(0), negatives.sum(0)
     ranked = []
@@ -739,9 +745,11 @@ def ilp_candidates(
     domain, trigger, facts, unsafe = traces.domain, traces.trigger, traces.facts, traces.label
     firing = [fires(r, domain, trigger, facts) for r in rules]
     flagged = np.any(firing, axis=0) if rules else np.zeros(len(traces), bool)
+    # the counterexamples: unsafe traces no rule flags (false negatives), against the correctly unflagged ones
     false_neg, true_neg = ~flagged & unsafe, ~flagged & ~unsafe
     found: dict[str, list[Edit]] = {kind: [] for kind in EDIT_KINDS}
     for i, rule in enumerate(rules):
+        # specialise: a literal that keeps rule r's true positives (p) and loses its false positives (n)
         tp, fp = firing[i] & unsafe, firing[i] & ~unsafe
         if fp.any():
             used = frozenset(x.predicate for x in rule.checks)
@@ -750,6 +758,7 @@ def ilp_candidates(
                     found["specialise"].append(
                         Edit("specialise", f"@{rule.name} += {literal}", specialise(rules, i, literal), gain)
                     )
+        # generalise: the gain of also covering the near misses that dropping one literal lets through
         on_trigger = fires(replace(rule, checks=()), domain, trigger, facts)
         prior_p, prior_n = int((on_trigger & false_neg).sum()), int((on_trigger & true_neg).sum())
         for literal in rule.checks:
@@ -758,6 +767,7 @@ def ilp_candidates(
             if gain > 0:
                 edit = Edit("generalise", f"@{rule.name} -= {literal}", generalise(rules, i, literal), gain)
                 found["generalise"].append(edit)
+        # drop: rule r's alarms that no other rule raises are mostly false positives
         others = np.zeros(len(traces), bool)
         for k, other in enumerate(firing):
             if k != i:
@@ -766,6 +776,7 @@ def ilp_candidates(
         lost_tp, saved_fp = int((alone & unsafe).sum()), int((alone & ~unsafe).sum())
         if saved_fp > lost_tp:
             found["drop"].append(Edit("drop", f"drop @{rule.name}", drop_rule(rules, i), float(saved_fp - lost_tp)))
+    # add: a clause learned by greedy FOIL on one trigger's false negatives against its true negatives
     for t, name in enumerate(domain.triggers):
         pos, neg = facts[false_neg & (trigger == t)], facts[true_neg & (trigger == t)]
         if len(pos) < min_support:
@@ -801,6 +812,7 @@ def random_candidates(
         return Literal(free[rng.integers(len(free))], bool(rng.integers(2)))
 
     for _ in range(per_kind):
+        # the rule, the literal and the clause drawn uniformly, where ilp_candidates scores them by FOIL gain
         if rules:
             i = int(rng.integers(len(rules)))
             literal = random_literal({x.predicate for x in rules[i].checks})
@@ -887,6 +899,7 @@ def verify(candidates: list[Edit], fit: Traces, validation: Traces | None = None
         return None
 
     def key(edit: Edit):
+        # best objective first (F1, negated for min), then the smaller rule set
         size = sum(len(r.checks) + 1 for r in edit.rules)
         return tuple(-x for x in objective(edit.rules, fit, validation)) + (size, edit.description)
 
@@ -919,15 +932,18 @@ def cegis(
     result = LoopResult(history=[start])
     for _ in range(max_iterations):
         rules = result.rules
+        # counterexample feedback: traces where the rules and the hidden policy disagree
         if oracle is not None:
             found = oracle(rules)
             result.counterexamples.append(len(found))
             fit = fit.concat(found)
+        # propose (ILP or random), then verify
         if proposer == "ilp":
             candidates = ilp_candidates(rules, fit, per_kind=per_kind)
         else:
             candidates = random_candidates(rules, fit, rng, per_kind=per_kind)
         best = verify(candidates, fit, validation)
+        # accept only a revision that raises the verifier's objective; none does: converged
         if best is None or objective(best.rules, fit, validation) <= objective(rules, fit, validation):
             result.converged = True
             break

@@ -268,6 +268,7 @@ def compress_cache(cache, keep: Sequence[torch.Tensor]):
 
     compressed = DynamicCache()
     for layer_index, (layer, positions) in enumerate(zip(cache.layers, keep, strict=True)):
+        # the B_l kept positions of each KV head, gathered along the sequence axis of keys and values
         index = positions.to(layer.keys.device)[None, :, :, None]
         index = index.expand(layer.keys.shape[0], -1, -1, layer.keys.shape[-1])
         compressed.update(torch.gather(layer.keys, 2, index), torch.gather(layer.values, 2, index), layer_index)
@@ -355,7 +356,8 @@ def _step(model, cache, token: int, position: int) -> torch.Tensor:
 
 
 def round_budgets(raw: Sequence[float], total: int, floor: int, cap: int, importance: Sequence[float]) -> list[int]:
-    """Integer budgets near ``raw`` with ``floor ≤ B_l ≤ cap`` summing exactly to ``total``.
+    """Integer budgets near ``raw`` with ``floor ≤ B_l ≤ cap`` summing exactly to ``total`` (the rounding and
+    clipping of eq. ``compresskv-eq-budget``).
 
     Round and clip, then fix the residual greedily by importance (CompressKV's rule): add one position at a time to
     the most important layer below its cap, or remove one from the least important layer above its floor.
@@ -363,7 +365,9 @@ def round_budgets(raw: Sequence[float], total: int, floor: int, cap: int, import
     layers = len(raw)
     if not floor * layers <= total <= cap * layers:
         raise ValueError(f"a total of {total} cannot be split over {layers} layers within [{floor}, {cap}]")
+    # round, then clip to [m, cap]
     budgets = [int(min(max(round(b), floor), cap)) for b in raw]
+    # the residual: one position at a time, to the most important layer (or from the least important)
     order = sorted(range(layers), key=lambda i: (-importance[i], i))
     while sum(budgets) < total:
         budgets[next(i for i in order if budgets[i] < cap)] += 1
@@ -401,7 +405,7 @@ def pyramid_budgets(
 def error_aware_budgets(
     average: int, layer_weights: Sequence[float], length: int, minimum: int = WINDOW, cap_ratio: float = 3.0
 ) -> list[int]:
-    """CompressKV's layer budgets from normalised eviction errors ``w_l``:
+    """Eq. ``compresskv-eq-budget``: CompressKV's layer budgets from normalised eviction errors ``w_l``:
     ``B_l = m + round(w_l (L·B − m·L))``, clipped to ``[m, 3B]`` (and to the context), residuals fixed greedily
     by ``w_l`` (:func:`round_budgets`). The paper's floor ``m = 32`` (for budgets of 128 and more) is scaled down
     to the window here by default, since our budgets are a few tokens to a few hundred.
@@ -410,9 +414,12 @@ def error_aware_budgets(
     average = min(average, length)
     minimum = min(minimum, average)
     weights = np.asarray(layer_weights, dtype=float)
+    # w_l = E_l / Σ E_l'
     weights = weights / weights.sum()
     total = average * layers
+    # B_l = m + w_l (L·B̄ − m·L), before rounding
     raw = minimum + weights * (total - minimum * layers)
+    # clipped to [m, 3B̄] (and to the context)
     cap = min(length, max(int(cap_ratio * average), average))
     return round_budgets(raw.tolist(), total, minimum, cap, importance=weights.tolist())
 
@@ -423,11 +430,14 @@ def error_aware_budgets(
 
 
 def snapkv_scores(window_attention: torch.Tensor, kernel: int = POOL_KERNEL) -> torch.Tensor:
-    """SnapKV's vote: the attention the window's queries give each prefix position, summed over the window, then
-    average-pooled over positions (kernel ``kernel``, stride 1, zero padding). Returns (..., heads, T − w)."""
+    """Eq. ``compresskv-eq-snapkv``, SnapKV's vote: the attention the window's queries give each prefix position,
+    summed over the window, then average-pooled over positions (kernel ``kernel``, stride 1, zero padding).
+    Returns (..., heads, T − w)."""
     window = window_attention.shape[-2]
+    # Σ_{i=T−w}^{T−1} a_{i,j} for j < T − w
     votes = window_attention[..., : window_attention.shape[-1] - window].sum(dim=-2)
     flat = votes.reshape(-1, 1, votes.shape[-1])
+    # pool_5: average over the neighbouring positions
     pooled = F.avg_pool1d(flat, kernel_size=kernel, stride=1, padding=kernel // 2, count_include_pad=True)
     return pooled.reshape(votes.shape)
 
@@ -472,6 +482,7 @@ def top_positions(scores: torch.Tensor, budget: int, length: int, window: int = 
     ``w`` positions, sorted: (groups, budget). Ties go to the earlier position."""
     groups = scores.shape[0]
     window_positions = torch.arange(length - window, length).expand(groups, -1)
+    # the top B_l − w votes, then the observation window itself
     chosen = torch.topk(scores, budget - window, dim=-1, sorted=True).indices if budget > window else None
     kept = window_positions if chosen is None else torch.cat([chosen, window_positions], dim=-1)
     return kept.sort(dim=-1).values
@@ -566,6 +577,7 @@ def select_positions(
     if method in chosen_heads and chosen_heads[method] is None:
         raise ValueError(f"{method} needs {'random_heads' if method.startswith('random') else 'semantic_heads'}")
     positions = []
+    # the positions each layer keeps within its budget B_l (eq. compresskv-eq-budget for the error-aware methods)
     for layer, budget in enumerate(budgets):
         if method == "full" or budget >= length:
             kept = all_positions(length, shape.kv_heads)
@@ -579,9 +591,11 @@ def select_positions(
                 per_kv_head(cake_scores(state.window_attention[layer]), shape.kv_heads), budget, length
             )
         elif method in ("snapkv", "pyramidkv", "error-budgets"):
+            # v_j of eq. compresskv-eq-snapkv, averaged over each KV head's query heads
             votes = per_kv_head(snapkv_scores(state.window_attention[layer]), shape.kv_heads)
             kept = top_positions(votes, budget, length, window)
         else:  # srh-selection, random-heads, compresskv, random-compresskv
+            # v_j averaged over the layer's semantic retrieval heads only (or the random control heads)
             votes = snapkv_scores(state.window_attention[layer])[list(chosen_heads[method][layer])].mean(dim=0)
             kept = top_positions(votes[None], budget, length, window).expand(shape.kv_heads, -1).clone()
         positions.append(kept)
@@ -619,7 +633,8 @@ def rouge1_recall(generated: Sequence[int], reference: Sequence[int]) -> float:
 def head_scores_one(
     model, input_ids: Sequence[int], state: Prefill, needle: tuple[int, int], generated: Sequence[int]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """SRH and traditional retrieval scores of one NIAH example (the paper's detection, one sample).
+    """SRH and traditional retrieval scores of one NIAH example (the paper's detection, one sample): the inner sums
+    of eqs. ``compresskv-eq-srh`` and ``compresskv-eq-retrieval``.
 
     The greedy answer ``generated`` is fed after the prompt ``input_ids`` (teacher forcing reproduces the greedy
     run); at each step whose generated token occurs in the needle span ``[start, end)``, every head adds the
@@ -629,6 +644,7 @@ def head_scores_one(
     steps = len(generated)
     ids = torch.as_tensor(list(input_ids) + list(generated[:-1]), dtype=torch.long)
     cache = compress_cache(state.cache, _all_kept(state))
+    # teacher-force the greedy answer on the full cache: the attention rows a^{(l,h)}_{t,·} of every answer step t
     positions = torch.arange(state.length, state.length + steps, device=model.device)[None]
     out = model(
         input_ids=ids[None, state.length :].to(model.device),
@@ -641,11 +657,14 @@ def head_scores_one(
     needle_ids = ids[start:end].tolist()
     semantic = torch.zeros(rows.shape[:2])
     traditional = torch.zeros(rows.shape[:2])
+    # the steps t with y_t ∈ N
     for step, token in enumerate(generated):
         if token not in needle_ids:
             continue
         attention = rows[:, :, step, :]
+        # s^SRH: Σ_{j∈N} a_{t,j}, the mass on the whole needle
         semantic += attention[..., start:end].sum(-1)
+        # s^ret: 1/|N| when j*_t = argmax_j a_{t,j} is a needle token equal to y_t
         top = attention.argmax(-1)
         traditional += ((top >= start) & (top < end) & (ids[top] == token)).float() / (end - start)
     return semantic.numpy(), traditional.numpy()
@@ -664,9 +683,10 @@ def _prefix_tokens(tokenizer) -> int:
 
 
 def retrieval_head_scores(model, items, states, *, recall_threshold: float = 0.5) -> HeadScores:
-    """The paper's head detection over NIAH examples (:class:`NeedleItem` and their :class:`Prefill`): greedy
-    answers with the full cache; examples whose answer has ROUGE-1 recall above ``recall_threshold`` against the
-    needle's key and value are scored with :func:`head_scores_one` and averaged."""
+    """The paper's head detection over NIAH examples (:class:`NeedleItem` and their :class:`Prefill`), eqs.
+    ``compresskv-eq-srh`` and ``compresskv-eq-retrieval``: greedy answers with the full cache; examples whose
+    answer has ROUGE-1 recall above ``recall_threshold`` against the needle's key and value (the set ``D``) are
+    scored with :func:`head_scores_one` and averaged (the ``1/|D|``)."""
     shape = geometry(model)
     semantic = np.zeros((shape.layers, shape.heads))
     traditional = np.zeros_like(semantic)
@@ -800,7 +820,8 @@ def _all_kept(state: Prefill) -> list[torch.Tensor]:
 
 
 def layer_weights_from_errors(errors: np.ndarray) -> np.ndarray:
-    """Sum the per-sample errors (samples, layers) and L1-normalise: the layer weights ``w_l`` (one dataset)."""
+    """Sum the per-sample errors (samples, layers) and L1-normalise: the layer weights ``w_l`` of
+    eq. ``compresskv-eq-error`` (one dataset)."""
     total = np.asarray(errors, dtype=float).sum(axis=0)
     return total / total.sum()
 

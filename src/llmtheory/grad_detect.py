@@ -309,18 +309,22 @@ def probe_batch(tokenizer, prompts: Sequence[Sequence[int]], probe: str) -> Prob
 
 
 def probe_loss(logits: torch.Tensor, input_ids: torch.Tensor, probe_mask: torch.Tensor) -> torch.Tensor:
-    """L(x, r) = −(1/|r|) Σ_t log p(r_t | x, r_<t) per item (paper step 2): probe tokens only.
+    """Eq. ``grad_detect-eq-probe``: L(x, r) = −(1/|r|) Σ_t log p(r_t | x, r_<t) per item (paper step 2): probe
+    tokens only.
 
     ``logits[b, t]`` predicts token ``t + 1``; returns a vector with one loss per item.
     """
+    # log p(r_t | x, r_<t): the logits at t − 1 score token t
     logprobs = logits[:, :-1].log_softmax(-1).gather(-1, input_ids[:, 1:, None])[..., 0]
     mask = probe_mask[:, 1:].to(logprobs.dtype)
+    # −(1/|r|) Σ_t over the probe tokens only
     return -(logprobs * mask).sum(1) / mask.sum(1)
 
 
 @torch.no_grad()
 def probe_losses(model, tokenizer, prompts, probe: str, batch_size: int = 64) -> np.ndarray:
-    """The probe loss of every prompt (paper step 2), forward passes only (no gradient)."""
+    """The probe loss (eq. ``grad_detect-eq-probe``) of every prompt (paper step 2), forward passes only (no
+    gradient)."""
     out = []
     for start in range(0, len(prompts), batch_size):
         batch = probe_batch(tokenizer, prompts[start : start + batch_size], probe)
@@ -341,7 +345,8 @@ class LayerActivations:
 
 
 def probe_activations(model, batch: ProbeBatch, layers: Sequence[int] | None = None) -> list[LayerActivations]:
-    """a and δ of every requested down-projection (default all layers) for each item of ``batch``.
+    """a and δ of every requested down-projection (default all layers) for each item of ``batch``: the factors of
+    eq. ``grad_detect-eq-outer``.
 
     One forward–backward pass for the whole batch: the losses of different items do not interact, so the gradient
     of their sum with respect to a layer's *output* holds every item's δ_t (the per-example trick of Goodfellow,
@@ -352,6 +357,7 @@ def probe_activations(model, batch: ProbeBatch, layers: Sequence[int] | None = N
     layers = list(range(len(modules))) if layers is None else list(layers)
     captured: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
+    # a_t: the down-projection's input, y_t = W_l a_t its output, kept by a forward hook
     def keep(index):
         return lambda module, args, output: captured.__setitem__(index, (args[0], output))
 
@@ -362,6 +368,7 @@ def probe_activations(model, batch: ProbeBatch, layers: Sequence[int] | None = N
             input_ids, probe_mask = batch.input_ids.to(device), batch.probe_mask.to(device)
             logits = model(input_ids=input_ids, attention_mask=batch.attention_mask.to(device)).logits
             losses = probe_loss(logits.float(), input_ids, probe_mask)
+            # δ_t = ∂L/∂y_t, every item's at once: the items' losses do not interact
             deltas = torch.autograd.grad(losses.sum(), [captured[i][1] for i in layers])
     finally:
         for handle in handles:
@@ -411,23 +418,28 @@ def layer_gradients_vmap(model, batch: ProbeBatch) -> torch.Tensor:
 def gradient_norms(found: LayerActivations) -> torch.Tensor:
     """‖G_b‖_F with G_b = Σ_t δ_t a_tᵀ, from ‖G‖² = Σ_{t,s} (δ_t·δ_s)(a_t·a_s) (eq. ``grad_detect-eq-norm``):
     two T×T Gram matrices per item instead of an O×I matrix. Shape (B,)."""
+    # δ_t·δ_s and a_t·a_s
     gram_d = torch.einsum("bto,bso->bts", found.deltas, found.deltas)
     gram_a = torch.einsum("bti,bsi->bts", found.inputs, found.inputs)
+    # ‖G‖_F² = Σ_{t,s} (δ_t·δ_s)(a_t·a_s)
     return (gram_d * gram_a).sum((1, 2)).clamp(min=0).sqrt()
 
 
 def gradient_inner(found: LayerActivations, references: torch.Tensor) -> torch.Tensor:
     """⟨G_b, R_c⟩ = Σ_t δ_tᵀ R_c a_t (eq. ``grad_detect-eq-norm``) for references (C, O, I): shape (B, C)."""
+    # R_c a_t
     projected = torch.einsum("coi,bti->btco", references, found.inputs)
+    # Σ_t δ_tᵀ (R_c a_t)
     return torch.einsum("btco,bto->bc", projected, found.deltas)
 
 
 def activation_cosines(found: Sequence[LayerActivations], references: torch.Tensor) -> torch.Tensor:
-    """s^(l,c) = cos(∇_{W_l} L(x, r′), g_{c,r}^(l)) (paper step 6) from a and δ alone: references (C, L, O, I)
-    give features (B, L, C)."""
+    """Eq. ``grad_detect-eq-features``: s^(l,c) = cos(∇_{W_l} L(x, r′), g_{c,r}^(l)) (paper step 6) from a and δ
+    alone: references (C, L, O, I) give features (B, L, C)."""
     columns = []
     for layer, f in enumerate(found):
         refs = references[:, layer]
+        # cos = ⟨G, g⟩ / (‖G‖_F ‖g‖_F), both parts from eq. grad_detect-eq-norm
         inner = gradient_inner(f, refs)
         norms = gradient_norms(f)[:, None] * refs.flatten(1).norm(dim=1)[None]
         columns.append(inner / norms.clamp(min=1e-30))
@@ -456,7 +468,8 @@ def class_members(labels: np.ndarray, classes: Sequence[str]) -> list[np.ndarray
 def class_references(
     model, tokenizer, prompts, labels: np.ndarray, classes: Sequence[str], probe: str, batch_size: int = 64
 ) -> torch.Tensor:
-    """g_{c,r}^(l) = mean_{i ∈ c} ∇_{W_l} L(x_i, r) / ‖·‖_F over the reference items (paper step 5): (|C|, L, O, I).
+    """g_{c,r}^(l) = mean_{i ∈ c} ∇_{W_l} L(x_i, r) / ‖·‖_F over the reference items (paper step 5), the
+    references of eq. ``grad_detect-eq-features``: (|C|, L, O, I).
 
     ``prompts`` and ``labels`` are the reference half; every class needs at least one item (callers drop a task
     whose class is missing, :func:`testable_tasks`).
@@ -467,8 +480,10 @@ def class_references(
     sums = None
     for index, found in iterate_activations(model, tokenizer, prompts, probe, batch_size):
         weights = torch.tensor(np.stack([m[index] for m in members], 1), dtype=torch.float32, device=_device(model))
+        # Σ over the class's items and positions of δ_t a_tᵀ, accumulated batch by batch
         part = gradient_sums(found, weights)
         sums = part if sums is None else sums + part
+    # the mean, normalised to unit Frobenius norm (the 1/|c| cancels)
     return unit_references(sums)
 
 
@@ -485,7 +500,8 @@ def random_references(like: torch.Tensor, *, seed: int) -> torch.Tensor:
 
 
 def cosine_features(grads: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
-    """s^(l,c) from explicit gradients (B, L, P) and references (C, L, P): features (B, L, C). For gradients that
+    """Eq. ``grad_detect-eq-features``, s^(l,c) from explicit gradients (B, L, P) and references (C, L, P): features
+    (B, L, C). For gradients that
     exist as vectors (the planted exercise) and to check :func:`activation_cosines`."""
     unit = grads / grads.norm(dim=-1, keepdim=True).clamp(min=1e-30)
     return torch.einsum("blp,clp->blc", unit, references / references.norm(dim=-1, keepdim=True))
@@ -624,7 +640,8 @@ class LayerEncoder(nn.Module):
 
 
 def focal_loss(logits: torch.Tensor, targets: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
-    """FL = −(1 − p_y)^γ log p_y averaged over the batch (Lin et al., 2017), γ = 2 as in the paper (step 8)."""
+    """Eq. ``grad_detect-eq-focal``: FL = −(1 − p_y)^γ log p_y averaged over the batch (Lin et al., 2017), γ = 2 as
+    in the paper (step 8)."""
     logp = logits.log_softmax(-1).gather(-1, targets[:, None])[:, 0]
     return (-((1 - logp.exp()) ** gamma) * logp).mean()
 
@@ -645,8 +662,9 @@ class PredictorConfig:
 
 
 def train_predictor(features: np.ndarray, targets: np.ndarray, *, seed: int, config: PredictorConfig | None = None):
-    """Train :class:`LayerEncoder` with focal loss, AdamW, gradient clipping at 1, ReduceLROnPlateau (factor 0.5,
-    patience 5) and early stopping on a validation fifth of the training half; returns the best model (eval mode).
+    """Train :class:`LayerEncoder` with focal loss (eq. ``grad_detect-eq-focal``), AdamW, gradient clipping at 1,
+    ReduceLROnPlateau (factor 0.5, patience 5) and early stopping on a validation fifth of the training half; returns
+    the best model (eval mode).
 
     ``targets`` are class indices. Deterministic for a given ``seed``.
     """

@@ -102,6 +102,7 @@ def regular_representation(group: Group, entry: Entry, side: str) -> np.ndarray:
     table = group.multiplication_table()
     matrix = np.zeros((group.order, group.order), dtype=np.uint8)
     columns = np.arange(group.order)
+    # each term g of a adds the permutation matrix of h ↦ g h (left) or h ↦ h g (right), mod 2
     for term in entry:
         g = group.index(term)
         rows = table[g, columns] if side == "left" else table[columns, g]
@@ -135,7 +136,7 @@ def _kron_identity(proto: ProtoMatrix, size: int, identity_first: bool) -> Proto
 def lifted_product(
     group: Group, a: ProtoMatrix, b: ProtoMatrix, b_side: str = "right"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The lifted-product code LP(A, B) over F2[G] (Panteleev & Kalachev), eq. (LP):
+    """Eq. ``qldpc_sce-eq-lp``: the lifted-product code LP(A, B) over F2[G] (Panteleev & Kalachev):
 
         H_X = [A ⊗ I_{m_B} | I_{m_A} ⊗ B],   H_Z = [I_{n_A} ⊗ B* | A* ⊗ I_{n_B}],
 
@@ -145,9 +146,11 @@ def lifted_product(
     multiplication too, which breaks the CSS condition for non-abelian G (kept to show that it does).
     """
     m_a, n_a, m_b, n_b = len(a), len(a[0]), len(b), len(b[0])
+    # H_X = [A ⊗ I_{m_B} | I_{m_A} ⊗ B], A lifted by left and B by right multiplication
     hx = np.hstack(
         [lift(group, _kron_identity(a, m_b, False), "left"), lift(group, _kron_identity(b, m_a, True), b_side)]
     )
+    # H_Z = [I_{n_A} ⊗ B* | A* ⊗ I_{n_B}]: the lift of X* is the transpose of the lift of X
     hz = np.hstack(
         [lift(group, _kron_identity(b, n_a, True), b_side).T, lift(group, _kron_identity(a, n_b, False), "left").T]
     )
@@ -159,7 +162,8 @@ def _transpose(proto: ProtoMatrix) -> ProtoMatrix:
 
 
 def bivariate_bicycle(ell: int, m: int, a_terms: list[Term], b_terms: list[Term]) -> tuple[np.ndarray, np.ndarray]:
-    """A BB code (Bravyi et al. 2024): x = S_l ⊗ I_m, y = I_l ⊗ S_m, H_X = [A | B], H_Z = [B^T | A^T].
+    """Eq. ``qldpc_sce-eq-bb``: a BB code (Bravyi et al. 2024): x = S_l ⊗ I_m, y = I_l ⊗ S_m, H_X = [A | B],
+    H_Z = [B^T | A^T].
 
     It is the lifted product of 1×1 protographs over the abelian group Z_l × Z_m.
     """
@@ -222,7 +226,7 @@ def gf2_kernel(matrix: np.ndarray) -> np.ndarray:
 
 
 def css_dimension(hx: np.ndarray, hz: np.ndarray) -> int:
-    """k = n − rank H_X − rank H_Z over GF(2) (ranks from ``ldpc.mod2``)."""
+    """Eq. ``qldpc_sce-eq-k``: k = n − rank H_X − rank H_Z over GF(2) (ranks from ``ldpc.mod2``)."""
     return hx.shape[1] - ldpc_rank(hx) - ldpc_rank(hz)
 
 
@@ -233,7 +237,7 @@ def gf2_products(rows: np.ndarray, others: np.ndarray) -> np.ndarray:
 
 
 def commutes(hx: np.ndarray, hz: np.ndarray) -> bool:
-    """The CSS condition H_X H_Z^T = 0 over GF(2)."""
+    """The CSS condition H_X H_Z^T = 0 over GF(2) (eq. ``qldpc_sce-eq-commute``)."""
     return hx.shape[1] == hz.shape[1] and not gf2_products(hx, hz).any()
 
 
@@ -310,12 +314,14 @@ def information_set_bound(code: CssCode, trials: int, rng: np.random.Generator) 
     for h_check, opposite in ((code.hx, code.lx), (code.hz, code.lz)):
         kernel = gf2_kernel(h_check)
         for _ in range(trials):
+            # a random information set: row-reduce ker H with the columns in random order
             order = rng.permutation(code.n)
             reduced, _ = gf2_row_reduce(kernel[:, order])
             rows = reduced[:, np.argsort(order)]
             light = rows[np.argsort(rows.sum(axis=1), kind="stable")[:24]]  # pairs of the 24 lightest rows
             pairs = (light[:, None, :] ^ light[None, :, :]).reshape(-1, code.n)
             candidates = np.vstack([rows, pairs])
+            # a nontrivial logical has odd overlap with some opposite-type logical; its weight bounds d
             nontrivial = gf2_products(candidates, opposite).any(axis=1)
             if nontrivial.any():
                 best = min(best, int(candidates[nontrivial].sum(axis=1).min()))
@@ -353,7 +359,8 @@ def distance_upper_bound(code: CssCode, trials: int, rng: np.random.Generator) -
 def milp_min_logical(
     h_check: np.ndarray, opposite: np.ndarray, max_nodes: int, fixed: int | None = None, return_vector: bool = False
 ):
-    """The least weight of a nontrivial logical in ker(h_check), by a mixed-integer program (HiGHS), eq. (MILP):
+    """Eq. ``qldpc_sce-eq-milp``: the least weight of a nontrivial logical in ker(h_check), by a mixed-integer
+    program (HiGHS):
 
         min Σ x_i  s.t.  h_check x − 2 s = 0,  ℓ_j·x − 2 t_j − y_j = 0 (j = 1..k),  Σ y_j ≥ 1,
         x, y ∈ {0,1}, s, t ∈ Z≥0,
@@ -367,6 +374,7 @@ def milp_min_logical(
     """
     m, n = h_check.shape
     k = opposite.shape[0]
+    # columns (x, s, t, y); rows: H x − 2s = 0, ℓ_j·x − 2t_j − y_j = 0, Σ y_j ≥ 1
     rows = np.vstack(
         [
             np.hstack([h_check, -2 * np.eye(m), np.zeros((m, 2 * k))]),
@@ -377,6 +385,7 @@ def milp_min_logical(
     matrix = sparse.csc_matrix(rows)
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = matrix.shape[1], matrix.shape[0]
+    # min Σ x_i
     lp.col_cost_ = np.r_[np.ones(n), np.zeros(m + 2 * k)]
     lower = np.zeros(lp.num_col_)
     if fixed is not None:
@@ -474,6 +483,7 @@ def depolarizing_errors(uniforms: np.ndarray, p: float) -> tuple[np.ndarray, np.
     Built from shared uniforms u: X if u < p/3, Y if u < 2p/3, Z if u < p, so two codes (and two values
     of p) see the same noise samples (common random numbers). Returns the X part and the Z part.
     """
+    # X if u < p/3, Y if p/3 ≤ u < 2p/3 (both parts), Z if 2p/3 ≤ u < p
     x_part = uniforms < 2 * p / 3
     z_part = (uniforms >= p / 3) & (uniforms < p)
     return x_part.astype(np.uint8), z_part.astype(np.uint8)
@@ -483,6 +493,7 @@ def logical_error_rate(code: CssCode, p: float, uniforms: np.ndarray, osd_order:
     """Decode X and Z errors separately with ``ldpc.BpOsdDecoder`` (min-sum, max_iter = n, OSD-CS), each with
     marginal rate 2p/3; a shot fails if a residual anticommutes with a logical. Returns (failures, shots)."""
     x_errors, z_errors = depolarizing_errors(uniforms[:, : code.n], p)
+    # p_L: the share of shots whose residual is a nontrivial logical
     failed = decoding_failures(code, x_errors, z_errors, p, osd_order)
     return int(failed.sum()), uniforms.shape[0]
 
@@ -499,6 +510,7 @@ def decoding_failures(
         for shot, error in enumerate(errors):
             if not error.any():
                 continue
+            # residual = decoded correction + error; a failure when it anticommutes with a logical
             residual = (decoder.decode((h @ error) % 2) + error) % 2
             failed[shot] |= bool(((logicals @ residual) % 2).any())
     return failed
@@ -747,8 +759,10 @@ class GrammarProposer:
     def propose(self, parent: Concept, rng: np.random.Generator) -> Concept | None:
         self.stats.proposed += 1
         for _ in range(self.attempts):
+            # a level (group, geometry, entry), then a random rule of that level applied to the parent
             level = MUTATION_LEVELS[rng.choice(3, p=self.level_weights / self.level_weights.sum())]
             child = MUTATIONS[level](parent.spec, rng)
+            # resample until the child is a new, well-formed specification
             if child != parent.spec and not spec_problems(child, self.limits):
                 return make_concept(child, origin=level)
         self.stats.invalid += 1
@@ -846,7 +860,7 @@ class Evaluation:
 
 
 def figure_of_merit(n: int, k: int, d: int) -> float:
-    """Fitness k d^2 / n (the figure of merit of the public BB search)."""
+    """Eq. ``qldpc_sce-eq-fom``: fitness k d^2 / n (the figure of merit of the public BB search)."""
     return k * d * d / n if n else 0.0
 
 
@@ -857,8 +871,8 @@ def trust_cap(n: int) -> int:
 
 
 def search_score(n: int, k: int, d: int, exact: bool) -> float:
-    """The search's fitness: k·d²/n with a proved d, or with an upper bound capped at :func:`trust_cap` (an
-    overshooting bound would otherwise reward codes whose distance is merely hard to bound)."""
+    """The search's fitness: k·d²/n (eq. ``qldpc_sce-eq-fom``) with a proved d, or with an upper bound capped at
+    :func:`trust_cap` (an overshooting bound would otherwise reward codes whose distance is merely hard to bound)."""
     return figure_of_merit(n, k, d if exact else min(d, trust_cap(n)))
 
 
@@ -868,11 +882,14 @@ def evaluate_matrices(
     """Stages 1–3: CSS check, k over GF(2), distance (exact by enumeration when the kernels are small, else an
     upper bound from ``distance_trials`` trials of each finder) and the score :func:`search_score`."""
     n = hx.shape[1]
+    # (1) the CSS condition H_X H_Z^T = 0
     if not commutes(hx, hz):
         return Evaluation("not CSS", n=n, spec=spec)
+    # (2) k of eq. qldpc_sce-eq-k; k = 0 is discarded
     code = css_code(hx, hz)
     if code.k == 0:
         return Evaluation("k = 0", n=n, spec=spec)
+    # (3) d: exact on small kernels, else the cheap upper bound
     d = exact_distance(code, max_kernel_dim=16)
     exact = d is not None
     if not exact:
@@ -932,7 +949,8 @@ def quick_ler(evaluation: Evaluation, rng: np.random.Generator, shots: int, p: f
 
 
 def selection_key(evaluation: Evaluation) -> tuple[float, float]:
-    """Fitness from (n, k, d, LER): k·d²/n, ties broken by the lower quick logical error rate."""
+    """Fitness from (n, k, d, LER): k·d²/n (eq. ``qldpc_sce-eq-fom``), ties broken by the lower quick logical error
+    rate."""
     return (evaluation.fitness, -evaluation.ler)
 
 
@@ -1163,7 +1181,8 @@ def matches_known(evaluation: Evaluation) -> str | None:
 
 
 def per_qubit_rate(ler: float, k: int) -> float:
-    """Logical error rate per logical qubit, 1 − (1 − LER)^(1/k), to compare codes with different k."""
+    """Eq. ``qldpc_sce-eq-per-qubit``: logical error rate per logical qubit, 1 − (1 − LER)^(1/k), to compare codes
+    with different k."""
     return 1.0 - (1.0 - ler) ** (1.0 / k)
 
 

@@ -22,12 +22,13 @@ import os
 import subprocess
 import sys
 
+REPOSITORY, CLONE = "{repo_url}", "{clone_dir}"
 if "google.colab" in sys.modules:
-    if not os.path.isdir("{clone_dir}"):
-        subprocess.run(["git", "clone", "--depth", "1", "{repo_url}", "{clone_dir}"], check=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "{clone_dir}"], check=True)
-    sys.path.insert(0, "{clone_dir}/src")
-    os.chdir("{clone_dir}/notebooks")"""
+    if not os.path.isdir(CLONE):
+        subprocess.run(["git", "clone", "--depth", "1", REPOSITORY, CLONE], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", CLONE], check=True)
+    sys.path.insert(0, f"{{CLONE}}/src")
+    os.chdir(f"{{CLONE}}/notebooks")"""
 
 
 def repository_url(root: Path | None = None) -> str:

@@ -40,7 +40,8 @@ MONTE_CARLO_EXPONENT = 0.5
 
 @dataclass(frozen=True)
 class ChinchillaLaw:
-    """The parametric law ``L(N, D) = E + A / N^α + B / D^β`` (Hoffmann et al. 2022, eq. 2).
+    """Eq. ``scaling_exponents-eq-chinchilla``: the parametric law ``L(N, D) = E + A / N^α + B / D^β`` (Hoffmann et
+    al. 2022, eq. 2).
 
     ``N`` is the parameter count, ``D`` the training tokens, ``L`` the loss in nats per token, ``E`` the
     irreducible loss (the paper's "pedestal").
@@ -56,7 +57,7 @@ class ChinchillaLaw:
     status: str
 
     def loss(self, n_params, n_tokens):
-        """Hoffmann et al. eq. 2 at ``(N, D)``."""
+        """Hoffmann et al. eq. 2 (eq. ``scaling_exponents-eq-chinchilla``) at ``(N, D)``."""
         return (
             self.E
             + self.A / np.asarray(n_params, float) ** self.alpha
@@ -65,7 +66,8 @@ class ChinchillaLaw:
 
     @property
     def gamma(self) -> float:
-        """The compute exponent of the reducible loss on the compute-optimal frontier, eq. (γ) below."""
+        """The compute exponent of the reducible loss on the compute-optimal frontier, eq.
+        ``scaling_exponents-eq-gamma``."""
         return compute_exponent(self.alpha, self.beta)
 
 
@@ -147,12 +149,14 @@ def published_laws_table() -> pd.DataFrame:
 
 
 def compute_exponent(alpha: float, beta: float) -> float:
-    """γ = αβ/(α+β): the reducible loss on the compute-optimal frontier falls as C^{-γ}."""
+    """Eq. ``scaling_exponents-eq-gamma``: γ = αβ/(α+β), the reducible loss on the compute-optimal frontier falls as
+    C^{-γ}."""
     return alpha * beta / (alpha + beta)
 
 
 def derive_compute_optimal() -> dict[str, sp.Expr]:
-    """Minimise ``E + A N^{-α} + B D^{-β}`` subject to ``C = 6 N D`` symbolically.
+    """Minimise ``E + A N^{-α} + B D^{-β}`` subject to ``C = 6 N D`` symbolically: derives eqs.
+    ``scaling_exponents-eq-allocation`` and ``scaling_exponents-eq-gamma``.
 
     With ``D = C/(6N)``, the first-order condition ``N ∂L/∂N = 0`` balances the two marginal gains,
     ``αA N^{-α} = βB D^{-β}``, which is linear in ``ln N``. Returns the sympy expressions of ``N_opt(C)``,
@@ -191,16 +195,20 @@ def symbolically_equal(left: sp.Expr, right: sp.Expr) -> bool:
 
 
 def compute_optimal_allocation(law: ChinchillaLaw, compute):
-    """``(N_opt, D_opt)`` for compute ``C`` FLOP under ``law`` (closed form of :func:`derive_compute_optimal`)."""
+    """Eq. ``scaling_exponents-eq-allocation``: ``(N_opt, D_opt)`` for compute ``C`` FLOP under ``law`` (closed
+    form of :func:`derive_compute_optimal`)."""
     compute = np.asarray(compute, float)
     s = law.alpha + law.beta
+    # G = (αA / βB)^{1/(α+β)}
     G = (law.alpha * law.A / (law.beta * law.B)) ** (1 / s)
+    # N_opt = G (C/6)^{β/(α+β)}, and D_opt = C / (6 N_opt) = G^{-1} (C/6)^{α/(α+β)}
     n_opt = G * (compute / 6) ** (law.beta / s)
     return n_opt, compute / (6 * n_opt)
 
 
 def frontier_loss(law: ChinchillaLaw, compute):
-    """The loss on the compute-optimal frontier, ``L(N_opt(C), D_opt(C))``."""
+    """The loss on the compute-optimal frontier, ``L(N_opt(C), D_opt(C))``; its reducible part falls as ``C^{-γ}``
+    (eq. ``scaling_exponents-eq-gamma``)."""
     n_opt, d_opt = compute_optimal_allocation(law, compute)
     return law.loss(n_opt, d_opt)
 
@@ -235,7 +243,8 @@ JOULE_PER_MWH = 3.6e9
 
 
 def compute_multiplier(reduction: float, exponent: float) -> float:
-    """If the reducible loss falls as C^{-γ}, dividing it by ``reduction`` costs ``reduction^{1/γ}``× compute."""
+    """Eq. ``scaling_exponents-eq-multiplier``: if the reducible loss falls as C^{-γ}, dividing it by ``reduction``
+    costs ``reduction^{1/γ}``× compute."""
     if reduction <= 1 or exponent <= 0:
         raise ValueError("reduction must exceed 1 and the exponent must be positive")
     return reduction ** (1.0 / exponent)
@@ -271,18 +280,23 @@ HUBER_DELTA = 1e-3
 
 
 def huber_objective(residuals: np.ndarray, delta: float = HUBER_DELTA) -> tuple[float, np.ndarray]:
-    """Σ Huber_δ(r) / δ and its derivative in each residual, clip(r, −δ, δ) / δ. Dividing by δ does not move the
-    minimum; it keeps the gradient of order one, so L-BFGS's stopping tolerances mean what they say."""
+    """The objective of eq. ``scaling_exponents-eq-huber``: Σ Huber_δ(r) / δ and its derivative in each residual,
+    clip(r, −δ, δ) / δ. Dividing by δ does not move the minimum; it keeps the gradient of order one, so L-BFGS's
+    stopping tolerances mean what they say."""
     return float(huber(delta, residuals).sum() / delta), np.clip(residuals, -delta, delta) / delta
 
 
 def chinchilla_log_loss(theta: np.ndarray, log_n: np.ndarray, log_d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """log L̂ = LSE(a − α log N, b − β log D, e) with θ = (a, b, e, α, β), a = ln A, b = ln B, e = ln E
-    (Hoffmann et al. eq. 3), and its Jacobian in θ."""
+    (Hoffmann et al. eq. 3; the model inside eq. ``scaling_exponents-eq-huber``, eq.
+    ``scaling_exponents-eq-chinchilla`` in log space), and its Jacobian in θ."""
     a, b, e, alpha, beta = theta
+    # the three terms of L in log space: ln(A/N^α), ln(B/D^β), ln E
     model_term, data_term = a - alpha * log_n, b - beta * log_d
+    # ln L̂ = LSE of the three, computed without overflow
     log_pred = np.logaddexp(np.logaddexp(model_term, data_term), e)
     w_model, w_data, w_floor = np.exp(model_term - log_pred), np.exp(data_term - log_pred), np.exp(e - log_pred)
+    # ∂ LSE / ∂ term = softmax weight of that term
     jac = np.stack([w_model, w_data, w_floor, -w_model * log_n, -w_data * log_d], axis=1)
     return log_pred, jac
 
@@ -309,7 +323,8 @@ def initial_grid() -> np.ndarray:
 def fit_chinchilla_law(
     n_params, n_tokens, loss, *, n_starts: int = 8, theta0: np.ndarray | None = None
 ) -> ChinchillaLaw:
-    """Fit Hoffmann et al.'s eq. 2 by Huber loss (δ = 1e-3) on log loss with L-BFGS, as the replication did.
+    """Fit Hoffmann et al.'s eq. 2 by Huber loss (δ = 1e-3) on log loss with L-BFGS, as the replication did: eq.
+    ``scaling_exponents-eq-huber``.
 
     The objective is evaluated on every point of :func:`initial_grid`; L-BFGS starts from the ``n_starts``
     best (or from ``theta0`` alone, which the bootstrap uses), and the lowest optimum wins.
@@ -356,7 +371,8 @@ class PowerLawFit:
 
 
 def fit_power_law(x, loss, *, with_floor: bool, start: PowerLawFit | None = None) -> PowerLawFit:
-    """Fit ``log L = log(E + K (x/x_ref)^{-γ})`` (or ``E = 0``) by Huber loss on log loss with L-BFGS, from a small
+    """Fit ``log L = log(E + K (x/x_ref)^{-γ})`` (or ``E = 0``) by Huber loss on log loss with L-BFGS (the
+    one-variable form of eq. ``scaling_exponents-eq-huber``; with the floor, the pedestal E), from a small
     grid of starts, or from ``start`` alone (the bootstrap refits from the full-data fit, in its ``x_ref``).
     ``x`` is compute, parameters or tokens; ``x_ref`` is its geometric mean."""
     x, loss = np.asarray(x, float), np.asarray(loss, float)
@@ -365,6 +381,7 @@ def fit_power_law(x, loss, *, with_floor: bool, start: PowerLawFit | None = None
 
     def model(theta):
         k, gamma, e = theta if with_floor else (*theta, -np.inf)
+        # ln L̂ = LSE(ln K − γ ln(x/x_ref), ln E); without the floor ln E = −∞
         power_term = k - gamma * log_x
         log_pred = np.logaddexp(power_term, e)
         w_power = np.exp(power_term - log_pred)
@@ -380,6 +397,7 @@ def fit_power_law(x, loss, *, with_floor: bool, start: PowerLawFit | None = None
         starts = [np.array([np.log(np.median(loss) - np.exp(f)), g, f]) for f in floors for g in (0.1, 0.5)]
     else:
         starts = [np.array([np.log(np.median(loss)), g]) for g in (0.05, 0.3, 1.0)]
+    # the floor stays below the smallest observed loss
     bounds = [(None, None), (1e-4, 10.0)] + ([(None, highest_floor)] if with_floor else [])
     theta = min((_huber_fit(model, t, log_loss, bounds) for t in starts), key=lambda fit: fit[1])[0]
     floor = float(np.exp(theta[2])) if with_floor else 0.0

@@ -1,16 +1,18 @@
-"""Uniform sampling from the unit spectral-norm ball {A ∈ R^{m×n} : ||A||₂ ≤ 1}.
+"""Uniform sampling from the unit spectral-norm ball {A ∈ R^{m×n} : ||A||₂ ≤ 1} (``spectral_ball-eq-ball``).
 
 The paper (authors and text unknown to us; only its abstract) proves that all singular values of such a
 sample tend to 1 as the dimensions grow, and uses this to justify a simple approximate sampler for
 LLM-sized matrices. This module implements, in the order the chapter explains them:
 
-1. the joint density of the singular values (eq. ``joint``) and, for n = 2, its exact normaliser and
+1. the joint density of the singular values (``spectral_ball-eq-joint``) and, for n = 2, its exact normaliser and
    E[σ_min] (sympy);
 2. three exact samplers: truncating a Haar orthogonal matrix of size p = m + n + 1 (Życzkowski–Sommers), the
    same law from the first n columns of a Haar matrix (a Gaussian QR, much cheaper), the Gaussian polar
-   construction X (XᵀX + YᵀY)^{-1/2}, and rejection from the Frobenius ball for small sizes;
+   construction X (XᵀX + YᵀY)^{-1/2} (``spectral_ball-eq-polar``), and rejection from the Frobenius ball for
+   small sizes;
 3. the approximate sampler (a random semi-orthogonal matrix: every σ = 1) and two naive baselines;
-4. the limiting law of the singular values when m/n → c (Wachter's law for a truncated Haar matrix),
+4. the limiting law of the singular values when m/n → c (Wachter's law for a truncated Haar matrix,
+   ``spectral_ball-eq-wachter``),
    whose lower edge (c − 1)/(c + 1) shows where "all σ → 1" holds and where it does not, and the rate
    1 − E σ_min ≈ κ_n / m of the tall regime (n fixed);
 5. a zeroth-order optimiser whose perturbations are drawn from the ball (the paper's motivating use).
@@ -57,19 +59,21 @@ def _tall(sample_tall: Callable[[int, int, int, np.random.Generator], np.ndarray
     return sampler
 
 
-def _haar_columns(p: int, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+def haar_columns(p: int, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     """The first n columns of `size` Haar-distributed p×p orthogonal matrices, shape (size, p, n).
 
     QR of a Gaussian p×n matrix, with the signs of R's diagonal moved into Q (Mezzadri 2007), is uniform on
     the Stiefel manifold; these are exactly the first n columns of a Haar matrix.
     """
     q, r = np.linalg.qr(rng.standard_normal((size, p, n)))
+    # Q·sign(diag R): the QR made unique, hence Haar (without it Q's law depends on the QR routine)
     return q * np.sign(np.diagonal(r, axis1=-2, axis2=-1))[:, None, :]
 
 
 @_tall
 def sample_haar_truncation(m: int, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Exact sampler 1: the top-left m×n block of a Haar orthogonal matrix of size p = m + n + 1.
+    """Exact sampler 1: the top-left m×n block of a Haar orthogonal matrix of size p = m + n + 1, uniform on the
+    ball of eq. ``spectral_ball-eq-ball``.
 
     The block's density is ∝ det(I − AᵀA)^{(p−m−n−1)/2} on the ball, constant when p = m + n + 1
     (Życzkowski & Sommers 2000). This version draws the full p×p Haar matrix (scipy), O(p³) per sample:
@@ -82,8 +86,10 @@ def sample_haar_truncation(m: int, n: int, size: int, rng: np.random.Generator) 
 
 @_tall
 def sample_stiefel_truncation(m: int, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Exact sampler 1': the same block, from the first n columns of the Haar matrix only, O(p n²)."""
-    return _haar_columns(m + n + 1, n, size, rng)[:, :m, :]
+    """Exact sampler 1': the same block, from the first n columns of the Haar matrix only, O(p n²): uniform on the
+    ball of eq. ``spectral_ball-eq-ball``."""
+    # the top m rows of n Haar columns of size p = m + n + 1
+    return haar_columns(m + n + 1, n, size, rng)[:, :m, :]
 
 
 def _inverse_sqrt_psd(s: np.ndarray) -> np.ndarray:
@@ -94,14 +100,17 @@ def _inverse_sqrt_psd(s: np.ndarray) -> np.ndarray:
 
 @_tall
 def sample_gaussian_polar(m: int, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Exact sampler 2: A = X (XᵀX + YᵀY)^{-1/2}, X ~ N(0,1)^{m×n}, Y ~ N(0,1)^{(n+1)×n}.
+    """Exact sampler 2, eq. ``spectral_ball-eq-polar``: A = X (XᵀX + YᵀY)^{-1/2}, X ~ N(0,1)^{m×n},
+    Y ~ N(0,1)^{(n+1)×n}.
 
     Z = [X; Y] (p×n) has orthonormal polar factor Z (ZᵀZ)^{-1/2}, uniform on the Stiefel manifold, so A is its
     top m rows: the same law as the truncation samplers, from one Gram matrix instead of a QR.
     """
     x = rng.standard_normal((size, m, n))
     y = rng.standard_normal((size, n + 1, n))
+    # ZᵀZ = XᵀX + YᵀY for Z = [X; Y]
     gram = np.swapaxes(x, -1, -2) @ x + np.swapaxes(y, -1, -2) @ y
+    # A = X (ZᵀZ)^{-1/2}: the top m rows of Z's polar factor
     return x @ _inverse_sqrt_psd(gram)
 
 
@@ -117,7 +126,8 @@ class RejectionResult:
 
 
 def sample_rejection(m: int, n: int, size: int, rng: np.random.Generator, batch: int = 4096) -> RejectionResult:
-    """Exact sampler 3: uniform proposals in the Frobenius ball of radius √min(m,n), kept when ||A||₂ ≤ 1.
+    """Exact sampler 3: uniform proposals in the Frobenius ball of radius √min(m,n), kept when ||A||₂ ≤ 1 (eq.
+    ``spectral_ball-eq-ball``).
 
     ||A||_F ≤ √rank · ||A||₂, so the Frobenius ball of that radius contains the spectral ball; the acceptance
     rate is the ratio of their volumes and falls off so fast with size that this only serves small shapes.
@@ -142,7 +152,8 @@ def sample_semi_orthogonal(m: int, n: int, size: int, rng: np.random.Generator) 
     Every singular value equals 1, the value the theorem says they all converge to; the singular vectors are
     Haar, as in the exact law.
     """
-    return _haar_columns(m, n, size, rng)
+    # n Haar columns of size m: σ_1 = … = σ_n = 1
+    return haar_columns(m, n, size, rng)
 
 
 @_tall
@@ -152,7 +163,7 @@ def sample_truncation_one_row_too_many(m: int, n: int, size: int, rng: np.random
     Its density is ∝ det(I − AᵀA)^{1/2} on the ball (Życzkowski & Sommers 2000): the nearest wrong member of the
     family, which the references of :func:`agreement_with_references` should reject.
     """
-    return _haar_columns(m + n + 2, n, size, rng)[:, :m, :]
+    return haar_columns(m + n + 2, n, size, rng)[:, :m, :]
 
 
 def sample_gaussian_over_spectral_norm(m: int, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -193,7 +204,8 @@ def singular_values(a: np.ndarray) -> np.ndarray:
 
 
 def joint_density_unnormalised(sigma: np.ndarray, m: int) -> np.ndarray:
-    """Eq. (joint): ∏_{i<j} |σ_i² − σ_j²| ∏_i σ_i^{m−n} on [0, 1]^n (real case), for rows of ``sigma``."""
+    """Eq. ``spectral_ball-eq-joint``: ∏_{i<j} |σ_i² − σ_j²| ∏_i σ_i^{m−n} on [0, 1]^n (real case), for rows of
+    ``sigma``."""
     sigma = np.atleast_2d(sigma)
     n = sigma.shape[1]
     sq = sigma**2
@@ -203,7 +215,8 @@ def joint_density_unnormalised(sigma: np.ndarray, m: int) -> np.ndarray:
 
 
 def two_column_law(m: sp.Expr | int | None = None) -> dict[str, sp.Expr]:
-    """For n = 2: the normaliser Z(m) of eq. (joint) and E[σ_min], E[σ_max], integrated exactly by sympy.
+    """For n = 2: the normaliser Z(m) of eq. ``spectral_ball-eq-joint`` and E[σ_min], E[σ_max], integrated exactly
+    by sympy.
 
     By symmetry Z = 2 ∫₀¹ ∫₀^{s₁} (s₁² − s₂²)(s₁ s₂)^{m−2} ds₂ ds₁. The integral is done once with k = m − 2 ≥ 0
     symbolic, then evaluated at ``m`` (a number, or the symbol m when ``m`` is None).
@@ -227,7 +240,8 @@ def two_column_law(m: sp.Expr | int | None = None) -> dict[str, sp.Expr]:
 
 
 def wachter_edges(ratio: float) -> tuple[float, float]:
-    """Support [σ₋, σ₊] of the limiting singular-value law when m/n → ``ratio`` = c ≥ 1.
+    """Support [σ₋, σ₊] of the limiting singular-value law (eq. ``spectral_ball-eq-wachter``) when m/n → ``ratio``
+    = c ≥ 1.
 
     For the top m×n block of a Haar matrix of size p with n/p → α, m/p → β, the squared singular values follow
     Wachter's law on [λ₋, λ₊], λ± = (√(α(1−β)) ± √(β(1−α)))². Here p = m + n + 1, so α + β → 1, λ₊ = 1 and
@@ -235,11 +249,13 @@ def wachter_edges(ratio: float) -> tuple[float, float]:
     """
     if ratio < 1:
         raise ValueError(f"ratio={ratio!r} must be ≥ 1 (pass m/n with m ≥ n)")
+    # σ₋ = √λ₋ = β − α = (c − 1)/(c + 1) and σ₊ = √λ₊ = 1, since α + β = 1
     return (ratio - 1) / (ratio + 1), 1.0
 
 
 def wachter_sigma_density(sigma: np.ndarray, ratio: float) -> np.ndarray:
-    """Limiting density of one singular value σ when m/n → c (no atoms since α + β = 1).
+    """Eq. ``spectral_ball-eq-wachter``: limiting density of one singular value σ when m/n → c (no atoms since
+    α + β = 1).
 
     f_λ(λ) = √((λ − λ₋)(λ₊ − λ)) / (2π α λ (1 − λ)) with α = 1/(1 + c); σ = √λ, so f_σ(σ) = 2σ f_λ(σ²).
     For c = 1 it is the arcsine law of λ on [0, 1] (median σ = 1/√2).
@@ -281,11 +297,13 @@ def wachter_sigma_mean(ratio: float) -> float:
 
 
 def tall_rate_constant(n: int, size: int, rng: np.random.Generator) -> Estimate:
-    """κ_n in 1 − E σ_min = κ_n / m + O(m⁻²) for n fixed, m → ∞, by Monte Carlo, with its 95% interval.
+    """Eq. ``spectral_ball-eq-rate``: κ_n in 1 − E σ_min = κ_n / m + O(m⁻²) for n fixed, m → ∞, by Monte Carlo,
+    with its 95% interval.
 
-    In the polar construction (eq. ``polar``) XᵀX/m → I, so AᵀA ≈ I − YᵀY/m and 1 − σ_min ≈ λ_max(YᵀY)/(2m)
-    with Y ∈ R^{(n+1)×n} standard Gaussian: κ_n = E λ_max(YᵀY) / 2. For n = 2 this is 5/2, the closed form of
-    :func:`two_column_law`; as n grows κ_n → 2n, the rate of the Wachter edge 1 − (c − 1)/(c + 1) ≈ 2n/m.
+    In the polar construction (eq. ``spectral_ball-eq-polar``) XᵀX/m → I, so AᵀA ≈ I − YᵀY/m and
+    1 − σ_min ≈ λ_max(YᵀY)/(2m) with Y ∈ R^{(n+1)×n} standard Gaussian: κ_n = E λ_max(YᵀY) / 2. For n = 2 this is
+    5/2, the closed form of :func:`two_column_law`; as n grows κ_n → 2n, the rate of the Wachter edge
+    1 − (c − 1)/(c + 1) ≈ 2n/m.
     """
     _check_shape(n, n, size)
     y = rng.standard_normal((size, n + 1, n))
@@ -421,8 +439,9 @@ def zeroth_order_descent(
     smoothing: float = 1e-3,
     learning_rates: tuple[float, ...] = (0.05,),
 ) -> np.ndarray:
-    """Two-point zeroth-order descent (eq. spectral-ball-zo), W ← W − η ĝ with ĝ = (f(W + μA) − f(W − μA)) / (2μ) · A,
-    A from ``sampler``; one run per learning rate η, all on the same directions A (run side by side).
+    """Two-point zeroth-order descent (eq. ``spectral_ball-eq-zo``), W ← W − η ĝ with
+    ĝ = (f(W + μA) − f(W − μA)) / (2μ) · A, A from ``sampler``; one run per learning rate η, all on the same
+    directions A (run side by side).
 
     With A uniform in the spectral ball the step explores the geometry that spectral-norm (Muon-style)
     optimisers use. Returns the loss after every step, shape (steps + 1, len(learning_rates)); row 0 is W = 0.
@@ -432,7 +451,9 @@ def zeroth_order_descent(
     w = np.zeros((len(rates), m, n))
     losses = [problem.loss(w)]
     for direction in sampler(m, n, steps, rng):
+        # (f(W + μA) − f(W − μA)) / (2μ): the directional derivative along A, for every η at once
         slope = (problem.loss(w + smoothing * direction) - problem.loss(w - smoothing * direction)) / (2 * smoothing)
+        # W ← W − η ĝ, ĝ = slope · A
         w = w - rates * slope[:, None, None] * direction
         losses.append(problem.loss(w))
     return np.array(losses)
@@ -506,7 +527,7 @@ def shrinks_with_size(w1: pd.Series) -> bool:
 
 def tall_rate_estimate(frame: pd.DataFrame) -> Estimate:
     """m (1 − mean σ_min) at the largest m of a :func:`regime_statistics` table, with the 95% interval of the mean
-    carried through (rate {eq}`spectral-ball-rate`: it estimates κ_n)."""
+    carried through (rate {eq}`spectral_ball-eq-rate`: it estimates κ_n)."""
     last = frame.iloc[-1]
     m = last["m"]
     return Estimate(m * (1 - last["mean σ_min"]), m * (1 - last["σ_min 95% high"]), m * (1 - last["σ_min 95% low"]))
