@@ -46,6 +46,16 @@ const figures = [...article.querySelectorAll('img')].map(i => i.src).filter(s =>
 return {untypeset, prose, images, wide, links, figures};
 """
 
+# A page with sections has a table of contents; at 1200 px book.css moves it out of the layout (a third column
+# would leave code too little width), so it must be visible either beside the article or in the pop-up.
+HAS_PAGE_TOC = "return document.querySelectorAll('.bd-toc-nav a, #pst-page-navigation-heading-2').length > 0;"
+TOC_SHOWN = """
+const visible = el => el && el.getBoundingClientRect().width > 0 && getComputedStyle(el).visibility === 'visible';
+const column = document.getElementById('pst-secondary-sidebar');
+const popup = document.getElementById('pst-secondary-sidebar-modal');
+return visible(column) || (popup && popup.open && visible(popup) && popup.innerText.trim().length > 0);
+"""
+
 WAIT_FOR_MATHJAX = """
 const done = arguments[arguments.length - 1];
 if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
@@ -146,7 +156,20 @@ def check_page(browser, page: Path, html_dir: Path, screenshots: Path) -> PageRe
         if path.suffix.lower() == ".png" and path.is_file() and transparent_fraction(path) > 0.2:
             report.problems.append(f"figure with a transparent background (dark mode): {path.name}")
     (screenshots / (report.page.replace("/", "__").removesuffix(".html") + ".png")).write_bytes(full_page(browser))
+    if browser.execute_script(HAS_PAGE_TOC) and not page_toc_reachable(browser):
+        report.problems.append("the page's table of contents cannot be opened at 1200 px")
     return report
+
+
+def page_toc_reachable(browser) -> bool:
+    """The page's table of contents is shown beside the article, or opens from a visible button."""
+    if browser.execute_script(TOC_SHOWN):
+        return True
+    buttons = [b for b in browser.find_elements("css selector", ".secondary-toggle") if b.is_displayed()]
+    if not buttons:
+        return False
+    buttons[0].click()
+    return bool(browser.execute_script(TOC_SHOWN))
 
 
 def full_page(browser) -> bytes:
