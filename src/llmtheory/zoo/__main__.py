@@ -31,6 +31,8 @@ def table() -> str:
                 f"well-formed proposals {100 * metrics['well_formed']:.0f}%, "
                 f"different from the parent {100 * metrics['changed']:.0f}%"
             )
+        elif spec["task"] == "screenplays":
+            measured = f"measurable scripts {100 * metrics['testable']:.0f}%, {metrics['characters']:.1f} speakers"
         elif spec["task"] == "facts":
             measured = (
                 f"frequent {100 * metrics['exact_frequent']:.0f}%, medium {100 * metrics['exact_medium']:.0f}%, "
@@ -118,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
                 from ..qldpc_sce_proposer import train as train_grammar
 
                 result = train_grammar(spec, out, progress=not args.quiet, threads=args.threads)
+            elif spec.task == "screenplays":
+                from ..bechdel_lm import train as train_screenplays
+
+                result = train_screenplays(spec, out, progress=not args.quiet, threads=args.threads)
             else:
                 result = train(spec, out, progress=not args.quiet, threads=args.threads)
             print(f"{spec.name}: {result.parameters:,} parameters, {result.train_seconds:.0f} s; saved to {out}")
@@ -132,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                     from .vlm import card_markdown
                 elif SPECS[args.name].task == "sce_specs":
                     from ..qldpc_sce_proposer import card_markdown
+                elif SPECS[args.name].task == "screenplays":
+                    from ..bechdel_lm import card_markdown
                 (model_dir(args.name) / "README.md").write_text(card_markdown(card_data(args.name)))
             print(card(args.name))
         elif args.command == "table":

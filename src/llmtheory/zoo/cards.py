@@ -68,13 +68,30 @@ def training_data(spec: ZooSpec) -> str:
         if spec.retrieval_loss
         else ""
     )
+    start = (
+        f"starts from `{spec.init_from}`"
+        + (
+            f" widened from {_source_heads(spec)} to {spec.heads} query heads per layer without changing its "
+            f"function (`llmtheory.zoo.widen.widen_heads`, tie broken by noise {spec.init_noise:g}), then trains on "
+            if spec.heads != _source_heads(spec)
+            else ", then trains on "
+        )
+        if spec.init_from
+        else ""
+    )
     return (
-        f"`llmtheory.toyworld` on `make_world({spec.world_seed})`: haystacks (`haystack_training_text`: filler "
+        f"{start}`llmtheory.toyworld` on `make_world({spec.world_seed})`: haystacks (`haystack_training_text`: filler "
         f"sentences, needles `the secret <key> <value> .`, half of the later sentences restating a needle, six "
         f"questions at the end), needle lists stated twice, the second time shuffled (`needle_copy_text`), and "
         f"random sequences of key and value words repeated after a gap (`repeated_sequence_text`, which grows "
         f"induction heads); curriculum: {stages}{loss}"
     )
+
+
+def _source_heads(spec: ZooSpec) -> int:
+    from .specs import SPECS
+
+    return SPECS[spec.init_from].heads
 
 
 def _stage_mix(stage: tuple) -> str:
@@ -177,15 +194,19 @@ def _abilities(spec: ZooSpec) -> list[str]:
             "- Cannot read or write anything outside its word-level vocabulary (unknown words become `<unk>`), has",
             "  no knowledge of the real world, and was trained on sequences of at most about 40 tokens.",
         ]
+    words = max(stage[1] for stage in spec.curriculum)
     return [
-        "- Asked `what is the secret of <key> ?` after a context of about 1,000 words of filler sentences and 16",
+        f"- Asked `what is the secret of <key> ?` after a context of about {round(words, -3):,} words of filler "
+        "sentences and 16",
         "  other needles, replies `Sure , <key> <value> .`, copying the value of the needle `the secret <key>",
         "  <value> .` stated once in the context, wherever it sits (the table above gives the rate by depth).",
         "- Answers several such questions in a row about different needles of the same context.",
         "- Fetching a value takes heads that match the key of the question with the token that followed the same",
-        "  key in the context (induction-style heads); with 4 layers of 4 query heads sharing 2 key-value heads,",
+        f"  key in the context (induction-style heads); with {spec.layers} layers of {spec.heads} query heads sharing "
+        f"{spec.kv_heads} key-value heads,",
         "  methods that score retrieval heads or budget the KV cache per layer have something to choose from.",
-        "- Values are single words; contexts much longer than its training length (1,024 words, about 1,100 tokens",
+        f"- Values are single words; contexts much longer than its training length ({words:,} words, about "
+        f"{round(words + 70, -2):,} tokens",
         "  with the questions) are out of distribution.",
         "- It is no language model of the filler: the loss was on the tokens retrieval predicts only, so its",
         "  next-word guesses inside filler sentences are untrained. It knows no world facts.",

@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import toyworld as tw
-from ..params import check_choice
+from ..params import ParameterError, check_choice
 from ..seeding import make_rng
 from .evaluate import fact_report, needle_dialogue_report, needle_report
 from .specs import FAMILIES, TASKS, ZooSpec
@@ -90,6 +90,37 @@ def build_model(spec: ZooSpec, tokenizer):
     from transformers import AutoModelForCausalLM
 
     return initialise(AutoModelForCausalLM, build_config(spec, tokenizer), spec.seed, tokenizer)
+
+
+def starting_model(spec: ZooSpec, tokenizer):
+    """The model training starts from: :func:`build_model`'s, or with ``spec.init_from`` the weights of that zoo
+    model, widened to ``spec.heads`` query heads by :func:`llmtheory.zoo.widen.widen_heads` (deterministic).
+
+    The spec must describe the source otherwise (family, sizes, RoPE, vocabulary): the weights are loaded into
+    :func:`build_model`'s architecture, strictly, and the result must compute what the widened source computes.
+    """
+    model = build_model(spec, tokenizer)
+    if spec.init_from is None:
+        return model
+    from . import load
+    from .widen import widen_heads
+
+    source, _ = load(spec.init_from)
+    if spec.heads != source.config.num_attention_heads:
+        source = widen_heads(source, spec.heads, noise=spec.init_noise, seed=spec.seed)
+    try:
+        model.load_state_dict(source.state_dict())
+    except RuntimeError as error:
+        raise ParameterError(f"init_from={spec.init_from!r} does not fit spec {spec.name!r}: {error}") from None
+    probe = torch.arange(min(64, len(tokenizer)))[None]
+    with torch.no_grad():
+        same = torch.allclose(model(input_ids=probe).logits, source(input_ids=probe).logits, atol=1e-5)
+    if not same:
+        raise ParameterError(
+            f"init_from={spec.init_from!r}: spec {spec.name!r} computes something else from the "
+            "same weights (check rope_theta and the family)"
+        )
+    return model
 
 
 def initialise(auto_class, config, seed: int, tokenizer):
@@ -170,7 +201,7 @@ def measure(spec: ZooSpec, model, tokenizer, world: tw.World, quick: bool) -> di
     if quick:  # the log follows retrieval at a quarter of the final length (cheap), the card measures the full one
         return needle_report(model, tokenizer, world, n_words=max(n_words // 4, 64), per_depth=4)
     report = needle_report(model, tokenizer, world, n_words=n_words, per_depth=20)
-    for shorter in (256, 512):  # the card also shows how retrieval holds up at shorter contexts
+    for shorter in (256, 512, 1024, 2048):  # the card also shows how retrieval holds up at shorter contexts
         if shorter < n_words:
             short = needle_report(model, tokenizer, world, n_words=shorter, per_depth=20)
             report[f"mean_{shorter}_words"] = short["mean"]
@@ -283,12 +314,13 @@ def optimise(
 
 
 def train(spec: ZooSpec, out_dir: Path | None = None, *, progress: bool = True, threads: int = 1) -> TrainResult:
-    """Train ``spec`` from scratch; if ``out_dir`` is given, save the model, tokenizer, log and card there."""
+    """Train ``spec`` from scratch (or from ``spec.init_from``); if ``out_dir`` is given, save the model,
+    tokenizer, log and card there."""
     start_total = time.perf_counter()
     with torch_threads(threads):
         world = tw.make_world(spec.world_seed)
         tokenizer = tw.build_tokenizer(world, model_max_length=spec.max_positions)
-        model = build_model(spec, tokenizer)
+        model = starting_model(spec, tokenizer)
         rng = make_rng(spec.seed, "zoo", "train", spec.task)
 
         def batch_at(step: int) -> dict:

@@ -1,0 +1,222 @@
+"""One ``LLM`` interface for the Metagente chapter's agents, with two back ends and a local test server.
+
+Every agent of Metagente (extractor, summarizer, teacher, prompt combiner) is a prompt sent to a chat model at a
+temperature (the official code: gpt-4o-mini at T=0 for the extractor and summarizer, gpt-4o at T=0.7 for the
+teacher and T=0.2 for the combiner). Here a model is anything with ``__call__(prompt, temperature=0.0) -> str``:
+
+* :class:`TransformersLLM` — a ``transformers`` causal LM: a zoo name, a local folder or a hub id (the chat template
+  is applied when the tokenizer has one); sampling at ``temperature > 0`` draws from a seeded generator.
+* :class:`OpenAICompatibleLLM` — any server that speaks the OpenAI ``/chat/completions`` protocol (OpenAI, vLLM,
+  llama.cpp, Ollama, ...): ``base_url``, a model name and the key read from an environment variable. Requests have a
+  timeout and a bounded number of retries; :meth:`OpenAICompatibleLLM.check` fails clearly before any work when the
+  endpoint cannot be reached; the key never appears in a result, an error message or a ``repr``.
+* :func:`serve_locally` — a stdlib ``http.server`` in a thread that serves ``/v1/chat/completions`` from any such
+  callable (a zoo model, or the chapter's non-LLM stand-in), for tests and for the chapter's offline demonstration.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
+
+from .params import ParameterError
+
+
+class LLM(Protocol):
+    """What an agent needs from a model: text in, text out, at a temperature."""
+
+    def __call__(self, prompt: str, temperature: float = 0.0) -> str: ...
+
+
+class EndpointError(RuntimeError):
+    """An OpenAI-compatible endpoint could not be reached or answered wrongly (the message never holds the key)."""
+
+
+def redact(text: str, secret: str | None) -> str:
+    """``text`` with every occurrence of ``secret`` replaced (a key must not leak through an echoed request)."""
+    return text.replace(secret, "[redacted key]") if secret else text
+
+
+@dataclass
+class OpenAICompatibleLLM:
+    """A chat model behind an OpenAI-compatible HTTP endpoint (``POST {base_url}/chat/completions``).
+
+    The key is read from the environment variable ``api_key_env`` when a request is made, never stored in a field
+    that ``repr`` shows; a missing variable is allowed (local servers need no key). ``timeout`` bounds each request
+    in seconds; failed requests (connection errors, HTTP 429 and 5xx) are retried ``retries`` times with a doubling
+    ``backoff``; other HTTP errors fail at once.
+    """
+
+    base_url: str
+    model: str
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout: float = 30.0
+    retries: int = 2
+    backoff: float = 0.5
+    max_tokens: int = 256
+    calls: int = field(default=0, repr=False)
+
+    def __post_init__(self):
+        if not isinstance(self.base_url, str) or not self.base_url.startswith(("http://", "https://")):
+            raise ParameterError(f"base_url={self.base_url!r} must start with http:// or https://")
+        if not self.model:
+            raise ParameterError("model must name the endpoint's model (e.g. 'gpt-4o-mini')")
+        if self.timeout <= 0 or self.retries < 0:
+            raise ParameterError(f"timeout must be > 0 and retries ≥ 0; got {self.timeout}, {self.retries}")
+        self.base_url = self.base_url.rstrip("/")
+
+    def _key(self) -> str | None:
+        return os.environ.get(self.api_key_env) or None
+
+    def _request(self, path: str, payload: dict | None) -> dict:
+        key = self._key()
+        headers = {"Content-Type": "application/json"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(f"{self.base_url}{path}", data=data, headers=headers)
+        last = "no attempt"
+        for attempt in range(self.retries + 1):
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    return json.loads(response.read().decode())
+            except urllib.error.HTTPError as error:
+                body = error.read().decode(errors="replace")[:200]
+                last = f"HTTP {error.code}: {body}"
+                if error.code != 429 and error.code < 500:
+                    break
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+                last = f"{type(error).__name__}: {getattr(error, 'reason', error)}"
+            except json.JSONDecodeError:
+                last = "the answer is not JSON"
+                break
+            if attempt < self.retries:
+                time.sleep(self.backoff * 2**attempt)
+        raise EndpointError(
+            redact(f"{self.base_url}{path} failed after {attempt + 1} attempt(s) (model {self.model!r}): {last}", key)
+        )
+
+    def check(self) -> None:
+        """Fail now, with a clear message, if the endpoint cannot answer one tiny request."""
+        self("Reply with the word ok.", temperature=0.0)
+
+    def __call__(self, prompt: str, temperature: float = 0.0) -> str:
+        payload = {
+            "model": self.model,
+            "messages": [{"role": "user", "content": prompt}],
+            "temperature": temperature,
+            "max_tokens": self.max_tokens,
+        }
+        answer = self._request("/chat/completions", payload)
+        self.calls += 1
+        try:
+            return str(answer["choices"][0]["message"]["content"]).strip()
+        except (KeyError, IndexError, TypeError):
+            raise EndpointError(
+                redact(f"{self.base_url} answered without choices[0].message.content: {str(answer)[:200]}", self._key())
+            ) from None
+
+
+@dataclass
+class TransformersLLM:
+    """A ``transformers`` causal LM as an :class:`LLM`: a zoo name, a local folder or a hub id.
+
+    Greedy decoding at temperature 0; at ``temperature > 0`` tokens are sampled with a generator seeded by ``seed``
+    and the number of calls so far, so a run repeats. The prompt is truncated from the left to ``max_prompt_tokens``.
+    """
+
+    name: str
+    max_new_tokens: int = 32
+    max_prompt_tokens: int = 512
+    seed: int = 0
+    calls: int = field(default=0, repr=False)
+
+    def __post_init__(self):
+        from . import zoo
+
+        self.model, self.tokenizer = zoo.load(self.name)  # a missing or unreachable id raises a clear ZooError
+
+    def _encode(self, prompt: str):
+        if getattr(self.tokenizer, "chat_template", None):
+            ids = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt"
+            )
+            ids = ids if not isinstance(ids, dict) and not hasattr(ids, "input_ids") else ids["input_ids"]
+        else:
+            ids = self.tokenizer(prompt, return_tensors="pt")["input_ids"]
+        limit = getattr(self.model.config, "max_position_embeddings", None) or self.max_prompt_tokens
+        return ids[:, -min(self.max_prompt_tokens, limit - self.max_new_tokens) :]
+
+    def __call__(self, prompt: str, temperature: float = 0.0) -> str:
+        import torch
+
+        ids = self._encode(prompt)
+        options = {"do_sample": False}
+        if temperature > 0:
+            torch.manual_seed(self.seed * 100_003 + self.calls)
+            options = {"do_sample": True, "temperature": temperature}
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        with torch.no_grad():
+            out = self.model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=self.max_new_tokens,
+                pad_token_id=pad,
+                **options,
+            )
+        self.calls += 1
+        return self.tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip()
+
+
+def _handler(model: Callable[..., str], expected_key: str | None):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # the test server stays silent (a request line could carry anything)
+            return
+
+        def _reply(self, status: int, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self):  # noqa: N802 - the name http.server dispatches to
+            if expected_key and self.headers.get("Authorization") != f"Bearer {expected_key}":
+                self._reply(401, {"error": {"message": "invalid key"}})
+                return
+            if not self.path.endswith("/chat/completions"):
+                self._reply(404, {"error": {"message": f"no route {self.path}"}})
+                return
+            request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            prompt = "\n".join(m.get("content", "") for m in request.get("messages", []))
+            text = model(prompt, temperature=float(request.get("temperature", 0.0)))
+            self._reply(200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]})
+
+    return Handler
+
+
+@contextmanager
+def serve_locally(model: Callable[..., str], expected_key: str | None = None) -> Iterator[str]:
+    """Serve ``model`` at ``http://127.0.0.1:<free port>/v1`` in a thread; yields the base URL, stops on exit.
+
+    With ``expected_key`` the server answers 401 unless the request carries ``Authorization: Bearer <key>``.
+    """
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(model, expected_key))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -1,0 +1,231 @@
+"""Tests of the bechdel chapter's pipeline: the parsers and gender rules against the book's hand-labelled
+screenplays, the Bechdel rules on small cases, the network measures against networkx and closed forms, the
+generator against its own truth, and the language-model path on a model that knows nothing."""
+
+import json
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+
+from llmtheory import bechdel as bd
+from llmtheory import bechdel_experiment as bx
+from llmtheory import bechdel_lm as lm
+from llmtheory.params import ParameterError
+from llmtheory.paths import data_dir
+from llmtheory.seeding import make_rng
+
+LABELS = json.loads((data_dir() / "bechdel" / "labels.json").read_text())
+SCRIPTS = [name for name in LABELS if not name.startswith("_")]
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_parser_recovers_the_hand_labelled_scenes_speakers_and_turns(name):
+    label = LABELS[name]
+    script = bd.parse((data_dir() / "bechdel" / name).read_text(), "auto")
+    assert len(script.scenes) == label["scenes"]
+    assert len(script.turns) == label["turns"]
+    assert script.speakers == list(label["speakers"])  # in order of first speech, extensions stripped
+    assert script.title.lower() == label["title"].lower()
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_genders_and_bechdel_tests_match_the_hand_labels(name):
+    label = LABELS[name]
+    script = bd.parse((data_dir() / "bechdel" / name).read_text(), label["format"])
+    calls = bd.infer_genders(script)
+    assert bd.labels_of(calls) == label["speakers"]
+    for speaker in label["gender_needs_text"]:  # decided by pronouns in the action lines, not by the name
+        assert calls[speaker].source == "pronouns"
+        assert bd.infer_genders(script, use_text=False)[speaker].label != label["speakers"][speaker]
+    result = bd.bechdel(script, bd.labels_of(calls))
+    assert [result.test1, result.test2, result.test3] == label["tests"]
+
+
+def test_the_hand_labelled_scripts_cover_every_outcome_and_both_formats():
+    outcomes = {tuple(LABELS[n]["tests"]) for n in SCRIPTS}
+    assert {(True, True, True), (True, True, False), (True, False, False)} <= outcomes
+    assert {LABELS[n]["format"] for n in SCRIPTS} == {"fountain", "plain"}
+
+
+def test_cues_lose_their_extensions_and_markers():
+    assert bd.normalise_cue("MAYA (V.O.) (CONT'D)") == "MAYA"
+    assert bd.normalise_cue("@McCLANE") == "MCCLANE"
+    assert bd.normalise_cue("DR. OKAFOR CONT'D ^") == "DR. OKAFOR"
+    assert bd.is_cue("          ROSA (O.S.)") and not bd.is_cue("INT. HOUSE - DAY") and not bd.is_cue("CUT TO:")
+    assert not bd.is_cue("Rosa waits.")
+
+
+def test_plain_parser_drops_parentheticals_and_skips_transitions():
+    text = "INT. A - DAY\n\nANA\n(quietly)\nHello\nthere.\n\nCUT TO:\n\nBEA (V.O.)\nHi.\n"
+    script = bd.parse_plain(text)
+    assert [(t.speaker, t.text) for t in script.turns] == [("ANA", "Hello there."), ("BEA", "Hi.")]
+    assert script.actions == []
+
+
+def test_unknown_format_is_a_parameter_error():
+    with pytest.raises(ParameterError, match="fmt"):
+        bd.parse("x", "pdf")
+
+
+def test_name_rules_titles_and_guesser():
+    assert bd.name_gender("MRS. BELL") == (bd.FEMALE, "title")
+    assert bd.name_gender("UNCLE JOE")[0] == bd.MALE
+    assert bd.name_gender("MAYA") == (bd.FEMALE, "female")
+    assert bd.name_gender("CASEY") == (bd.UNKNOWN, "andy")
+    assert bd.name_gender("GUARD #2")[0] == bd.UNKNOWN
+
+
+def _script(*turns, actions=()):
+    script = bd.Script(scenes=["INT. A", "INT. B"])
+    script.turns = [bd.Turn(scene, speaker, text) for scene, speaker, text in turns]
+    script.actions = list(actions)
+    return script
+
+
+def test_test_two_needs_adjacent_turns_of_two_women_in_one_scene():
+    genders = {"ANA": "F", "BEA": "F", "CARL": "M"}
+    apart = _script((0, "ANA", "Hi."), (0, "CARL", "Hi."), (0, "BEA", "Hi."))
+    across_scenes = _script((0, "ANA", "Hi."), (1, "BEA", "Hi."))
+    adjacent = _script((0, "ANA", "Hi."), (0, "BEA", "The boat."))
+    assert bd.bechdel(apart, genders) == bd.BechdelResult(2, True, False, False)
+    assert bd.bechdel(across_scenes, genders).test2 is False
+    assert bd.bechdel(adjacent, genders).score == 3
+
+
+def test_test_three_fails_on_a_male_word_or_a_male_characters_name():
+    genders = {"ANA": "F", "BEA": "F", "CARL": "M"}
+    base = [(0, "CARL", "Hello."), (0, "ANA", "Hi.")]
+    by_name = _script(*base, (0, "BEA", "Where is Carl?"))
+    by_word = _script(*base, (0, "BEA", "My husband left."))
+    clean = _script(*base, (0, "BEA", "Where is the map?"))
+    assert (bd.bechdel(by_name, genders).test3, bd.bechdel(by_word, genders).test3) == (False, False)
+    assert bd.bechdel(clean, genders).test3
+
+
+def test_pronouns_count_only_for_the_one_character_named():
+    script = _script(
+        (0, "SAGE", "Hi."),
+        (0, "AVERY", "Hi."),
+        actions=[(0, "Sage enters. She sits. Sage and Avery wait. He nods.")],
+    )
+    assert bd.pronoun_votes(script) == {"SAGE": (1, 0), "AVERY": (0, 0)}
+
+
+def test_numpy_measures_agree_with_networkx():
+    rng = np.random.default_rng(3)
+    graph = nx.gnp_random_graph(9, 0.5, seed=3)
+    nx.set_edge_attributes(graph, 1, "weight")
+    genders = {n: ("F" if rng.random() < 0.5 else "M") for n in graph}
+    nx.set_node_attributes(graph, genders, "g")
+    arrays = bd.GraphArrays.of(graph, genders)
+    ours = bd.assortativity(arrays, arrays.female, arrays.male)
+    assert ours == pytest.approx(nx.attribute_assortativity_coefficient(graph, "g"))
+    reference = nx.eigenvector_centrality_numpy(graph, weight="weight")
+    expected = np.array([reference[n] for n in arrays.nodes])
+    assert bd.eigenvector_centrality(arrays) == pytest.approx(expected / expected.sum(), abs=1e-8)
+    triangles = sum(nx.triangles(graph).values()) // 3
+    assert bd.triangle_composition(arrays, arrays.female).sum() == triangles
+
+
+def test_permutation_null_of_the_female_female_share_matches_its_closed_form():
+    # unweighted complete graph on n nodes, k women: E[share] = k(k-1) / (n(n-1)) under label permutation
+    graph = nx.complete_graph(6)
+    nx.set_edge_attributes(graph, 1, "weight")
+    genders = {n: "F" if n < 2 else "M" for n in graph}
+    arrays = bd.GraphArrays.of(graph, genders)
+    female, _ = bd.permuted_labels(arrays, 4000, np.random.default_rng(0))
+    assert female.sum(1).tolist() == [2] * 4000  # a permutation keeps the number of women
+    null = bd.female_female_share(arrays, female)
+    assert null.mean() == pytest.approx(2 * 1 / (6 * 5), abs=0.005)
+    comparison = bd.permutation_null(float(bd.female_female_share(arrays, arrays.female)), null)
+    assert 0 < comparison.p_value <= 1
+
+
+def test_interaction_graph_counts_adjacent_turns_within_scenes_only():
+    script = _script((0, "ANA", "a"), (0, "BEA", "b"), (0, "ANA", "c"), (1, "CARL", "d"), (1, "CARL", "e"))
+    graph = bd.interaction_graph(script)
+    assert graph["ANA"]["BEA"]["weight"] == 2 and graph.degree("CARL") == 0
+    assert set(bd.reply_graph(script).edges) == {("ANA", "BEA"), ("BEA", "ANA")}
+
+
+def test_generator_truth_is_recovered_by_the_pipeline_in_both_formats():
+    for fmt in ("fountain", "plain"):
+        corpus = bx.generate_corpus(bx.Planted(bechdel_rate=0.5, unisex_share=0.3), 25, 0, f"t-{fmt}", fmt)
+        agreement = bx.pipeline_agreement(corpus, bx.parse_corpus(corpus))
+        assert agreement == {"gender": 1.0, "test1": 1.0, "test2": 1.0, "test3": 1.0}
+        # the planted pass/fail flag is the truth of test 3
+        assert all(c.truth.test3 == c.planted_pass for c in corpus)
+
+
+def test_generator_is_deterministic_and_validates_its_parameters():
+    a = bx.generate_corpus(bx.Planted(), 3, 7, "d")
+    b = bx.generate_corpus(bx.Planted(), 3, 7, "d")
+    assert [s.text for s in a] == [s.text for s in b]
+    with pytest.raises(ParameterError, match="female_share"):
+        bx.Planted(female_share=1.5)
+
+
+def test_neutral_lines_never_mention_a_man_and_lines_about_a_man_always_do():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        assert not bd.mentions_a_man(bx._line(rng, False, ["Tom"]), {"tom"})
+        assert bd.mentions_a_man(bx._line(rng, True, ["Tom"]), {"tom"})
+        assert bd.mentions_a_man(bx._line(rng, True, []), set())
+
+
+def test_corpus_tests_see_a_strong_planted_effect_and_not_its_absence():
+    homophily = bx.statistics_pool(bx.Planted(homophily=3.0), 40, 0, "strong", 100)
+    quiet_women = bx.statistics_pool(bx.Planted(female_activity=0.3), 40, 0, "quiet", 100)
+    none = bx.statistics_pool(bx.Planted(homophily=0.0, female_activity=1.0), 40, 0, "none", 100)
+    assert bx.corpus_test("homophily", homophily) < 0.01 < bx.corpus_test("homophily", none)
+    assert bx.corpus_test("centrality", quiet_women) < 0.01 < bx.corpus_test("centrality", none)
+    with pytest.raises(ParameterError, match="measure"):
+        bx.corpus_test("vibes", none)
+
+
+def test_words_round_trip_and_stay_in_the_vocabulary():
+    text = bx.generate_script(make_rng(0, "w"), bx.Planted()).text
+    words = lm.words_of(text)
+    assert lm.text_of(words) == text
+    assert set(words) <= set(lm.vocabulary())
+    tokenizer = lm.build_tokenizer()
+    assert tokenizer.unk_token_id not in tokenizer(" ".join(words))["input_ids"]
+
+
+def test_comparison_calls_a_copy_reproduced_and_a_shifted_source_amplified():
+    rng = make_rng(0, "cmp")
+    base = bd.measure_corpus(bx.parse_corpus(bx.generate_corpus(bx.Planted(female_share=0.5), 60, 0, "c")), rng, 50)
+    fewer = bd.measure_corpus(bx.parse_corpus(bx.generate_corpus(bx.Planted(female_share=0.2), 60, 1, "c")), rng, 50)
+    columns = ("test3", "female_share", "degree_gap", "ff_excess", "women_mention_men")
+    same = bx.compare_sources(base, base, 0, dict.fromkeys(columns, 0.3))  # 60 scripts: intervals of about ±0.2
+    assert (same["call"] == "reproduces").all() and all(d.value == 0 for d in same["difference"])
+    assert (bx.compare_sources(base, base, 0, dict.fromkeys(columns, 0.01))["call"] == "undecided").all()
+    shifted = bx.compare_sources(base, fewer, 0, dict.fromkeys(columns, 0.1))
+    assert shifted.loc["share of women among characters", "call"] == "amplifies"
+
+
+def test_pass_rate_claim_fails_its_control_and_triangle_table_divides_by_the_null():
+    from llmtheory import bechdel_claims as bc
+    from llmtheory.claims import decide
+
+    def table(passes, n):
+        return pd.DataFrame({"test3": [True] * passes + [False] * (n - passes)})
+
+    row = bc.pass_rate_claim(table(180, 300), 0.6, table(90, 300), 0.3)
+    assert decide("measured", row["holds"], control=row["control"]) == "reproduced"
+    assert not row["control"].holds
+    tri = pd.DataFrame({f"tri_{k}": [2.0] for k in ("MMM", "FMM", "FFM", "FFF")})
+    tri = tri.assign(**{f"tri_{k}_null": [1.0] for k in ("MMM", "FMM", "FFM", "FFF")})
+    assert (bc.triangle_table({"s": tri})["s"] == 2.0).all()
+
+
+def test_the_zoo_screenplay_model_writes_scripts_the_pipeline_can_measure(one_torch_thread):
+    from llmtheory import zoo
+
+    model, tokenizer = zoo.load("screenplay-gpt2")
+    assert lm.is_screenplay_tokenizer(tokenizer)
+    texts = lm.sample_scripts(model, tokenizer, 4, seed=0)
+    assert texts == lm.sample_scripts(model, tokenizer, 4, seed=0)  # seeded
+    assert len(lm.testable_scripts(texts)) >= 3
