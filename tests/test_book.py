@@ -1,5 +1,6 @@
 """The book's hygiene, from its files: table of contents, notebooks, setup cells, data manifest."""
 
+import ast
 import functools
 import os
 import re
@@ -13,6 +14,7 @@ from book_files import ROOT, config, toc, toc_files, toc_notebooks
 
 from llmtheory.chapters import PARTS, all_chapters, chapter
 from llmtheory.manifest import manifest_differences
+from llmtheory.params import check_values
 from llmtheory.scaffold import colab_setup_cell, repository_url
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -81,10 +83,23 @@ def test_notebook_has_its_library_tests_and_parameters(path):
     assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
     params = code[tagged[0]].source
     assert 'SCALE = "book"' in params and "SEED = " in params
-    assert "check_scale(SCALE)" in code[tagged[0] + 1].source, "the cell after the parameters validates them"
+    validation = code[tagged[0] + 1].source
+    assert "check_parameters(globals(), " in validation, "the cell after the parameters validates them in one line"
     text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells)
     assert "Ledger(" in text and "ledger.report()" in text
     assert ":::{exercise}" in text and ":::{solution}" in text
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_library_declares_every_parameter_and_accepts_the_defaults(path):
+    """``llmtheory.<slug>.PARAMETERS`` names exactly the parameters cell's names (besides SCALE and SEED), so that
+    none goes unchecked, and accepts each default value."""
+    found = chapter(path.stem).declared_parameters()
+    assert found is not None, f"declare PARAMETERS in llmtheory.{path.stem} (see llmtheory.params)"
+    cell = next(c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+    defaults = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(cell.source).body}
+    assert set(found) == set(defaults) - {"SCALE", "SEED"}
+    check_values(defaults, found)  # raises ParameterError naming a default that its declaration refuses
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -5,7 +5,8 @@ import json
 import nbformat
 import pytest
 
-from llmtheory.cli import main, parse_assignment
+from llmtheory.chapters import chapter
+from llmtheory.cli import check_overrides, main, parse_assignment
 from llmtheory.params import ParameterError
 
 TINY_CHAPTER = [
@@ -63,6 +64,18 @@ def test_wrong_slug_lists_the_chapters(tiny_book, capsys):
 def test_wrong_parameter_lists_the_parameters(tiny_book, capsys):
     assert main(["run", "spectral_ball", "-p", "SEEDS=1"]) == 2
     assert "SEEDS" in (err := capsys.readouterr().err) and "SCALE, SEED" in err
+
+
+def test_a_bad_value_is_refused_before_the_notebook_runs(tiny_book, capsys):
+    assert main(["run", "spectral_ball", "-p", "SEED=-1"]) == 2
+    assert "SEED=-1 must be ≥ 0" in capsys.readouterr().err
+    assert not (tiny_book / "_build" / "runs").exists()
+
+
+def test_overrides_are_checked_against_the_chapters_declaration():
+    with pytest.raises(ParameterError, match="SIGMA=-1 must be ≥ 0.001"):
+        check_overrides(chapter("rkhs_rates"), {"SIGMA": [0.5, -1]})
+    assert check_overrides(chapter("rkhs_rates"), {"SIGMA": [0.5]})["SIGMA"] == "0.5"
 
 
 def test_wrong_scale_lists_the_scales(tiny_book, capsys):

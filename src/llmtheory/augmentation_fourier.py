@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .claims import Estimate, Test, all_of, at_most, within
+from .params import Choice, Int, Real
 from .seeding import make_rng
 
 # --------------------------------------------------------------------------------------------------
@@ -955,3 +956,13 @@ def _fitted_gaps(group: FiniteGroup, n: int, seed: int, noise: float, subsets) -
     probe = rng.normal(size=(64, group.degree))
     gram, moment = features.T @ features, features.T @ y
     return [invariance_gap(augmented_least_squares_fast(gram, moment, feature_rep, s), probe, group) for s in subsets]
+
+
+PARAMETERS = {
+    "CIRCLE_GROUP_ORDER": Choice(4, 8, 16),
+    "SMOOTHNESS": Real(0.5, 3.0),
+    "DIHEDRAL_DEGREE": Int(4, 16),
+    "NOISE": Real(0.01, 10.0),
+}
+"""The chapter's parameters besides ``SCALE`` and ``SEED`` (its notebook's ``parameters`` cell), declared once:
+the notebook checks them with :func:`llmtheory.params.check_parameters`, the command line before it runs."""

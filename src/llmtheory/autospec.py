@@ -35,7 +35,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .params import ParameterError
+from .params import Int, ParameterError, Real
 from .seeding import make_rng
 
 # ---------------------------------------------------------------------------------------------------
@@ -1106,3 +1106,13 @@ def clingo_counterexample(rules: tuple[Rule, ...], domain: Domain) -> tuple[int,
         else:
             facts[symbol.arguments[0].number] = True
     return trigger, facts
+
+
+PARAMETERS = {
+    "LABEL_NOISE": Real(0.0, 0.5),
+    "EDITS_PER_KIND": Int(1, 20),
+    "MAX_ITERATIONS": Int(1, 50),
+    "ORACLE_PER_ROUND": Int(1, 100),
+}
+"""The chapter's parameters besides ``SCALE`` and ``SEED`` (its notebook's ``parameters`` cell), declared once:
+the notebook checks them with :func:`llmtheory.params.check_parameters`, the command line before it runs."""

@@ -7,6 +7,7 @@ tree is read instead, so a scratch copy of the book can register chapters withou
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -43,6 +44,17 @@ class Chapter:
 
     def notebook(self, root: Path | None = None) -> Path:
         return (root or repo_root()) / "notebooks" / f"{self.slug}.ipynb"
+
+    def declared_parameters(self) -> dict | None:
+        """The ``PARAMETERS`` its library module ``llmtheory.<slug>`` declares (see :mod:`llmtheory.params`), or
+        ``None`` for a chapter without a module or a declaration (a reader's own chapter: its notebook checks)."""
+        try:
+            module = importlib.import_module(f"{__package__}.{self.slug}")
+        except ModuleNotFoundError as error:
+            if error.name != f"{__package__}.{self.slug}":
+                raise
+            return None
+        return getattr(module, "PARAMETERS", None)
 
 
 def registry_path() -> Path:

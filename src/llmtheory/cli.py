@@ -14,9 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from .chapters import all_chapters, chapter, written_chapters
+from .chapters import Chapter, all_chapters, chapter, written_chapters
 from .claims import load_ledgers, render_claims_page, run_time, summary_figure
-from .params import SCALES, ParameterError
+from .params import SCALES, ParameterError, check_values
 from .paths import build_dir, claims_dir, repo_root
 
 
@@ -40,6 +40,24 @@ def notebook_parameters(notebook: Path) -> dict[str, object]:
     return {name: spec["default"] for name, spec in found.items()}
 
 
+def check_overrides(found: Chapter, overrides: dict[str, list], root: Path | None = None) -> dict[str, object]:
+    """Refuse, before any notebook starts, a parameter that chapter ``found`` does not have and a value that its
+    declaration (``llmtheory.<slug>.PARAMETERS``) refuses; ``overrides`` maps each name to its values. Returns the
+    notebook's defaults."""
+    slug = found.slug
+    defaults = notebook_parameters(found.notebook(root))
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise ParameterError(
+            f"parameter(s) {', '.join(unknown)} not in {slug}; its parameters are: {', '.join(defaults)}"
+        )
+    declared = found.declared_parameters()
+    for name, values in overrides.items():
+        for value in values if declared is not None else ():
+            check_values({name: value}, declared)
+    return defaults
+
+
 def run_chapter(slug: str, scale: str, overrides: dict[str, object], root: Path | None = None) -> Path:
     """Execute chapter ``slug`` at ``scale`` with papermill; return the path of its saved ledger."""
     import papermill
@@ -51,12 +69,7 @@ def run_chapter(slug: str, scale: str, overrides: dict[str, object], root: Path 
     if scale not in SCALES:
         raise ParameterError(f"--scale {scale!r} is not valid; choose one of: {', '.join(SCALES)}")
     notebook = available[slug].notebook(root)
-    defaults = notebook_parameters(notebook)
-    unknown = sorted(set(overrides) - set(defaults))
-    if unknown:
-        raise ParameterError(
-            f"parameter(s) {', '.join(unknown)} not in {slug}; its parameters are: {', '.join(defaults)}"
-        )
+    defaults = check_overrides(available[slug], {name: [value] for name, value in overrides.items()}, root)
     parameters = {**overrides, "SCALE": scale}
     seed = parameters.get("SEED", defaults.get("SEED", 0))
     output = build_dir() / "runs" / f"{slug}-{scale}-seed{seed}.ipynb"
@@ -143,13 +156,8 @@ def _cmd_sweep(args) -> int:
         seeds = [int(s) for s in split_values(args.seeds)]
     except ValueError:
         raise ParameterError(f"--seeds {args.seeds!r} must be integers separated by commas, e.g. 0,1,2") from None
-    for slug in slugs:  # refuse a parameter a chapter does not have before starting any job
-        defaults = notebook_parameters(chapter(slug).notebook())
-        unknown = sorted(set(grid) - set(defaults))
-        if unknown:
-            raise ParameterError(
-                f"parameter(s) {', '.join(unknown)} not in {slug}; its parameters: {', '.join(defaults)}"
-            )
+    for slug in slugs:  # refuse a parameter or a value a chapter does not accept before starting any job
+        check_overrides(chapter(slug), grid)
     records = run_sweep(plan_jobs(slugs, args.scale, seeds, grid), scheduler=args.scheduler, workers=args.workers)
     for status in ("ok", "skipped", "failed"):
         print(f"{status}: {sum(r['status'] == status for r in records)}")

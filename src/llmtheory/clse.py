@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .params import ParameterError, check_float, check_int
+from .params import Int, Model, ParameterError, Real, check_float, check_int
 from .visual_pruning import Method, fastv_scores, rule_from_scores
 from .vlm import DropContext, grid_shape
 
@@ -238,3 +238,13 @@ def layer_average(stages: list[Stage], n_image: int, layers: int, count_first: b
 def cutoff_in_cycles(side: int, cutoff: float = CUTOFF) -> float:
     """The high-pass's Gaussian width in cycles per patch: ``r · (side // 2) / side`` (≈ r/2 for every grid)."""
     return cutoff * (side // 2) / side if side > 1 else math.nan
+
+
+PARAMETERS = {
+    "MODEL": Model("a zoo name, a local folder or a Hugging Face LLaVA id"),
+    "PRUNE_LAYER": Int(minimum=1),  # CLSE compares layer 0 with layer K ≥ 1
+    "CUTOFF": Real(minimum=0.0),
+    "PER_KIND": Int(minimum=0),  # 0: by scale
+}
+"""The chapter's parameters besides ``SCALE`` and ``SEED`` (its notebook's ``parameters`` cell), declared once:
+the notebook checks them with :func:`llmtheory.params.check_parameters`, the command line before it runs."""

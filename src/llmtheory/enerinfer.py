@@ -32,6 +32,8 @@ import pandas as pd
 from scipy.optimize import least_squares, nnls
 from scipy.stats import kendalltau
 
+from .params import Choice, Int, Real
+
 # ----------------------------------------------------------------------------------------------------
 # 1. Devices
 # ----------------------------------------------------------------------------------------------------
@@ -927,3 +929,17 @@ def time_tiny_model(shape: ModelShape, prompt: int, new_tokens: int, repeats: in
             decode_s.append((time.perf_counter() - start) / new_tokens)
     n_params = sum(p.numel() for p in model.parameters())
     return {"params": n_params, "prefill_s": float(np.min(prefill_s)), "decode_s": float(np.min(decode_s))}
+
+
+PARAMETERS = {
+    "QOE_TOKENS_PER_S": Real(1.0, 100.0),
+    "QOE_TTFT_S": Real(0.1, 10.0),
+    "INTERACTIVE_TOKENS_PER_S": Real(minimum=1.0),
+    "STREAM_MODEL": Choice(*(m.name for m in REAL_MODELS)),
+    "LOAD": Real(0.01, 0.95),
+    "HEAVY_LOAD": Real(0.01, 0.95),
+    "STRESS_LOAD": Real(1.0, 5.0),
+    "USERS": Int(1, 20),
+}
+"""The chapter's parameters besides ``SCALE`` and ``SEED`` (its notebook's ``parameters`` cell), declared once:
+the notebook checks them with :func:`llmtheory.params.check_parameters`, the command line before it runs."""

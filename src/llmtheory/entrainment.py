@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .params import ParameterError, check_float, check_int
+from .params import ListOf, Model, ParameterError, check_float, check_int
 from .seeding import make_rng
 
 # --------------------------------------------------------------------------------------------------------------
@@ -463,3 +463,12 @@ def mask_parity_errors(model, input_ids: torch.Tensor, head: tuple[int, int] = (
     if zero_value_head(by_hand, layer, kv_head):
         errors["V"] = (hooked_group - by_hand(input_ids=input_ids).logits).abs().max()
     return {name: float(e) for name, e in errors.items()}
+
+
+PARAMETERS = {
+    "MODEL": Model(),
+    "SIZE_MODELS": ListOf(Model(), what="a non-empty list of zoo names, folders or hub ids"),
+    "COPY_MODEL": Model(),
+}
+"""The chapter's parameters besides ``SCALE`` and ``SEED`` (its notebook's ``parameters`` cell), declared once:
+the notebook checks them with :func:`llmtheory.params.check_parameters`, the command line before it runs."""

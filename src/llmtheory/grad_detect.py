@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from . import toyworld as tw
-from .params import ParameterError, check_choice, check_int
+from .params import Choice, Int, ListOf, Model, Optional, ParameterError, Real, check_choice, check_int
 from .seeding import make_rng
 
 CORRECT, INCORRECT, DNA = "correct", "incorrect", "did-not-answer"
@@ -1438,3 +1438,25 @@ def time_estimate(
         "gradient features": (2 * n_items / 2 + 2 * n_items) * passes * probe_tokens * forward,
         "semantic entropy (10 samples)": 10 * n_items * (prompt_tokens + answer_tokens) * forward,
     }
+
+
+def check_equivalence(name: str, value: object) -> object:
+    """Semantic entropy's equivalence: a function ``(answer_a, answer_b) -> bool``."""
+    if not callable(value):
+        raise ParameterError(f"{name}={value!r} must be None or a function (answer_a, answer_b) -> bool")
+    return value
+
+
+PARAMETERS = {
+    "MODEL": Model("a zoo name, a local folder or a Hugging Face chat model id"),
+    "MODELS": ListOf(Model(), what="a non-empty list of zoo names, folders or hub ids"),
+    "ITEM_PROBE": Choice(*PROBES),
+    "REFERENCE_PROBE": Choice(*PROBES),
+    "MATCHED_K": Int(1, 64),
+    "QA_SET": Choice("toyworld", "trivia_qa"),
+    "N_QUESTIONS": Int(minimum=100),
+    "EQUIVALENCE": Optional(check_equivalence),
+    "MEMORY_GB": Real(minimum=0.01),
+}
+"""The chapter's parameters besides ``SCALE`` and ``SEED`` (its notebook's ``parameters`` cell), declared once:
+the notebook checks them with :func:`llmtheory.params.check_parameters`, the command line before it runs."""

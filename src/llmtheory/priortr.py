@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import torch
 
-from .params import check_choice
+from .params import Choice, File, Int, Model, Text, check_choice
 from .visual_pruning import Method, image_attention, make_batch, rows_at, rule_from_scores, to_model
 from .vlm import DropContext, forward_dropping_visual_tokens, last_positions, null_positions
 
@@ -164,3 +164,15 @@ def two_forward_method(model, processor, layer: int, query: str = "question", he
         return rule_from_scores(lambda context: vinfo_scores(task_attention(context, query, heads), q), k)
 
     return Method("PriorTR-2F", keep, attention=True)
+
+
+PARAMETERS = {
+    "MODEL": Model("a zoo name, a local folder or a Hugging Face LLaVA id"),
+    "PRUNE_LAYER": Int(minimum=0),  # 0: chosen on separate items
+    "QUERY": Choice(*QUERIES),
+    "PER_KIND": Int(minimum=0),  # 0: by scale
+    "IMAGE": File("an image file"),
+    "QUESTION": Text("a question about IMAGE", empty=False),
+}
+"""The chapter's parameters besides ``SCALE`` and ``SEED`` (its notebook's ``parameters`` cell), declared once:
+the notebook checks them with :func:`llmtheory.params.check_parameters`, the command line before it runs."""

@@ -34,6 +34,8 @@ from ldpc.mod2 import rank as ldpc_rank
 from scipy import sparse
 from scipy.stats import beta
 
+from .params import Int, ParameterError
+
 # ---------------------------------------------------------------------------------------------------------
 # 1. Groups and the group algebra F2[G]
 # ---------------------------------------------------------------------------------------------------------
@@ -1648,3 +1650,26 @@ def check_exercise_bb288(hx: np.ndarray, hz: np.ndarray) -> str:
     if (n, k) != (288, 12):
         return f"A CSS code, but [[{n},{k}]] instead of [[288,12]]: check ℓ, m and the exponents."
     return "Correct: n = 288 and k = 12, the [[288,12,18]] bivariate-bicycle code."
+
+
+def check_proposer_model(name: str, value: object) -> str:
+    """The proposer: ``"none"`` (the stochastic grammar), a zoo model trained on the grammar, or a Hugging Face id
+    or local folder (anything with a ``/``)."""
+    from . import zoo  # torch and transformers load only when a model is named
+
+    grammar_models = [m for m in zoo.list() if zoo.SPECS[m].task == "sce_specs"]
+    if not (value in ("none", *grammar_models) or (isinstance(value, str) and "/" in value)):
+        raise ParameterError(
+            f"{name}={value!r} is not valid; choose 'none', {', '.join(map(repr, grammar_models))} or a Hugging Face "
+            "hub id like 'org/name'"
+        )
+    return value
+
+
+PARAMETERS = {
+    "MODEL": check_proposer_model,
+    "BUDGET": Int(minimum=0),  # 0: by scale
+    "SHOTS": Int(minimum=0),  # 0: by scale
+}
+"""The chapter's parameters besides ``SCALE`` and ``SEED`` (its notebook's ``parameters`` cell), declared once:
+the notebook checks them with :func:`llmtheory.params.check_parameters`, the command line before it runs."""

@@ -34,6 +34,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from .claims import Control, Estimate, all_of, at_least, at_most, within
+from .params import Real
 from .seeding import make_rng
 from .stats import loglog_slope_with_stderr
 
@@ -967,3 +968,11 @@ def plot_error_against_n(
     ax.set_yscale("log")
     ax.set_xticks(ns, [f"{n:.0f}" for n in ns])
     ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+PARAMETERS = {
+    "SIGMA": Real(1e-3, 10.0),
+    "LENGTH_SCALE": Real(0.05, 10.0),
+}
+"""The chapter's parameters besides ``SCALE`` and ``SEED`` (its notebook's ``parameters`` cell), declared once:
+the notebook checks them with :func:`llmtheory.params.check_parameters`, the command line before it runs."""

@@ -68,12 +68,17 @@ def chapter_skeleton(slug: str, repo_url: str) -> nbformat.NotebookNode:
         _code(
             "from llmtheory.claims import MEASURED, Control, Estimate, Ledger, at_least\n"
             "from llmtheory.display import show_source, versions\n"
-            "from llmtheory.params import by_scale, check_scale, check_seed\n"
+            "from llmtheory.params import Int, by_scale, check_parameters\n"
             "from llmtheory.plotting import show, use_book_style\n\n"
             "use_book_style()\nprint(versions('numpy', 'scipy'))"
         ),
         _code('SCALE = "book"  # "smoke" | "book" | "full"\nSEED = 0', tags=["parameters"]),
-        _code("SCALE = check_scale(SCALE)\nSEED = check_seed(SEED)"),
+        _code(
+            "# What each parameter besides SCALE and SEED accepts (move it to your library module as PARAMETERS,\n"
+            "# where the command line finds it too), e.g. PARAMETERS = {\"N_ITEMS\": Int(1, 100_000)}\n"
+            "PARAMETERS = {}\n"
+            "check_parameters(globals(), PARAMETERS)"
+        ),
         _md("## The question\n\nTODO"),
         _md("## The method\n\nTODO: labelled equations, then the library code with `show_source`."),
         _md("## The experiment\n\nTODO"),

@@ -28,7 +28,7 @@ from scipy.optimize import minimize
 from scipy.special import huber
 
 from .claims import ASSUMED, MEASURED, Estimate, Test, within
-from .params import ParameterError
+from .params import Choice, File, ParameterError, Real
 
 MONTE_CARLO_EXPONENT = 0.5
 """Monte Carlo error falls as N^{-1/2}: a 10× smaller error needs 100× the samples (the paper's reference)."""
@@ -800,3 +800,12 @@ def check_tenfold_per_halving_exponent(answer: float) -> bool:
     """Exercise 1: the exponent γ at which halving the reducible loss costs exactly 10× compute,
     2^{1/γ} = 10, i.e. γ = ln 2 / ln 10 ≈ 0.301. Returns whether ``answer`` is within 1e-3 of it."""
     return abs(float(answer) - math.log(2) / math.log(10)) < 1e-3
+
+
+PARAMETERS = {
+    "LAW": Choice("epoch", "hoffmann"),
+    "NOISE_SIGMA": Real(0.0, 0.2),
+    "LOSS_CSV": File("a CSV file of runs"),
+}
+"""The chapter's parameters besides ``SCALE`` and ``SEED`` (its notebook's ``parameters`` cell), declared once:
+the notebook checks them with :func:`llmtheory.params.check_parameters`, the command line before it runs."""

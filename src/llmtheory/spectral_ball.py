@@ -34,6 +34,7 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from .claims import Estimate, Test, all_of, at_least, at_most
+from .params import Int, ListOf
 
 Sampler = Callable[[int, int, int, np.random.Generator], np.ndarray]
 
@@ -602,3 +603,10 @@ LOSS_BAND = (0.8, 1.25)
 def in_band(ratio: Estimate, band: tuple[float, float] = LOSS_BAND) -> Test:
     """The rule ``band[0] ≤ ratio ≤ band[1]``, decisive when the ratio's whole interval is inside or outside it."""
     return all_of(at_least(ratio, band[0]), at_most(ratio, band[1]))
+
+
+PARAMETERS = {
+    "LLM_SHAPE": ListOf(Int(minimum=1), length=2, what="[rows, columns], two positive integers"),
+}
+"""The chapter's parameters besides ``SCALE`` and ``SEED`` (its notebook's ``parameters`` cell), declared once:
+the notebook checks them with :func:`llmtheory.params.check_parameters`, the command line before it runs."""
