@@ -27,7 +27,6 @@ from llmtheory.qldpc_sce import (
     evaluate_matrices,
     evolve,
     exact_distance,
-    family_over,
     gf2_rank,
     hypergraph_product,
     lifted_product,
@@ -50,6 +49,7 @@ from llmtheory.qldpc_sce import (
     toric_seed,
     trust_cap,
 )
+from llmtheory.qldpc_sce_experiment import family_over
 from llmtheory.seeding import make_rng
 
 
@@ -361,7 +361,7 @@ def comparison_table(rows):
 
 def test_search_comparison_is_decisive_only_on_proved_against_upper_scores():
     from llmtheory.claims import MEASURED, decide
-    from llmtheory.qldpc_sce import comparison
+    from llmtheory.qldpc_sce_experiment import comparison
 
     rows = []
     for r, (a, b) in enumerate([(5.0, 2.0), (6.0, 2.5), (5.5, 2.0)]):
@@ -398,7 +398,7 @@ def family(rows):
 
 
 def test_family_growth_counts_only_proved_growth():
-    from llmtheory.qldpc_sce import family_growth
+    from llmtheory.qldpc_sce_experiment import family_growth
 
     stalled = family(
         [
@@ -417,7 +417,7 @@ def test_family_growth_counts_only_proved_growth():
 
 
 def test_paired_ler_difference_and_the_competitive_rule():
-    from llmtheory.qldpc_sce import competitive_test, paired_ler
+    from llmtheory.qldpc_sce_experiment import competitive_test, paired_ler
 
     rng = make_rng(0, "paired")
     same = rng.random(500) < 0.1

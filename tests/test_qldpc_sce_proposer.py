@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from llmtheory import qldpc_sce as sce
+from llmtheory import qldpc_sce_experiment, zoo
 from llmtheory import qldpc_sce_proposer as prop
-from llmtheory import zoo
 from llmtheory.seeding import make_rng
 
 LIMITS = sce.Limits()
@@ -68,7 +68,9 @@ def test_search_runs_with_a_model_proposer_and_counts_its_malformed_answers(micr
     # must count as rejected proposals and survive, at equal budget.
     folder, _ = micro
     proposer = sce.LLMProposer(prop.grammar_model_generator(str(folder), seed=0, max_new_tokens=16), LIMITS)
-    result = sce.run_searches(["SCE"], 11, 0, 0, LIMITS, 2, proposer)["SCE"]  # 8 seeds, then 3 proposals
+    result = qldpc_sce_experiment.run_searches(["SCE"], 11, 0, 0, LIMITS, 2, proposer)[
+        "SCE"
+    ]  # 8 seeds, then 3 proposals
     assert len(result.evaluations) == 11 and proposer.stats.proposed == 3
     assert proposer.stats.invalid == len(proposer.stats.reasons) <= proposer.stats.proposed
 
@@ -79,7 +81,9 @@ def test_the_hub_path_runs_on_a_random_model_of_another_architecture(tmp_path):
 
     folder = save_random_causal_lm("mistral", tmp_path)
     proposer = sce.LLMProposer(prop.hub_generator(str(folder), seed=0, max_new_tokens=24), LIMITS)
-    result = sce.run_searches(["SCE"], 10, 0, 0, LIMITS, 2, proposer)["SCE"]  # 8 seeds, then 2 proposals
+    result = qldpc_sce_experiment.run_searches(["SCE"], 10, 0, 0, LIMITS, 2, proposer)[
+        "SCE"
+    ]  # 8 seeds, then 2 proposals
     assert len(result.evaluations) == 10 and proposer.stats.proposed == 2 and proposer.stats.invalid >= 1
 
 
@@ -117,6 +121,8 @@ def test_the_zoo_grammar_model_proposes_parseable_edits(micro):
     assert trained.low > untrained.high, (trained, untrained)
     assert report["well_formed"] > 0, report
     proposer = sce.LLMProposer(prop.proposer_generator("sce-grammar-llama", seed=0), LIMITS)
-    result = sce.run_searches(["SCE"], 20, 0, 0, LIMITS, 2, proposer)["SCE"]  # the smoke tier's budget, and more
+    result = qldpc_sce_experiment.run_searches(["SCE"], 20, 0, 0, LIMITS, 2, proposer)[
+        "SCE"
+    ]  # the smoke tier's budget, and more
     assert proposer.stats.invalid < proposer.stats.proposed == 12 and result.best().valid
     assert np.isfinite(result.best().fitness)
