@@ -8,8 +8,8 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from llmtheory import grad_detect as gd
+from llmtheory import grad_detect_experiment, zoo
 from llmtheory import toyworld as tw
-from llmtheory import zoo
 from llmtheory.params import ParameterError
 from llmtheory.zoo.evaluate import greedy_replies
 
@@ -272,10 +272,10 @@ def test_shuffled_label_control_is_a_distribution_around_chance():
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(120, 4, 2)), rng.integers(0, 2, 120)
     x[:, 0, 0] += 2 * (y == 0)  # a strong planted signal: class 0 is "positive"
-    aurocs = gd.shuffled_label_aurocs(x[:80], y[:80], x[80:], y[80:] == 0, seed=0, n_perm=40)
+    aurocs = grad_detect_experiment.shuffled_label_aurocs(x[:80], y[:80], x[80:], y[80:] == 0, seed=0, n_perm=40)
     assert aurocs.shape == (40,) and aurocs.std() > 0.02  # different permutations, different predictors
     assert abs(np.median(aurocs) - 0.5) < 0.25
-    diff = gd.permutation_difference(aurocs, 0.9)
+    diff = grad_detect_experiment.permutation_difference(aurocs, 0.9)
     assert diff.low <= diff.value <= diff.high < 0.4
 
 
@@ -292,14 +292,14 @@ def test_semantic_entropy_takes_any_equivalence():
 
 def test_a_task_without_refusals_leaves_the_others_running(world):
     model, tokenizer = zoo.load("fact-llama-h48")
-    answers = gd.answer_and_label(model, tokenizer, gd.toy_items(world)[::4])
+    answers = grad_detect_experiment.answer_and_label(model, tokenizer, gd.toy_items(world)[::4])
     answers.labels = np.where(answers.labels == gd.DNA, gd.INCORRECT, answers.labels)  # TriviaQA: no DNA class
-    detection = gd.detection_features(
+    detection = grad_detect_experiment.detection_features(
         model, tokenizer, answers, seed=0, item_probes=("positive",), reference_probes=("positive",)
     )
     assert detection.tasks == ["correctness"]
     assert set(detection.untestable) == {"response", "full"} and "did-not-answer" in detection.untestable["full"]
-    assert gd.layer_ablation([detection], 8, task="full") == []
+    assert grad_detect_experiment.layer_ablation([detection], 8, task="full") == []
 
 
 def test_first_token_control_reads_refusals(world):
@@ -318,13 +318,13 @@ def test_cost_ratios_are_per_round():
     rows = [{"round": r, "method": m, "cpu_s": t * (1 + r), "wall_s": 0.0}
             for r in range(3) for m, t in (("forward pass", 1.0), ("a", 2.0), ("b", 5.0))]  # fmt: skip
     timings = pd.DataFrame(rows)
-    ratios = gd.cost_ratios(timings)
+    ratios = grad_detect_experiment.cost_ratios(timings)
     assert ratios["a"].value == pytest.approx(2.0) and ratios["b"].high == pytest.approx(5.0)
-    assert gd.cost_difference(timings, "b", "a").value == pytest.approx(3.0)
+    assert grad_detect_experiment.cost_difference(timings, "b", "a").value == pytest.approx(3.0)
 
 
 def test_bootstrap_estimate_contains_its_value():
-    est = gd.bootstrap_estimate(0.9, np.array([0.1, 0.2, 0.3]))
+    est = grad_detect_experiment.bootstrap_estimate(0.9, np.array([0.1, 0.2, 0.3]))
     assert est.low <= 0.9 <= est.high and est.low == pytest.approx(0.105)
 
 

@@ -1,0 +1,460 @@
+"""The whole Grad Detect pipeline on one model, and the statistics of the chapter's claims, apart from the method in
+:mod:`llmtheory.grad_detect`.
+
+Greedy answers and their labels, the detection features of every item, AUROCs with cluster-bootstrap intervals, the
+layer ablation, the measured costs and their ratios, the correctness baselines on the same items, the first-token
+control of the response task, and the shuffled-label and paired differences that the ledger's rules use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import toyworld as tw
+from .grad_detect import (
+    CORRECT,
+    PROBES,
+    TASKS,
+    Greedy,
+    QAItem,
+    Split,
+    activation_cosines,
+    auroc,
+    class_references,
+    fit_logistic,
+    gradient_features,
+    greedy_answers,
+    label_replies,
+    last_hidden_states,
+    model_device,
+    probe_activations,
+    probe_batch,
+    prompt_ids,
+    random_references,
+    same_normalised_answer,
+    sample_answers,
+    sampling_scores,
+    self_assessment_scores,
+    split_items,
+    task_labels,
+    toy_judge,
+)
+from .seeding import make_rng
+
+
+@dataclass
+class Answers:
+    """The greedy answers to ``items`` and their judge labels (paper step 4)."""
+
+    items: list[QAItem]
+    prompts: list[list[int]]
+    greedy: Greedy
+    labels: np.ndarray
+
+    @property
+    def groups(self) -> list[str]:
+        return [it.group for it in self.items]
+
+
+def answer_and_label(
+    model,
+    tokenizer,
+    items: Sequence[QAItem],
+    *,
+    judge: Callable = toy_judge,
+    instruction: str = tw.INSTRUCTION,
+    max_new_tokens: int = 8,
+) -> Answers:
+    """Build the instructed chat prompts, decode greedily and label every reply with ``judge``."""
+    prompts = [prompt_ids(tokenizer, it.question, instruction) for it in items]
+    greedy = greedy_answers(model, tokenizer, prompts, max_new_tokens=max_new_tokens)
+    return Answers(list(items), prompts, greedy, label_replies(items, greedy.replies, judge))
+
+
+@dataclass
+class Detection:
+    """The split of each task, the class references ``references[(task, reference_probe)]`` (|C|, L, O, I) and
+    the cosine features ``features[(task, item_probe, reference_probe)]`` of every item, (N, L, |C|), for one
+    model and one split seed. ``untestable`` names each task left out and why (a class with too few items: a
+    QA set without refusals has no did-not-answer class, a model that knows nothing has no correct answers)."""
+
+    answers: Answers
+    splits: dict[str, Split]
+    references: dict[tuple[str, str], torch.Tensor]
+    features: dict[tuple[str, str, str], np.ndarray]
+    untestable: dict[str, str]
+
+    @property
+    def tasks(self) -> list[str]:
+        """The tasks with enough items of every class, in :data:`TASKS` order."""
+        return [t for t in TASKS if t in self.splits and t not in self.untestable]
+
+    def task_data(self, task: str, part: str, probes: tuple[str, str] = ("positive", "positive")):
+        """``(features, class indices)`` of one split part (``"reference"``, ``"training"`` or ``"test"``)."""
+        rows = getattr(self.splits[task], part)
+        return self.features[(task, *probes)][rows], self.targets(task, rows)
+
+    def targets(self, task: str, rows: np.ndarray) -> np.ndarray:
+        """Class indices (in ``TASKS[task]`` order) of the items ``rows``."""
+        classes = TASKS[task]
+        return np.array([classes.index(v) for v in task_labels(self.answers.labels, task)[rows]], dtype=int)
+
+
+def untestable_reason(split: Split, labels: np.ndarray, task: str, minimum: int = 5) -> str | None:
+    """Why ``task`` cannot be run (a class with fewer than ``minimum`` items in a part of the split), or None."""
+    task_view = task_labels(labels, task)
+    pool = {c: int((task_view == c).sum()) for c in TASKS[task]}
+    if min(pool.values()) < 3 * minimum:
+        return f"the greedy answers give {pool} items per class; at least {3 * minimum} each are needed"
+    for part in ("reference", "training", "test"):
+        counts = {c: int((task_view[getattr(split, part)] == c).sum()) for c in TASKS[task]}
+        if min(counts.values()) < minimum:
+            return f"the balanced {part} part has {counts} items per class; at least {minimum} each are needed"
+    return None
+
+
+def detection_features(
+    model,
+    tokenizer,
+    answers: Answers,
+    *,
+    seed: int,
+    tasks: Sequence[str] = tuple(TASKS),
+    item_probes: Sequence[str] = ("positive", "negative"),
+    reference_probes: Sequence[str] = ("positive", "negative"),
+    batch_size: int = 64,
+    random_control: str | None = None,
+) -> Detection:
+    """Balanced splits → class references on the reference half → cosine features of every item (steps 4–6), for
+    every testable task and every pair (item probe r′, reference probe r). ``random_control`` names a task whose
+    features are also computed against :func:`random_references` (reference probe ``"random"``)."""
+    labels, prompts = answers.labels, answers.prompts
+    splits = {t: split_items(answers.groups, task_labels(labels, t), seed=seed, key=t) for t in tasks}
+    untestable = {t: r for t in tasks if (r := untestable_reason(splits[t], labels, t)) is not None}
+    references = {}
+    for task in (t for t in tasks if t not in untestable):
+        rows = splits[task].reference
+        for probe in reference_probes:
+            references[(task, probe)] = class_references(
+                model, tokenizer, [prompts[i] for i in rows], labels[rows], TASKS[task], PROBES[probe], batch_size
+            )
+    if random_control in references_tasks(references):
+        like = references[(random_control, reference_probes[0])]
+        references[(random_control, "random")] = random_references(like, seed=seed)
+    features = {}
+    for item_probe in item_probes:
+        found = gradient_features(model, tokenizer, prompts, references, PROBES[item_probe], batch_size)
+        features.update({(task, item_probe, ref_probe): f for (task, ref_probe), f in found.items()})
+    return Detection(answers, splits, references, features, untestable)
+
+
+def references_tasks(references: dict) -> set[str]:
+    return {task for task, _ in references}
+
+
+def cluster_bootstrap(
+    statistic: Callable[[np.ndarray], dict[str, float]],
+    groups: Sequence[str],
+    *,
+    seed: int,
+    n_boot: int = 1000,
+    key: str = "",
+    valid: Callable[[np.ndarray], bool] | None = None,
+) -> dict[str, np.ndarray]:
+    """``statistic(rows)`` on bootstrap resamples of whole entities (the items of one entity are not independent):
+    ``{name: array (n_boot,)}``. The resamples are shared by every name, so differences are paired; ``valid``
+    rejects a resample (e.g. one with a single class, where an AUROC is undefined)."""
+    rng = make_rng(seed, "grad_detect", "bootstrap", key)
+    groups = np.asarray(groups)
+    names = np.array(sorted(set(groups)))
+    members = [np.flatnonzero(groups == g) for g in names]
+    out: dict[str, np.ndarray] = {}
+    b = 0
+    while b < n_boot:
+        rows = np.concatenate([members[j] for j in rng.integers(len(names), size=len(names))])
+        if valid is not None and not valid(rows):
+            continue
+        for k, v in statistic(rows).items():
+            out.setdefault(k, np.zeros(n_boot))[b] = v
+        b += 1
+    return out
+
+
+def cluster_bootstrap_auroc(
+    positive: np.ndarray, scores: dict[str, np.ndarray], groups: Sequence[str], *, seed: int, n_boot: int = 1000
+) -> dict[str, np.ndarray]:
+    """AUROC of each score on entity-bootstrap resamples (:func:`cluster_bootstrap`), paired across scores."""
+    positive = np.asarray(positive, dtype=bool)
+    return cluster_bootstrap(
+        lambda rows: {k: auroc(positive[rows], s[rows]) for k, s in scores.items()},
+        groups,
+        seed=seed,
+        n_boot=n_boot,
+        key="auroc",
+        valid=lambda rows: bool(positive[rows].any() and not positive[rows].all()),
+    )
+
+
+def accuracy_bootstrap(hits: dict[str, np.ndarray], groups: Sequence[str], *, seed: int, n_boot: int = 1000, key=""):
+    """Accuracy (mean of 0/1 ``hits``) of each predictor on entity-bootstrap resamples, paired across predictors."""
+    return cluster_bootstrap(
+        lambda rows: {k: float(h[rows].mean()) for k, h in hits.items()}, groups, seed=seed, n_boot=n_boot, key=key
+    )
+
+
+def bootstrap_estimate(value: float, samples: np.ndarray, confidence: float = 0.95):
+    """An :class:`~llmtheory.claims.Estimate`: ``value`` with the percentile interval of its bootstrap
+    ``samples`` (widened to contain ``value`` when the resampled distribution is skewed past it)."""
+    from .claims import Estimate
+
+    low, high = np.quantile(samples, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return Estimate(float(value), float(min(low, value)), float(max(high, value)))
+
+
+def configuration_spread(
+    detection: Detection, pairs: Sequence[tuple[str, str]], *, seed: int, n_boot: int = 1000
+) -> tuple[pd.DataFrame, object, float]:
+    """Test accuracy of the logistic predictor for each task and probe pair (our reading of the paper's 12
+    configurations: 3 tasks × 2 item probes × 2 reference probes), the largest spread max − min over pairs within
+    a task, as an Estimate with an entity-bootstrap interval (tasks resampled independently, spread = max over
+    tasks), and the noise floor: the largest, over tasks, median half-width of the 95% paired-bootstrap interval
+    of the accuracy difference between two configurations (a 2-point equivalence is decidable only below 0.02)."""
+    rows, spreads, noise = [], [], []
+    for task in detection.tasks:
+        test = detection.splits[task].test
+        hits = {}
+        for pair in pairs:
+            if (task, *pair) not in detection.features:
+                continue
+            x_train, y_train = detection.task_data(task, "training", pair)
+            x_test, y_test = detection.task_data(task, "test", pair)
+            predicted = fit_logistic(x_train, y_train).predict(x_test.reshape(len(x_test), -1))
+            hits[pair] = (predicted == y_test).astype(float)
+            rows.append(
+                {"task": task, "item probe r′": pair[0], "reference probe r": pair[1], "accuracy": hits[pair].mean()}
+            )
+        groups = [detection.answers.groups[i] for i in test]
+        boot = accuracy_bootstrap({str(p): h for p, h in hits.items()}, groups, seed=seed, n_boot=n_boot, key=task)
+        stacked = np.stack(list(boot.values()))
+        widths = [np.subtract(*np.quantile(stacked[i] - stacked[j], [0.975, 0.025])) / 2
+                  for i in range(len(stacked)) for j in range(i + 1, len(stacked))]  # fmt: skip
+        noise.append(float(np.median(widths)) if widths else float("nan"))
+        point = max(h.mean() for h in hits.values()) - min(h.mean() for h in hits.values())
+        spreads.append((point, stacked.max(0) - stacked.min(0)))
+    table = pd.DataFrame(rows)
+    if not spreads:
+        return table, None, float("nan")
+    worst = max(range(len(spreads)), key=lambda i: spreads[i][0])
+    return (
+        table,
+        bootstrap_estimate(spreads[worst][0], np.max([s for _, s in spreads], axis=0)),
+        float(np.nanmax(noise)),
+    )
+
+
+def layer_ablation(
+    detections: Sequence[Detection], n_layers: int, *, task: str = "correctness", probes=("positive", "positive")
+) -> list[dict]:
+    """Test accuracy of the logistic-regression predictor on the last k and on the first k layers, for every k
+    (the paper's Table 7), one row per split seed, side and k."""
+    rows = []
+    for seed, detection in enumerate(detections):
+        if task not in detection.tasks:
+            continue
+        x_train, y_train = detection.task_data(task, "training", probes)
+        x_test, y_test = detection.task_data(task, "test", probes)
+        for k in range(1, n_layers + 1):
+            for side in ("last", "first"):
+                layers = list(range(n_layers - k, n_layers)) if side == "last" else list(range(k))
+                fitted = fit_logistic(x_train[:, layers], y_train)
+                accuracy = float((fitted.predict(x_test[:, layers].reshape(len(x_test), -1)) == y_test).mean())
+                rows.append({"split": seed, "side": side, "k": k, "accuracy": accuracy})
+    return rows
+
+
+def measure_costs(
+    model,
+    tokenizer,
+    prompts,
+    references: torch.Tensor,
+    *,
+    probe: str = tw.PROBE_POSITIVE,
+    last_k: int = 5,
+    max_new_tokens: int = 8,
+    seed: int = 0,
+    repeats: int = 5,
+) -> pd.DataFrame:
+    """Seconds per item (one item at a time, summed over ``prompts``) of one forward pass over the prompt, of Grad
+    Detect on all layers and on the last ``last_k`` (probe forward–backward plus cosine features), of the greedy
+    answer, and of 5 and 10 sampled answers; ``repeats`` rounds, the order of the methods rotated between rounds.
+    One row per round and method, with wall and CPU seconds (on a GPU, CPU time is not the cost: use wall)."""
+    import time
+
+    n_layers = references.shape[1]
+    top = list(range(max(0, n_layers - last_k), n_layers))
+
+    def grad_detect(prompt, layers):
+        found = probe_activations(model, probe_batch(tokenizer, [prompt], probe), layers)
+        return activation_cosines(found, references[:, layers] if layers is not None else references)
+
+    methods = {
+        "forward pass": lambda p: model(input_ids=torch.tensor([p], device=model_device(model))),
+        "Grad Detect, all layers": lambda p: grad_detect(p, None),
+        f"Grad Detect, last {last_k} layers": lambda p: grad_detect(p, top),
+        "greedy answer": lambda p: greedy_answers(model, tokenizer, [p], max_new_tokens=max_new_tokens),
+        "self-consistency (5 samples)": lambda p: sample_answers(
+            model, tokenizer, [p], 5, seed=seed, max_new_tokens=max_new_tokens
+        ),
+        "semantic entropy (10 samples)": lambda p: sample_answers(
+            model, tokenizer, [p], 10, seed=seed, max_new_tokens=max_new_tokens
+        ),
+    }
+    names = list(methods)
+    on_gpu = model_device(model).type == "cuda"
+    rows = []
+    for round_ in range(repeats):
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            wall, cpu = time.perf_counter(), time.process_time()
+            for prompt in prompts:
+                with torch.no_grad() if name == "forward pass" else torch.enable_grad():
+                    methods[name](prompt)
+            if on_gpu:
+                torch.cuda.synchronize()
+            rows.append({"round": round_, "method": name, "wall_s": time.perf_counter() - wall,
+                         "cpu_s": time.process_time() - cpu})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def cost_ratios(timings: pd.DataFrame, clock: str = "cpu_s") -> dict:
+    """Each method's time as a multiple of the forward pass of the same round: ``{method: Estimate}``, the mean
+    over rounds with its Student-t 95% interval."""
+    from .claims import Estimate
+
+    table = timings.pivot(index="round", columns="method", values=clock)
+    ratios = table.div(table["forward pass"], axis=0)
+    return {name: Estimate.mean_of(ratios[name].to_numpy()) for name in table.columns if name != "forward pass"}
+
+
+def cost_difference(timings: pd.DataFrame, slower: str, faster: str, clock: str = "cpu_s"):
+    """(time of ``slower`` − time of ``faster``) in forward passes of the same round: an Estimate over rounds."""
+    from .claims import Estimate
+
+    table = timings.pivot(index="round", columns="method", values=clock)
+    return Estimate.mean_of(((table[slower] - table[faster]) / table["forward pass"]).to_numpy())
+
+
+BASELINE_FAMILIES: dict[str, str] = {
+    "max-softmax confidence": "confidence",
+    "sequence perplexity": "confidence",
+    "self-consistency (5 samples)": "sampling",
+    "semantic entropy (10 samples)": "sampling",
+    "last-layer probe": "probe",
+    "self-assessment": "self-assessment",
+}
+"""The paper's Table 3 baselines and the family each belongs to."""
+
+
+def correctness_baselines(
+    model,
+    tokenizer,
+    answers: Answers,
+    split: Split,
+    *,
+    seed: int,
+    max_new_tokens: int = 8,
+    instruction: str = tw.INSTRUCTION,
+    equivalent: Callable[[str, str], bool] = same_normalised_answer,
+) -> dict[str, np.ndarray]:
+    """Scores (higher = more likely correct) of every baseline of :data:`BASELINE_FAMILIES` on the test items of
+    ``split``; the hidden-state probe is fitted on the reference and training halves (the data Grad Detect uses).
+    Self-assessment is left out when the tokenizer has no distinct "Yes" and "No"."""
+    test = split.test
+    greedy = [answers.greedy.replies[i] for i in test]
+    prompts = [answers.prompts[i] for i in test]
+    samples = sample_answers(model, tokenizer, prompts, 10, seed=seed, max_new_tokens=max_new_tokens)
+    consistency, neg_entropy = sampling_scores(greedy, samples, n_consistency=5, equivalent=equivalent)
+    hidden = last_hidden_states(model, answers.prompts)
+    dev = np.concatenate([split.reference, split.training])
+    probe = fit_logistic(hidden[dev], answers.labels[dev] == CORRECT)
+    scores = {
+        "max-softmax confidence": answers.greedy.max_softmax[test],
+        "sequence perplexity": -answers.greedy.perplexity[test],
+        "self-consistency (5 samples)": consistency,
+        "semantic entropy (10 samples)": neg_entropy,
+        "last-layer probe": probe.predict_proba(hidden[test])[:, 1],
+    }
+    assessed = self_assessment_scores(model, tokenizer, [answers.items[i] for i in test], greedy, instruction)
+    if assessed is not None:
+        scores["self-assessment"] = assessed
+    return scores
+
+
+def first_token_control(detection: Detection, refusal: np.ndarray, task: str) -> np.ndarray:
+    """The first-token control of ``task``: logistic regression on log p(reply opens a refusal)
+    (:func:`refusal_logprob`), fitted on the reference and training halves; class probabilities of the test
+    items, (N_test, |C|)."""
+    split = detection.splits[task]
+    dev = np.concatenate([split.reference, split.training])
+    fitted = fit_logistic(refusal[dev], detection.targets(task, dev))
+    return fitted.predict_proba(refusal[split.test])
+
+
+def ablation_shares(ablation: pd.DataFrame, k: int, chance: float = 0.5) -> pd.DataFrame:
+    """Per model and split of a :func:`layer_ablation` table: accuracy with all layers, the last k and the first
+    k, each share of the all-layer accuracy (raw and above ``chance``), and the gap last − first in points."""
+    rows = []
+    for (name, split), part in ablation.groupby(["model", "split"], sort=False):
+        depth = int(part["depth"].iloc[0])
+        at = part.set_index(["side", "k"])["accuracy"]
+        full, last, first = at[("last", depth)], at[("last", min(k, depth))], at[("first", min(k, depth))]
+        rows.append({
+            "model": name, "split": split, "depth": depth, "all layers": full, f"last {k}": last, f"first {k}": first,
+            "last / all": last / full, "first / all": first / full,
+            "last / all, above chance": (last - chance) / (full - chance),
+            "first / all, above chance": (first - chance) / (full - chance),
+            "last − first": last - first,
+        })  # fmt: skip
+    columns = ["model", "split", "depth", "all layers", f"last {k}", f"first {k}", "last / all", "first / all"]
+    columns += ["last / all, above chance", "first / all, above chance", "last − first"]
+    return pd.DataFrame(rows, columns=columns).astype({c: float for c in columns[3:]})
+
+
+def accuracy_estimate(hits: np.ndarray, groups: Sequence[str], *, seed: int, n_boot: int = 1000, key: str = ""):
+    """``(Estimate, bootstrap samples)`` of an accuracy from 0/1 ``hits``: entity-bootstrap percentile interval.
+    Two calls with the same ``groups`` and ``key`` draw the same resamples, so their samples pair up."""
+    samples = accuracy_bootstrap({"hits": np.asarray(hits, float)}, groups, seed=seed, n_boot=n_boot, key=key)["hits"]
+    return bootstrap_estimate(float(np.mean(hits)), samples), samples
+
+
+def shuffled_label_aurocs(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, positive: np.ndarray, *, seed: int, n_perm: int
+) -> np.ndarray:
+    """AUROC for ``positive`` (class 0) of the logistic predictor refitted on ``n_perm`` random permutations of the
+    training labels: the distribution of what the recipe reaches with no label information."""
+    rng = make_rng(seed, "grad_detect", "shuffled labels")
+    flat = x_test.reshape(len(x_test), -1)
+    return np.array(
+        [
+            auroc(positive, fit_logistic(x_train, rng.permutation(y_train)).predict_proba(flat)[:, 0])
+            for _ in range(n_perm)
+        ]
+    )
+
+
+def permutation_difference(permuted: np.ndarray, baseline: float, confidence: float = 0.95):
+    """Mean of ``permuted − baseline`` with the permutation distribution's central interval (an Estimate)."""
+    from .claims import Estimate
+
+    low, high = np.quantile(permuted - baseline, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return Estimate(float(np.mean(permuted) - baseline), float(low), float(high))
+
+
+def auroc_difference(scores: dict, positive: np.ndarray, boot: dict, first: str, second: str):
+    """AUROC of ``first`` minus AUROC of ``second`` on the same items, with the paired entity-bootstrap interval."""
+    value = auroc(positive, scores[first]) - auroc(positive, scores[second])
+    return bootstrap_estimate(value, boot[first] - boot[second])
