@@ -26,3 +26,15 @@ def test_the_chapter_runs_on_an_architecture_the_zoo_lacks(tmp_path, monkeypatch
     verdicts = {c["id"]: c["verdict"] for c in ledger["claims"]}
     assert verdicts["real-llm-gain"] == "not testable at this scale"  # a model that knows nothing: no crash
     assert ledger["model"] == str(folder)
+
+
+def test_a_long_prompt_loses_its_text_not_its_instructions():
+    from llmtheory import metagente as mg
+
+    model = TransformersLLM("fact-llama-h48", max_new_tokens=4)
+    prompt = mg.fill(mg.INITIAL_SUMMARIZER_PROMPT, " ".join(["the"] * 2000))
+    ids, full = model._encode(prompt), model._ids(prompt)
+    budget = min(model.max_prompt_tokens, model.model.config.max_position_embeddings - model.max_new_tokens)
+    assert full.shape[1] > budget >= ids.shape[1]
+    assert ids[0, :8].tolist() == full[0, :8].tolist()  # the instructions' start survives
+    assert ids[0, -3:].tolist() == full[0, -3:].tolist()  # and so does what follows the text slot

@@ -28,13 +28,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
+from pathlib import Path
 from string import Template
 from typing import Protocol
 
 import numpy as np
 
 from .metagente_llm import LLM
-from .params import ParameterError
+from .params import Model, ParameterError, Text
 
 THRESHOLD = 0.7  # metagente-eq-loop: ROUGE-L F at which an example stops and qualifies (the official code's 0.7)
 MAX_ITERATIONS = 15  # metagente-eq-loop: summarizer calls per training example at most
@@ -124,18 +125,38 @@ def _long_description(meta) -> str:
     return body or meta.get("Description") or ""
 
 
+def normalised_name(name: str) -> str:
+    """A distribution's name as pip compares them (PEP 503): lower case, runs of ``-_.`` as one ``-``."""
+    return re.sub(r"[-_.]+", "-", name.lower())
+
+
+LOCK_FILE = Path(__file__).resolve().parents[2] / "requirements.lock"
+
+
+def pinned_names(lock: Path = LOCK_FILE) -> frozenset[str]:
+    """The distributions that the book's lock file pins (``name==version`` lines), by :func:`normalised_name`."""
+    if not lock.is_file():
+        raise FileNotFoundError(f"{lock} not found: the metagente data are the pinned packages' metadata, so the "
+                                "library must be installed from its repository (pip install -e <clone>)")  # fmt: skip
+    lines = (line.split("==")[0].strip() for line in lock.read_text().splitlines() if "==" in line)
+    return frozenset(normalised_name(name) for name in lines if not name.startswith("#"))
+
+
 @lru_cache(maxsize=1)
 def load_pairs(min_readme_words: int = 20) -> tuple[Pair, ...]:
-    """Every installed distribution with a summary and a README, cleaned, deduplicated by name, sorted by name.
+    """Every installed distribution that the lock file pins, with a summary and a README, cleaned, deduplicated by
+    name, sorted by name.
 
-    The book's own package is left out. A pair is kept when its cleaned README has at least ``min_readme_words``
-    words and its summary at least two; the environment is pinned, so the list is the same on every run of it.
+    The book's own package is left out, and so is anything installed beside the lock (a reader's extra package
+    would change the data). A pair is kept when its cleaned README has at least ``min_readme_words`` words and its
+    summary at least two; the environment is pinned, so the list is the same on every run of it.
     """
+    pinned = pinned_names()
     found: dict[str, Pair] = {}
     for dist in metadata.distributions():
         meta = dist.metadata
-        name = re.sub(r"[-_.]+", "-", (meta.get("Name") or "").lower())
-        if not name or name == OWN_PACKAGE or name in found:
+        name = normalised_name(meta.get("Name") or "")
+        if not name or name == OWN_PACKAGE or name in found or name not in pinned:
             continue
         about, readme = clean_about(meta.get("Summary") or ""), clean_readme(_long_description(meta))
         if len(about.split()) >= 2 and len(readme.split()) >= min_readme_words:
@@ -451,3 +472,33 @@ def paired_tests(ours: Sequence[float], theirs: Sequence[float]) -> dict[str, fl
         "t_p": float(stats.ttest_rel(ours, theirs).pvalue),
         "wilcoxon_p": float(stats.wilcoxon(ours, theirs).pvalue),
     }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The chapter's parameters
+
+
+def check_base_url(name: str, value: object) -> str:
+    """An OpenAI-compatible endpoint's base URL (``http://`` or ``https://``), or "" for none."""
+    if value == "":
+        return value
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ParameterError(f'{name}={value!r} must be an http:// or https:// URL of an endpoint, or "" for none')
+    return value
+
+
+def check_variable_name(name: str, value: object) -> str:
+    """The name of an environment variable (the key's value is never a parameter)."""
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ParameterError(f"{name}={value!r} must be the name of an environment variable, e.g. 'OPENAI_API_KEY'")
+    return value
+
+
+PARAMETERS = {
+    "MODEL": Model("a zoo name, a local folder or a Hugging Face model id (the real model tried as summarizer)"),
+    "BASE_URL": check_base_url,
+    "ENDPOINT_MODEL": Text("the name of a model the endpoint serves", empty=False),
+    "API_KEY_ENV": check_variable_name,
+}
+"""The chapter's parameters besides ``SCALE`` and ``SEED`` (its notebook's ``parameters`` cell), declared once:
+the notebook checks them with :func:`llmtheory.params.check_parameters`, the command line before it runs."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 import urllib.error
@@ -126,12 +127,37 @@ class OpenAICompatibleLLM:
             ) from None
 
 
+_BLOCK = re.compile(r"<<<\n(.*?)\n>>>", re.DOTALL)
+
+
+def fit_prompt(prompt: str, count: Callable[[str], int], budget: int) -> str:
+    """``prompt`` shortened to at most ``budget`` tokens (as ``count`` measures them) by cutting the longest text
+    between ``<<<`` and ``>>>`` (the README or description slot) from its end, word by word: the instructions
+    around it survive. A prompt that fits, or has no such block, comes back unchanged."""
+    blocks = list(_BLOCK.finditer(prompt))
+    if count(prompt) <= budget or not blocks:
+        return prompt
+    block = max(blocks, key=lambda m: len(m.group(1)))
+    words = re.findall(r"\S+\s*", block.group(1))
+
+    def cut(k: int) -> str:
+        return prompt[: block.start(1)] + "".join(words[:k]).rstrip() + prompt[block.end(1) :]
+
+    low, high = 0, len(words)  # the largest k whose cut fits, by bisection (count is monotone in k)
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if count(cut(middle)) <= budget else (low, middle - 1)
+    return cut(low)
+
+
 @dataclass
 class TransformersLLM:
     """A ``transformers`` causal LM as an :class:`LLM`: a zoo name, a local folder or a hub id.
 
     Greedy decoding at temperature 0; at ``temperature > 0`` tokens are sampled with a generator seeded by ``seed``
-    and the number of calls so far, so a run repeats. The prompt is truncated from the left to ``max_prompt_tokens``.
+    and the number of calls so far, so a run repeats. A prompt longer than ``max_prompt_tokens`` (or the model's
+    context less ``max_new_tokens``) loses the end of its text slot (:func:`fit_prompt`), not its instructions; only
+    if the instructions alone are too long is it truncated from the left.
     """
 
     name: str
@@ -145,16 +171,25 @@ class TransformersLLM:
 
         self.model, self.tokenizer = zoo.load(self.name)  # a missing or unreachable id raises a clear ZooError
 
-    def _encode(self, prompt: str):
+    def _ids(self, prompt: str):
+        quiet = {"verbose": False}  # a prompt longer than the context is measured here, before fit_prompt cuts it
         if getattr(self.tokenizer, "chat_template", None):
             ids = self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt"
+                [{"role": "user", "content": prompt}],
+                add_generation_prompt=True,
+                return_tensors="pt",
+                tokenizer_kwargs=quiet,
             )
             ids = ids if not isinstance(ids, dict) and not hasattr(ids, "input_ids") else ids["input_ids"]
         else:
-            ids = self.tokenizer(prompt, return_tensors="pt")["input_ids"]
+            ids = self.tokenizer(prompt, return_tensors="pt", **quiet)["input_ids"]
+        return ids
+
+    def _encode(self, prompt: str):
         limit = getattr(self.model.config, "max_position_embeddings", None) or self.max_prompt_tokens
-        return ids[:, -min(self.max_prompt_tokens, limit - self.max_new_tokens) :]
+        budget = min(self.max_prompt_tokens, limit - self.max_new_tokens)
+        ids = self._ids(fit_prompt(prompt, lambda p: self._ids(p).shape[1], budget))
+        return ids[:, -budget:]
 
     def __call__(self, prompt: str, temperature: float = 0.0) -> str:
         import torch

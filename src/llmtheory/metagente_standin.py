@@ -9,9 +9,12 @@ directive sentences from a fixed list (:data:`SOURCES`, :data:`SWITCHES`, :data:
   and can be served over HTTP like a model.
 * :func:`rule_extractor` keeps a README's title and introduction (the extractor's role) by rules.
 * :class:`GrammarSearchTeacher` edits one directive at a time, trying every single edit on the example and keeping
-  the one with the best ROUGE-L F (the teacher's role, with the same feedback the LLM teacher is shown).
-* :class:`RandomEditTeacher` makes one random single edit without looking at the feedback (the no-teacher control).
-* :func:`voting_combiner` merges prompts by a majority vote per directive (the combiner's role).
+  the one with the best ROUGE-L F (the teacher's role, with the same feedback the LLM teacher is shown); each edit
+  costs :data:`NEIGHBOURS` hidden runs of the stand-in summarizer.
+* :class:`RandomEditTeacher` makes one random single edit without looking at the feedback (our random-edit control,
+  stronger than the paper's no-teacher ablation, which is the unoptimised prompt).
+* :func:`voting_combiner` merges prompts by a vote per directive: a directive is kept when a given share of the
+  prompts state it (share 1/2: a majority vote, our pre-registered choice; a smaller share: closer to a union).
 
 Baselines: :func:`first_sentence` and :class:`SentenceSelector`, an extractive model (logistic regression over
 sentence features) trained on the training pairs.
@@ -36,6 +39,7 @@ SOURCES = {
     "definition": "Start from the first sentence that says what the project is or does.",
     "subtitle": "If the title has a subtitle, start from the subtitle.",
 }
+SOURCE_NAMES = {"first": "first sentence", "definition": "first defining sentence", "subtitle": "subtitle"}
 SWITCHES = {
     "strip_subject": 'Drop the project\'s name and phrases like "X is a" from the start.',
     "cut_clause": "Stop at the first comma, colon, semicolon or dash.",
@@ -69,6 +73,13 @@ class Directives:
         if self.max_words:
             lines.append(CAP_SENTENCE.format(n=self.max_words))
         return "\n".join(lines) + SLOT
+
+    def describe(self) -> str:
+        """The directives in a few words, e.g. "from the first sentence, cut clause, ≤ 8 words"."""
+        parts = [f"from the {SOURCE_NAMES[self.source]}"] if self.source else []
+        parts += [name.replace("_", " ") for name in SWITCHES if getattr(self, name)]
+        parts += [f"≤ {self.max_words} words"] if self.max_words else []
+        return ", ".join(parts) or "no directive"
 
     def neighbours(self) -> list[Directives]:
         """Every prompt one directive away: another source (or none), one switch flipped, another cap."""
@@ -118,8 +129,9 @@ def _start(text: str, source: str | None) -> str:
     return body[0] if body else _plain(sentences(text)[0]) if text else ""
 
 
-def follow(directives: Directives, text: str) -> str:
-    """What the stand-in summarizer writes for ``text`` under ``directives`` (deterministic)."""
+def follow(directives: Directives, text: str, default_cap: int = DEFAULT_CAP) -> str:
+    """What the stand-in summarizer writes for ``text`` under ``directives`` (deterministic); without a word-cap
+    directive it writes at most ``default_cap`` words (the stand-in's verbose default, an assumption of ours)."""
     out = _start(text, directives.source)
     if directives.drop_parentheses:
         out = re.sub(r"\s*\([^)]*\)", "", out)
@@ -128,7 +140,7 @@ def follow(directives: Directives, text: str) -> str:
         out = stripped if len(stripped.split()) >= 2 else out
     if directives.cut_clause:
         out = re.split(r"[,;:]|\s[-–—]\s", out, maxsplit=1)[0]
-    words = out.split()[: directives.max_words or DEFAULT_CAP]
+    words = out.split()[: directives.max_words or default_cap]
     return " ".join(words).rstrip(".,;:!-–— ")
 
 
@@ -164,6 +176,10 @@ def rule_extractor(readme: str, max_words: int = 150) -> str:
     return "\n\n".join(kept)
 
 
+NEIGHBOURS = len(Directives().neighbours())  # single-directive edits of any prompt (the teacher tries them all)
+GRAMMAR_SIZE = (len(SOURCES) + 1) * 2 ** len(SWITCHES) * (len(WORD_CAPS) + 1)  # every prompt of the grammar
+
+
 @lru_cache(maxsize=200_000)
 def example_score(directives: Directives, extracted: str, truth: str) -> float:
     return rouge_l(directive_follower(fill(directives.render(), extracted)), truth)
@@ -175,13 +191,22 @@ class GrammarSearchTeacher:
     the highest ROUGE-L F against the ground truth (ties: the first in :meth:`Directives.neighbours` order).
 
     Not a language model: it sees the same feedback as the paper's teacher (text, truth, output, score) and edits
-    one instruction, but it finds the edit by trying every one on the stand-in summarizer.
+    one instruction, but it finds the edit by trying every one on the stand-in summarizer: :data:`NEIGHBOURS`
+    hidden summarizer runs per edit, which an LLM teacher does not get (see :func:`search_budget`).
     """
 
     def __call__(self, *, template: str, extracted: str, truth: str, generated: str, score: float) -> str:
         candidates = parse_directives(template).neighbours()
         scores = [example_score(c, extracted, truth) for c in candidates]
         return candidates[int(np.argmax(scores))].render()
+
+
+def search_budget(scores: Sequence[float], threshold: float) -> int:
+    """Summarizer runs one example's loop used with :class:`GrammarSearchTeacher`: the visible calls (one per score)
+    plus :data:`NEIGHBOURS` hidden ones per teacher call (the loop calls the teacher after every score below
+    ``threshold``)."""
+    teacher_calls = sum(score < threshold for score in scores)
+    return len(scores) + NEIGHBOURS * teacher_calls
 
 
 @dataclass
@@ -216,8 +241,10 @@ COMBINER_SHARES = (0.0, 0.1, 0.2, 1 / 3, 0.5)  # 0.0: a union (every directive o
 class TrainSelectedCombiner:
     """The stand-in combiner with its one free parameter chosen on the training pairs: the vote at each share of
     :data:`COMBINER_SHARES`, kept when its prompt scores the highest mean ROUGE-L F on ``train`` (ties: the larger
-    share, the shorter prompt). ``summarize(template, pairs)`` runs the test-time pipeline. After a call,
-    ``scores`` maps each share to its training score and ``chosen`` names the share kept."""
+    share). This selection was added after the first run, in which the pre-registered majority vote (share 1/2)
+    returned the initial prompt; the chapter reports the majority vote beside it. ``summarize(template, pairs)`` runs
+    the test-time pipeline. After a call, ``scores`` maps each share to its training score and ``chosen`` names the
+    share kept."""
 
     summarize: object
     train: Sequence[Pair]
