@@ -405,6 +405,12 @@ def test_the_teacher_search_rule_can_fail_on_ties(small_run):
     assert _verdict(MEASURED, cl.teacher_search_claim(ahead)) == "reproduced"
     tied = dataclasses.replace(run, loops=loops, equal_budget=loops[ex.OURS].traces)
     assert _verdict(MEASURED, cl.teacher_search_claim(tied)) == "not reproduced"
+    few = BASE + np.where(np.arange(len(BASE)) < 4, 0.2, 0.0)  # four pairs far ahead, the rest tied
+    mostly_tied = dataclasses.replace(run, loops={**run.loops, ex.OURS: mg.OptimisationResult("", traces(few), [])},
+                                      equal_budget=traces(BASE))  # fmt: skip
+    tests = mg.paired_tests(few, BASE)
+    assert tests["low"] > 0 and tests["t_p"] < 0.05 <= tests["wilcoxon_p"]  # the t-interval alone would pass
+    assert _verdict(MEASURED, cl.teacher_search_claim(mostly_tied)) == "not reproduced"
 
 
 def test_the_rouge_identity_fails_without_rouge_scores_stemmer(small_run):
