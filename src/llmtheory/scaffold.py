@@ -75,7 +75,7 @@ def chapter_skeleton(slug: str, repo_url: str) -> nbformat.NotebookNode:
         _code('SCALE = "book"  # "smoke" | "book" | "full"\nSEED = 0', tags=["parameters"]),
         _code(
             "# What each parameter besides SCALE and SEED accepts (move it to your library module as PARAMETERS,\n"
-            "# where the command line finds it too), e.g. PARAMETERS = {\"N_ITEMS\": Int(1, 100_000)}\n"
+            '# where the command line finds it too), e.g. PARAMETERS = {"N_ITEMS": Int(1, 100_000)}\n'
             "PARAMETERS = {}\n"
             "check_parameters(globals(), PARAMETERS)"
         ),
