@@ -147,7 +147,20 @@ def test_interaction_graph_counts_adjacent_turns_within_scenes_only():
     script = _script((0, "ANA", "a"), (0, "BEA", "b"), (0, "ANA", "c"), (1, "CARL", "d"), (1, "CARL", "e"))
     graph = bd.interaction_graph(script)
     assert graph["ANA"]["BEA"]["weight"] == 2 and graph.degree("CARL") == 0
-    assert set(bd.reply_graph(script).edges) == {("ANA", "BEA"), ("BEA", "ANA")}
+
+
+def test_reply_graph_and_triad_census_count_who_answers_whom():
+    script = _script(*[(0, s, "x") for s in ("ANA", "BEA", "CARL", "ANA", "CARL", "BEA", "ANA")])
+    assert bd.triad_census(script)["census_300"] == 1 and sum(bd.triad_census(script).values()) == 1
+    script = _script((0, "ANA", "a"), (0, "BEA", "b"), (0, "ANA", "c"), (1, "CARL", "d"), (1, "ANA", "e"))
+    assert set(bd.reply_graph(script).edges) == {("ANA", "BEA"), ("BEA", "ANA"), ("CARL", "ANA")}
+    census = bd.triad_census(script)
+    assert census["census_111U"] + census["census_111D"] == 1 and sum(census.values()) == 1
+
+
+def test_a_script_without_exchanges_is_measured_without_error():
+    row = bd.measure_script(_script((0, "MAYA", "Hello.")), np.random.default_rng(0), 10)
+    assert row["characters"] == 1 and np.isnan(row["ff_z"]) and row["census_300"] == 0
 
 
 def test_generator_truth_is_recovered_by_the_pipeline_in_both_formats():
@@ -200,7 +213,7 @@ def test_comparison_calls_a_copy_reproduced_and_a_shifted_source_amplified():
     fewer = bd.measure_corpus(bx.parse_corpus(bx.generate_corpus(bx.Planted(female_share=0.2), 60, 1, "c")), rng, 50)
     columns = ("test3", "female_share", "degree_gap", "ff_excess", "women_mention_men")
     same = bx.compare_sources(base, base, 0, dict.fromkeys(columns, 0.3))  # 60 scripts: intervals of about ±0.2
-    assert (same["call"] == "reproduces").all() and all(d.value == 0 for d in same["difference"])
+    assert (same["call"] == "keeps").all() and all(d.value == 0 for d in same["difference"])
     assert (bx.compare_sources(base, base, 0, dict.fromkeys(columns, 0.01))["call"] == "undecided").all()
     shifted = bx.compare_sources(base, fewer, 0, dict.fromkeys(columns, 0.1))
     assert shifted.loc["share of women among characters", "call"] == "amplifies"
@@ -229,3 +242,105 @@ def test_the_zoo_screenplay_model_writes_scripts_the_pipeline_can_measure(one_to
     texts = lm.sample_scripts(model, tokenizer, 4, seed=0)
     assert texts == lm.sample_scripts(model, tokenizer, 4, seed=0)  # seeded
     assert len(lm.testable_scripts(texts)) >= 3
+
+
+def test_descriptors_in_a_cue_do_not_decide_gender_and_men_are_named_by_their_first_name():
+    assert bd.name_gender("YOUNG TOM") == (bd.MALE, "male")
+    assert bd.name_gender("DR. SARAH")[0] == bd.FEMALE and bd.name_gender("OFFICER MIKE")[0] == bd.MALE
+    assert bd.first_name("YOUNG TOM") == "tom" and bd.first_name("MRS. BELL") == "bell"
+    genders = {"ANA": "F", "BEA": "F", "YOUNG TOM": "M"}
+    script = _script((0, "YOUNG TOM", "Hello."), (0, "ANA", "Hi."), (0, "BEA", "Where is Tom?"))
+    assert not bd.bechdel(script, genders).test3  # the man is named by his first name, not by "young"
+
+
+def test_who_talks_about_whom_counts_any_male_first_name_test_three_only_speakers():
+    genders = {"ANA": "F", "BEA": "F"}
+    script = _script((0, "ANA", "Hi."), (0, "BEA", "Did Hugo call?"))
+    assert bd.bechdel(script, genders).test3  # Hugo does not speak: test 3 as bechdelscript
+    assert bd.women_male_reference_share(script, genders) == 0.5
+    assert bd.male_names_in("Ask Tom. Maya left. The Boat sank.") == {"tom"}
+
+
+def test_strength_null_keeps_talk_volume_closed_form_and_draws():
+    # a star: one woman (hub, strength 3) and three men; no F-F pair is possible, so q = 0
+    graph = nx.star_graph(3)
+    nx.set_edge_attributes(graph, 1, "weight")
+    star = bd.GraphArrays.of(graph, {n: "F" if n == 0 else "M" for n in graph})
+    assert bd.strength_null_share(star, star.female) == 0
+    # a triangle with weights 2, 1, 1: volumes 3, 3, 2 fix every weight, so the pair of women keeps 1/2 of the
+    # exchanges; the plain product s_a s_b would give them 9 / 21
+    graph = nx.Graph()
+    graph.add_weighted_edges_from([("a", "b", 2), ("a", "c", 1), ("b", "c", 1)])
+    arrays = bd.GraphArrays.of(graph, {"a": "F", "b": "F", "c": "M"})
+    assert bd.strength_null_share(arrays, arrays.female) == pytest.approx(0.5)
+    draws = bd.strength_null_draws(arrays, 20_000, np.random.default_rng(0))
+    assert draws.max() <= 4 and draws.mean() == pytest.approx(2, abs=0.03)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_volume_fitness_gives_every_character_its_observed_volume(seed):
+    rng = np.random.default_rng(seed)
+    graph = nx.gnm_random_graph(int(rng.integers(3, 9)), int(rng.integers(2, 14)), seed=seed)
+    graph.remove_nodes_from([n for n in list(graph) if graph.degree(n) == 0])
+    nx.set_edge_attributes(graph, {e: int(rng.integers(1, 6)) for e in graph.edges}, "weight")
+    s = bd.strengths(bd.GraphArrays.of(graph, {}))
+    x = bd.volume_fitness(s)
+    expected = x * (x.sum() - x)
+    if s.max() < s.sum() / 2 - 1e-9:  # not a star: the volumes are met exactly
+        assert expected / expected.sum() == pytest.approx(s / s.sum(), abs=1e-9)
+    assert x.sum() == pytest.approx(1) and (x >= 0).all()
+
+
+def test_talk_volume_null_rejects_less_than_the_label_shuffle_on_women_who_talk_more():
+    active = bx.statistics_pool(bx.Planted(female_activity=2.0), 60, 0, "active-test", 100)
+    shuffle, kept = bx.homophily_test(active, "ff_null"), bx.homophily_test(active, "ff_strength_null")
+    assert kept.null_mean > shuffle.null_mean  # the null absorbs part of the women's extra talk
+    assert kept.p_value > shuffle.p_value
+
+
+def test_disagreement_rate_and_claims_rows_decide_as_documented():
+    from llmtheory import bechdel_claims as bc
+    from llmtheory.claims import Estimate, decide
+
+    same = bc.disagreement_rate(bx.Planted(), bx.Planted(), 10, 2, 0, ("t", "t again"))
+    assert 0 <= same.value <= 1 and same.low <= same.value <= same.high
+    row = bc.disagreement_claim(Estimate.proportion(20, 20), Estimate.proportion(0, 20),
+                                Estimate.proportion(5, 20), 150, 20)  # fmt: skip
+    assert decide("measured", row["holds"], control=row["control"]) == "reproduced"
+    row = bc.disagreement_claim(Estimate.proportion(10, 20), Estimate.proportion(0, 20),
+                                Estimate.proportion(5, 20), 150, 20)  # fmt: skip
+    assert decide("measured", row["holds"], control=row["control"]) == "not reproduced"
+
+
+def test_keep_rows_need_a_fresh_sample_inside_and_a_hub_model_is_not_testable():
+    from llmtheory import bechdel_claims as bc
+
+    rng = make_rng(0, "keep")
+
+    def measured(planted, name):
+        return bd.measure_corpus(bx.parse_corpus(bx.generate_corpus(planted, 60, 0, name)), rng, 20)
+
+    corpus, fresh, parity = measured(lm.HUMAN, "h"), measured(lm.HUMAN, "f"), measured(bx.NO_EFFECT, "p")
+    bands = bc.keep_bands(corpus, measured(bx.NO_EFFECT, "b"))
+    assert set(bands) == set(bc.LM_MEASURES) and all(b > 0 for b in bands.values())
+    comparisons = {k: bx.compare_sources(corpus, t, 0, bands) for k, t in
+                   {"fresh": fresh, "parity": parity, "lm": fresh}.items()}  # fmt: skip
+    rows = dict(bc.lm_keep_claims(comparisons, 60, 60, True, ""))
+    assert set(rows) == {f"lm-keeps-{s}" for s in bc.LM_MEASURES.values()}
+    for row in rows.values():  # the "model" is a fresh sample: kept wherever the row is testable
+        if row["testable"]:
+            assert row["holds"].holds
+    hub = dict(bc.lm_keep_claims(comparisons, 60, 60, False, "hub model"))
+    assert all(r["testable"] is False and r["ours"].startswith("hub model") for r in hub.values())
+
+
+def test_scripts_vs_model_is_testable_only_with_both_sources():
+    from llmtheory import bechdel_claims as bc
+
+    rng = make_rng(0, "svm")
+    own = bd.measure_corpus(bx.parse_corpus(bx.generate_corpus(bx.Planted(bechdel_rate=0.9), 20, 0, "o")), rng, 10)
+    model = bd.measure_corpus(bx.parse_corpus(bx.generate_corpus(bx.Planted(bechdel_rate=0.1), 20, 0, "m")), rng, 10)
+    assert bc.scripts_vs_model_claim(None, model, "m")["testable"] is False
+    row = bc.scripts_vs_model_claim(own, model, "m")
+    assert "testable" not in row and row["holds"] is True
+    assert bc.scripts_vs_model_claim(model, own, "m")["holds"] is False

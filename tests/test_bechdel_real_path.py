@@ -23,5 +23,7 @@ def test_chapter_runs_on_a_random_gemma2_folder(tmp_path, monkeypatch):
     ledger = run_chapter_on_model("bechdel", folder, tmp_path, monkeypatch)
     assert ledger["model"] == str(folder)
     verdicts = {c["id"]: c["verdict"] for c in ledger["claims"]}
-    assert verdicts["lm-keeps-corpus-bias"] == NOT_TESTABLE
-    assert "no measurable script" in next(c["ours"] for c in ledger["claims"] if c["id"] == "lm-keeps-corpus-bias")
+    keep_rows = [c for c in ledger["claims"] if c["id"].startswith("lm-keeps-")]
+    assert len(keep_rows) == 4 and all(c["verdict"] == NOT_TESTABLE for c in keep_rows)
+    assert all("no measurable script" in c["ours"] for c in keep_rows)
+    assert verdicts["commercial-llms"] == NOT_TESTABLE

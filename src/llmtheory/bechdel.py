@@ -29,11 +29,19 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 
-from .params import ParameterError
+from .params import Folder, Model, ParameterError
 
 FEMALE, MALE, UNKNOWN = "F", "M", "?"
+
+PARAMETERS = {
+    "MODEL": Model("a zoo name, a local folder or a Hugging Face model id (in Colab: an instruct model)"),
+    "SCRIPTS": Folder("a folder of .fountain / .txt screenplays"),
+}
+"""The chapter's parameters besides ``SCALE`` and ``SEED`` (its notebook's ``parameters`` cell), declared once:
+the notebook checks them with :func:`llmtheory.params.check_parameters`, the command line before it runs."""
+
 
 # ---------------------------------------------------------------------------------------------------------
 # 1. Parsing: scenes, cues, dialogue
@@ -192,6 +200,9 @@ TITLES = {
 FEMALE_PRONOUNS = frozenset({"she", "her", "hers", "herself"})
 MALE_PRONOUNS = frozenset({"he", "him", "his", "himself"})
 GUESSER_LABELS = {"female": FEMALE, "mostly_female": FEMALE, "male": MALE, "mostly_male": MALE}
+DESCRIPTORS = frozenset({"YOUNG", "OLD", "LITTLE", "BIG", "DR", "DOCTOR", "OFFICER", "DETECTIVE", "CAPTAIN", "AGENT",
+                         "PROFESSOR", "SERGEANT", "NURSE", "COACH", "JUDGE", "COUNT"})  # fmt: skip
+"""Cue words that say nothing of gender and stand before a first name (``YOUNG TOM``, ``DR. SARAH``): skipped."""
 
 
 @functools.cache
@@ -201,14 +212,26 @@ def _detector():
     return detector.Detector(case_sensitive=False)
 
 
+def first_name(cue: str) -> str:
+    """The name a line would call a character by, lower case: the cue's first word after descriptors and titles
+    (``YOUNG TOM`` → ``tom``, ``MRS. BELL`` → ``bell``)."""
+    words = [w.strip(".") for w in cue.upper().split()]
+    while len(words) > 1 and (words[0] in DESCRIPTORS or words[0] in TITLES):
+        words = words[1:]
+    return words[0].lower() if words else ""
+
+
 def name_gender(name: str) -> tuple[str, str]:
     """``(label, evidence)`` from a character's name: a gendered title (MRS., UNCLE) decides; otherwise
-    ``gender-guesser`` on the first word, whose ``female``/``mostly_female`` → F, ``male``/``mostly_male`` → M,
-    ``andy``/``unknown`` → ``?``; the evidence is the title or the guesser's raw answer."""
+    ``gender-guesser`` on the first word that is not a descriptor (:data:`DESCRIPTORS`), whose ``female``/
+    ``mostly_female`` → F, ``male``/``mostly_male`` → M, ``andy``/``unknown`` → ``?``;
+    the evidence is the title or the guesser's raw answer."""
     words = [w.strip(".") for w in name.upper().split()]
     for word in words:
         if word in TITLES:
             return TITLES[word], "title"
+    while len(words) > 1 and words[0] in DESCRIPTORS:
+        words = words[1:]
     if not words or not words[0].isalpha():
         return UNKNOWN, "unknown"
     raw = _detector().get_gender(words[0].title())
@@ -222,7 +245,7 @@ def _words(text: str) -> list[str]:
 def pronoun_votes(script: Script) -> dict[str, tuple[int, int]]:
     """In-text cues: for each speaker, ``(female, male)`` pronoun counts in the action sentences that name that
     speaker and no other, plus the sentence right after (``She looks tired.`` after ``Maya pours tea.``)."""
-    first_names = {s: s.split()[0].lower() for s in script.speakers}
+    first_names = {s: first_name(s) for s in script.speakers}
     votes = {s: [0, 0] for s in script.speakers}
     for _, paragraph in script.actions:
         sentences = [_words(s) for s in re.split(r"(?<=[.!?])\s+", paragraph) if s.strip()]
@@ -322,7 +345,7 @@ def bechdel(script: Script, genders: dict[str, str]) -> BechdelResult:
     3. one such exchange in which no turn mentions a man (:func:`mentions_a_man`).
     """
     women = [s for s in script.speakers if genders.get(s) == FEMALE]
-    male_names = {s.split()[0].lower() for s in script.speakers if genders.get(s) == MALE}
+    male_names = {first_name(s) for s in script.speakers if genders.get(s) == MALE}
     exchanges = women_exchanges(script, genders)
     # test 3: some women-only exchange with no reference to a man in any of its turns
     about_something_else = any(not any(mentions_a_man(t.text, male_names) for t in run) for run in exchanges)
@@ -347,13 +370,28 @@ def interaction_graph(script: Script) -> nx.Graph:
 
 
 def reply_graph(script: Script) -> nx.DiGraph:
-    """The directed version: an edge speaker → next speaker in the same scene (for the triadic census)."""
+    """The directed version: an edge speaker → next speaker in the same scene (who answers whom), for the
+    triadic census (:func:`triad_census`)."""
     graph = nx.DiGraph()
     graph.add_nodes_from(script.speakers)
     for previous, turn in zip(script.turns, script.turns[1:], strict=False):
         if previous.scene == turn.scene and previous.speaker != turn.speaker:
             graph.add_edge(previous.speaker, turn.speaker)
     return graph
+
+
+TRIADS = ("021D", "021U", "021C", "111D", "111U", "030T", "030C", "201", "120D", "120U", "120C", "210", "300")
+"""The connected triad types of the directed census (Holland and Leinhardt's M-A-N codes: mutual, one-way and
+silent pairs among three characters, then a letter for the direction): the types in which no character of the
+three stands apart. ``201``: one character talks both ways with two who never talk to each other (a go-between);
+``300``: all three talk with each other both ways."""
+
+
+def triad_census(script: Script) -> dict[str, int]:
+    """``networkx.triadic_census`` of :func:`reply_graph`, restricted to the connected types of :data:`TRIADS`
+    (research note, step 5: the paper's "triadic relationships")."""
+    census = nx.triadic_census(reply_graph(script))
+    return {f"census_{code}": int(census[code]) for code in TRIADS}
 
 
 @dataclass(frozen=True)
@@ -373,8 +411,9 @@ class GraphArrays:
         nodes = tuple(graph.nodes)
         index = {n: i for i, n in enumerate(nodes)}
         edges = [(index[a], index[b], d["weight"]) for a, b, d in graph.edges(data=True)]
-        u, v, w = (np.array(x, dtype=float if k == 2 else int) for k, x in enumerate(zip(*edges, strict=True)))
-        if not edges:
+        if edges:
+            u, v, w = (np.array(x, dtype=float if k == 2 else int) for k, x in enumerate(zip(*edges, strict=True)))
+        else:  # a script without exchanges (a monologue, a script of action lines)
             u, v, w = np.zeros(0, int), np.zeros(0, int), np.zeros(0)
         cliques = [c for c in nx.enumerate_all_cliques(graph) if len(c) == 3]
         triangles = np.array([[index[n] for n in c] for c in cliques], dtype=int).reshape(-1, 3)
@@ -456,6 +495,67 @@ def permuted_labels(arrays: GraphArrays, n_permutations: int, rng: np.random.Gen
     return arrays.female[order], arrays.male[order]
 
 
+def strengths(arrays: GraphArrays) -> np.ndarray:
+    """Each node's weighted degree: how many exchanges it takes part in (its talk volume)."""
+    n = len(arrays.nodes)
+    return np.bincount(arrays.u, arrays.weight, n) + np.bincount(arrays.v, arrays.weight, n)
+
+
+def volume_fitness(s: np.ndarray) -> np.ndarray:
+    """Fitnesses ``x`` (summing to 1) with ``x_a Σ_{b≠a} x_b ∝ s_a`` for every node: the pair weights
+    ``x_a x_b`` (a ≠ b) then give each node its observed share of the exchanges (``bechdel-eq-strength-null``).
+
+    With Σx = 1 the condition reads ``x_a (1 − x_a) = λ s_a``: each ``x_a`` is a root of a quadratic, the smaller
+    one except possibly for the most active node, and λ is found by Brent's method so that the roots sum to 1.
+    A star (one node in every exchange) is the limit λ → 0: the hub's fitness → 1, the others' ∝ their volume."""
+    s = np.asarray(s, float)
+    x = np.zeros_like(s)
+    if (s > 0).sum() < 2:
+        return x
+    hub = int(np.argmax(s))
+    scaled = s / s[hub]  # μ = λ s_hub ∈ (0, 1/4]: every discriminant 1 − 4 μ s/s_hub stays ≥ 0
+
+    def roots(mu: float, hub_large: bool) -> np.ndarray:
+        r = np.sqrt(np.maximum(1 - 4 * mu * scaled, 0.0))
+        out = (1 - r) / 2
+        if hub_large:
+            out[hub] = (1 + r[hub]) / 2
+        return out
+
+    if roots(0.25, False).sum() >= 1:
+        mu = optimize.brentq(lambda m: roots(m, False).sum() - 1, 0.0, 0.25, xtol=1e-15)
+        return roots(mu, False)
+    tiny = 1e-12
+    if roots(tiny, True).sum() <= 1:  # a star: the limit λ → 0
+        return roots(tiny, True) / roots(tiny, True).sum()
+    mu = optimize.brentq(lambda m: roots(m, True).sum() - 1, tiny, 0.25, xtol=1e-15)
+    return roots(mu, True)
+
+
+def strength_null_share(arrays: GraphArrays, female: np.ndarray) -> float:
+    """The F-F share expected when every character keeps its talk volume and partners are chosen without regard
+    to gender (``bechdel-eq-strength-null``): an exchange joins a ≠ b with probability ∝ x_a x_b, the fitnesses
+    of :func:`volume_fitness`, so q = Σ_{a<b ∈ F} x_a x_b / Σ_{a<b} x_a x_b. The plain product s_a s_b (the
+    expectation behind Newman's weighted assortativity) does not keep volumes once no one can talk to
+    themselves: it gives the most active characters fewer exchanges than they have, and so too few F-F
+    exchanges when women talk more. NaN for a script without exchanges."""
+    x = volume_fitness(strengths(arrays))
+    pairs = (x.sum() ** 2 - (x**2).sum()) / 2
+    if pairs <= 0:
+        return np.nan
+    women = x[female]
+    return float((women.sum() ** 2 - (women**2).sum()) / 2 / pairs)
+
+
+def strength_null_draws(arrays: GraphArrays, n_draws: int, rng: np.random.Generator) -> np.ndarray:
+    """F-F edge weights drawn under :func:`strength_null_share`: each of the script's E exchanges joins two
+    women with probability q, independently (Binomial(E, q), ``bechdel-eq-strength-null``; zeros for a script
+    without exchanges)."""
+    q = strength_null_share(arrays, arrays.female)
+    total = int(round(arrays.weight.sum()))
+    return rng.binomial(total, q, n_draws).astype(float) if total and np.isfinite(q) else np.zeros(n_draws)
+
+
 @dataclass(frozen=True)
 class NullComparison:
     """An observed statistic, the mean of its permutation null, and the one-sided p-value ``P(null ≥ obs)``."""
@@ -483,18 +583,33 @@ def permutation_null(observed: float, null: np.ndarray) -> NullComparison:
 # 5. One row of measures per script, and corpus tests
 
 
+def male_names_in(text: str) -> set[str]:
+    """The capitalised words of ``text`` that ``gender-guesser`` reads as a man's first name (lower case): men a
+    line names whether or not they speak in the script."""
+    return {w.lower() for w in re.findall(r"\b[A-Z][a-z]+\b", text) if name_gender(w)[0] == MALE}
+
+
+def mentions_a_man_anywhere(text: str, male_speakers: set[str]) -> bool:
+    """:func:`mentions_a_man` with the male names of :func:`male_names_in` added to the speaking men's: the
+    who-talks-about-whom measure, which should not depend on whether the man named also speaks (test 3 keeps
+    ``bechdelscript``'s rule, speakers only)."""
+    return mentions_a_man(text, male_speakers | male_names_in(text))
+
+
 def women_male_reference_share(script: Script, genders: dict[str, str]) -> float:
-    """Who talks about whom: the share of women's turns that mention a man (NaN without women's turns)."""
-    male_names = {s.split()[0].lower() for s in script.speakers if genders.get(s) == MALE}
+    """Who talks about whom: the share of women's turns that mention a man, named or not, speaking or not
+    (:func:`mentions_a_man_anywhere`; NaN without women's turns)."""
+    male_names = {first_name(s) for s in script.speakers if genders.get(s) == MALE}
     lines = [t.text for t in script.turns if genders.get(t.speaker) == FEMALE]
-    return float(np.mean([mentions_a_man(line, male_names) for line in lines])) if lines else np.nan
+    return float(np.mean([mentions_a_man_anywhere(line, male_names) for line in lines])) if lines else np.nan
 
 
 def measure_script(
     script: Script, rng: np.random.Generator, n_permutations: int = 200, use_text: bool = True
 ) -> dict[str, float]:
     """Every measure of one script: parse counts, genders, the three tests, centrality by gender, F-F edge
-    share and assortativity with their permutation nulls, and triangles by composition with their null means."""
+    share and assortativity with their permutation nulls, the F-F share's talk-volume null and z-score, triangles
+    by composition with their null means, and the directed triadic census (``census_<type>``)."""
     genders = labels_of(infer_genders(script, use_text=use_text))
     graph = interaction_graph(script)
     arrays = GraphArrays.of(graph, genders)
@@ -518,15 +633,18 @@ def measure_script(
     r = permutation_null(float(assortativity(arrays, arrays.female, arrays.male)), assortativity(arrays, female, male))
     observed_triangles = triangle_composition(arrays, arrays.female)
     null_triangles = triangle_composition(arrays, female).mean(0)
+    q, total = strength_null_share(arrays, arrays.female), arrays.weight.sum()
     row |= {
         "ff_share": ff.observed,
         "ff_null": ff.null_mean,
+        "ff_strength_null": q,
+        "ff_z": (ff.observed - q) / np.sqrt(q * (1 - q) / total) if 0 < q < 1 else np.nan,
         "assortativity": r.observed,
         "assortativity_null": r.null_mean,
     }
     for k, name in enumerate(("MMM", "FMM", "FFM", "FFF")):
         row[f"tri_{name}"], row[f"tri_{name}_null"] = float(observed_triangles[k]), float(null_triangles[k])
-    return row
+    return row | triad_census(script)
 
 
 def measure_corpus(scripts: list[Script], rng: np.random.Generator, n_permutations: int = 200) -> pd.DataFrame:

@@ -110,7 +110,10 @@ def _weights(genders: np.ndarray, activity: np.ndarray, homophily: float, anchor
 
 
 def _pick(rng: np.random.Generator, weights: np.ndarray) -> int:
-    return int(rng.choice(len(weights), p=weights / weights.sum()))
+    """An index drawn with probability ∝ ``weights``: the same draw as ``rng.choice(len(weights), p=...)`` (one
+    uniform against the normalised cumulative sum), without its checks, which cost most of the generator's time."""
+    cdf = np.cumsum(weights / weights.sum())
+    return int(np.searchsorted(cdf / cdf[-1], rng.random(), side="right"))
 
 
 def _line(rng: np.random.Generator, about_a_man: bool, men: list[str]) -> str:
@@ -262,19 +265,39 @@ MEASURES = {
     "Bechdel pass rate": ("test3", -1),
     "share of women among characters": ("female_share", -1),
     "women's − men's degree share": ("degree_gap", -1),
+    "log(women's ÷ men's degree share)": ("degree_log_ratio", -1),
     "F–F edge share − null": ("ff_excess", +1),
+    "F–F z-score (talk volume kept)": ("ff_z", +1),
     "women's lines about a man": ("women_mention_men", +1),
 }
 
 
 def with_derived(measures: pd.DataFrame) -> pd.DataFrame:
     """Add the per-script columns that :data:`MEASURES` compares: the gap between women's and men's mean degree
-    share, and the F-F edge share's excess over its permutation null."""
+    share, its log ratio (which a larger cast does not shrink: every share scales as 1/n), and the F-F edge
+    share's excess over its label-permutation null (where the table has it)."""
     out = measures.copy()
     out["degree_gap"] = out["degree_F"] - out["degree_M"]
-    out["ff_excess"] = out["ff_share"] - out["ff_null"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["degree_log_ratio"] = np.log(out["degree_F"] / out["degree_M"])
+    if "ff_share" in out:
+        out["ff_excess"] = out["ff_share"] - out["ff_null"]
     out["test3"] = out["test3"].astype(float)
     return out
+
+
+def light_measures(scripts: list[bd.Script]) -> pd.DataFrame:
+    """The per-script columns the disagreement rule needs (test 3, women's and men's mean degree share), without
+    the permutation nulls of :func:`llmtheory.bechdel.measure_script`: cheap enough for replicate corpora."""
+    rows = []
+    for script in scripts:
+        genders = bd.labels_of(bd.infer_genders(script))
+        arrays = bd.GraphArrays.of(bd.interaction_graph(script), genders)
+        shares = bd.strength_share(arrays)
+        rows.append({"test3": bd.bechdel(script, genders).test3,
+                     "degree_F": shares[arrays.female].mean() if arrays.female.any() else np.nan,
+                     "degree_M": shares[arrays.male].mean() if arrays.male.any() else np.nan})  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def bootstrap_difference(a, b, rng: np.random.Generator, n_boot: int = 1000) -> Estimate:
@@ -294,18 +317,20 @@ def bootstrap_difference(a, b, rng: np.random.Generator, n_boot: int = 1000) -> 
 def compare_sources(
     reference: pd.DataFrame, other: pd.DataFrame, seed: int, tolerance: dict[str, float]
 ) -> pd.DataFrame:
-    """For each measure of :data:`MEASURES`: the reference's mean, the other's, their difference with a
-    bootstrap interval, and the verdict *reproduces* (interval within ± tolerance), *amplifies* (the bias is
+    """For each measure of :data:`MEASURES` with a tolerance: the reference's mean, the other's, their difference with a
+    bootstrap interval, and the call *keeps* (interval within ± tolerance), *amplifies* (the bias is
     larger, interval clear of the tolerance band) or *damps* (smaller), else *undecided*."""
     rng = make_rng(seed, "bechdel", "bootstrap")
     ref, oth = with_derived(reference), with_derived(other)
     rows = []
     for name, (column, direction) in MEASURES.items():
         diff = bootstrap_difference(ref[column], oth[column], rng)
+        if column not in tolerance:
+            continue
         band = tolerance[column]
         signed_low, signed_high = sorted((direction * diff.low, direction * diff.high))
         if -band <= diff.low and diff.high <= band:
-            call = "reproduces"
+            call = "keeps"
         elif signed_low > band:
             call = "amplifies"
         elif signed_high < -band:
@@ -327,7 +352,8 @@ class ScriptStatistics:
     characters' degree shares by gender, gender counts, and lines about a man by the speaker's gender."""
 
     ff_weight: float
-    ff_null: np.ndarray  # (n_permutations,)
+    ff_null: np.ndarray  # (n_permutations,) label shuffles
+    ff_strength_null: np.ndarray  # (n_permutations,) draws with each character's talk volume kept
     degree_women: np.ndarray
     degree_men: np.ndarray
     women: int
@@ -336,21 +362,23 @@ class ScriptStatistics:
 
 
 def script_statistics(script: bd.Script, rng: np.random.Generator, n_permutations: int) -> ScriptStatistics:
-    """:class:`ScriptStatistics` of ``script`` with ``n_permutations`` label shuffles (``bechdel-eq-null``)."""
+    """:class:`ScriptStatistics` of ``script`` with ``n_permutations`` label shuffles (``bechdel-eq-null``) and as
+    many draws of the strength-keeping null (``bechdel-eq-strength-null``)."""
     genders = bd.labels_of(bd.infer_genders(script))
     arrays = bd.GraphArrays.of(bd.interaction_graph(script), genders)
     total = arrays.weight.sum()
     shuffled = bd.permuted_labels(arrays, n_permutations, rng)[0]
     shares = bd.strength_share(arrays)
-    male_names = {c.split()[0].lower() for c, g in genders.items() if g == bd.MALE}
+    male_names = {bd.first_name(c) for c, g in genders.items() if g == bd.MALE}
     table = np.zeros((2, 2), int)
     for turn in script.turns:
         if genders.get(turn.speaker) in (bd.FEMALE, bd.MALE):
-            about = bd.mentions_a_man(turn.text, male_names)
+            about = bd.mentions_a_man_anywhere(turn.text, male_names)
             table[int(genders[turn.speaker] == bd.MALE), int(not about)] += 1
     return ScriptStatistics(
         ff_weight=float(bd.female_female_share(arrays, arrays.female)) * total,
         ff_null=bd.female_female_share(arrays, shuffled) * total,
+        ff_strength_null=bd.strength_null_draws(arrays, n_permutations, rng),
         degree_women=shares[arrays.female],
         degree_men=shares[arrays.male],
         women=int(arrays.female.sum()),
@@ -360,20 +388,22 @@ def script_statistics(script: bd.Script, rng: np.random.Generator, n_permutation
 
 
 TESTS = ("homophily", "centrality", "female share", "who talks about whom")
+HOMOPHILY_NULLS = {"homophily": "ff_strength_null", "homophily (label shuffle)": "ff_null"}
 
 
 def corpus_test(measure: str, statistics: list[ScriptStatistics]) -> float:
     """The p-value of one corpus-level test (research note, step 6) on the scripts' statistics:
 
-    * ``"homophily"``: pooled label-permutation test of the total F-F edge weight, labels shuffled within each
-      script (``bechdel-eq-null``; a script's share of women is kept);
+    * ``"homophily"``: pooled test of the total F-F edge weight against the null that keeps each character's
+      talk volume (``bechdel-eq-strength-null``, summed over scripts);
+    * ``"homophily (label shuffle)"``: the same against labels shuffled within each script (``bechdel-eq-null``;
+      a script's share of women is kept, but women who talk more than men raise the F-F weight above it);
     * ``"centrality"``: one-sided Mann-Whitney, women's degree shares lower than men's;
     * ``"female share"``: two-sided binomial test of the share of women among gendered characters against 1/2;
     * ``"who talks about whom"``: one-sided Fisher test, women's lines mention a man more often than men's.
     """
-    if measure == "homophily":
-        observed = sum(s.ff_weight for s in statistics)
-        return bd.permutation_null(observed, np.sum([s.ff_null for s in statistics], axis=0)).p_value
+    if measure in HOMOPHILY_NULLS:
+        return homophily_test(statistics, HOMOPHILY_NULLS[measure]).p_value
     if measure == "centrality":
         women = np.concatenate([s.degree_women for s in statistics])
         return bd.mann_whitney(women, np.concatenate([s.degree_men for s in statistics]))
@@ -383,7 +413,14 @@ def corpus_test(measure: str, statistics: list[ScriptStatistics]) -> float:
     if measure == "who talks about whom":
         table = np.sum([s.mention_table for s in statistics], axis=0)
         return float(stats.fisher_exact(table[::-1], alternative="less")[1])
-    raise ParameterError(f"measure={measure!r}; choose one of: {', '.join(TESTS)}")
+    raise ParameterError(f"measure={measure!r}; choose one of: {', '.join((*TESTS, *HOMOPHILY_NULLS))}")
+
+
+def homophily_test(statistics: list[ScriptStatistics], null: str = "ff_strength_null") -> bd.NullComparison:
+    """The pooled homophily test: the corpus's total F-F edge weight against the sum of the scripts' null draws
+    (``null``: ``"ff_strength_null"`` or ``"ff_null"``, see :class:`ScriptStatistics`)."""
+    observed = sum(s.ff_weight for s in statistics)
+    return bd.permutation_null(observed, np.sum([getattr(s, null) for s in statistics], axis=0))
 
 
 EFFECT = Planted(female_share=0.35, homophily=1.5, female_activity=0.6, women_mention_men=0.45, men_mention_men=0.25)

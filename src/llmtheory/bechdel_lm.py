@@ -94,7 +94,7 @@ def is_screenplay_tokenizer(tokenizer) -> bool:
     return NEWLINE in tokenizer.get_vocab() and "INT" in tokenizer.get_vocab()
 
 
-PAPER_PROMPT = (
+SCREENPLAY_PROMPT = (
     "Write the screenplay of a short film with several named characters, in standard screenplay format: "
     "scene headings (INT./EXT.), character names in capitals before their lines, and action lines."
 )
@@ -103,23 +103,26 @@ PAPER_PROMPT = (
 
 def sample_scripts(model, tokenizer, n: int, seed: int, max_new_tokens: int = 400, batch_size: int = 16) -> list[str]:
     """``n`` scripts sampled at temperature 1: from ``<bos>`` for the zoo screenplay model, else from
-    :data:`PAPER_PROMPT` (through the chat template when the tokenizer has one). Seeded inside ``fork_rng``."""
+    :data:`SCREENPLAY_PROMPT` (through the chat template when the tokenizer has one), on the model's device.
+    Seeded inside ``fork_rng``."""
     import torch
 
     zoo_model = is_screenplay_tokenizer(tokenizer)
     if zoo_model:
         prompt = ""
     elif getattr(tokenizer, "chat_template", None):
-        prompt = tokenizer.apply_chat_template([{"role": "user", "content": PAPER_PROMPT}], tokenize=False,
+        prompt = tokenizer.apply_chat_template([{"role": "user", "content": SCREENPLAY_PROMPT}], tokenize=False,
                                                add_generation_prompt=True)  # fmt: skip
     else:
-        prompt = PAPER_PROMPT + "\n\n"
+        prompt = SCREENPLAY_PROMPT + "\n\n"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     texts = []
     for start in range(0, n, batch_size):
         size = min(batch_size, n - start)
-        inputs = tokenizer([prompt] * size, return_tensors="pt", padding=True)
+        templated = bool(prompt) and not zoo_model and getattr(tokenizer, "chat_template", None)
+        inputs = tokenizer([prompt] * size, return_tensors="pt", padding=True,
+                           add_special_tokens=not templated).to(model.device)  # the template holds the BOS  # fmt: skip
         with torch.random.fork_rng(), torch.no_grad():
             torch.manual_seed(seed * 100_003 + start)
             out = model.generate(**inputs, do_sample=True, temperature=1.0, top_k=0, max_new_tokens=max_new_tokens,
