@@ -387,6 +387,8 @@ def test_masking_sets_have_equal_size_and_flag_counts_a_ranking_cannot_name(mode
     flags = rows.groupby(["kind", "heads"])["testable"].first()
     assert flags[("retrieval heads", 1)] and not flags[("retrieval heads", 2)] and flags[("SRHs", 2)]
     assert len(rows) == 2 * (1 + 2 * (2 + 3))
+    # a set the ranking cannot name is not run
+    assert rows.query("not testable")["correct"].isna().all() and rows.query("testable")["correct"].notna().all()
 
 
 def test_longbench_scoring_finds_the_value_as_whole_words():
@@ -505,3 +507,33 @@ def test_decode_timing_times_every_plan_once_per_repeat_in_a_seeded_shuffled_ord
     assert all(sorted(order) == sorted(plans) for order in orders)
     assert len(set(orders)) > 1  # the order changes between repeats
     assert list(again["plan"]) == list(first["plan"])  # and is seeded
+
+
+def test_parameters_are_declared_with_messages_that_name_them():
+    from llmtheory.params import ParameterError, check_values
+
+    assert check_values({"MODEL": "", "N_WORDS": 0, "MASK_WORDS": 1024}, ckv.PARAMETERS)["MODEL"] == ""
+    with pytest.raises(ParameterError, match=r"MODEL=3 must be a zoo name.*\"\""):
+        check_values({"MODEL": 3}, ckv.PARAMETERS)
+    with pytest.raises(ParameterError, match="N_WORDS=-1 must be ≥ 0"):
+        check_values({"N_WORDS": -1}, ckv.PARAMETERS)
+    with pytest.raises(ParameterError, match="MASK_WORDS=20000 must be ≤ 16384"):
+        check_values({"MASK_WORDS": 20_000}, ckv.PARAMETERS)
+
+
+def test_not_testable_reasons_follow_the_budget_the_needle_and_the_full_cache():
+    from llmtheory import compresskv_experiment as experiment
+    from llmtheory.claims import Estimate
+
+    heads = ckv.HeadScores(np.zeros((2, 4)), np.array([[0, 0.5, 0, 0], [0, 0, 0, 0]]), 1)
+    e = dict(smallest=0.007, share_smallest=0.007, full=Estimate(0.9, 0.8, 1.0), retrieves=True)
+    why = experiment.not_testable_reasons(e, "m", 4000, needle_need=10, heads=heads)
+    assert why["untestable"] == why["too_coarse"] == "" and "(1 have one)" in why["no_copy_sets"]
+    # 0.7% of 1,000 tokens is the window plus two: no room for the needle and the pooling kernel
+    assert "2 positions beyond the window" in experiment.not_testable_reasons(e, "m", 1000, 10, heads)["too_coarse"]
+    coarse = experiment.not_testable_reasons(e | dict(share_smallest=0.038), "m", 265, 10, heads)
+    assert "3.8% > 1%" in coarse["too_coarse"]
+    lost = experiment.not_testable_reasons(
+        e | dict(full=Estimate(0.2, 0.1, 0.3), retrieves=False), "m", 4000, 10, heads
+    )
+    assert lost["untestable"] == "; not testable: m answers only 20% with its full cache"

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .params import Int, Text
+
 WINDOW = 8
 """SnapKV's observation window ``w``: the last prompt queries, whose keys are always kept."""
 POOL_KERNEL = 5
@@ -112,10 +114,15 @@ def attention_rows(query, key, attention_mask, first: int, scaling: float, softc
         rows = torch.arange(keys - n, keys, device=query.device)[:, None]
         scores = scores.masked_fill(torch.arange(keys, device=query.device)[None] > rows, float("-inf"))
     else:
-        mask = attention_mask[..., first : first + n, :]
-        mask = mask[..., -keys:] if mask.shape[-1] >= keys else F.pad(mask, (keys - mask.shape[-1], 0))
+        mask = _fit_mask(attention_mask[..., first : first + n, :], keys)
         scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
     return F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+
+
+def _fit_mask(mask: torch.Tensor, keys: int) -> torch.Tensor:
+    """``mask``'s last ``keys`` columns (zero-padded, "visible", on the left when it has fewer), as
+    :func:`attention_rows` aligns it with the keys."""
+    return mask[..., -keys:] if mask.shape[-1] >= keys else F.pad(mask, (keys - mask.shape[-1], 0))
 
 
 def _expand_kv(query, key, value):
@@ -197,21 +204,23 @@ class _WindowStats:
 
 
 def window_stats_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
-    """Attention for :func:`prefill`: blocks of :data:`PREFILL_CHUNK` queries against all keys, recording the
-    column sums of the weights (H2O) and the last ``window`` rows (SnapKV's observation window); the layer's
-    H×T×T weights never exist at once."""
+    """Attention for :func:`prefill`: blocks of :data:`PREFILL_CHUNK` queries against the keys they can see,
+    recording the column sums of the weights (H2O) and the last ``window`` rows (SnapKV's observation window); the
+    layer's H×T×T weights never exist at once. A block skips the keys after its last query (causally masked, their
+    weights are exactly zero), which halves the work of a long prefill."""
     stats = _ACTIVE[-1]
     key, value = _expand_kv(query, key, value)
     scaling, softcap = _scaling(module, scaling), kwargs.get("softcap")
-    n = query.shape[-2]
+    n, past = query.shape[-2], key.shape[-2] - query.shape[-2]
     columns = torch.zeros(query.shape[1], key.shape[-2])
     outputs = []
     for first in range(0, n, PREFILL_CHUNK):
-        weights = attention_rows(
-            query[:, :, first : first + PREFILL_CHUNK], key, attention_mask, first, scaling, softcap
-        )
-        columns += weights[0].float().sum(dim=-2).cpu()
-        outputs.append(torch.matmul(weights, value))
+        block = query[:, :, first : first + PREFILL_CHUNK]
+        visible = past + first + block.shape[-2]  # keys after the block's last query are masked
+        mask = None if attention_mask is None else _fit_mask(attention_mask, key.shape[-2])[..., :visible]
+        weights = attention_rows(block, key[:, :, :visible], mask, first, scaling, softcap)
+        columns[:, :visible] += weights[0].float().sum(dim=-2).cpu()
+        outputs.append(torch.matmul(weights, value[:, :, :visible]))
     window = min(stats.window, n)
     rows = attention_rows(query[:, :, n - window :], key, attention_mask, n - window, scaling, softcap)
     stats.rows[module.layer_idx] = rows[0].float().cpu()
@@ -1086,16 +1095,19 @@ def calibrate_layer_weights(model, items, states, semantic_heads, fraction: floa
 
 
 def accuracy_sweep(model, items, states, methods, fractions, calibration: Calibration, scorer: Scorer, progress=None):
-    """Every method at every budget on every item (its prefill in ``states``; one compressed cache per method and
-    budget, the methods of a budget decoded in one batch by :func:`answers_from_plans`; ``full`` only at 100%),
-    scored by ``scorer``; item ``i`` uses random-head draw ``i`` (so the controls
-    average over draws). Returns a list of row dicts."""
+    """Every method at every budget below 100% on every item (its prefill in ``states``; one compressed cache per
+    method and budget, the methods of a budget decoded in one batch by :func:`answers_from_plans`), and ``full``
+    alone at 100% (every method's 100% plan is the full cache: tested), scored by ``scorer``; item ``i`` uses
+    random-head draw ``i`` (so the controls average over draws). Returns a list of row dicts."""
     shape = geometry(model)
     rows = []
     pairs = list(zip(items, states, strict=True))
     for index, (item, state) in enumerate(progress(pairs) if progress else pairs):
         for fraction in fractions:
-            chosen = [m for m in methods if m != "full" or fraction >= 1]  # the full cache once, at 100%
+            # at 100% every method is the full cache: decode it once
+            chosen = [m for m in methods if (m == "full") == (fraction >= 1)]
+            if not chosen:
+                continue
             plans = [calibration.plan(method, state, fraction, shape, draw=index) for method in chosen]
             for method, result in zip(chosen, answers_from_plans(model, state, plans, item, scorer), strict=True):
                 rows.append(
@@ -1166,7 +1178,8 @@ def masking_experiment(model, items, scores: HeadScores, counts: Sequence[int], 
     """The paper's masking experiment: per item, exact match (full cache) with nothing masked, with the top
     ``count`` SRHs, the top ``count`` traditional retrieval heads, or ``count`` random heads (``draws`` seeded
     draws) masked. Sets always have ``count`` heads; a ranking with fewer than ``count`` positively scored heads
-    cannot name a top-``count`` set, and its rows say ``testable=False``. Returns one row per item and mask."""
+    cannot name a top-``count`` set: its rows say ``testable=False`` and ``correct`` is NaN (not run: each masked
+    set costs a forward pass over every prompt). Returns one row per item and mask, ``correct`` as 1.0 or 0.0."""
     from .seeding import make_rng
 
     shape = geometry(model)
@@ -1180,8 +1193,9 @@ def masking_experiment(model, items, scores: HeadScores, counts: Sequence[int], 
             masks.append(("random heads", count, draw, [everyone[i] for i in pick], True))
     rows = []
     for kind, count, draw, heads, testable in masks:
-        for index, ok in enumerate(masking_correct(model, items, heads)):
-            rows.append(dict(kind=kind, heads=count, draw=draw, item=index, correct=ok, testable=testable))
+        outcomes = masking_correct(model, items, heads) if testable else [np.nan] * len(items)
+        for index, ok in enumerate(outcomes):
+            rows.append(dict(kind=kind, heads=count, draw=draw, item=index, correct=float(ok), testable=testable))
     return rows
 
 
@@ -1405,3 +1419,20 @@ def claim_evidence(results, masking, timings, budgets: Sequence[float], tight: f
     evidence["random_budgets_gain"] = paired_difference(results, "random-compresskv", "random-heads", low, rng)
     evidence["retrieves"] = evidence["full"].value >= 0.5
     return evidence
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The chapter's parameters
+# ----------------------------------------------------------------------------------------------------------------
+
+PARAMETERS = {
+    "MODEL": Text('a zoo name, a local folder, a Hugging Face GQA model id, or "" (the tier\'s zoo model)'),
+    "N_WORDS": Int(0, 16_384),
+    "MASK_WORDS": Int(0, 16_384),
+    "N_DISTRACTORS": Int(0, 64),
+    "SRH_PER_LAYER": Int(minimum=0),
+    "DECODE_TOKENS": Int(0, 256),
+}
+"""The chapter's parameters besides ``SCALE`` and ``SEED`` (its notebook's ``parameters`` cell), declared once: the
+notebook checks them with :func:`llmtheory.params.check_parameters`, the command line before it runs. ``MODEL = ""``
+and the sizes 0 mean "by scale" (the notebook's validation cell resolves them)."""
