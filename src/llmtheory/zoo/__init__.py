@@ -18,6 +18,7 @@ import builtins
 import difflib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..params import ParameterError
@@ -88,8 +89,6 @@ def load(name_or_hub_id: str, *, attn_implementation: str | None = None, dtype=N
     ``attn_implementation="eager"`` is needed for attention weights (``output_attentions=True``). Extra keyword
     arguments go to ``AutoModelForCausalLM.from_pretrained``.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
-
     if not isinstance(name_or_hub_id, str) or not name_or_hub_id:
         raise ParameterError(
             f"MODEL={name_or_hub_id!r} must be a zoo name or a hub id; zoo models: {', '.join(list())}"
@@ -106,21 +105,8 @@ def load(name_or_hub_id: str, *, attn_implementation: str | None = None, dtype=N
     if dtype is not None:
         options["dtype"] = dtype
     try:
-        if _is_vision_language(name_or_hub_id, source, options):
-            from transformers import AutoModelForImageTextToText, AutoProcessor
-
-            local_only = options.get("local_files_only", False)
-            processor = AutoProcessor.from_pretrained(source, local_files_only=local_only)
-            model = AutoModelForImageTextToText.from_pretrained(source, **options)
-            model.eval()
-            return model, processor
-        if isinstance(source, Path):
-            # The zoo's word-level tokenizers load with the generic fast class: transformers 5 maps model_type
-            # "qwen2" to Qwen2Tokenizer whatever tokenizer_config.json says, which rebuilds a byte-level BPE.
-            tokenizer = PreTrainedTokenizerFast.from_pretrained(source)
-        else:
-            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=options.get("local_files_only", False))
-        model = AutoModelForCausalLM.from_pretrained(source, **options)
+        with _no_progress_bars(Path(source).is_dir()):  # a local model: "Loading weights" bars only add noise
+            return _load(name_or_hub_id, source, options)
     except (OSError, ValueError) as error:
         if isinstance(source, Path):
             raise
@@ -130,6 +116,42 @@ def load(name_or_hub_id: str, *, attn_implementation: str | None = None, dtype=N
             f"Hugging Face hub id it failed ({reason}). Offline (HF_HUB_OFFLINE=1) or without network only zoo "
             f"models load; zoo models: {', '.join(list())}"
         ) from None
+
+
+@contextmanager
+def _no_progress_bars(quiet: bool):
+    """Turn transformers' progress bars off inside the block when ``quiet`` (and back on after, if they were on)."""
+    from transformers.utils import logging as hf_logging
+
+    turn_off = quiet and hf_logging.is_progress_bar_enabled()
+    if turn_off:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if turn_off:
+            hf_logging.enable_progress_bar()
+
+
+def _load(name: str, source, options: dict):
+    """The body of :func:`load`: a vision-language model with its processor, or a causal LM with its tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
+
+    if _is_vision_language(name, source, options):
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        local_only = options.get("local_files_only", False)
+        processor = AutoProcessor.from_pretrained(source, local_files_only=local_only)
+        model = AutoModelForImageTextToText.from_pretrained(source, **options)
+        model.eval()
+        return model, processor
+    if isinstance(source, Path):
+        # The zoo's word-level tokenizers load with the generic fast class: transformers 5 maps model_type
+        # "qwen2" to Qwen2Tokenizer whatever tokenizer_config.json says, which rebuilds a byte-level BPE.
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(source)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=options.get("local_files_only", False))
+    model = AutoModelForCausalLM.from_pretrained(source, **options)
     model.eval()
     return model, tokenizer
 
