@@ -367,3 +367,31 @@ def test_projection_of_the_plain_fit_is_the_control_the_finite_n_rule_rejects():
     assert ((ratio - 1).abs() < 3 * smallest["standard error"] / smallest["predicted (eq. energy)"] + 0.05).all()
     assert not af.finite_n_test(control).holds
     assert af.finite_n_test(af.excess_by_regime(frame, group.order, features)).holds
+
+
+def test_circle_multipliers_against_dft_and_block_norms(groups):
+    from llmtheory import augmentation_fourier_experiment as experiment
+
+    cyclic, irreps = groups["C_6"]
+    shift, error = experiment.circle_multipliers_against_dft(cyclic, irreps, [0, 1, 3])
+    assert sorted(shift) == sorted(int(cyclic.elements[g][0]) for g in (0, 1, 3)) and error < 1e-9
+    dihedral, irreps = groups["D_5"]
+    blocks = experiment.block_norms(dihedral, irreps, [0, 2, 3])
+    assert (blocks["d_π"] ** 2).sum() == dihedral.order
+    present = blocks["copies in features"] > 0
+    assert present.any() and blocks["‖P_S E_π‖_op"][~present].isna().all()
+    assert np.allclose(blocks["‖μ̂_S(π)‖_op"][present], blocks["‖P_S E_π‖_op"][present])
+
+
+def test_risk_and_approximation_figures_have_two_panels():
+    from llmtheory import augmentation_fourier_experiment as experiment
+
+    frame = _synthetic_frame({"none": -0.5, "k=2": -1.0, "full": -1.0})
+    evidence = af.rate_evidence(frame, exponent=-1.0)
+    fig = experiment.plot_risk_curves([(frame, evidence, "a"), (frame, evidence, "b")])
+    assert len(fig.axes) == 2 and all(len(ax.lines) == 3 + 1 for ax in fig.axes)  # estimators and the rate
+    excess = pd.DataFrame(
+        {"k": [2, 4], "measured": [0.4, 0.2], "standard error": [0.01, 0.01], "bound: mean δ_S²": [0.5, 0.3]}
+    )
+    fig = experiment.plot_approximation_error([({"a": excess}, 8, "a"), ({"b": excess, "c": excess}, 8, "b")])
+    assert len(fig.axes) == 2 and [len(ax.containers) for ax in fig.axes] == [1, 2]  # one errorbar per frame

@@ -73,6 +73,34 @@ def test_notebook_is_committed_without_outputs(path):
             assert cell.outputs == [] and cell.execution_count is None, cell.source[:80]
 
 
+MAX_STATEMENTS = 15
+"""A story cell's most statements (every ``ast.stmt``, nested ones too): loops and table assembly go to the library."""
+
+
+def story_cells(path: Path) -> list[tuple[int, str]]:
+    """The code cells held to :data:`MAX_STATEMENTS`, with their index among all cells: all but the Colab setup
+    cell, the imports, the parameters cell and the one after it (validation and the tier's sizes in one block), and
+    cells that record ledger rows."""
+    cells = nbformat.read(path, as_version=4).cells
+    tagged = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
+    code = [(i, c.source) for i, c in enumerate(cells) if c.cell_type == "code"]
+    return [
+        (i, source)
+        for i, source in code[2:]
+        if i not in (tagged, tagged + 1) and "ledger.check(" not in source and "Ledger(" not in source
+    ]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_cells_read_as_a_story(path):
+    long = {
+        i: n
+        for i, source in story_cells(path)
+        if (n := sum(isinstance(node, ast.stmt) for node in ast.walk(ast.parse(source)))) > MAX_STATEMENTS
+    }
+    assert not long, f"cells with more than {MAX_STATEMENTS} statements (index: count): {long}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_has_its_library_tests_and_parameters(path):
     slug = path.stem

@@ -185,3 +185,13 @@ def test_the_published_gap_and_the_items_are_the_papers():
     gap = cx.PUBLISHED["CLSE"] - cx.PUBLISHED["FastV"]
     assert gap.round(1).tolist() == [7.3, 10.9, 16.8]
     assert sc.GRID == 6
+
+
+def test_plot_maps_marks_the_kept_tokens_of_three_maps(micro_vlm):
+    model, processor = micro_vlm
+    items = vp.heldout(("colour", "count"), 1, seed=0)
+    maps = cx.example_maps(model, processor, items, 1, 1 / 9)
+    fig = cx.plot_maps(maps, 1)
+    assert len(fig.axes) == 2 * 5 and fig.axes[2].get_title().startswith("S at layer 1")
+    assert [len(ax.lines) for ax in fig.axes[:5]] == [0, 0, 1, 1, 1]  # dots on S^K, I and FastV
+    assert set(cx.METHOD_COLOURS) >= {"FastV", "CLSE", "CLSE-Hybrid"}

@@ -417,3 +417,46 @@ def test_closed_loop_governor_claim_counts_requests_and_cannot_pass_decisively_o
     many = rows.assign(requests=4000)
     assert ec.governor_claim(many, ec.CLOSED_LOOP)["holds"].decisive
     assert "qualitatively" in " ".join(ec.governor_why(rows, ec.CLOSED_LOOP))
+
+
+def test_tiny_model_timings_fit_a_cpu_roofline():
+    from llmtheory import enerinfer_experiment as ex
+
+    timings, cpu, error = ex.time_tiny_models([(32, 1), (64, 2)], repeats=1, prompt=8, new_tokens=2)
+    assert list(timings.index) == ["tiny-32x1", "tiny-64x2"] and {"bandwidth", "flops"} <= set(cpu)
+    assert np.isfinite(error) and (timings["decode tok/s measured"] > 0).all()
+
+
+def test_prediction_interference_and_stream_experiments_with_their_figures():
+    from llmtheory import enerinfer_experiment as ex
+
+    train, test = ["Qwen2.5-0.5B", "Llama-3.2-1B", "Qwen2.5-7B"], ["Qwen2.5-1.5B"]
+    sizes = {"decode": (256, 1024), "prefill": (64, 256)}
+    predictors, prediction = ex.prediction_experiment(
+        MODELS, train, test, ei.QoE(), sizes=sizes, n_trees=5, seed=0, response_tokens=16
+    )
+    assert set(predictors) == {(p.name, e.name) for p in ei.PLATFORMS for e in ei.ENGINES}
+    assert len(prediction) == len(predictors) * len(test) * 2 * 3  # two worlds, three predictors
+    assert set(ex.PREDICTION_SCORES) <= set(prediction.columns)
+    interference = ex.interference_runs(predictors, MODELS, test, ei.QoE(30.0), [1.0, 1.6], seed=0)
+    assert interference["oracle feasible"].dtype == bool
+    assert set(ex.interference_summary(interference).index.get_level_values("κ")) <= {1.0, 1.6}
+    setting = ex.StreamSetting(
+        predictors, ei.ENGINES[0], MODELS["Qwen2.5-1.5B"], ei.QoE(), 0, n_streams=1, seconds=60.0
+    )
+    runs = [
+        ex.run_scenario(setting, ei.PHONE, 0.3, "default", ("performance", "EnerInfer")),
+        ex.run_scenario(setting, ei.PHONE, 0.3, "closed loop", ("performance", "EnerInfer"), users=2),
+    ]
+    assert all(set(r["policy"]) == {"performance", "EnerInfer"} for r in runs)
+    fig = ex.plot_queue(pd.concat(runs), ["device tokens/J", "QoE violations %"], ["default", "closed loop"])
+    assert len(fig.axes) == 2 and all(len(ax.patches) == 2 * len(es.POLICIES) for ax in fig.axes)
+    hot = ex.run_scenario(setting, ei.PHONE, 0.3, "heavy", ("performance",), ambient=31.0).assign(
+        **{"ambient °C": 31.0}
+    )
+    thermal = pd.concat([runs[0].assign(**{"ambient °C": 25.0}), hot])
+    fig = ex.plot_thermal(thermal, ("performance",), ei.PHONE.t_limit)
+    assert len(fig.axes[0].lines) == 2 and len(fig.axes[1].lines) == 1  # the limit on the left
+    assert list(ex.thermal_peaks(thermal).index) == [25.0, 31.0]
+    fig = ex.plot_energy_maps([(ei.PHONE, ei.ENGINES[0], MODELS["Qwen2.5-1.5B"])] * 2, ei.QoE())
+    assert len(fig.axes) == 2 + 2  # two maps and their colour bars

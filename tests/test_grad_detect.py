@@ -3,6 +3,7 @@
 import copy
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
@@ -332,3 +333,48 @@ def test_forward_equivalents_between_one_and_three():
     model, _ = zoo.load("fact-llama-h48")
     full, top = gd.forward_equivalents(model), gd.forward_equivalents(model, 5)
     assert 1 < top < full < 3
+
+
+def test_symbolic_identities_hold():
+    identities = grad_detect_experiment.symbolic_identities()
+    assert len(identities) == 2 and all(identities.values())
+
+
+def test_chapter_steps_on_a_small_detection(world):
+    model, tokenizer = zoo.load("fact-llama-h48")
+    answers = grad_detect_experiment.answer_and_label(model, tokenizer, gd.toy_items(world)[::4])
+    detection = grad_detect_experiment.detection_features(
+        model, tokenizer, answers, seed=0, item_probes=("positive",), reference_probes=("positive",),
+        random_control="correctness",
+    )  # fmt: skip
+    probes = ("positive", "positive")
+    table, scores, hits, shuffled = grad_detect_experiment.train_predictors(
+        detection, probes, seed=0, config=gd.PredictorConfig(max_epochs=2), n_perm=3
+    )
+    assert set(table.index.get_level_values("task")) == set(detection.tasks)
+    assert {"Grad Detect (logistic)", grad_detect_experiment.RANDOM_REFS} <= set(scores) and len(shuffled) == 3
+    assert len(hits) == 2 * len(detection.tasks)
+    acc = grad_detect_experiment.task_accuracies(detection, hits, {}, seed=0, n_boot=20)
+    first, second = acc[("correctness", "Grad Detect (logistic)")], acc[("correctness", "Grad Detect (layer encoder)")]
+    assert grad_detect_experiment.paired_difference(first, first).value == 0
+    difference = grad_detect_experiment.paired_difference(first, second)
+    assert difference.low <= first[0].value - second[0].value <= difference.high
+    depth, rows = grad_detect_experiment.model_layer_ablation(
+        model, tokenizer, answers, detections=[detection], splits=1, seed=0, probes=probes,
+        probe=tw.PROBE_POSITIVE, budget_bytes=2**30,
+    )  # fmt: skip
+    assert depth == len(gd.down_projections(model)) and len(rows) == 2 * depth
+    prompts = [p for p in _prompts(tokenizer, world, 8) if len(p) == 13][:2]
+    batch = gd.probe_batch(tokenizer, prompts, tw.PROBE_POSITIVE)
+    timing, references, gap = grad_detect_experiment.check_gradient_paths(model, batch, seed=0, device="cpu")
+    assert list(timing.index) == ["batched outer products", "torch.func vmap(grad)"] and gap < 1e-4
+    assert references.shape[:2] == (2, depth)
+
+
+def test_plot_layer_ablation_and_ours_or_why():
+    rows = [{"model": m, "depth": 4, "split": 0, "side": side, "k": k, "accuracy": 0.6}
+            for m in ("a", "b") for side in ("last", "first") for k in range(1, 5)]  # fmt: skip
+    fig = grad_detect_experiment.plot_layer_ablation(pd.DataFrame(rows), ["a", "b", "c"], 2)
+    assert len(fig.axes) == 3 and [len(ax.lines) for ax in fig.axes] == [4, 4, 2]  # c: only k and chance
+    assert grad_detect_experiment.ours_or_why(True, "measured", "why") == "measured"
+    assert grad_detect_experiment.ours_or_why(False, "x", {"full": "no DNA"}) == "not run: full: no DNA"

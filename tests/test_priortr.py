@@ -12,6 +12,7 @@ from llmtheory import priortr_experiment as px
 from llmtheory import scenes as sc
 from llmtheory import visual_pruning as vp
 from llmtheory import vlm, zoo
+from llmtheory.claims import Estimate
 from llmtheory.params import ParameterError
 from llmtheory.seeding import make_rng
 from llmtheory.zoo import vlm as zvlm
@@ -204,3 +205,25 @@ def test_maps_over_an_image_file(micro_vlm, tmp_path):
     maps = px.photo_maps(model, processor, str(path), "what colour is the circle ?", 1)
     assert maps["image"].shape == (sc.IMAGE_SIZE, sc.IMAGE_SIZE, 3) and maps["P"].shape == (6, 6)
     assert np.isclose(maps["Q"].sum(), 1, atol=1e-5)
+
+
+def test_plot_maps_draws_the_image_and_four_maps_per_item(micro_vlm, chunk):
+    model, processor = micro_vlm
+    maps = px.example_maps(model, processor, chunk.items[:2], 2)
+    fig = px.plot_maps(maps, "question")
+    assert len(fig.axes) == 2 * 5 and fig.axes[3].get_title() == "task P (question)"
+    assert len(fig.axes[2].lines) == len(fig.axes[4].lines) == 1  # the kept tokens of FastV and PriorTR
+
+
+def test_prose_numbers_quote_the_evidence():
+    from test_visual_pruning import _synthetic_rows
+
+    rows = _synthetic_rows([*px.METHOD_COLOURS], vp.BUDGETS)
+    e = px.evidence(rows, vp.BUDGETS, make_rng(0, "prose"))
+    correlation = {"last": Estimate(0.25, 0.2, 0.3), "question": Estimate(0.5, 0.4, 0.6)}
+    numbers = px.prose_numbers(e, correlation, rows, vp.BUDGETS, {"prior on logo": [0.1, 0.3]})
+    assert numbers["loose_budget"] == "1/3" and numbers["pq_question"] == "0.50" and numbers["q_logo"] == "20%"
+    assert numbers["acc_full"] == f"{e['full'].value:.0%}"
+    assert numbers["priortr_vs_fastv"] == f"{e['PriorTR − FastV']:+.3f}"
+    assert {"full_local", "ceiling_count", "recall_fastv", "recall_priortr"} <= set(numbers)
+    assert set(px.GAP_NAMES.values()) <= set(numbers)

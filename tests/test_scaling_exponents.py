@@ -236,3 +236,16 @@ def test_removing_a_known_floor_steepens_a_pure_fit_whatever_the_floor():
     pure = se.fit_power_law(n, loss, with_floor=False).exponent
     gaps = [se.fit_power_law(n, loss - h, with_floor=False).exponent - pure for h in (0.2, 1.0, 1.9)]
     assert 0 < gaps[0] < gaps[1] < gaps[2]
+
+
+def test_plot_pedestal_draws_runs_fits_and_bootstraps():
+    from llmtheory.scaling_exponents_experiment import plot_pedestal
+
+    compute = np.logspace(18, 22, 12)
+    loss = 1.7 + 2.0 * (compute / 1e18) ** -0.15
+    runs = pd.DataFrame({"C": compute, "loss": loss})
+    fits, boots = se.pedestal_fits(compute, loss, n_boot=5, seed=0, key="plot")
+    fig = plot_pedestal(runs, runs, fits, boots)
+    left, right = fig.axes
+    assert len(left.lines) == len(fits) + 1  # one curve per fit and the floor
+    assert len(right.patches) == 30 * len(boots)  # one 30-bin histogram per fit

@@ -204,3 +204,16 @@ def test_ratio_at_largest_shape_skips_shapes_where_one_sampler_did_not_run():
     timings = pd.DataFrame(rows, columns=["sampler", "m", "n", "repeat", "seconds"])
     m, n, ratio = sb.ratio_at_largest_shape(timings, "a", "b")
     assert (m, n) == (10, 2) and abs(ratio.value - 2.0) < 1e-12
+
+
+def test_plot_regimes_draws_both_regimes():
+    from llmtheory.spectral_ball_experiment import plot_regimes
+
+    rng = make_rng(0, "plot")
+    tall = sb.regime_statistics([(m, 4) for m in (8, 16, 32)], 50, rng)
+    square = sb.regime_statistics([(n, n) for n in (2, 4)], 50, rng)
+    four_to_one = sb.regime_statistics([(4 * n, n) for n in (2, 4)], 50, rng)
+    fig = plot_regimes(tall, square, four_to_one, kappa_4=8.0)
+    left, right = fig.axes
+    assert len(left.lines) == 4 + 1  # mean, median, edge, rate and the line at 1
+    assert len(right.lines) == 2 * 4 + 1  # per proportional shape: mean, median, edge, median limit; and 1

@@ -209,3 +209,31 @@ def test_plan_efficiency_and_caches_hold_read_the_kept_tokens_per_plan():
     assert vp.caches_hold(timings, shapes, 3, 30, 16, kept)
     assert not vp.caches_hold(timings, shapes, 3, 30, 16, kept | {"pruned": 5})
     assert not vp.caches_hold(timings, shapes, 2, 30, 16, kept)
+
+
+def _synthetic_rows(methods, budgets, n_items=8, seed=0):
+    """Rows as :func:`vp.evaluate` writes them: every method at every budget and the references, random outcomes."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for item in range(n_items):
+        kind, group = ("count", "global") if item % 2 else ("colour", "local")
+        cells = [(m, b) for m in methods for b in budgets] + [(r, "—") for r in ("full", "floor", "ceiling")]
+        for method, budget in cells:
+            rows.append({"item": item, "kind": kind, "group": group, "method": method, "budget": budget,
+                         "correct": bool(rng.random() < 0.6), "recall": float(rng.random())})  # fmt: skip
+    return rows
+
+
+def test_plot_budget_curves_draws_every_method_on_both_panels():
+    methods, budgets = ("FastV", "random"), {"1/3": 1 / 3, "1/9": 1 / 9}
+    rows = _synthetic_rows(methods, budgets)
+    references = {name: vp.accuracy(rows, name).value for name in ("full", "floor", "ceiling")}
+    colours = {"FastV": "red", "random": "grey"}
+    fig = vp.plot_budget_curves(
+        rows, methods, budgets, colours, references, 1, height=3.0, dodge=0.02, floor_margin=0.1
+    )
+    left, right = fig.axes
+    assert len(left.containers) == len(right.containers) == len(methods)  # one error bar per method
+    assert len(left.lines) - len(right.lines) == 3  # the references
+    assert left.get_ylim()[0] == pytest.approx(references["floor"] - 0.1)
+    assert sorted(t.get_text() for t in left.get_legend().get_texts()) == sorted([*methods, "full", "ceiling", "floor"])

@@ -12,6 +12,7 @@ from scipy.stats import spearmanr
 from . import clse
 from . import visual_pruning as vp
 from .claims import Estimate
+from .plotting import PALETTE
 from .priortr import attention_context
 from .vlm import grid_shape
 
@@ -101,6 +102,57 @@ def example_maps(model, processor, items, layer: int, share: float, cutoff: floa
         out.append(grids | {"image": scene.image(), "question": question, "side": side, "kept": kept,
                             "answer": vp.answer_patches(question.patches, chunk.n_image)})  # fmt: skip
     return out
+
+
+MAP_TITLES = {
+    "S0": "S at layer 0",
+    "SK": "S at layer {layer}",
+    "I": "intensity I (CLSE)",
+    "FastV": "last-token attention",
+}
+"""The maps of :func:`example_maps` that :func:`plot_maps` draws, left to right, with their titles."""
+MAP_MARKS = {"I": "CLSE", "FastV": "FastV", "SK": "CLSE-Hybrid"}
+"""The method whose kept tokens each map shows as dots."""
+
+
+def plot_maps(examples: list[dict], layer: int):
+    """One row per item of :func:`example_maps`: the image, then the maps of :data:`MAP_TITLES` with the tokens the
+    method of :data:`MAP_MARKS` keeps as dots, and the answering patches outlined in green."""
+    import matplotlib.pyplot as plt
+
+    titles = {name: title.format(layer=layer) for name, title in MAP_TITLES.items()}
+    fig, axes = plt.subplots(len(examples), 5, figsize=(10.5, 2.1 * len(examples)))
+    for index, (row, ex) in enumerate(zip(axes, examples, strict=True)):
+        row[0].imshow(ex["image"])
+        row[0].set_ylabel(f"{ex['question'].text}\nanswer: {ex['question'].answer}", fontsize=7)
+        for ax, name in zip(row[1:], titles, strict=True):
+            ax.imshow(ex[name], cmap="magma")
+            if index == 0:
+                ax.set_title(
+                    titles[name] + (f"\n(dots: {MAP_MARKS[name]} keeps)" if name in MAP_MARKS else ""), fontsize=8
+                )
+            if name in MAP_MARKS:
+                vp.mark_kept(ax, ex["kept"][MAP_MARKS[name]], ex["side"])
+        for ax in row:
+            ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
+            scale = ex["image"].shape[0] / ex["side"] if ax is row[0] else 1
+            vp.outline_patches(ax, ex["answer"], ex["side"], scale, "#00FF66")
+    return fig
+
+
+METHOD_COLOURS = {
+    "FastV": PALETTE[1],
+    "random": "#999999",
+    "spatial": PALETTE[4],
+    "VisPruner": PALETTE[5],
+    "DART": PALETTE[6],
+    "one layer (S^K)": "#BBBBBB",
+    "CLSE (no high-pass)": "#666666",
+    "CLSE": PALETTE[0],
+    "Hybrid (shuffled factor)": "#CC99BB",
+    "CLSE-Hybrid": PALETTE[2],
+}
+"""The colour of each method in the chapter's figures."""
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -458,3 +458,199 @@ def auroc_difference(scores: dict, positive: np.ndarray, boot: dict, first: str,
     """AUROC of ``first`` minus AUROC of ``second`` on the same items, with the paired entity-bootstrap interval."""
     value = auroc(positive, scores[first]) - auroc(positive, scores[second])
     return bootstrap_estimate(value, boot[first] - boot[second])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The chapter's steps, one function each
+# --------------------------------------------------------------------------------------------------------------
+
+
+def symbolic_identities() -> dict[str, bool]:
+    """Eqs. ``grad_detect-eq-outer`` and ``grad_detect-eq-norm`` checked with sympy on a 2×2 layer ``y_t = W a_t``
+    over two positions and an arbitrary smooth loss: statement → whether it holds symbolically."""
+    import sympy as sp
+
+    W = sp.Matrix(2, 2, sp.symbols("w00 w01 w10 w11"))
+    a = [sp.Matrix(sp.symbols(f"a{t}0 a{t}1")) for t in range(2)]
+    outputs = [W * a_t for a_t in a]
+    loss = sp.sin(outputs[0][0]) * outputs[1][1] + outputs[0][1] ** 2 * sp.exp(outputs[1][0])  # any smooth L(y_1, y_2)
+    y = sp.symbols("y0:4")
+    as_outputs = loss.subs(dict(zip([o for out in outputs for o in out], y, strict=True)), simultaneous=True)
+    deltas = [sp.Matrix([sp.diff(as_outputs, y[2 * t + i]) for i in range(2)]) for t in range(2)]
+    outer = sum((deltas[t] * a[t].T for t in range(2)), sp.zeros(2, 2))
+    outer = outer.subs(dict(zip(y, [o for out in outputs for o in out], strict=True)))
+    outer_holds = sp.simplify(sp.Matrix(2, 2, lambda i, j: sp.diff(loss, W[i, j])) - outer) == sp.zeros(2, 2)
+    G, R = sum((deltas[t] * a[t].T for t in range(2)), sp.zeros(2, 2)), sp.Matrix(2, 2, sp.symbols("r0:4"))
+
+    def dot(u, v):
+        return (u.T * v)[0]
+
+    inner_holds = sp.expand(sum(G[i] * R[i] for i in range(4)) - sum(dot(deltas[t], R * a[t]) for t in range(2))) == 0
+    norm_holds = (
+        sp.expand(
+            sum(G[i] ** 2 for i in range(4))
+            - sum(dot(deltas[t], deltas[s]) * dot(a[t], a[s]) for t in range(2) for s in range(2))
+        )
+        == 0
+    )
+    return {
+        "d loss / dW equals the sum over positions of delta_t a_t^T": bool(outer_holds),
+        "<G, R> = sum_t delta_t^T R a_t and |G|^2 = sum_ts (delta_t . delta_s)(a_t . a_s)": bool(
+            inner_holds and norm_holds
+        ),
+    }
+
+
+SHUFFLED = "Grad Detect, shuffled labels (control)"
+RANDOM_REFS = "Grad Detect, random references (control)"
+"""The names of the two controls of the correctness detector: shuffled training labels, random references."""
+
+
+def train_predictors(
+    detection: Detection,
+    probes: tuple[str, str],
+    *,
+    seed: int,
+    config=None,
+    n_perm: int,
+    progress: Callable = iter,
+) -> tuple[pd.DataFrame, dict, dict, np.ndarray]:
+    """Train the layer encoder and the logistic regression on every task's training half and test them: returns
+    the accuracy table (and AUROC on correctness, class 0 being "correct"), the correctness scores per predictor
+    (with :data:`RANDOM_REFS`, the logistic predictor on features against random references), the 0/1 hits per
+    ``(task, predictor)``, and the AUROCs of the logistic predictor refitted on ``n_perm`` shuffled label sets."""
+    from .grad_detect import predict_proba, train_predictor
+
+    results, test_scores, test_hits, shuffled_aurocs = [], {}, {}, np.zeros(0)
+    for task in progress(detection.tasks):
+        x_train, y_train = detection.task_data(task, "training", probes)
+        x_test, y_test = detection.task_data(task, "test", probes)
+        encoder = train_predictor(x_train, y_train, seed=seed, config=config)
+        logistic = fit_logistic(x_train, y_train)
+        for name, proba in (
+            ("Grad Detect (layer encoder)", predict_proba(encoder, x_test)),
+            ("Grad Detect (logistic)", logistic.predict_proba(x_test.reshape(len(x_test), -1))),
+        ):
+            test_hits[(task, name)] = (proba.argmax(1) == y_test).astype(float)
+            row = {"task": task, "predictor": name, "accuracy": test_hits[(task, name)].mean()}
+            if task == "correctness":
+                row["AUROC"] = auroc(y_test == 0, proba[:, 0])  # class 0 is "correct"
+                test_scores[name] = proba[:, 0]
+            results.append(row)
+        if task == "correctness":  # the two controls: permuted labels, random references
+            shuffled_aurocs = shuffled_label_aurocs(x_train, y_train, x_test, y_test == 0, seed=seed, n_perm=n_perm)
+            x_random, _ = detection.task_data(task, "training", (probes[0], "random"))
+            random_test, _ = detection.task_data(task, "test", (probes[0], "random"))
+            test_scores[RANDOM_REFS] = fit_logistic(x_random, y_train).predict_proba(
+                random_test.reshape(len(x_test), -1)
+            )[:, 0]
+    table = pd.DataFrame(results, columns=["task", "predictor", "accuracy", "AUROC"]).set_index(["task", "predictor"])
+    return table, test_scores, test_hits, shuffled_aurocs
+
+
+def check_gradient_paths(model, batch, *, seed: int, device) -> tuple[pd.DataFrame, torch.Tensor, float]:
+    """Form the explicit gradients of ``batch`` twice (batched outer products, eq. ``grad_detect-eq-outer``, and
+    ``torch.func`` ``vmap(grad)``), timing each per item, assert that they agree, and compare the cosines with
+    random references computed from those gradients and from a and δ alone (eq. ``grad_detect-eq-norm``). Returns
+    the timings (ms per item, wall and CPU), the random references and the largest cosine difference."""
+    import time
+
+    from .grad_detect import cosine_features, down_shape, layer_gradients, layer_gradients_vmap
+
+    timing, grads = {}, {}
+    for name, method in (("batched outer products", layer_gradients), ("torch.func vmap(grad)", layer_gradients_vmap)):
+        t0, c0 = time.perf_counter(), time.process_time()
+        grads[name] = method(model, batch)
+        timing[name] = {
+            "wall ms / item": 1e3 * (time.perf_counter() - t0) / len(batch.input_ids),
+            "CPU ms / item": 1e3 * (time.process_time() - c0) / len(batch.input_ids),
+        }
+    reference_grads, vmap_grads = grads.values()
+    assert torch.allclose(vmap_grads, reference_grads, atol=1e-5 * float(reference_grads.abs().max()))
+    references = random_references(torch.empty(2, *down_shape(model)), seed=seed).to(device)
+    explicit = cosine_features(reference_grads, references.flatten(2))  # from the formed gradients
+    hooked = activation_cosines(probe_activations(model, batch), references)  # from a and δ alone
+    return pd.DataFrame(timing).T, references, float((explicit - hooked).abs().max())
+
+
+def model_layer_ablation(
+    model,
+    tokenizer,
+    answers: Answers,
+    *,
+    detections: Sequence[Detection] = (),
+    splits: int,
+    seed: int,
+    probes: tuple[str, str],
+    probe: str,
+    budget_bytes: float,
+) -> tuple[int, list[dict]]:
+    """The layer ablation (:func:`layer_ablation`) of one model on the correctness task over ``splits`` split seeds
+    ``seed, seed + 1, …``: ``detections`` already computed are reused, the others computed with a batch planned for
+    this model (their references freed once the features are in). Returns the model's depth and the rows."""
+    from .grad_detect import down_projections, plan_batch
+
+    depth = len(down_projections(model))
+    batch = plan_batch(model, tokenizer, answers.prompts, probe, reference_classes=2, budget_bytes=budget_bytes)[0]
+    detections = list(detections)
+    for s in range(len(detections), splits):
+        detections.append(
+            detection_features(
+                model,
+                tokenizer,
+                answers,
+                seed=seed + s,
+                tasks=("correctness",),
+                item_probes=(probes[0],),
+                reference_probes=(probes[1],),
+                batch_size=batch,
+            )
+        )
+        detections[-1].references.clear()  # only the features are needed from here on
+    return depth, layer_ablation(detections, depth, probes=probes)
+
+
+def plot_layer_ablation(ablation: pd.DataFrame, models: Sequence[str], matched_k: int):
+    """Test accuracy of the correctness predictor on the last k and on the first k layers against k, one panel per
+    model (mean over the split seeds of :func:`layer_ablation`'s rows), with k = ``matched_k`` and chance marked."""
+    import matplotlib.pyplot as plt
+
+    from .plotting import PALETTE
+
+    mean_accuracy = ablation.groupby(["model", "side", "k"], sort=False)["accuracy"].mean().unstack("side")
+    fig, axes = plt.subplots(1, len(models), figsize=(3.0 * len(models), 3.2), sharey=True, squeeze=False)
+    for ax, name in zip(axes[0], models, strict=True):
+        if name in mean_accuracy.index.get_level_values("model"):
+            frame = mean_accuracy.loc[name]
+            ax.plot(frame.index, frame["last"], "o-", color=PALETTE[0], label="last k layers")
+            ax.plot(frame.index, frame["first"], "s--", color=PALETTE[1], label="first k layers")
+            ax.set_xticks(list(frame.index))
+        ax.axvline(matched_k, color="grey", ls=":", lw=1)
+        ax.axhline(0.5, color="grey", lw=0.8)
+        ax.set_title(name[-30:], fontsize=9)
+        ax.set_xlabel("k (layers kept)")
+    axes[0, 0].set_ylabel("correctness accuracy (test)")
+    if len(ablation):
+        axes[0, 0].legend(loc="lower right")
+    fig.suptitle("Layer ablation: last-k vs first-k layers of the gradient features", y=1.02)
+    return fig
+
+
+def task_accuracies(detection: Detection, test_hits: dict, control_hits: dict, *, seed: int, n_boot: int) -> dict:
+    """``(task, predictor) → (Estimate, bootstrap samples)`` (:func:`accuracy_estimate`) of every predictor of
+    :func:`train_predictors` and, as ``(task, "first token")``, of the first-token control; resamples of one task
+    are shared, so differences pair up (:func:`paired_difference`)."""
+    groups = {t: [detection.answers.groups[i] for i in detection.splits[t].test] for t in detection.tasks}
+    hits = test_hits | {(t, "first token"): h for t, h in control_hits.items()}
+    return {(t, n): accuracy_estimate(h, groups[t], seed=seed, n_boot=n_boot, key=t) for (t, n), h in hits.items()}
+
+
+def paired_difference(first: tuple, second: tuple):
+    """``first − second`` of two ``(Estimate, bootstrap samples)`` drawn on the same resamples, with its interval."""
+    return bootstrap_estimate(first[0].value - second[0].value, first[1] - second[1])
+
+
+def ours_or_why(runs: bool, text: str, why) -> str:
+    """What a claim measured, or why it could not run (``why``: a reason, or the left-out tasks and theirs)."""
+    why = "; ".join(f"{t}: {r}" for t, r in why.items()) if isinstance(why, dict) else why
+    return text if runs else f"not run: {why}"

@@ -12,6 +12,7 @@ from scipy.stats import spearmanr
 from . import priortr as pt
 from . import visual_pruning as vp
 from .claims import Estimate
+from .plotting import PALETTE
 from .vlm import grid_shape
 
 MIN_GAP = 0.20
@@ -100,6 +101,50 @@ def example_maps(model, processor, items, layer: int, query: str = "question") -
     return out
 
 
+MAP_TITLES = {"Q": "prior Q (null token)", "P_last": "last row (FastV)", "P": "task P ({query})", "S": "S = P log(P/Q)"}
+"""The maps of :func:`example_maps` that :func:`plot_maps` draws, left to right, with their titles."""
+
+
+def plot_maps(examples: list[dict], query: str):
+    """One row per item of :func:`example_maps`: the image, then the maps of :data:`MAP_TITLES` (``S`` on a
+    diverging scale), the tokens FastV and PriorTR keep at 1/9 as dots, the answering patches outlined in green and
+    the logo in white."""
+    import matplotlib.pyplot as plt
+
+    titles = {name: title.format(query=query) for name, title in MAP_TITLES.items()}
+    fig, axes = plt.subplots(len(examples), 5, figsize=(10.5, 2.1 * len(examples)))
+    for index, (row, ex) in enumerate(zip(axes, examples, strict=True)):
+        row[0].imshow(ex["image"])
+        row[0].set_ylabel(f"{ex['question'].text}\nanswer: {ex['question'].answer}", fontsize=7)
+        for ax, name in zip(row[1:], titles, strict=True):
+            limit = abs(ex["S"]).max()
+            ax.imshow(
+                ex[name], **({"cmap": "coolwarm", "vmin": -limit, "vmax": limit} if name == "S" else {"cmap": "magma"})
+            )
+            if index == 0:
+                ax.set_title(titles[name], fontsize=8)
+        for ax, kept in ((row[2], ex["kept_fastv"]), (row[4], ex["kept_priortr"])):
+            vp.mark_kept(ax, kept, ex["side"])
+        for ax in row:
+            ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
+            scale = ex["image"].shape[0] / ex["side"] if ax is row[0] else 1
+            vp.outline_patches(ax, ex["answer"], ex["side"], scale, "#00FF66")
+            vp.outline_patches(ax, ex["logo"], ex["side"], scale, "white")
+    return fig
+
+
+METHOD_COLOURS = {
+    "FastV": PALETTE[1],
+    "random": "#999999",
+    "spatial": PALETTE[4],
+    "P alone": PALETTE[5],
+    "P − Q": PALETTE[3],
+    "PriorTR": PALETTE[0],
+    "PriorTR-2F": PALETTE[2],
+}
+"""The colour of each method in the chapter's figures."""
+
+
 def by_kind(rows, budget: str, intervals: bool = False) -> pd.DataFrame:
     """Accuracy by question kind and group (local, global) of every method at ``budget`` and of the references;
     with ``intervals``, as text with its Wilson interval over the items of that cell."""
@@ -140,6 +185,36 @@ def evidence(rows, budgets, rng: np.random.Generator) -> dict:
             e[f"{method}@{budget}"] = vp.accuracy(rows, method, budget)
             e[f"{method} keeps@{budget}"], e[f"{method} closes@{budget}"] = vp.retention(rows, method, budget, rng)
     return e
+
+
+GAP_NAMES = {
+    "PriorTR − FastV": "priortr_vs_fastv",
+    "P alone − FastV": "alone_vs_fastv",
+    "P − Q − FastV": "pq_vs_fastv",
+    "random − FastV": "random_vs_fastv",
+    "PriorTR − P alone": "priortr_vs_alone",
+    "PriorTR − P − Q": "priortr_vs_difference",
+    "PriorTR − PriorTR-2F": "one_vs_two",
+}
+"""The paired accuracy differences of :func:`evidence` that the prose quotes, and their names there."""
+
+
+def prose_numbers(e: dict, correlation: dict, rows, budgets, prior: dict) -> dict[str, str]:
+    """The numbers the chapter's prose quotes (``{glue:text}`` names → text) from the :func:`evidence` ``e``, the
+    mean Spearman ``correlation`` of ``P`` with ``Q`` and :func:`prior_evidence` ``prior``: the loose budget, the
+    references' accuracies, the paired differences of :data:`GAP_NAMES`, local and global accuracy of the full model
+    and the ceiling at the tightest budget, recall at the loose budget, and the prior's mass on the logo."""
+    out = {"loose_budget": e["loose"]}
+    out |= {f"acc_{name}": f"{e[name].value:.0%}" for name in ("full", "floor", "ceiling")}
+    out |= {f"pq_{name}": f"{correlation[name].value:.2f}" for name in ("last", "question")}
+    out |= {name: f"{e[key]:+.3f}" for key, name in GAP_NAMES.items()}
+    local_global = by_kind(rows, list(budgets)[-1])
+    for name in ("full", "ceiling"):
+        out |= {f"{name}_{column}": f"{local_global.loc[name, column]:.0%}" for column in ("local", "global", "count")}
+    for method in ("FastV", "random", "PriorTR"):
+        out[f"recall_{method.lower()}"] = f"{vp.mean_recall(rows, method, e['loose']).value:.0%}"
+    out["q_logo"] = f"{np.mean(prior['prior on logo']):.0%}"
+    return out
 
 
 def timing_plans(model, inputs: dict, n_image: int, share: float) -> dict[str, tuple]:

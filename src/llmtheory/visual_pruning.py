@@ -654,3 +654,79 @@ def caches_hold(timings, shapes: Shapes, batch: int, sequence: int, n_image: int
         r["cached_positions"] == expected[r["plan"]] and r["kv_bytes"] == batch * kv_bytes(shapes, expected[r["plan"]])
         for r in timings
     )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Figures shared by the chapters
+# --------------------------------------------------------------------------------------------------------------
+
+
+def mark_kept(ax, kept: Sequence[int], side: int) -> None:
+    """Cyan dots on the patches ``kept`` (row-major indices) of a ``side × side`` map drawn with ``imshow``."""
+    ax.plot(*np.array([divmod(p, side)[::-1] for p in kept]).T, "o", ms=3, mfc="cyan", mec="black", mew=0.5)
+
+
+def outline_patches(ax, patches: Sequence[int], side: int, scale: float, colour: str) -> None:
+    """An unfilled square around each patch of a ``side × side`` grid, on an image ``scale`` pixels per patch."""
+    from matplotlib.patches import Rectangle
+
+    for patch in patches:
+        r, c = divmod(patch, side)
+        ax.add_patch(Rectangle((c * scale - 0.5, r * scale - 0.5), scale, scale, fill=False, ec=colour, lw=1.2))
+
+
+def plot_budget_curves(
+    rows,
+    order: Sequence[str],
+    budgets: dict[str, float],
+    colours: dict[str, str],
+    references,
+    layer: int,
+    *,
+    height: float,
+    dodge: float,
+    floor_margin: float | None = None,
+):
+    """Two panels against the share of visual tokens kept (tighter to the right): each method's accuracy
+    (:func:`accuracy`, Wilson 95 % intervals) with the ``references`` (``full``, ``ceiling``, ``floor``) as lines,
+    and its mean recall of the answering patches (:func:`mean_recall`). Methods are drawn in ``order``, each shifted
+    by ``dodge`` (relative) from the next so that error bars stay apart; ``floor_margin`` sets the accuracy axis to
+    start that far below the floor."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, height))
+    x = [budgets[b] for b in budgets]
+    for offset, method in enumerate(order):
+        dodged = [v * (1 + dodge * (offset - len(order) / 2)) for v in x]
+        for ax, values in (
+            (axes[0], [accuracy(rows, method, b) for b in budgets]),
+            (axes[1], [mean_recall(rows, method, b) for b in budgets]),
+        ):
+            ax.errorbar(
+                dodged,
+                [c.value for c in values],
+                yerr=[[c.value - c.low for c in values], [c.high - c.value for c in values]],
+                fmt="o-",
+                ms=4,
+                capsize=2,
+                lw=1.2,
+                color=colours[method],
+                label=method if ax is axes[0] else None,
+            )
+    for name, style in (("full", "-"), ("ceiling", ":"), ("floor", "--")):
+        axes[0].axhline(references[name], color="black", ls=style, lw=1, label=name)
+    axes[0].set(
+        xlabel="share of the visual tokens kept", ylabel="accuracy", title=f"Accuracy, pruning at layer {layer}"
+    )
+    if floor_margin is not None:
+        axes[0].set_ylim(bottom=references["floor"] - floor_margin)
+    axes[1].set(
+        xlabel="share of the visual tokens kept",
+        ylabel="answering patches kept (mean share)",
+        title="Recall of the answering patches",
+    )
+    for ax in axes:
+        ax.set_xticks(x, list(budgets))
+        ax.invert_xaxis()
+    axes[0].legend(fontsize=7, ncols=5, loc="upper center", bbox_to_anchor=(1.1, -0.18))
+    return fig
