@@ -344,3 +344,9 @@ def test_scripts_vs_model_is_testable_only_with_both_sources():
     row = bc.scripts_vs_model_claim(own, model, "m")
     assert "testable" not in row and row["holds"] is True
     assert bc.scripts_vs_model_claim(model, own, "m")["holds"] is False
+
+
+def test_a_p_value_at_the_permutation_floor_says_so():
+    floor = bd.permutation_null(5.0, np.zeros(200))
+    assert floor.p_value == 1 / 201 and floor.p_text == "p ≤ 0.005 (the floor with 200 draws)"
+    assert bd.permutation_null(0.0, np.zeros(200)).p_text == "p = 1.000"

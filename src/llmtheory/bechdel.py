@@ -535,7 +535,9 @@ def volume_fitness(s: np.ndarray) -> np.ndarray:
 def strength_null_share(arrays: GraphArrays, female: np.ndarray) -> float:
     """The F-F share expected when every character keeps its talk volume and partners are chosen without regard
     to gender (``bechdel-eq-strength-null``): an exchange joins a ≠ b with probability ∝ x_a x_b, the fitnesses
-    of :func:`volume_fitness`, so q = Σ_{a<b ∈ F} x_a x_b / Σ_{a<b} x_a x_b. The plain product s_a s_b (the
+    of :func:`volume_fitness`, so q = Σ_{a<b ∈ F} x_a x_b / Σ_{a<b} x_a x_b. This is a *soft* configuration model
+    (Chung–Lu with the no-self-pair correction): volumes are kept in expectation, not exactly, so its spread is
+    wider than an exact degree-preserving null's and its p-values are conservative. The plain product s_a s_b (the
     expectation behind Newman's weighted assortativity) does not keep volumes once no one can talk to
     themselves: it gives the most active characters fewer exchanges than they have, and so too few F-F
     exchanges when women talk more. NaN for a script without exchanges."""
@@ -563,10 +565,18 @@ class NullComparison:
     observed: float
     null_mean: float
     p_value: float
+    draws: int = 0
 
     @property
     def excess(self) -> float:
         return self.observed - self.null_mean
+
+    @property
+    def p_text(self) -> str:
+        """``p = 0.123``, or ``p ≤ 0.005 (the floor with 200 draws)`` when no null draw reached the observed value."""
+        if self.draws and self.p_value <= 1 / (1 + self.draws) + 1e-12:
+            return f"p ≤ {1 / (1 + self.draws):.3f} (the floor with {self.draws} draws)"
+        return f"p = {self.p_value:.3f}"
 
 
 def permutation_null(observed: float, null: np.ndarray) -> NullComparison:
@@ -574,9 +584,8 @@ def permutation_null(observed: float, null: np.ndarray) -> NullComparison:
     null = null[~np.isnan(null)]
     if not len(null) or np.isnan(observed):
         return NullComparison(float(observed), np.nan, np.nan)
-    return NullComparison(
-        float(observed), float(null.mean()), float((1 + (null >= observed - 1e-12).sum()) / (1 + len(null)))
-    )
+    p_value = float((1 + (null >= observed - 1e-12).sum()) / (1 + len(null)))
+    return NullComparison(float(observed), float(null.mean()), p_value, len(null))
 
 
 # ---------------------------------------------------------------------------------------------------------

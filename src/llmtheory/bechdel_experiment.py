@@ -266,7 +266,7 @@ MEASURES = {
     "share of women among characters": ("female_share", -1),
     "women's − men's degree share": ("degree_gap", -1),
     "log(women's ÷ men's degree share)": ("degree_log_ratio", -1),
-    "F–F edge share − null": ("ff_excess", +1),
+    "F–F edge share − label-shuffle null": ("ff_excess", +1),
     "F–F z-score (talk volume kept)": ("ff_z", +1),
     "women's lines about a man": ("women_mention_men", +1),
 }
