@@ -537,3 +537,17 @@ def test_not_testable_reasons_follow_the_budget_the_needle_and_the_full_cache():
         e | dict(full=Estimate(0.2, 0.1, 0.3), retrieves=False), "m", 4000, 10, heads
     )
     assert lost["untestable"] == "; not testable: m answers only 20% with its full cache"
+
+
+def test_masking_accuracies_reports_each_mask_kind():
+    from llmtheory import compresskv_experiment
+
+    rows = [dict(kind="none", heads=0, draw=0, item=i, correct=1.0, testable=True) for i in range(4)]
+    for count, srh in ((1, [1, 1, 1, 1]), (2, [1, 0, 1, 0])):
+        rows += [
+            dict(kind="SRHs", heads=count, draw=0, item=i, correct=float(c), testable=True) for i, c in enumerate(srh)
+        ]
+        rows += [dict(kind="random heads", heads=count, draw=d, item=i, correct=float(d == 1 or i > 0), testable=True)
+                 for d in (0, 1) for i in range(4)]  # fmt: skip
+    text = compresskv_experiment.masking_accuracies(ckv.masking_summary(pd.DataFrame(rows)))
+    assert text == "accuracy with no mask 1.00; masked: SRHs 1.00 / 0.50; random heads 0.88 / 0.88 (1 / 2 heads)"

@@ -108,3 +108,19 @@ def plot_multi(ax, multi, budgets, colours: dict) -> None:
     ax.set(xlabel="KV budget (% of the context's KV)", ylabel="exact-match accuracy", ylim=(-0.03, 1.03))
     ax.set_title("Several questions, one cache")
     ax.legend(fontsize=7, ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.2))
+
+
+def masking_accuracies(table) -> str:
+    """What the masking experiment measured, from :func:`~llmtheory.compresskv.masking_summary`: accuracy with
+    nothing masked, then per head count with the top SRHs and with random heads masked (mean over draws), e.g.
+    "no mask 1.00; SRHs 1.00 / 0.75 (1 / 2 heads); random heads 1.00 / 1.00"."""
+    counts = sorted(c for c in table.loc["SRHs"].index)
+    kinds = [
+        f"{kind} " + " / ".join(f"{table.loc[(kind, c), 'accuracy']:.2f}" for c in counts)
+        for kind in ("SRHs", "random heads")
+    ]
+    return (
+        f"accuracy with no mask {table.loc[('none', 0), 'accuracy']:.2f}; masked: "
+        + "; ".join(kinds)
+        + (f" ({' / '.join(map(str, counts))} heads)")
+    )
