@@ -240,8 +240,28 @@ def test_a_language_model_teacher_runs_the_same_tree():
     assert len(result.chain) == 3 and result.calls == teacher.calls - 1
     comparison = scaletot_lm.compare_with_bayes(teacher, teacher.ltv, world, 2, st.ToTBounds(0.5, 2, 1), seed=0)
     assert list(comparison.table.index) == ["Bayes", "LM"] and comparison.table.loc["LM", "calls per user"] >= 3
-    own, other = scaletot_lm.accuracy_estimates(comparison)
+    own, other, contrast = scaletot_lm.accuracy_estimates(comparison)
     assert 0 <= own.low <= own.value <= own.high <= 1 and 0 <= other.value <= 1
+    assert contrast.low <= contrast.value <= contrast.high
+    assert comparison.lm_greedy.shape == comparison.lm_chains.shape == (2, 3)
+
+
+def test_a_profile_blind_teacher_fails_the_lm_teacher_rule():
+    from llmtheory import scaletot_lm
+    from llmtheory.claims import at_least
+
+    rng = np.random.default_rng(0)
+    latent = rng.integers(0, 3, size=(300, 3))
+    blind = scaletot_lm.Comparison(
+        table=None, lm_chains=latent.copy(), latent=latent, lm_greedy=rng.integers(0, 3, size=(300, 3))
+    )  # refined chains chosen with the outcome can match; greedy chains never saw the profile
+    own, _, contrast = scaletot_lm.accuracy_estimates(blind)
+    rule = at_least(contrast, 1e-9)
+    assert not (rule.holds and rule.decisive) and contrast.low < 0 < contrast.high
+    informed = scaletot_lm.Comparison(None, latent, latent, latent)
+    assert at_least(scaletot_lm.accuracy_estimates(informed)[2], 1e-9).decisive
+    control = scaletot_lm.accuracy_estimates(scaletot_lm.shuffled(informed, seed=0))[2]
+    assert control.low < 0 < control.high
 
 
 def test_the_first_leaf_is_the_greedy_chain():

@@ -32,9 +32,10 @@ ACTIVITY_NAMES = ("low", "high")
 class World:
     """The simulation's ground truth (every number an assumption of ours).
 
-    Latent states follow a chain: intent, spend given intent, engagement given spend. Nine static profile features
-    report on one segment each (three per segment) with Gaussian noise; low-activity users have noisier profiles
-    with more missing values, and only high-activity users have the two behaviour features (sessions, past spend).
+    Latent states follow a chain: intent, spend given intent, engagement given spend. Static profile features
+    (``features_per_segment`` = 8 per segment, 24 in all) report on one segment each with Gaussian noise;
+    low-activity users have noisier profiles with more missing values, and only high-activity users have the two
+    behaviour features (sessions, past spend).
     Log LTV is additive in the segments plus one interaction (intent = buy and spend = high) that the teacher's LTV
     model does not know, plus noise."""
 
@@ -101,7 +102,7 @@ def simulate(world: World, n: int, rng: np.random.Generator) -> Population:
     activity = (rng.random(n) < np.array(world.high_activity_given_engagement)[engagement]).astype(int)
     means = world.static_means
     segment = world.feature_segment()[: len(means)]
-    static = means[np.arange(len(means)), latent[:, segment]]  # (n, 9)
+    static = means[np.arange(len(means)), latent[:, segment]]  # (n, 3 × features_per_segment)
     static = static + np.array(world.static_noise)[activity][:, None] * rng.standard_normal(static.shape)
     static[rng.random(static.shape) < np.array(world.missing_rate)[activity][:, None]] = np.nan
     sessions = np.array(world.sessions_means)[engagement] + world.behaviour_noise * rng.standard_normal(n)

@@ -86,12 +86,14 @@ class LMTeacher:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Both teachers on the same users: a summary ``table``, and the LM's refined chains with the users' latent
-    states (for the ledger's accuracy rule and its control)."""
+    """Both teachers on the same users: a summary ``table``, the LM's refined chains, its greedy chains and the
+    users' latent states. The ledger's rule scores the greedy chains: the refined ones were chosen with the user's
+    realised LTV, so they carry information about the user even from an LM that ignores the profile."""
 
     table: object
     lm_chains: np.ndarray
     latent: np.ndarray
+    lm_greedy: np.ndarray
 
 
 def compare_with_bayes(lm_teacher: LMTeacher, bayes_teacher: st.BayesTeacher, world, users: int, bounds, seed: int):
@@ -118,15 +120,32 @@ def compare_with_bayes(lm_teacher: LMTeacher, bayes_teacher: st.BayesTeacher, wo
                "calls per user": np.mean([r.calls for r in results])}
         for name, results in rows.items()
     }).T  # fmt: skip
-    return Comparison(table, np.array([r.chain for r in rows["LM"]]), latent)
+    lm = rows["LM"]
+    return Comparison(table, np.array([r.chain for r in lm]), latent, np.array([r.greedy for r in lm]))
 
 
 def accuracy_estimates(comparison: Comparison):
-    """The LM's refined-chain accuracy against each user's latent states, and against the next user's (the
-    control: chains that carry no information about their user score the same on both), as Wilson proportions over
-    segments."""
+    """Whether the LM's *greedy* chains (read from the profile alone, no outcome) match their own user's latent
+    states better than another user's: returns ``(own, other, contrast)``, the first two as Wilson proportions over
+    segments, ``contrast`` as the mean per-user difference (own − next user's, share of segments) with a t interval
+    over users. A teacher that ignores the profile gives the same chain distribution to every user, so its contrast
+    is centred on 0."""
     from .claims import Estimate
 
-    own = int((comparison.lm_chains == comparison.latent).sum())
-    other = int((comparison.lm_chains == np.roll(comparison.latent, 1, axis=0)).sum())
-    return Estimate.proportion(own, comparison.latent.size), Estimate.proportion(other, comparison.latent.size)
+    chains, latent = np.asarray(comparison.lm_greedy), np.asarray(comparison.latent)
+    own_match = (chains == latent).mean(axis=1)
+    other_match = (chains == np.roll(latent, 1, axis=0)).mean(axis=1)
+    own = Estimate.proportion(int((chains == latent).sum()), latent.size)
+    other = Estimate.proportion(int((chains == np.roll(latent, 1, axis=0)).sum()), latent.size)
+    return own, other, Estimate.mean_of(own_match - other_match)
+
+
+def shuffled(comparison: Comparison, seed: int) -> Comparison:
+    """The control for :func:`accuracy_estimates`: the LM's greedy chains permuted across users, so that each
+    chain says nothing about the user it is scored against (the contrast of a profile-blind teacher)."""
+    from dataclasses import replace
+
+    from .seeding import make_rng
+
+    order = make_rng(seed, "scaletot", "lm-control").permutation(len(comparison.lm_greedy))
+    return replace(comparison, lm_greedy=np.asarray(comparison.lm_greedy)[order])
