@@ -10,6 +10,7 @@ from llmtheory.chapters import PARTS, Chapter, all_chapters, chapter, register_c
 from llmtheory.cli import main
 from llmtheory.course import WEEKS, prerequisite_figure, render_course_page, syllabus, teaching_order
 from llmtheory.params import ParameterError
+from llmtheory.scaffold import add_to_toc
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,8 +91,10 @@ def test_a_students_chapter_is_registered_scaffolded_run_and_on_the_claims_page(
     assert registered.part_name == PARTS[3] and registered.prerequisites == ("grad_detect",)
     assert (ROOT / "src" / "llmtheory" / "chapters.yml").read_text().count("my_paper") == 0  # the original is untouched
     toc = yaml.safe_load((book_copy / "_toc.yml").read_text())
+    before = next((p["chapters"] for p in yaml.safe_load((ROOT / "_toc.yml").read_text())["parts"]
+                   if p["caption"] == PARTS[3]), [])  # fmt: skip
     part = next(p for p in toc["parts"] if p["caption"] == PARTS[3])
-    assert part["chapters"] == [{"file": "notebooks/my_paper"}]
+    assert part["chapters"] == [*before, {"file": "notebooks/my_paper"}]  # appended to the part's chapters
     captions = [p["caption"] for p in toc["parts"]]
     assert captions.index(PARTS[2]) < captions.index(PARTS[3]) < captions.index("Back matter")
     assert (book_copy / "_toc.yml").read_text().startswith("# Table of contents")
@@ -102,3 +105,13 @@ def test_a_students_chapter_is_registered_scaffolded_run_and_on_the_claims_page(
     assert main(["run", "my_paper", "--scale", "smoke"]) == 0
     assert main(["claims", "--scale", "smoke"]) == 0
     assert "## [My Paper](../notebooks/my_paper.ipynb)" in (book_copy / "book" / "claims.md").read_text()
+
+
+def test_a_chapter_of_a_part_without_chapters_adds_the_part_in_book_order(book_copy):
+    path = book_copy / "_toc.yml"
+    toc = yaml.safe_load(path.read_text())
+    toc["parts"] = [p for p in toc["parts"] if p["caption"] != PARTS[3]]
+    path.write_text(yaml.safe_dump(toc, sort_keys=False, allow_unicode=True))
+    assert add_to_toc("scaletot", book_copy) and not add_to_toc("scaletot", book_copy)
+    captions = [p["caption"] for p in yaml.safe_load(path.read_text())["parts"]]
+    assert captions.index(PARTS[2]) + 1 == captions.index(PARTS[3]) == captions.index(PARTS[4]) - 1
