@@ -163,7 +163,7 @@ def train(spec, out_dir: Path | None = None, *, progress: bool = True, threads: 
     model, tokenizer, log and card to ``out_dir`` if given."""
     import torch
 
-    from .zoo.train import _batch, build_model, optimise, torch_threads, write_log_and_card
+    from .zoo.train import _batch, build_model, optimise, save, torch_threads
 
     if spec.task != "screenplays":
         raise ParameterError(f"spec {spec.name!r} has task {spec.task!r}; the screenplay model needs 'screenplays'")
@@ -189,11 +189,7 @@ def train(spec, out_dir: Path | None = None, *, progress: bool = True, threads: 
         final = lm_report(model, tokenizer, n_final, seed=0, max_new_tokens=length)
         result = run.result(spec, model, final, start_total)
         if out_dir is not None:
-            out_dir = Path(out_dir)
-            out_dir.mkdir(parents=True, exist_ok=True)
-            model.save_pretrained(out_dir)
-            tokenizer.save_pretrained(out_dir)
-            write_log_and_card(result, out_dir, card_markdown)
+            save(result, model, tokenizer, Path(out_dir), card_markdown)
         return result
 
 

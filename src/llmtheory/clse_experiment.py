@@ -133,10 +133,7 @@ def plot_maps(examples: list[dict], layer: int):
                 )
             if name in MAP_MARKS:
                 vp.mark_kept(ax, ex["kept"][MAP_MARKS[name]], ex["side"])
-        for ax in row:
-            ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
-            scale = ex["image"].shape[0] / ex["side"] if ax is row[0] else 1
-            vp.outline_patches(ax, ex["answer"], ex["side"], scale, "#00FF66")
+        vp.frame_map_row(row, ex)
     return fig
 
 

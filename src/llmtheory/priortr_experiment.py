@@ -125,11 +125,7 @@ def plot_maps(examples: list[dict], query: str):
                 ax.set_title(titles[name], fontsize=8)
         for ax, kept in ((row[2], ex["kept_fastv"]), (row[4], ex["kept_priortr"])):
             vp.mark_kept(ax, kept, ex["side"])
-        for ax in row:
-            ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
-            scale = ex["image"].shape[0] / ex["side"] if ax is row[0] else 1
-            vp.outline_patches(ax, ex["answer"], ex["side"], scale, "#00FF66")
-            vp.outline_patches(ax, ex["logo"], ex["side"], scale, "white")
+        vp.frame_map_row(row, ex, (("answer", "#00FF66"), ("logo", "white")))
     return fig
 
 

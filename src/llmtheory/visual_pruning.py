@@ -666,6 +666,16 @@ def mark_kept(ax, kept: Sequence[int], side: int) -> None:
     ax.plot(*np.array([divmod(p, side)[::-1] for p in kept]).T, "o", ms=3, mfc="cyan", mec="black", mew=0.5)
 
 
+def frame_map_row(row, example: dict, outlines: Sequence[tuple[str, str]] = (("answer", "#00FF66"),)) -> None:
+    """Finish one row of a map figure: no ticks or grid, and each ``(key, colour)`` of ``outlines`` (patches of
+    ``example[key]``) outlined on every panel; the first panel is the image, the others ``side × side`` maps."""
+    for ax in row:
+        ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
+        scale = example["image"].shape[0] / example["side"] if ax is row[0] else 1
+        for key, colour in outlines:
+            outline_patches(ax, example[key], example["side"], scale, colour)
+
+
 def outline_patches(ax, patches: Sequence[int], side: int, scale: float, colour: str) -> None:
     """An unfilled square around each patch of a ``side × side`` grid, on an image ``scale`` pixels per patch."""
     from matplotlib.patches import Rectangle

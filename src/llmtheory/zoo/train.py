@@ -346,9 +346,13 @@ def train(spec: ZooSpec, out_dir: Path | None = None, *, progress: bool = True, 
         return result
 
 
-def save(result: TrainResult, model, tokenizer, out_dir: Path) -> None:
-    """Write ``model.safetensors``, config, tokenizer, ``training_log.csv``, ``card.json`` and ``README.md``."""
-    from .cards import card_markdown
+def save(
+    result: TrainResult, model, tokenizer, out_dir: Path, card_markdown: Callable[[dict], str] | None = None
+) -> None:
+    """Write ``model.safetensors``, config, tokenizer, ``training_log.csv``, ``card.json`` and ``README.md`` (rendered
+    by ``card_markdown``; the zoo's own card by default)."""
+    if card_markdown is None:
+        from .cards import card_markdown
 
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
