@@ -170,6 +170,8 @@ def test_generator_truth_is_recovered_by_the_pipeline_in_both_formats():
         assert agreement == {"gender": 1.0, "test1": 1.0, "test2": 1.0, "test3": 1.0}
         # the planted pass/fail flag is the truth of test 3
         assert all(c.truth.test3 == c.planted_pass for c in corpus)
+        calls = bx.test3_against_truth(corpus, bx.parse_corpus(corpus))
+        assert (calls["test3"] == calls["truth"]).all()
 
 
 def test_generator_is_deterministic_and_validates_its_parameters():
@@ -223,12 +225,15 @@ def test_pass_rate_claim_fails_its_control_and_triangle_table_divides_by_the_nul
     from llmtheory import bechdel_claims as bc
     from llmtheory.claims import decide
 
-    def table(passes, n):
-        return pd.DataFrame({"test3": [True] * passes + [False] * (n - passes)})
+    def calls(passes, true_passes, n):
+        return pd.DataFrame({"test3": [True] * passes + [False] * (n - passes),
+                             "truth": [True] * true_passes + [False] * (n - true_passes)})  # fmt: skip
 
-    row = bc.pass_rate_claim(table(180, 300), 0.6, table(90, 300), 0.3)
+    row = bc.pass_rate_claim(calls(180, 180, 300), calls(40, 180, 300))
     assert decide("measured", row["holds"], control=row["control"]) == "reproduced"
     assert not row["control"].holds
+    row = bc.pass_rate_claim(calls(120, 180, 300), calls(40, 180, 300))  # a pipeline that misses a third of passes
+    assert decide("measured", row["holds"], control=row["control"]) == "not reproduced"
     tri = pd.DataFrame({f"tri_{k}": [2.0] for k in ("MMM", "FMM", "FFM", "FFF")})
     tri = tri.assign(**{f"tri_{k}_null": [1.0] for k in ("MMM", "FMM", "FFM", "FFF")})
     assert (bc.triangle_table({"s": tri})["s"] == 2.0).all()
@@ -291,6 +296,23 @@ def test_volume_fitness_gives_every_character_its_observed_volume(seed):
     assert x.sum() == pytest.approx(1) and (x >= 0).all()
 
 
+@pytest.mark.parametrize("activity", [2.0, 0.5])
+def test_talk_volume_null_is_unbiased_without_homophily(activity):
+    # women who talk more (or less) than men, no preference for same-gender partners: the observed F-F weight
+    # minus its talk-volume expectation q·total averages zero over scripts (within 3 standard errors)
+    corpus = bx.generate_corpus(bx.Planted(female_activity=activity, homophily=0.0), 600, 0, f"unbiased-{activity}",
+                                fmt="plain")  # fmt: skip
+    excess = []
+    for script in bx.parse_corpus(corpus):
+        arrays = bd.GraphArrays.of(bd.interaction_graph(script), bd.labels_of(bd.infer_genders(script)))
+        total = arrays.weight.sum()
+        if total:
+            observed = bd.female_female_share(arrays, arrays.female)
+            excess.append((observed - bd.strength_null_share(arrays, arrays.female)) * total)
+    excess = np.array(excess)
+    assert abs(excess.mean()) < 3 * excess.std(ddof=1) / np.sqrt(len(excess))
+
+
 def test_talk_volume_null_rejects_less_than_the_label_shuffle_on_women_who_talk_more():
     active = bx.statistics_pool(bx.Planted(female_activity=2.0), 60, 0, "active-test", 100)
     shuffle, kept = bx.homophily_test(active, "ff_null"), bx.homophily_test(active, "ff_strength_null")
@@ -350,3 +372,11 @@ def test_a_p_value_at_the_permutation_floor_says_so():
     floor = bd.permutation_null(5.0, np.zeros(200))
     assert floor.p_value == 1 / 201 and floor.p_text == "p ≤ 0.005 (the floor with 200 draws)"
     assert bd.permutation_null(0.0, np.zeros(200)).p_text == "p = 1.000"
+
+
+@pytest.mark.parametrize("code", bd.TRIADS)
+def test_each_triad_shape_is_of_its_type(code):
+    graph = nx.DiGraph(list(bd.TRIAD_SHAPES[code][0]))
+    census = nx.triadic_census(graph)
+    assert census[code] == 1 and sum(census.values()) == 1
+    assert bd.triad_meaning(code) and bd.triad_meaning("not measured") == "not measured"

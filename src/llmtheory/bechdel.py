@@ -387,6 +387,62 @@ three stands apart. ``201``: one character talks both ways with two who never ta
 ``300``: all three talk with each other both ways."""
 
 
+TRIAD_SHAPES: dict[str, tuple[tuple[tuple[str, str], ...], str]] = {
+    # code: (edges of one triad of that type, with x → y when y speaks right after x; what it says)
+    "021D": ((("b", "a"), ("b", "c")), "two characters each speak right after a third, who answers neither"),
+    "021U": ((("a", "b"), ("c", "b")), "one character speaks right after two others, neither of whom answers"),
+    "021C": (
+        (("a", "b"), ("b", "c")),
+        "a chain: b answers a, c answers b, and no one answers back (what cues that change at almost every turn leave)",
+    ),
+    "111D": (
+        (("a", "b"), ("b", "a"), ("c", "b")),
+        "a pair that answers each other, one of whom also answers a third who never answers",
+    ),
+    "111U": (
+        (("a", "b"), ("b", "a"), ("b", "c")),
+        "a pair that answers each other, and a third who answers one of them and is never answered",
+    ),
+    "030T": ((("a", "b"), ("c", "b"), ("a", "c")), "an order without replies: c answers a, b answers both"),
+    "030C": ((("b", "a"), ("c", "b"), ("a", "c")), "a one-way cycle: each answers one and is answered by the other"),
+    "201": (
+        (("a", "b"), ("b", "a"), ("b", "c"), ("c", "b")),
+        "a go-between who talks both ways with two who never talk to each other",
+    ),
+    "120D": (
+        (("b", "a"), ("b", "c"), ("a", "c"), ("c", "a")),
+        "a pair that answers each other, both answering a third who answers neither",
+    ),
+    "120U": (
+        (("a", "b"), ("c", "b"), ("a", "c"), ("c", "a")),
+        "a pair that answers each other, and a third who answers both and is answered by neither",
+    ),
+    "120C": (
+        (("a", "b"), ("b", "c"), ("a", "c"), ("c", "a")),
+        "a pair a, c that answers each other, with b answering a and answered by c",
+    ),
+    "210": (
+        (("a", "b"), ("b", "c"), ("c", "b"), ("a", "c"), ("c", "a")),
+        "two pairs that answer each other and one one-way tie",
+    ),
+    "300": (
+        (("a", "b"), ("b", "a"), ("b", "c"), ("c", "b"), ("a", "c"), ("c", "a")),
+        "three characters who all answer each other",
+    ),
+}
+"""One triad of each connected type of :data:`TRIADS` and what it says about who answers whom (the shapes are
+checked against ``networkx.triadic_census`` in the tests)."""
+
+
+def triad_meaning(code: str) -> str:
+    """What triad ``code`` says (``"not measured"`` passes through, for a source without scripts)."""
+    if code in TRIAD_SHAPES:
+        return TRIAD_SHAPES[code][1]
+    if code == "not measured":
+        return code
+    raise ParameterError(f"code={code!r} is not a connected triad type; choose one of: {', '.join(TRIADS)}")
+
+
 def triad_census(script: Script) -> dict[str, int]:
     """``networkx.triadic_census`` of :func:`reply_graph`, restricted to the connected types of :data:`TRIADS`
     (research note, step 5: the paper's "triadic relationships")."""

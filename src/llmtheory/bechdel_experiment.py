@@ -245,6 +245,16 @@ def mean_estimate(values) -> Estimate:
     return Estimate.mean_of(values[~np.isnan(values)])
 
 
+def test3_against_truth(corpus: list[GeneratedScript], scripts: list[bd.Script], use_text: bool = True) -> pd.DataFrame:
+    """Per script, the pipeline's test-3 call (genders from names, and from the action lines' pronouns when
+    ``use_text``) next to the generator's truth: the columns ``test3`` and ``truth``."""
+    rows = []
+    for generated, script in zip(corpus, scripts, strict=True):
+        genders = bd.labels_of(bd.infer_genders(script, use_text=use_text))
+        rows.append({"test3": bd.bechdel(script, genders).test3, "truth": generated.truth.test3})
+    return pd.DataFrame(rows, columns=["test3", "truth"])
+
+
 def pipeline_agreement(corpus: list[GeneratedScript], scripts: list[bd.Script]) -> dict[str, float]:
     """How often the pipeline's calls agree with the generator's truth: genders of speakers, and each test."""
     gender_hits, gender_total, tests = 0, 0, np.zeros(3)
@@ -282,6 +292,8 @@ def with_derived(measures: pd.DataFrame) -> pd.DataFrame:
         out["degree_log_ratio"] = np.log(out["degree_F"] / out["degree_M"])
     if "ff_share" in out:
         out["ff_excess"] = out["ff_share"] - out["ff_null"]
+    if "ff_strength_null" in out:  # the F-F share's excess over its talk-volume share q: free of script length
+        out["ff_strength_excess"] = out["ff_share"] - out["ff_strength_null"]
     out["test3"] = out["test3"].astype(float)
     return out
 
@@ -376,8 +388,10 @@ def script_statistics(script: bd.Script, rng: np.random.Generator, n_permutation
             about = bd.mentions_a_man_anywhere(turn.text, male_names)
             table[int(genders[turn.speaker] == bd.MALE), int(not about)] += 1
     return ScriptStatistics(
-        ff_weight=float(bd.female_female_share(arrays, arrays.female)) * total,
-        ff_null=bd.female_female_share(arrays, shuffled) * total,
+        # edge weights are exchange counts: round the share × total products back to the integers they are, so
+        # that the null's draws equal to the observed weight count as ties (``bechdel-eq-null``)
+        ff_weight=float(np.rint(bd.female_female_share(arrays, arrays.female) * total)),
+        ff_null=np.rint(bd.female_female_share(arrays, shuffled) * total),
         ff_strength_null=bd.strength_null_draws(arrays, n_permutations, rng),
         degree_women=shares[arrays.female],
         degree_men=shares[arrays.male],

@@ -117,6 +117,9 @@ def sample_scripts(model, tokenizer, n: int, seed: int, max_new_tokens: int = 40
         prompt = SCREENPLAY_PROMPT + "\n\n"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    # rows that have ended are filled with EOS (cut off below): filled with the config's pad id, transformers 5
+    # would take them for unmasked padding and warn; the prompts themselves are never padded
+    finished_fill = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
     texts = []
     for start in range(0, n, batch_size):
         size = min(batch_size, n - start)
@@ -126,7 +129,7 @@ def sample_scripts(model, tokenizer, n: int, seed: int, max_new_tokens: int = 40
         with torch.random.fork_rng(), torch.no_grad():
             torch.manual_seed(seed * 100_003 + start)
             out = model.generate(**inputs, do_sample=True, temperature=1.0, top_k=0, max_new_tokens=max_new_tokens,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)  # fmt: skip
+                                 pad_token_id=finished_fill, eos_token_id=tokenizer.eos_token_id)  # fmt: skip
         new = out[:, inputs["input_ids"].shape[1] :]
         for row in new:
             if zoo_model:
