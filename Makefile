@@ -60,11 +60,12 @@ check-book: book
 	$(PY) -m llmtheory.check_book _build/html --screenshots _build/screenshots
 
 # Unit tests, then every chapter at SCALE="smoke" through papermill, with the network unreachable, on one
-# pytest-xdist worker per core (a chapter's two notebook tests share a worker: see tests/test_notebooks.py).
+# pytest-xdist worker per core (a chapter's two notebook tests share a worker: see tests/test_notebooks.py); the
+# 25 slowest tests are listed at the end, to show where its time goes (the target is under 15 minutes).
 test: $(STAMP)
 	$(PY) -m ruff check src tests notebooks
 	$(PY) -m ruff format --check src tests notebooks
-	.ci/offline $(PY) -m pytest -n auto --dist loadgroup
+	.ci/offline $(PY) -m pytest -n auto --dist loadgroup --durations=25
 
 # The periodic compatibility check of the Colab path: a separate environment made by `pip install -e .[dev]`
 # alone (pyproject's lower bounds, the newest versions allowed, as Colab's pip resolves them), every chapter at
