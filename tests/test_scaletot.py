@@ -269,3 +269,91 @@ def test_the_first_leaf_is_the_greedy_chain():
     for joint in rng.dirichlet(np.full(27, 0.5), size=50).reshape(50, 3, 3, 3):
         result = st.bounded_tot(bare_teacher(), joint, 0.0, st.ToTBounds(0.3, 2, 2))
         assert result.greedy == st.greedy_chain(joint)
+
+
+def test_random_branching_keeps_the_bounds_and_its_vectorised_count_matches_the_tree():
+    rng = np.random.default_rng(2)
+    joints = rng.dirichlet(np.full(27, 0.5), size=150).reshape(150, 3, 3, 3)
+    coins = rng.random((150, st.N_NODES))
+    assert [st.node_index(p) for p in [(), (0,), (2,), (0, 0), (1, 0), (2, 2)]] == [0, 1, 3, 4, 7, 12]
+    for bounds in (st.ToTBounds(0.8, 2, 2), st.ToTBounds(0.5, 3, 3), st.ToTBounds(0.5, 2, 1)):
+        for rate in (0.0, 0.4, 1.0):
+            rule = st.RandomBranching(coins, rate)
+            counted = st.count_calls(joints, bounds, rule)
+            for k in range(len(joints)):
+                leaves, _, calls = st.expand_tree(bare_teacher(), joints[k], bounds, rule.user(k))
+                assert calls == counted[k] <= bounds.max_calls() and len(leaves) <= bounds.max_leaves()
+    # rate 0 never branches: the greedy chain at three calls
+    assert (st.count_calls(joints, st.ToTBounds(0.8, 2, 2), st.RandomBranching(coins, 0.0)) == 3).all()
+
+
+def test_matched_rate_spends_the_entropy_rules_calls():
+    rng = np.random.default_rng(3)
+    joints = rng.dirichlet(np.full(27, 0.5), size=400).reshape(400, 3, 3, 3)
+    coins = rng.random((400, st.N_NODES))
+    bounds = st.ToTBounds(0.8, 2, 2)
+    target = int(st.count_calls(joints, bounds).sum())
+    rate = st.match_branching_rate(joints, bounds, coins, target)
+    spent = int(st.count_calls(joints, bounds, st.RandomBranching(coins, rate)).sum())
+    assert abs(spent - target) <= 2  # one branching more or less moves the total by one or two calls
+    totals = [int(st.count_calls(joints, bounds, st.RandomBranching(coins, r)).sum()) for r in (0.1, 0.3, 0.6, 0.9)]
+    assert totals == sorted(totals)  # a higher rate only adds branchings
+
+
+def test_cached_decoding_gives_the_teacher_forced_readings():
+    world = ex.World()
+    population = ex.simulate(world, 60, make_rng(0, "test"))
+    vocab = st.Vocabulary(world.n_features)
+    tokens = ex.tokenize(population, vocab, ex.bin_edges(population.profile, vocab.bins))
+    model = ex.build_student(vocab, width=16, layers=2, seed=0)
+    chains, readings = ex.representations(model, tokens, vocab)
+    with torch.no_grad():
+        forced = ex.with_chains(tokens, torch.as_tensor(chains), vocab)
+        log_probs, hidden = st.segment_log_probs(model, forced, vocab, hidden=True)
+    assert np.allclose(readings["segments"], log_probs.exp().flatten(1).numpy(), atol=1e-5)
+    start = vocab.sep_position
+    assert np.allclose(readings["pooled"], hidden[:, start : start + 4].mean(dim=1).numpy(), atol=1e-5)
+    assert (chains == log_probs.argmax(-1).numpy()).all()  # each segment's value is its greedy choice
+
+
+def test_paired_ab_of_a_model_against_itself_is_zero_and_a_better_model_gains():
+    class Run:
+        pass
+
+    rng = make_rng(0, "test")
+    run = Run()
+    run.test_log_ltv = rng.normal(size=3000)
+    run.test_predictions = {"noisy": run.test_log_ltv + 2 * rng.normal(size=3000), "exact": run.test_log_ltv}
+    same = ex.paired_ab([run], "noisy", "noisy", seed=0, draws=100)
+    assert same.value == same.low == same.high == 0
+    better = ex.paired_ab([run], "noisy", "exact", seed=0, draws=200)
+    assert better.low > 0
+
+
+def test_sizes_refuse_distilled_users_that_overlap_the_test_users():
+    sizes = ex.Sizes(
+        users=200, labelled_share=0.1, reasoned_share=0.05, distilled_share=0.7, test_share=0.3, student_width=8,
+        student_layers=1, sft_steps=1, osipo_rounds=1, osipo_samples=2, batch=8, encoder_components=2,
+        encoder_iterations=1, trees=2,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="distilled_share"):
+        ex.run_seed(0, sizes, st.ToTBounds(), beta=0.5)
+
+
+def test_per_seed_table_and_the_decisive_ratio():
+    from scipy import stats
+
+    assert ex.decisive_ratio(3) == pytest.approx(stats.t.ppf(0.975, 2) / np.sqrt(3))
+    assert ex.decisive_ratio(3) == pytest.approx(2.48, abs=0.01)
+
+    class Run:
+        def __init__(self, seed, gap):
+            import pandas as pd
+
+            self.seed = seed
+            columns = pd.MultiIndex.from_tuples([("low", "rmse")])
+            self.metrics = pd.DataFrame([[1.0], [1.0 - gap]], index=["profile", "m"], columns=columns)
+
+    table = ex.per_seed_table([Run(0, 0.1), Run(1, 0.2), Run(2, 0.3)], {"gain": ("m", "profile", "low")})
+    assert table.loc["gain", "seed 1"] == pytest.approx(0.2) and table.loc["gain", "mean"] == pytest.approx(0.2)
+    assert table.loc["gain", "s.d."] == pytest.approx(0.1)

@@ -174,12 +174,45 @@ class ToTResult:
     calls: int
 
 
-def expand_tree(teacher, joint: np.ndarray, bounds: ToTBounds) -> tuple[list[tuple[int, ...]], list[float], int]:
+def node_index(prefix: tuple[int, ...]) -> int:
+    """The position of the tree node after ``prefix`` in level order (root 0, then the three nodes after one
+    value, then the nine after two): where :class:`RandomBranching` reads the node's coin."""
+    before = sum(N_VALUES**level for level in range(len(prefix)))
+    return before + sum(int(v) * N_VALUES ** (len(prefix) - 1 - k) for k, v in enumerate(prefix))
+
+
+N_NODES = sum(N_VALUES**level for level in range(len(SEGMENTS)))  # nodes a full tree can ask about (13)
+
+
+@dataclass(frozen=True)
+class RandomBranching:
+    """A branching rule that ignores the teacher's entropy (a control added after review): the node after prefix
+    c_<s branches when its coin ``uniforms[..., node_index(c_<s)]`` is below ``rate``. One row of ``uniforms``
+    (13 numbers) per user, drawn once, so that a higher ``rate`` only adds branchings
+    (:func:`match_branching_rate` relies on it). The width and depth bounds apply as for the entropy rule."""
+
+    uniforms: np.ndarray  # (N_NODES,) for one user or (n, N_NODES) for many
+    rate: float
+
+    def __call__(self, p: np.ndarray, nodes) -> np.ndarray | bool:
+        coins = np.asarray(self.uniforms)
+        if coins.ndim == 1:
+            return bool(coins[int(nodes)] < self.rate)
+        return np.take_along_axis(coins, np.asarray(nodes)[:, None], axis=1)[:, 0] < self.rate
+
+    def user(self, k: int) -> RandomBranching:
+        return RandomBranching(np.asarray(self.uniforms)[k], self.rate)
+
+
+def expand_tree(
+    teacher, joint: np.ndarray, bounds: ToTBounds, branching=None
+) -> tuple[list[tuple[int, ...]], list[float], int]:
     """Grow the bounded tree of eq. ``scaletot-eq-expand`` (reconstructed) for one user: at each segment ask the
     teacher for its distribution (one call per node); if its entropy exceeds ``bounds.threshold`` and fewer than
     ``bounds.depth`` segments on this path have branched, keep the ``bounds.width`` most probable values, otherwise
     only the most probable one. Returns the complete chains (leaves), their log-probabilities under the teacher and
-    the number of calls."""
+    the number of calls. ``branching`` (p, node) → bool replaces the entropy test (e.g. :class:`RandomBranching`);
+    the bounds still apply."""
     frontier: list[tuple[tuple[int, ...], float, int]] = [((), 0.0, 0)]  # prefix, log p(prefix), branchings used
     calls = 0
     for _ in SEGMENTS:
@@ -187,7 +220,8 @@ def expand_tree(teacher, joint: np.ndarray, bounds: ToTBounds) -> tuple[list[tup
         for prefix, log_p, used in frontier:
             p = teacher.segment_distribution(joint, prefix)
             calls += 1
-            branch = used < bounds.depth and expands(p, bounds.threshold)
+            wants = expands(p, bounds.threshold) if branching is None else branching(p, node_index(prefix))
+            branch = used < bounds.depth and wants
             # ties broken by the lower value index, so the tree is deterministic
             order = np.argsort(-p, kind="stable")[: bounds.width if branch else 1]
             order = [v for v in order if p[v] > 0] or order[:1]  # never a branch of probability zero
@@ -207,11 +241,12 @@ def select_chain(leaves, leaf_log_probs, outcome: float | None, implied_ltv, ltv
     return tuple(leaves[int(np.argmax(scores))])
 
 
-def bounded_tot(teacher, joint: np.ndarray, outcome: float | None, bounds: ToTBounds) -> ToTResult:
+def bounded_tot(teacher, joint: np.ndarray, outcome: float | None, bounds: ToTBounds, branching=None) -> ToTResult:
     """Bounded entropy-guided ToT for one user: :func:`expand_tree`, then :func:`select_chain` by the outcome. The
     greedy chain (the most probable value of each segment given the earlier ones, what a teacher without refinement
-    writes) is the tree's first leaf: every node keeps its most probable value first."""
-    leaves, log_probs, calls = expand_tree(teacher, joint, bounds)
+    writes) is the tree's first leaf: every node keeps its most probable value first. ``branching``: as in
+    :func:`expand_tree`."""
+    leaves, log_probs, calls = expand_tree(teacher, joint, bounds, branching)
     chain = select_chain(leaves, log_probs, outcome, teacher.implied_ltv, teacher.ltv_noise)
     return ToTResult(chain, leaves[0], tuple(leaves), tuple(log_probs), calls)
 
@@ -341,35 +376,55 @@ def osipo_loss(
     return (weight * losses).sum() / total
 
 
-def pooled_representation(hidden: torch.Tensor, vocab: Vocabulary) -> torch.Tensor:
+def pooled_representation(chain_hidden: torch.Tensor) -> torch.Tensor:
     """The student's reasoning representation, eq. ``scaletot-eq-pool`` (reconstructed): the mean of the last
     layer's hidden states over the positions that write the chain (``<sep>`` and the first two chain tokens, which
-    predict c₁, c₂, c₃) and the last chain token, teacher-forced on the student's own greedy chain."""
-    start = vocab.sep_position
-    return hidden[:, start : start + len(SEGMENTS) + 1].mean(dim=1)
+    predict c₁, c₂, c₃) and the last chain token, teacher-forced on the student's own greedy chain.
+    ``chain_hidden``: those four positions' states, (n, 4, width)."""
+    return chain_hidden.mean(dim=1)
 
 
-def count_calls(joint: np.ndarray, bounds: ToTBounds) -> np.ndarray:
+def count_calls(joint: np.ndarray, bounds: ToTBounds, branching=None) -> np.ndarray:
     """The number of teacher calls :func:`expand_tree` makes for each of many users (joint posteriors (n, 3, 3, 3)),
     computed for all users at once: the tree depends only on the profile, so the cost of reasoning about everyone
-    can be counted without running it user by user."""
+    can be counted without running it user by user. ``branching`` (p (n, 3), nodes (n,)) → (n,) bool replaces the
+    entropy test, as in :func:`expand_tree`."""
     n = len(joint)
-    # frontier: conditional joints of the remaining segments, with each path's branchings used and a mask
-    frontier = [(joint, np.zeros(n, int), np.ones(n, bool))]
+    # frontier: conditional joints of the remaining segments, with each path's branchings used, a mask and its node
+    frontier = [(joint, np.zeros(n, int), np.ones(n, bool), np.zeros(n, int))]
     calls = np.zeros(n, int)
     for level in range(len(SEGMENTS)):
         grown = []
-        for conditional, used, alive in frontier:
+        for conditional, used, alive, code in frontier:  # code: the prefix as a base-3 number
             calls += alive
             marginal = conditional.reshape(n, N_VALUES, -1).sum(axis=2)
             total = marginal.sum(axis=1, keepdims=True)
             p = marginal / np.where(total > 0, total, 1.0)
-            branch = (used < bounds.depth) & (entropy(p) > bounds.threshold)
+            nodes = sum(N_VALUES**k for k in range(level)) + code
+            wants = entropy(p) > bounds.threshold if branching is None else branching(p, nodes)
+            branch = (used < bounds.depth) & wants
             order = np.argsort(-p, axis=1, kind="stable")
             for rank in range(bounds.width):
                 keep = alive & ((branch & (p[np.arange(n), order[:, rank]] > 0)) | (rank == 0))
                 if level + 1 < len(SEGMENTS):
                     child = conditional[np.arange(n), order[:, rank]]
-                    grown.append((child, used + branch, keep))
+                    grown.append((child, used + branch, keep, N_VALUES * code + order[:, rank]))
         frontier = grown
     return calls
+
+
+def match_branching_rate(joint: np.ndarray, bounds: ToTBounds, uniforms: np.ndarray, target_calls: int) -> float:
+    """The rate of :class:`RandomBranching` whose trees on these users (joints (n, 3, 3, 3), coins (n, 13)) cost
+    the nearest total number of calls to ``target_calls`` (the entropy rule's, for a comparison at matched cost).
+    The total only grows with the rate, in steps at the coins' values, so the candidates are the coins (and 0)."""
+    candidates = np.concatenate([[0.0], np.unique(uniforms) + 1e-12])
+    low, high = 0, len(candidates) - 1
+
+    def total(k):
+        return int(count_calls(joint, bounds, RandomBranching(uniforms, float(candidates[k]))).sum())
+
+    while low < high:  # the first candidate whose total reaches the target
+        mid = (low + high) // 2
+        low, high = (mid + 1, high) if total(mid) < target_calls else (low, mid)
+    best = min({max(low - 1, 0), low}, key=lambda k: (abs(total(k) - target_calls), k))
+    return float(candidates[best])

@@ -146,7 +146,8 @@ def make_teacher(world: World, knowledge_noise: float, rng: np.random.Generator)
 @dataclass
 class Reasoning:
     """The teacher's work on the reasoned subset: ToT chains, greedy chains, the same refinement with outcomes
-    shuffled across users (a control), and the calls spent."""
+    shuffled across users (a control), and the calls spent; and the same for a tree that branches at random nodes
+    at matched total calls (a control added after review)."""
 
     users: np.ndarray
     tot: np.ndarray  # (m, 3)
@@ -154,26 +155,46 @@ class Reasoning:
     shuffled_outcome: np.ndarray
     calls: np.ndarray  # per reasoned user
     leaves: np.ndarray  # per reasoned user
+    random_tot: np.ndarray  # (m, 3): the random-branching tree's chains, selected by the user's own outcome
+    random_shuffled_outcome: np.ndarray  # … selected by the same shuffled outcomes
+    random_calls: np.ndarray
+    random_leaves: np.ndarray
+    random_rate: float  # the branching probability that matches the entropy rule's total calls
 
 
-def reason_on_subset(teacher, population: Population, users: np.ndarray, bounds, rng) -> Reasoning:
+def reason_on_subset(teacher, population: Population, users: np.ndarray, bounds, rng, coin_rng) -> Reasoning:
     """Run :func:`llmtheory.scaletot.bounded_tot` on ``users`` with their realised log LTV, and again with the
-    outcomes of a random permutation of them (the tree is the same; only the selection changes)."""
+    outcomes of a random permutation of them (the tree is the same; only the selection changes). Then the same
+    for a tree that branches at random nodes (:class:`llmtheory.scaletot.RandomBranching`, coins from
+    ``coin_rng``) under the same bounds, at the rate whose total calls on these users match the entropy rule's."""
     joint = teacher.joint_posterior(population.profile[users], population.activity[users])
     permuted = population.log_ltv[users][rng.permutation(len(users))]
-    tot, greedy, shuffled, calls, leaves = [], [], [], [], []
-    for k in range(len(users)):
-        result = st.bounded_tot(teacher, joint[k], float(population.log_ltv[users[k]]), bounds)
-        tot.append(result.chain)
-        greedy.append(result.greedy)
-        shuffled.append(
-            st.select_chain(
-                result.leaves, result.leaf_log_probs, float(permuted[k]), teacher.implied_ltv, teacher.ltv_noise
-            )  # fmt: skip
-        )
-        calls.append(result.calls)
-        leaves.append(len(result.leaves))
-    return Reasoning(users, np.array(tot), np.array(greedy), np.array(shuffled), np.array(calls), np.array(leaves))
+    coins = coin_rng.random((len(users), st.N_NODES))
+
+    def grow(branching) -> dict[str, np.ndarray]:
+        rows = {key: [] for key in ("tot", "greedy", "shuffled", "calls", "leaves")}
+        for k in range(len(users)):
+            result = st.bounded_tot(teacher, joint[k], float(population.log_ltv[users[k]]), bounds,
+                                    None if branching is None else branching.user(k))  # fmt: skip
+            rows["tot"].append(result.chain)
+            rows["greedy"].append(result.greedy)
+            rows["shuffled"].append(
+                st.select_chain(
+                    result.leaves, result.leaf_log_probs, float(permuted[k]), teacher.implied_ltv, teacher.ltv_noise
+                )  # fmt: skip
+            )
+            rows["calls"].append(result.calls)
+            rows["leaves"].append(len(result.leaves))
+        return {key: np.array(values) for key, values in rows.items()}
+
+    entropy_rule = grow(None)
+    rate = st.match_branching_rate(joint, bounds, coins, int(entropy_rule["calls"].sum()))
+    random_rule = grow(st.RandomBranching(coins, rate))  # its greedy chains are the same: every tree's first leaf
+    return Reasoning(
+        users, entropy_rule["tot"], entropy_rule["greedy"], entropy_rule["shuffled"], entropy_rule["calls"],
+        entropy_rule["leaves"], random_rule["tot"], random_rule["shuffled"], random_rule["calls"],
+        random_rule["leaves"], rate,
+    )  # fmt: skip
 
 
 def calls_for_everyone(teacher, population: Population, bounds) -> np.ndarray:
@@ -264,16 +285,32 @@ def train_sft(model, tokens, chains, vocab, *, steps: int, batch: int, lr: float
 
 
 @torch.no_grad()
-def decode(model, tokens, vocab, generator: torch.Generator | None = None) -> torch.Tensor:
-    """The student's chains, segment by segment: greedy without a ``generator``, sampled from π with one."""
+def decode(model, tokens, vocab, generator: torch.Generator | None = None, readings: bool = False):
+    """The student's chains, segment by segment: greedy without a ``generator``, sampled from π with one. One
+    forward pass reads the profile up to ``<sep>``; each segment then costs one token with the cached keys and
+    values. With ``readings``, also the segment log-probabilities (n, 3, 3) and the last layer's hidden states at
+    the four positions that write the chain (``<sep>``, c₁, c₂, c₃; (n, 4, width))."""
+    out = model(input_ids=tokens[:, : vocab.sep_position + 1], use_cache=True, output_hidden_states=readings)
     chains = torch.zeros((len(tokens), len(st.SEGMENTS)), dtype=torch.long)
+    rows, hidden = [], []
     for s in range(len(st.SEGMENTS)):
-        log_probs = st.segment_log_probs(model, with_chains(tokens, chains, vocab), vocab)[:, s]
-        if generator is None:
-            chains[:, s] = log_probs.argmax(dim=1)
-        else:
-            chains[:, s] = torch.multinomial(log_probs.exp(), 1, generator=generator).squeeze(1)
-    return chains
+        ids = torch.as_tensor(vocab.chain_token(s, np.arange(st.N_VALUES)))
+        log_probs = torch.log_softmax(out.logits[:, -1, ids], dim=-1)
+        chains[:, s] = (
+            log_probs.argmax(dim=1) if generator is None
+            else torch.multinomial(log_probs.exp(), 1, generator=generator).squeeze(1)
+        )  # fmt: skip
+        rows.append(log_probs)
+        if readings:
+            hidden.append(out.hidden_states[-1][:, -1])
+        if readings or s + 1 < len(st.SEGMENTS):
+            following = torch.as_tensor(vocab.chain_token(s, chains[:, s].numpy()))[:, None]
+            out = model(input_ids=following, past_key_values=out.past_key_values, use_cache=True,
+                        output_hidden_states=readings)  # fmt: skip
+    if not readings:
+        return chains
+    hidden.append(out.hidden_states[-1][:, -1])
+    return chains, torch.stack(rows, dim=1), torch.stack(hidden, dim=1)
 
 
 def train_osipo(policy, tokens, outcome, teacher, vocab, *, rounds: int, batch: int, samples: int, beta: float,
@@ -281,13 +318,14 @@ def train_osipo(policy, tokens, outcome, teacher, vocab, *, rounds: int, batch: 
     """OSIPO after SFT: each round samples ``samples`` chains per user of a batch from the current policy, scores
     their segments (:func:`llmtheory.scaletot.segment_rewards`) and takes one Adam step on
     :func:`llmtheory.scaletot.osipo_loss` against the frozen SFT reference. Returns the mean outcome agreement of
-    the sampled chains and the loss per round."""
+    the sampled chains, the loss and the mean log-ratio Σ_s log π_θ(c_s | …) − log π_ref(c_s | …) of the sampled
+    chains (an estimate of KL(π_θ ‖ π_ref): how far the policy has moved) per round."""
     reference = copy.deepcopy(policy).eval()
     for p in reference.parameters():
         p.requires_grad_(False)
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.Adam(policy.parameters(), lr=lr)
-    history = {"reward": [], "loss": []}
+    history = {"reward": [], "loss": [], "log_ratio": []}
     for _ in range(rounds):
         idx = torch.randint(len(tokens), (min(batch, len(tokens)),), generator=generator)
         repeated = tokens[idx].repeat_interleave(samples, dim=0)
@@ -307,6 +345,7 @@ def train_osipo(policy, tokens, outcome, teacher, vocab, *, rounds: int, batch: 
         optimiser.step()
         history["reward"].append(float(rewards.sum(axis=1).mean()))
         history["loss"].append(float(loss.detach()))
+        history["log_ratio"].append(float((log_probs.detach() - ref).sum(dim=1).mean()))
     policy.eval()
     return history
 
@@ -317,10 +356,9 @@ def representations(model, tokens, vocab) -> tuple[np.ndarray, dict[str, np.ndar
     mean hidden state over the chain positions (:func:`llmtheory.scaletot.pooled_representation`), and
     ``"segments"``, the student's distribution over each segment's values (9 numbers, the part of the hidden states
     that the chain reads out)."""
-    chains = decode(model, tokens, vocab)
-    log_probs, hidden = st.segment_log_probs(model, with_chains(tokens, chains, vocab), vocab, hidden=True)
+    chains, log_probs, hidden = decode(model, tokens, vocab, readings=True)
     readings = {
-        "pooled": st.pooled_representation(hidden, vocab).numpy(),
+        "pooled": st.pooled_representation(hidden).numpy(),
         "segments": log_probs.exp().flatten(1).numpy(),
     }
     return chains.numpy(), readings
@@ -389,7 +427,7 @@ class Sizes:
     users: int
     labelled_share: float  # users whose LTV has matured: the downstream model's training set
     reasoned_share: float  # users the teacher reasons about (drawn from the labelled ones: it needs their outcome)
-    distilled_share: float  # users the student is run on to train the encoder (not test users)
+    distilled_share: float  # users the student is run on to train the encoder (neither reasoned nor test users)
     test_share: float  # users the downstream models are scored on (never labelled, reasoned or distilled)
     student_width: int
     student_layers: int
@@ -428,7 +466,8 @@ class SeedRun:
     calls_everyone: np.ndarray
     n_users: int
     sft_losses: list
-    osipo_history: dict
+    osipo_history: dict  # OSIPO on the users' own outcomes: reward, loss and log-ratio to π_ref per step
+    osipo_shuffled_history: dict  # the same for OSIPO with shuffled outcomes
     student_accuracy: dict  # variant -> accuracy of the student's greedy chain against the latent truth (test users)
     metrics: pd.DataFrame  # variant × (activity, metric)
     test_predictions: dict  # variant -> predicted log LTV on the test users
@@ -454,14 +493,20 @@ def run_seed(seed: int, sizes: Sizes, bounds: st.ToTBounds, beta: float, world: 
     n = len(population)
     train = np.sort(order[: int(round(sizes.labelled_share * n))])
     reasoned = np.sort(order[: int(round(sizes.reasoned_share * n))])
-    distilled = np.sort(order[: int(round(sizes.distilled_share * n))])
+    # the encoder learns the student's behaviour on profiles the student did not train on (changed after review)
+    distilled = np.sort(order[len(reasoned) : len(reasoned) + int(round(sizes.distilled_share * n))])
     test = np.sort(order[n - int(round(sizes.test_share * n)) :])
     if (
-        max(sizes.labelled_share, sizes.distilled_share) + sizes.test_share > 1
+        max(sizes.labelled_share, sizes.reasoned_share + sizes.distilled_share) + sizes.test_share > 1
         or sizes.reasoned_share > sizes.labelled_share
     ):
-        raise ValueError("the reasoned users must be labelled, and the test users neither labelled nor distilled")
-    reasoning = reason_on_subset(teacher, population, reasoned, bounds, make_rng(seed, "scaletot", "shuffle"))
+        raise ValueError(
+            "sizes: reasoned_share must be ≤ labelled_share, and test_share + max(labelled_share, reasoned_share + "
+            "distilled_share) ≤ 1 (the reasoned users are labelled; the distilled users are not reasoned; the test "
+            "users are none of them)"
+        )
+    reasoning = reason_on_subset(teacher, population, reasoned, bounds, make_rng(seed, "scaletot", "shuffle"),
+                                 make_rng(seed, "scaletot", "random-tree"))  # fmt: skip
     calls_all = calls_for_everyone(teacher, population, bounds)
     lap("teacher")
 
@@ -492,7 +537,7 @@ def run_seed(seed: int, sizes: Sizes, bounds: st.ToTBounds, beta: float, world: 
             students[name], tokens[reasoned], outcome, teacher, vocab, rounds=sizes.osipo_rounds,
             batch=sizes.batch // 2, samples=sizes.osipo_samples, beta=beta, lr=1e-3, seed=seed,
         )  # fmt: skip
-        osipo_history = osipo_history or history
+        osipo_history[name] = history
     lap("osipo")
 
     inputs = one_hot(tokens, vocab)
@@ -521,10 +566,11 @@ def run_seed(seed: int, sizes: Sizes, bounds: st.ToTBounds, beta: float, world: 
     lap("downstream")
     metrics = pd.DataFrame(rows).T
     metrics.columns = pd.MultiIndex.from_tuples(metrics.columns, names=["activity", "metric"])
-    return SeedRun(seed, reasoning, population.latent[reasoned], population.activity[reasoned], calls_all,
-                   len(population), sft_losses,
-                   osipo_history, accuracy, metrics, predictions, population.log_ltv[test],
-                   population.activity[test], timings)  # fmt: skip
+    return SeedRun(
+        seed, reasoning, population.latent[reasoned], population.activity[reasoned], calls_all, len(population),
+        sft_losses, osipo_history["osipo"], osipo_history["osipo-shuffled-outcome"], accuracy, metrics, predictions,
+        population.log_ltv[test], population.activity[test], timings,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -599,9 +645,36 @@ def offline_ab(runs: list[SeedRun], control: str, treatment: str, seed: int, top
     return Estimate(float(point), float(min(low, point)), float(max(high, point)))
 
 
+def paired_ab(runs: list[SeedRun], control: str, treatment: str, seed: int, top_share: float = 0.1,
+              draws: int = 1000) -> Estimate:  # fmt: skip
+    """An offline paired comparison on the same test users (added after review): in each seed both models pick
+    their top ``top_share`` of the *same* test users by predicted LTV; the lift is the mean realised LTV of the
+    treatment's picks over the control's, minus 1, pooled over seeds; the interval is a bootstrap over the test
+    users of each seed, resampled once for both models (targets re-chosen in every draw). Unlike
+    :func:`offline_ab` it has no between-arm noise, so it is not what an online test can do; a model against itself
+    gives exactly 0."""
+    rng = make_rng(seed, "scaletot", "paired-ab", control, treatment)
+    data = [(r.test_predictions[control], r.test_predictions[treatment], np.exp(r.test_log_ltv)) for r in runs]
+
+    def lift(picks):
+        totals = np.zeros(2)
+        for (first, second, value), pick in zip(data, picks, strict=True):
+            k = max(1, int(round(top_share * len(pick))))
+            for a, predicted in enumerate((first[pick], second[pick])):
+                totals[a] += value[pick][np.argpartition(-predicted, k - 1)[:k]].sum()
+        return totals[1] / totals[0] - 1
+
+    point = lift([np.arange(len(d[2])) for d in data])
+    boot = [lift([rng.integers(0, len(d[2]), len(d[2])) for d in data]) for _ in range(draws)]
+    low, high = np.quantile(boot, [0.025, 0.975])
+    return Estimate(float(point), float(min(low, point)), float(max(high, point)))
+
+
 def chain_accuracy_table(runs: list[SeedRun]) -> pd.DataFrame:
     """Accuracy of the teacher's chains against the latent truth on the reasoned users (all seeds), by activity:
-    greedy, bounded ToT, and ToT selecting by shuffled outcomes; with the mean calls and leaves per user."""
+    greedy, bounded ToT, ToT selecting by shuffled outcomes, and the random-branching tree at matched total calls
+    (added after review); with the mean calls and leaves per user of both trees, and the share of users whose
+    entropy-guided tree branches at all."""
     rows = {}
     for name, mask_of in (("low", lambda r: r.activity_subset == LOW), ("high", lambda r: r.activity_subset == HIGH),
                           ("all", lambda r: np.ones(len(r.activity_subset), bool))):  # fmt: skip
@@ -613,19 +686,69 @@ def chain_accuracy_table(runs: list[SeedRun]) -> pd.DataFrame:
         rows[name] = {"users": len(latent), "greedy": chain_accuracy(pick("greedy"), latent).mean(),
                       "bounded ToT": chain_accuracy(pick("tot"), latent).mean(),
                       "ToT, shuffled outcomes": chain_accuracy(pick("shuffled_outcome"), latent).mean(),
-                      "calls per user": pick("calls").mean(), "leaves per user": pick("leaves").mean()}  # fmt: skip
+                      "random branching": chain_accuracy(pick("random_tot"), latent).mean(),
+                      "calls per user": pick("calls").mean(), "leaves per user": pick("leaves").mean(),
+                      "share whose tree branches": (pick("leaves") > 1).mean(),
+                      "random: calls per user": pick("random_calls").mean(),
+                      "random: leaves per user": pick("random_leaves").mean()}  # fmt: skip
     return pd.DataFrame(rows).T
 
 
-def tot_gain(runs: list[SeedRun], chains: str, seed: int) -> Estimate:
-    """Per-user accuracy of ``chains`` ("tot" or "shuffled_outcome") minus the greedy chain's, pooled over seeds,
-    with a paired bootstrap interval."""
+def tot_gain(runs: list[SeedRun], chains: str, seed: int, baseline: str = "greedy") -> Estimate:
+    """Per-user accuracy of ``chains`` minus the ``baseline`` chain's (fields of :class:`Reasoning`: "tot",
+    "shuffled_outcome", "random_tot", "random_shuffled_outcome", "greedy"), pooled over seeds, with a paired
+    bootstrap interval."""
     difference = np.concatenate([
         chain_accuracy(getattr(r.reasoning, chains), r.latent_subset)
-        - chain_accuracy(r.reasoning.greedy, r.latent_subset)
+        - chain_accuracy(getattr(r.reasoning, baseline), r.latent_subset)
         for r in runs
     ])  # fmt: skip
-    return paired_bootstrap(difference, make_rng(seed, "scaletot", "tot-bootstrap", chains))
+    name = chains if baseline == "greedy" else f"{chains}-{baseline}"
+    return paired_bootstrap(difference, make_rng(seed, "scaletot", "tot-bootstrap", name))
+
+
+def tot_gain_share(runs: list[SeedRun], activity: int, chains: str = "tot") -> float:
+    """The share of the summed per-user accuracy gain of ``chains`` over the greedy chain (all seeds) that comes from
+    users of one ``activity`` level."""
+    gains = [chain_accuracy(getattr(r.reasoning, chains), r.latent_subset)
+             - chain_accuracy(r.reasoning.greedy, r.latent_subset) for r in runs]  # fmt: skip
+    part = sum(float(g[r.activity_subset == activity].sum()) for g, r in zip(gains, runs, strict=True))
+    return part / sum(float(g.sum()) for g in gains)
+
+
+def rmse_difference(run: SeedRun, first: str, second: str, activity: str) -> float:
+    """RMSE(second) − RMSE(first) in one seed (positive: ``first`` is better)."""
+    return float(run.metrics.loc[second, (activity, "rmse")] - run.metrics.loc[first, (activity, "rmse")])
+
+
+def activity_gap(run: SeedRun, variant: str) -> float:
+    """In one seed, ``variant``'s RMSE reduction over the profile-only model on low-activity users minus that on
+    high-activity users."""
+    return rmse_difference(run, variant, "profile", "low") - rmse_difference(run, variant, "profile", "high")
+
+
+def per_seed_table(runs: list[SeedRun], differences: dict) -> pd.DataFrame:
+    """The per-seed values behind the ledger's differences (added after review): for each row name, (first,
+    second, activity) as in :func:`rmse_difference`, or a function of a :class:`SeedRun`; with the mean, the seeds'
+    s.d., the t interval's half-width and the mean in seed s.d.s."""
+    from .stats import mean_ci
+
+    rows = {}
+    for name, difference in differences.items():
+        values = [difference(r) if callable(difference) else rmse_difference(r, *difference) for r in runs]
+        mean, half = mean_ci(values)
+        sd = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+        rows[name] = {**{f"seed {r.seed}": v for r, v in zip(runs, values, strict=True)}, "mean": mean,
+                      "s.d.": sd, "± (t, 95%)": half, "mean / s.d.": mean / sd if sd > 0 else float("nan")}  # fmt: skip
+    return pd.DataFrame(rows).T
+
+
+def decisive_ratio(n: int, confidence: float = 0.95) -> float:
+    """How many seed s.d.s a mean over ``n`` seeds must exceed for its t interval to exclude zero:
+    t_{(1+confidence)/2, n−1} / √n."""
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + confidence / 2, n - 1) / np.sqrt(n))
 
 
 def gain_table(runs: list[SeedRun]) -> pd.DataFrame:
