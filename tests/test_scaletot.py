@@ -330,9 +330,50 @@ def test_paired_ab_of_a_model_against_itself_is_zero_and_a_better_model_gains():
     assert better.low > 0
 
 
+def test_per_seed_paired_lifts_and_the_top_share_of_an_activity_level():
+    class Run:
+        pass
+
+    rng = make_rng(0, "test")
+    runs = []
+    for _ in range(2):
+        run = Run()
+        run.test_log_ltv = rng.normal(size=1000)
+        run.test_activity = (np.arange(1000) < 300).astype(int)  # the first 300 users are high activity
+        run.test_predictions = {"noisy": run.test_log_ltv + rng.normal(size=1000), "exact": run.test_log_ltv,
+                                "high-first": -np.arange(1000.0)}  # fmt: skip
+        runs.append(run)
+    assert ex.paired_lifts(runs, "noisy", "noisy") == [0.0, 0.0]
+    assert all(lift > 0 for lift in ex.paired_lifts(runs, "noisy", "exact"))
+    one = ex.paired_ab(runs[:1], "noisy", "exact", seed=0, draws=10)
+    assert ex.paired_lifts(runs[:1], "noisy", "exact")[0] == pytest.approx(one.value)
+    shares, overall = ex.top_share_of_activity(runs, "high-first", ex.HIGH)
+    assert shares == [1.0, 1.0] and overall == pytest.approx(0.3)
+
+
+def test_chain_changes_and_the_edge_that_needs_the_outcome_by_hand():
+    from types import SimpleNamespace
+
+    latent = np.array([[0, 0, 0], [1, 1, 1]])
+    reasoning = SimpleNamespace(
+        greedy=np.array([[0, 0, 1], [1, 1, 1]]), tot=np.array([[0, 0, 0], [1, 1, 1]]),
+        shuffled_outcome=np.array([[0, 0, 1], [1, 1, 1]]), random_tot=np.array([[0, 0, 1], [1, 1, 1]]),
+        random_shuffled_outcome=np.array([[0, 2, 1], [1, 1, 0]]),
+    )  # fmt: skip
+    run = SimpleNamespace(reasoning=reasoning, latent_subset=latent, activity_subset=np.array([ex.HIGH, ex.HIGH]))
+    table = ex.chain_changes([run], ex.HIGH)
+    assert table.loc["random_tot", "chains changed"] == 0.0
+    assert table.loc["random_shuffled_outcome", "chains changed"] == 1.0
+    assert table.loc["random_tot", "greedy accuracy"] == pytest.approx(5 / 6)
+    assert table.loc["random_shuffled_outcome", "accuracy"] == pytest.approx(3 / 6)
+    # user 0: (1 − 2/3) − (2/3 − 1/3) = 0; user 1: (1 − 1) − (1 − 2/3) = −1/3
+    edge = ex.entropy_edge_needing_outcome([run], seed=0)
+    assert edge.value == pytest.approx(-1 / 6)
+
+
 def test_sizes_refuse_distilled_users_that_overlap_the_test_users():
     sizes = ex.Sizes(
-        users=200, labelled_share=0.1, reasoned_share=0.05, distilled_share=0.7, test_share=0.3, student_width=8,
+        users=200, labelled_share=0.1, reasoned_share=0.05, distilled_share=0.65, test_share=0.3, student_width=8,
         student_layers=1, sft_steps=1, osipo_rounds=1, osipo_samples=2, batch=8, encoder_components=2,
         encoder_iterations=1, trees=2,
     )  # fmt: skip

@@ -427,7 +427,7 @@ class Sizes:
     users: int
     labelled_share: float  # users whose LTV has matured: the downstream model's training set
     reasoned_share: float  # users the teacher reasons about (drawn from the labelled ones: it needs their outcome)
-    distilled_share: float  # users the student is run on to train the encoder (neither reasoned nor test users)
+    distilled_share: float  # users the student is run on to train the encoder (neither labelled nor test users)
     test_share: float  # users the downstream models are scored on (never labelled, reasoned or distilled)
     student_width: int
     student_layers: int
@@ -493,17 +493,17 @@ def run_seed(seed: int, sizes: Sizes, bounds: st.ToTBounds, beta: float, world: 
     n = len(population)
     train = np.sort(order[: int(round(sizes.labelled_share * n))])
     reasoned = np.sort(order[: int(round(sizes.reasoned_share * n))])
-    # the encoder learns the student's behaviour on profiles the student did not train on (changed after review)
-    distilled = np.sort(order[len(reasoned) : len(reasoned) + int(round(sizes.distilled_share * n))])
+    # the encoder learns the student's behaviour on profiles that are in none of the downstream training rows, so
+    # its features are out of sample on every labelled user as on the test users (changed after review, twice)
+    distilled = np.sort(order[len(train) : len(train) + int(round(sizes.distilled_share * n))])
     test = np.sort(order[n - int(round(sizes.test_share * n)) :])
     if (
-        max(sizes.labelled_share, sizes.reasoned_share + sizes.distilled_share) + sizes.test_share > 1
+        sizes.labelled_share + sizes.distilled_share + sizes.test_share > 1
         or sizes.reasoned_share > sizes.labelled_share
     ):
         raise ValueError(
-            "sizes: reasoned_share must be ≤ labelled_share, and test_share + max(labelled_share, reasoned_share + "
-            "distilled_share) ≤ 1 (the reasoned users are labelled; the distilled users are not reasoned; the test "
-            "users are none of them)"
+            "sizes: reasoned_share must be ≤ labelled_share, and labelled_share + distilled_share + test_share ≤ 1 "
+            "(the reasoned users are labelled; the distilled users are neither labelled nor test users)"
         )
     reasoning = reason_on_subset(teacher, population, reasoned, bounds, make_rng(seed, "scaletot", "shuffle"),
                                  make_rng(seed, "scaletot", "random-tree"))  # fmt: skip
@@ -654,20 +654,47 @@ def paired_ab(runs: list[SeedRun], control: str, treatment: str, seed: int, top_
     :func:`offline_ab` it has no between-arm noise, so it is not what an online test can do; a model against itself
     gives exactly 0."""
     rng = make_rng(seed, "scaletot", "paired-ab", control, treatment)
-    data = [(r.test_predictions[control], r.test_predictions[treatment], np.exp(r.test_log_ltv)) for r in runs]
-
-    def lift(picks):
-        totals = np.zeros(2)
-        for (first, second, value), pick in zip(data, picks, strict=True):
-            k = max(1, int(round(top_share * len(pick))))
-            for a, predicted in enumerate((first[pick], second[pick])):
-                totals[a] += value[pick][np.argpartition(-predicted, k - 1)[:k]].sum()
-        return totals[1] / totals[0] - 1
-
-    point = lift([np.arange(len(d[2])) for d in data])
-    boot = [lift([rng.integers(0, len(d[2]), len(d[2])) for d in data]) for _ in range(draws)]
+    data = _paired_data(runs, control, treatment)
+    point = _paired_lift(data, [np.arange(len(d[2])) for d in data], top_share)
+    boot = [_paired_lift(data, [rng.integers(0, len(d[2]), len(d[2])) for d in data], top_share) for _ in range(draws)]
     low, high = np.quantile(boot, [0.025, 0.975])
     return Estimate(float(point), float(min(low, point)), float(max(high, point)))
+
+
+def _paired_data(runs: list[SeedRun], control: str, treatment: str) -> list[tuple]:
+    return [(r.test_predictions[control], r.test_predictions[treatment], np.exp(r.test_log_ltv)) for r in runs]
+
+
+def _paired_lift(data: list[tuple], picks: list[np.ndarray], top_share: float) -> float:
+    """Mean realised LTV of the treatment's top ``top_share`` of the users ``picks`` over the control's, minus 1,
+    summed over seeds."""
+    totals = np.zeros(2)
+    for (first, second, value), pick in zip(data, picks, strict=True):
+        k = max(1, int(round(top_share * len(pick))))
+        for a, predicted in enumerate((first[pick], second[pick])):
+            totals[a] += value[pick][np.argpartition(-predicted, k - 1)[:k]].sum()
+    return float(totals[1] / totals[0] - 1)
+
+
+def paired_lifts(runs: list[SeedRun], control: str, treatment: str, top_share: float = 0.1) -> list[float]:
+    """The paired lift of :func:`paired_ab` in each seed separately (point values; added after the second review).
+    :func:`paired_ab`'s bootstrap holds the fitted models fixed; these values show how much the lift moves when
+    the whole pipeline is refitted."""
+    return [_paired_lift(_paired_data([r], control, treatment), [np.arange(len(r.test_log_ltv))], top_share)
+            for r in runs]  # fmt: skip
+
+
+def top_share_of_activity(runs: list[SeedRun], variant: str, activity: int = HIGH, top_share: float = 0.1
+                          ) -> tuple[list[float], float]:  # fmt: skip
+    """The share of users of one ``activity`` level among ``variant``'s top ``top_share`` of the test users by
+    predicted LTV, per seed; and their share among all test users (all seeds)."""
+    shares = []
+    for r in runs:
+        k = max(1, int(round(top_share * len(r.test_log_ltv))))
+        top = np.argpartition(-r.test_predictions[variant], k - 1)[:k]
+        shares.append(float((r.test_activity[top] == activity).mean()))
+    everyone = np.concatenate([r.test_activity for r in runs])
+    return shares, float((everyone == activity).mean())
 
 
 def chain_accuracy_table(runs: list[SeedRun]) -> pd.DataFrame:
@@ -705,6 +732,39 @@ def tot_gain(runs: list[SeedRun], chains: str, seed: int, baseline: str = "greed
     ])  # fmt: skip
     name = chains if baseline == "greedy" else f"{chains}-{baseline}"
     return paired_bootstrap(difference, make_rng(seed, "scaletot", "tot-bootstrap", name))
+
+
+def entropy_edge_needing_outcome(runs: list[SeedRun], seed: int) -> Estimate:
+    """The part of the entropy rule's edge over random branching that needs the user's own outcome (added after the
+    second review): per user, (entropy tree − random tree) with the own outcome minus the same with the shuffled
+    outcome, in chain accuracy; pooled over seeds, with a paired bootstrap interval."""
+
+    def accuracy(r, chains):
+        return chain_accuracy(getattr(r.reasoning, chains), r.latent_subset)
+
+    difference = np.concatenate([
+        accuracy(r, "tot") - accuracy(r, "random_tot")
+        - (accuracy(r, "shuffled_outcome") - accuracy(r, "random_shuffled_outcome"))
+        for r in runs
+    ])  # fmt: skip
+    return paired_bootstrap(difference, make_rng(seed, "scaletot", "tot-bootstrap", "edge-needing-outcome"))
+
+
+def chain_changes(runs: list[SeedRun], activity: int, chains: tuple[str, ...] = ("random_tot",
+                  "random_shuffled_outcome")) -> pd.DataFrame:  # fmt: skip
+    """For the reasoned users of one ``activity`` level (all seeds), each of ``chains`` (fields of
+    :class:`Reasoning`): the share of users whose chain differs from the greedy chain, the greedy chain's accuracy
+    and that chain's accuracy (added after the second review)."""
+    mask = [r.activity_subset == activity for r in runs]
+    latent = np.concatenate([r.latent_subset[m] for r, m in zip(runs, mask, strict=True)])
+    greedy = np.concatenate([r.reasoning.greedy[m] for r, m in zip(runs, mask, strict=True)])
+    rows = {}
+    for name in chains:
+        chosen = np.concatenate([getattr(r.reasoning, name)[m] for r, m in zip(runs, mask, strict=True)])
+        rows[name] = {"chains changed": float((chosen != greedy).any(axis=1).mean()),
+                      "greedy accuracy": float(chain_accuracy(greedy, latent).mean()),
+                      "accuracy": float(chain_accuracy(chosen, latent).mean())}  # fmt: skip
+    return pd.DataFrame(rows).T
 
 
 def tot_gain_share(runs: list[SeedRun], activity: int, chains: str = "tot") -> float:
