@@ -232,11 +232,15 @@ def decide(
         control_outcome = _as_test(control.holds)
         passes = outcome.holds or qualitatively
         if passes and control_outcome.holds:
-            return NOT_DISCRIMINATING  # the rule passes the control too
+            # the rule passes the control too, if only on its point estimate: an undecided control that lands on
+            # the passing side is not evidence that the rule tells the claim from the control (the ledger does not
+            # compare the two directly), so this stays conservative even when our own pass is decisive
+            return NOT_DISCRIMINATING
         if passes and not control_outcome.decisive and not (outcome.holds and outcome.decisive):
             # Our pass is not decided by its interval and the control's failure is not either: at this resolution
-            # the rule cannot tell them apart. (A decisive pass is judged by the decisive rule, which an
-            # undecided control fails: an A/A control centred on the threshold stays a valid control.)
+            # the rule cannot tell them apart. (A decisive pass with an undecided control that fails on its point
+            # goes on to the verdict below. An A/A control centred on the threshold therefore decides the row by
+            # which side its point lands on: a coin flip that makes the verdict conservative half the time.)
             return NOT_DISCRIMINATING
         if control.qualitatively and qualitatively and not outcome.holds:
             return NOT_DISCRIMINATING
