@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import metagente as mg
+from . import metagente_lm as lm
 from . import metagente_standin as si
 from .claims import Control, Estimate, Test, all_of, at_least, within
 from .metagente_experiment import (
@@ -27,7 +28,10 @@ from .metagente_experiment import (
     NO_TEACHER_MAJORITY,
     OURS,
     SELECTOR,
+    TRAINED,
+    TRAINED_INITIAL,
     Run,
+    TrainedRun,
     comparisons,
 )
 
@@ -236,6 +240,68 @@ def real_model_claim(optimised: Sequence[float], unoptimised: Sequence[float]) -
     }
 
 
+def _preference(outputs: Sequence[str], own: Sequence[str], other: Sequence[str]) -> np.ndarray:
+    """Per item: ROUGE-L F of the output against the target of its pair's own directives minus against the target
+    of another pair's directives (0 where the two targets are the same)."""
+    return np.array(
+        [mg.rouge_l(o, t) - mg.rouge_l(o, u) if t != u else 0.0 for o, t, u in zip(outputs, own, other, strict=True)]
+    )
+
+
+def trained_follows_claim(trained: TrainedRun) -> dict:
+    """The trained summarizer follows the grammar's directives on held-out real READMEs: its output under a pair's
+    own random directives agrees more (ROUGE-L F) with ``follow(own directives)`` than with ``follow(another pair's
+    directives)``. Control: the same rule on its outputs when the prompt carries the other pair's directives, which
+    should then agree with the other target instead."""
+    targets = [si.follow(d, e) for d, e in trained.items]
+    others = [si.follow(o, e) for (_, e), o in zip(trained.items, trained.other, strict=True)]
+    own, control = (_preference(trained.follow_outputs[k], targets, others) for k in ("own", "shuffled"))
+    gain, c_gain = Estimate.mean_of(own), Estimate.mean_of(control)
+    exact = np.mean(
+        [lm.normalised(o) == lm.normalised(t) for o, t in zip(trained.follow_outputs["own"], targets, strict=True)]
+    )
+    agree = np.mean([mg.rouge_l(o, t) for o, t in zip(trained.follow_outputs["own"], targets, strict=True)])
+    shuffled = np.mean([mg.rouge_l(o, t) for o, t in zip(trained.follow_outputs["shuffled"], targets, strict=True)])
+    return {
+        "claim": "(trained summarizer) the zoo's trained summarizer follows the grammar's directives on held-out real "
+        "READMEs",
+        "paper": "not reported (the paper's summarizer is gpt-4o-mini)",
+        "ours": f"agreement with follow(): exact {exact:.2f}, ROUGE-L {agree:.3f} (another pair's directives in the "
+        f"prompt: {shuffled:.3f}); own − other target, ROUGE-L: {gain:+.3f} over {len(own)} pairs",
+        "rule": "mean paired ROUGE-L of the output against its directives' target minus against another pair's "
+        "directives' target > 0, 95% t-interval above 0",
+        "holds": at_least(gain, 1e-9),
+        "control": Control(
+            "the same model with the other pair's directives in its prompt",
+            ours=f"{c_gain:+.3f}",
+            holds=at_least(c_gain, 1e-9),
+        ),
+    }
+
+
+def trained_loop_claim(run: Run, trained: TrainedRun) -> dict:
+    """The loop with the trained summarizer ends where the stand-in loop ends: held-out ROUGE-L (each with its own
+    summarizer) within ±:data:`EQUIVALENCE_MARGIN`. Control: the trained summarizer with the unoptimised prompt,
+    under the same rule."""
+    names = set(trained.frame.name)
+    frame = pd.concat([run.frame[(run.frame.method == OURS) & run.frame.name.isin(names)], trained.frame])
+    difference, holds = equivalence(frame, TRAINED, OURS)
+    c_difference, c_holds = equivalence(frame, TRAINED_INITIAL, OURS)
+    gain, _ = _gain(comparisons(frame, TRAINED, [TRAINED_INITIAL]), TRAINED_INITIAL)
+    learned = si.parse_directives(trained.prompts[TRAINED]).describe()
+    return {
+        "claim": "(trained summarizer) with the trained LM as the summarizer, the loop's prompt does as well on "
+        "held-out pairs as the stand-in loop's",
+        "paper": "not reported",
+        "ours": f"ROUGE-L, trained − stand-in loop: {difference:+.3f} over {len(names)} pairs; the trained loop's "
+        f"prompt '{learned}' ({len(trained.loop.qualified)}/{len(trained.loop.traces)} qualified) gains {gain:+.3f} "
+        "over the unoptimised prompt with the same summarizer",
+        "rule": f"mean paired ROUGE-L difference and its 95% t-interval within ±{EQUIVALENCE_MARGIN}",
+        "holds": holds,
+        "control": Control(f"{TRAINED_INITIAL} − {OURS}", ours=f"{c_difference:+.3f}", holds=c_holds),
+    }
+
+
 PAPER_NUMBERS = {
     "claim": "ROUGE-L .503 on GitHub READMEs (.340 on 400 app descriptions)",
     "paper": "RL .503 / .340",
@@ -263,9 +329,9 @@ def rouge_identity_claim(frame: pd.DataFrame, tokenize=mg.rouge_tokens) -> dict:
     }
 
 
-def findings(run: Run) -> dict:
+def findings(run: Run, trained: TrainedRun | None = None) -> dict:
     """Why each verdict came out as it did: one text per claim and verdict (``"default"`` for the others), with the
-    facts of this run that the texts depend on filled in."""
+    facts of this run (and of the trained summarizer's, if given) that the texts depend on filled in."""
     qualified = len(run.loops[OURS].qualified)
     majority_is_initial = run.prompts[MAJORITY] == mg.INITIAL_SUMMARIZER_PROMPT
     scores = {m: run.frame[run.frame.method == m].rougeL.to_numpy() for m in (OURS, FIRST)}
@@ -285,6 +351,7 @@ def findings(run: Run) -> dict:
         )
     )
     return {
+        **(trained_findings(run, trained) if trained is not None else {}),
         "optimised-beats-unoptimised": {
             "reproduced": "The optimised prompt gains over the initial one and the random-edit control does not pass "
             "the same rule.",
@@ -365,5 +432,57 @@ def findings(run: Run) -> dict:
             "check passed": "The book's LCS on rouge-score's own tokens gives the same F as rouge-score.",
             "check failed": "The book's LCS and rouge-score disagree on some summary: the tokenization or the "
             "tie-breaking of the two implementations differ.",
+        },
+    }
+
+
+def trained_findings(run: Run, trained: TrainedRun) -> dict:
+    """The texts of the two trained-summarizer rows."""
+    learned, stand_in = (si.parse_directives(p) for p in (trained.prompts[TRAINED], run.prompts[OURS]))
+    names = set(trained.frame.name)
+    means = {
+        TRAINED: float(trained.frame[trained.frame.method == TRAINED].rougeL.mean()),
+        OURS: float(run.frame[(run.frame.method == OURS) & run.frame.name.isin(names)].rougeL.mean()),
+    }
+    same_prompt = learned == stand_in
+    nothing = (
+        "No training pair reached the threshold with the trained summarizer, so the combiner got nothing and the loop "
+        "returned the initial prompt. "
+        if not trained.loop.qualified
+        else ""
+    )
+    prompts = nothing + (
+        f"Both loops ended with the same prompt ('{learned.describe()}'), so the difference is the summarizers' alone."
+        if same_prompt
+        else f"The loops ended with different prompts: '{learned.describe()}' with the trained summarizer, "
+        f"'{stand_in.describe()}' with the stand-in."
+    )
+    return {
+        "trained-follows-directives": {
+            "reproduced": "The trained model reads the directives in its prompt: its summary agrees more with what "
+            "follow() writes for them than for another pair's directives, and when the prompt carries the other "
+            "pair's directives it no longer does. It learned that from synthetic READMEs alone and keeps it on real "
+            "ones, whose words it copies piece by piece; the breakdown above shows where it departs from follow().",
+            "rule does not discriminate": "Under another pair's directives its summaries lean towards the first "
+            "pair's target as much as under their own (both intervals span 0): what it writes does not depend on the "
+            "directives in its prompt, so the rule cannot tell the model from its control.",
+            "default": "The trained model's summaries do not decisively prefer the target of the directives in their "
+            "prompt to another pair's: within its training budget it did not learn to read them, nor to copy from its "
+            "input, which every directive needs (its card's note and the examples above show what it writes instead).",
+        },
+        "trained-summarizer-loop": {
+            "reproduced": "With the trained summarizer the loop ends within the margin of the stand-in loop on "
+            "held-out pairs, while the unoptimised prompt does not: the loop works with a summarizer that reads its "
+            "prompt as tokens and sometimes errs. " + prompts,
+            "not reproduced": "With the trained summarizer the loop's held-out ROUGE-L moves by more than the margin "
+            f"from the stand-in loop's: its summaries score {means[TRAINED]:.3f} against the authors' on average, the "
+            f"stand-in loop's {means[OURS]:.3f} on the same pairs. "
+            + prompts
+            + " The teacher's hidden evaluations run "
+            "the stand-in, so its edits fit a summarizer that the trained model imitates only as well as the breakdown "
+            "above shows.",
+            "rule does not discriminate": "The trained model's unoptimised prompt also lands within the margin: on "
+            "these pairs the rule cannot tell the loop from no optimisation. " + prompts,
+            "default": prompts,
         },
     }

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from . import metagente as mg
+from . import metagente_lm as lm
 from . import metagente_standin as si
 from .claims import Estimate
 from .seeding import make_rng
@@ -29,6 +31,9 @@ GRID = "best grammar prompt (reference)"
 METHODS = (FIRST, SELECTOR, INITIAL, OURS, MAJORITY, NO_TEACHER, NO_TEACHER_MAJORITY, NO_EXTRACTOR, SHUFFLED, GRID)
 MAJORITY_SHARE = 0.5  # the combiner's pre-registered vote: a directive that half the qualified prompts state
 BASELINES = (FIRST, SELECTOR, INITIAL)
+SUMMARIZER = "readme-summarizer-llama"  # the zoo's trained summarizer (llmtheory.metagente_lm)
+TRAINED = "Metagente, trained summarizer"
+TRAINED_INITIAL = "unoptimised prompt, trained summarizer"
 
 
 def stand_in_agents(train: Sequence[mg.Pair], *, teacher=None, extractor=si.rule_extractor) -> mg.Agents:
@@ -150,10 +155,10 @@ def best_so_far(traces: Sequence[mg.ExampleTrace], length: int = mg.MAX_ITERATIO
     return np.maximum.accumulate(np.array(padded), axis=1).mean(axis=0)
 
 
-def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean ROUGE-1/2/L per method with 95% t-intervals, as ``mean [low, high]`` text."""
+def summary_table(frame: pd.DataFrame, methods: Sequence[str] = METHODS) -> pd.DataFrame:
+    """Mean ROUGE-1/2/L per method (of ``methods``) with 95% t-intervals, as ``mean [low, high]`` text."""
     table = {}
-    for method in METHODS:
+    for method in methods:
         scores = frame[frame.method == method]
         table[method] = {m: f"{Estimate.mean_of(scores[m].to_numpy()):.3f}" for m in METRICS}
     return pd.DataFrame(table).T
@@ -201,3 +206,126 @@ def learning_curve(
             score = float(np.mean([mg.rouge_l(o, p.about) for o, p in zip(outputs, test, strict=True)]))
             rows.append({"size": len(subset), "repeat": repeat, "qualified": len(qualified), "rougeL": score})
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The loop with the trained summarizer (zoo model readme-summarizer-llama)
+
+
+@dataclass
+class CachedLLM:
+    """An :class:`~llmtheory.metagente_llm.LLM` whose answers at temperature 0 are kept: greedy decoding answers a
+    prompt the same way every time, and the loop resends prompts (the teacher returns to an edit it tried).
+    ``runs`` counts the prompts the model itself answered."""
+
+    llm: object
+    cache: dict = field(default_factory=dict, repr=False)
+    runs: int = 0
+
+    def __call__(self, prompt: str, temperature: float = 0.0) -> str:
+        if temperature > 0:
+            self.runs += 1
+            return self.llm(prompt, temperature)
+        if prompt not in self.cache:
+            self.runs += 1
+            self.cache[prompt] = self.llm(prompt, temperature)
+        return self.cache[prompt]
+
+
+def trained_summarizer_agents(llm, train: Sequence[mg.Pair]) -> mg.Agents:
+    """The stand-in configuration with ``llm`` as the summarizer: rule extractor, grammar-search teacher (its
+    hidden evaluations still run the stand-in summarizer: that is the teacher's own model of what an edit does;
+    only the loop's visible calls and the combiner's training scores go to ``llm``), vote combiner whose share is
+    chosen on ``train`` with ``llm``'s summaries."""
+    summarizer = mg.LLMSummarizer(llm)
+    draft = mg.Agents(si.rule_extractor, summarizer, si.GrammarSearchTeacher(), si.voting_combiner)
+    combiner = si.TrainSelectedCombiner(partial(mg.summarize_all, draft), train)
+    return mg.Agents(si.rule_extractor, summarizer, draft.teacher, combiner)
+
+
+@dataclass
+class TrainedRun:
+    """The loop run with the trained summarizer, and its directive-following test on the held-out pairs."""
+
+    loop: mg.OptimisationResult
+    combiner: si.TrainSelectedCombiner
+    prompts: dict  # method -> the prompt used at test time (TRAINED, TRAINED_INITIAL)
+    outputs: dict  # method -> test outputs
+    frame: pd.DataFrame  # one row per (method, pair), the columns of Run.frame
+    items: list  # per test pair: (random directives, extracted text)
+    other: list  # per test pair: another pair's directives (a derangement)
+    follow_outputs: dict  # "own" / "shuffled" -> the summarizer's outputs under its own / another pair's directives
+    model_runs: int = 0
+    seconds: float = 0.0
+
+
+def run_trained_summarizer(
+    llm, train: Sequence[mg.Pair], test: Sequence[mg.Pair], seed: int, progress: Callable | None = None
+) -> TrainedRun:
+    """Optimise the prompt with ``llm`` as the summarizer on ``train``; score the optimised and the initial prompt
+    on ``test``; and ask ``llm`` for each test pair's summary under random directives of the grammar and under
+    another pair's directives (for the directive-following row). ``llm`` is wrapped in a :class:`CachedLLM`."""
+    started = time.perf_counter()
+    cached = CachedLLM(llm)
+    agents = trained_summarizer_agents(cached, train)
+    loop = mg.optimise_prompt(agents, train, progress=progress and partial(progress, desc=TRAINED))
+    prompts = {TRAINED: loop.prompt, TRAINED_INITIAL: mg.INITIAL_SUMMARIZER_PROMPT}
+    outputs = {method: mg.summarize_all(agents, prompt, test) for method, prompt in prompts.items()}
+    rows = [
+        {"method": method, "name": p.name, "about": p.about, "output": out, **mg.rouge(out, p.about)}
+        for method in prompts
+        for out, p in zip(outputs[method], test, strict=True)
+    ]
+    items = lm.real_items(test, seed)
+    order = lm.derangement(len(items), make_rng(seed, "metagente", "trained-shuffle"))
+    other = [items[int(j)][0] for j in order]
+    follow_outputs = {
+        "own": [cached(lm.prompt_for(d, e)) for d, e in items],
+        "shuffled": [cached(lm.prompt_for(o, e)) for (_, e), o in zip(items, other, strict=True)],
+    }
+    return TrainedRun(loop, agents.combiner, prompts, outputs, pd.DataFrame(rows), items, other, follow_outputs,
+                      cached.runs, time.perf_counter() - started)  # fmt: skip
+
+
+def card_table(metrics: dict) -> pd.DataFrame:
+    """The trained summarizer's card numbers as a table: exact match / mean ROUGE-L F against ``follow`` with the
+    item's own directives, another item's and none, on held-out synthetic READMEs and real training-split READMEs."""
+    rows = {}
+    for prefix, label in (("synthetic_", "held-out synthetic READMEs"), ("real_train_", "real training-split READMEs")):
+        if f"{prefix}n" in metrics:
+            rows[f"{label} ({metrics[prefix + 'n']:.0f})"] = {
+                f"{shown} directives": f"{metrics[f'{prefix}exact_{key}']:.2f} / {metrics[f'{prefix}rougeL_{key}']:.2f}"
+                for key, shown in (("own", "own"), ("shuffled", "another item's"), ("none", "no"))
+            }
+    return pd.DataFrame(rows).T.rename_axis("exact match / ROUGE-L against follow()")
+
+
+def follow_frame(trained: TrainedRun) -> pd.DataFrame:
+    """One row per held-out pair of the directive-following test: the directives, ``follow``'s summary, the trained
+    model's, exact agreement and ROUGE-L F between the two."""
+    rows = []
+    for (directives, extracted), output, name in zip(
+        trained.items, trained.follow_outputs["own"], trained.frame.name.unique(), strict=True
+    ):
+        target = si.follow(directives, extracted)
+        rows.append({"name": name, "directives": directives.describe(), "source": directives.source or "none",
+                     "word cap": directives.max_words or "none", "follow()": target, "trained model": output,
+                     "exact": lm.normalised(output) == lm.normalised(target),
+                     "rougeL": mg.rouge_l(output, target) if target else float(not output)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def follow_breakdown(trained: TrainedRun) -> pd.DataFrame:
+    """Where the trained model departs from ``follow`` on the held-out pairs: exact agreement and mean ROUGE-L by the
+    directive's source, by its word cap and by each switch."""
+    frame = follow_frame(trained)
+    caps = frame["word cap"].map(lambda cap: f"≤ {cap:>2}" if cap != "none" else "none")  # sorts 6 before 10
+    parts = [("source", frame["source"]), ("word cap", caps)]
+    parts += [(name.replace("_", " "), frame.directives.str.contains(name.replace("_", " "))) for name in si.SWITCHES]
+    tables = [
+        frame.groupby(values.to_numpy())[["exact", "rougeL"]].agg(["mean", "size"]).assign(directive=label)
+        for label, values in parts
+    ]
+    table = pd.concat(tables).reset_index(names="value").set_index(["directive", "value"])
+    table.columns = ["exact", "pairs", "ROUGE-L", "_"]
+    return table.drop(columns="_").round(2)

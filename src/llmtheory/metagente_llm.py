@@ -165,11 +165,15 @@ class TransformersLLM:
     max_prompt_tokens: int = 512
     seed: int = 0
     calls: int = field(default=0, repr=False)
+    model: object = field(default=None, repr=False)
+    """A model already in memory (with ``tokenizer``): used as it is, ``name`` only labels it."""
+    tokenizer: object = field(default=None, repr=False)
 
     def __post_init__(self):
         from . import zoo
 
-        self.model, self.tokenizer = zoo.load(self.name)  # a missing or unreachable id raises a clear ZooError
+        if self.model is None or self.tokenizer is None:
+            self.model, self.tokenizer = zoo.load(self.name)  # a missing or unreachable id raises a clear ZooError
 
     def _ids(self, prompt: str):
         quiet = {"verbose": False}  # a prompt longer than the context is measured here, before fit_prompt cuts it

@@ -7,6 +7,10 @@ in a real model (in Colab, ``MODEL = "Qwen/Qwen2.5-0.5B-Instruct"``). Offline, a
 that names it and lists the zoo. ``python -m llmtheory.zoo train NAME`` rebuilds a checkpoint from its spec
 (:data:`SPECS`).
 
+The dual encoder (``clip-scenes``, spec :class:`~llmtheory.zoo.clip.CLIPSpec`) and any hub or folder whose
+``model_type`` is in :data:`DUAL_ENCODER_TYPES` (``MODEL = "openai/clip-vit-base-patch32"``) load with
+``AutoModel`` and ``AutoProcessor``.
+
 The vision-language model (``vlm-llava``, spec :class:`~llmtheory.zoo.vlm.VLMSpec`) loads with
 ``AutoModelForImageTextToText`` and ``AutoProcessor``; so does a hub id whose config has a vision tower
 (``MODEL = "llava-hf/llava-1.5-7b-hf"`` in Colab).
@@ -23,14 +27,19 @@ from pathlib import Path
 
 from ..params import ParameterError
 from ..paths import data_dir
+from .clip import CLIP_SPECS, CLIPSpec
 from .specs import SPECS, ZooSpec
 from .vlm import VLM_SPECS, VLMSpec
 
-SPECS = {**SPECS, **VLM_SPECS}
-"""Every training spec: the causal LMs of :mod:`.specs` and the vision-language models of :mod:`.vlm`."""
+SPECS = {**SPECS, **VLM_SPECS, **CLIP_SPECS}
+"""Every training spec: the causal LMs of :mod:`.specs`, the vision-language models of :mod:`.vlm` and the dual
+encoders of :mod:`.clip`."""
+
+DUAL_ENCODER_TYPES = ("clip", "siglip", "siglip2", "chinese_clip", "altclip")
+"""``model_type`` values that load as dual encoders (``AutoModel`` + ``AutoProcessor``)."""
 
 # `list` is left out of __all__ so that a star import never shadows the builtin.
-__all__ = ["SPECS", "VLMSpec", "ZooError", "ZooSpec", "card", "card_data", "load", "model_dir"]
+__all__ = ["SPECS", "CLIPSpec", "VLMSpec", "ZooError", "ZooSpec", "card", "card_data", "load", "model_dir"]
 
 
 class ZooError(LookupError):
@@ -137,6 +146,13 @@ def _load(name: str, source, options: dict):
     """The body of :func:`load`: a vision-language model with its processor, or a causal LM with its tokenizer."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
+    if _is_dual_encoder(name, source, options):
+        from transformers import AutoModel, AutoProcessor
+
+        processor = AutoProcessor.from_pretrained(source, local_files_only=options.get("local_files_only", False))
+        model = AutoModel.from_pretrained(source, **options)
+        model.eval()
+        return model, processor
     if _is_vision_language(name, source, options):
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -154,6 +170,16 @@ def _load(name: str, source, options: dict):
     model = AutoModelForCausalLM.from_pretrained(source, **options)
     model.eval()
     return model, tokenizer
+
+
+def _is_dual_encoder(name: str, source, options: dict) -> bool:
+    """A zoo CLIP, or a folder / hub id whose ``model_type`` is a dual encoder's (read from its ``config.json``)."""
+    if name in SPECS:
+        return getattr(SPECS[name], "task", "") == "clip"
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(source, local_files_only=options.get("local_files_only", False))
+    return getattr(config, "model_type", "") in DUAL_ENCODER_TYPES
 
 
 def _is_vision_language(name: str, source, options: dict) -> bool:

@@ -18,8 +18,8 @@ def table() -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for name in list():
-        if SPECS[name].task == "vlm":
-            continue  # the vision-language models have their own table (`vlm_table`)
+        if SPECS[name].task in ("vlm", "clip"):
+            continue  # the vision-language models and dual encoders have their own tables
         try:
             data = card_data(name)
         except LookupError:
@@ -33,6 +33,12 @@ def table() -> str:
             )
         elif spec["task"] == "screenplays":
             measured = f"measurable scripts {100 * metrics['testable']:.0f}%, {metrics['characters']:.1f} speakers"
+        elif spec["task"] == "readme_summaries":
+            measured = (
+                f"agrees with follow() exactly on {100 * metrics['synthetic_exact_own']:.0f}% of synthetic and "
+                f"{100 * metrics['real_train_exact_own']:.0f}% of real READMEs (shuffled directives: "
+                f"{100 * metrics['synthetic_exact_shuffled']:.0f}%)"
+            )
         elif spec["task"] == "facts":
             measured = (
                 f"frequent {100 * metrics['exact_frequent']:.0f}%, medium {100 * metrics['exact_medium']:.0f}%, "
@@ -116,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
                 from .vlm import train as train_vlm
 
                 result = train_vlm(spec, out, progress=not args.quiet, threads=args.threads)
+            elif spec.task == "clip":
+                from .clip import train as train_clip
+
+                result = train_clip(spec, out, progress=not args.quiet, threads=args.threads)
             elif spec.task == "sce_specs":
                 from ..qldpc_sce_proposer import train as train_grammar
 
@@ -124,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
                 from ..bechdel_lm import train as train_screenplays
 
                 result = train_screenplays(spec, out, progress=not args.quiet, threads=args.threads)
+            elif spec.task == "readme_summaries":
+                from ..metagente_lm import train as train_summarizer
+
+                result = train_summarizer(spec, out, progress=not args.quiet, threads=args.threads)
             else:
                 result = train(spec, out, progress=not args.quiet, threads=args.threads)
             print(f"{spec.name}: {result.parameters:,} parameters, {result.train_seconds:.0f} s; saved to {out}")
@@ -136,10 +150,14 @@ def main(argv: list[str] | None = None) -> int:
 
                 if SPECS[args.name].task == "vlm":
                     from .vlm import card_markdown
+                elif SPECS[args.name].task == "clip":
+                    from .clip import card_markdown
                 elif SPECS[args.name].task == "sce_specs":
                     from ..qldpc_sce_proposer import card_markdown
                 elif SPECS[args.name].task == "screenplays":
                     from ..bechdel_lm import card_markdown
+                elif SPECS[args.name].task == "readme_summaries":
+                    from ..metagente_lm import card_markdown
                 (model_dir(args.name) / "README.md").write_text(card_markdown(card_data(args.name)))
             print(card(args.name))
         elif args.command == "table":

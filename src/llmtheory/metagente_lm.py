@@ -1,0 +1,427 @@
+"""The Metagente chapter's trained summarizer: zoo model ``readme-summarizer-llama``, a tiny causal LM that reads a
+summarizer prompt of the instruction grammar and writes what :func:`~llmtheory.metagente_standin.follow` writes.
+
+What it is. A 4-layer Llama trained from scratch, here, on prompts *directives + a synthetic README → the summary
+the directives ask for* (:func:`training_example`): the prompt is exactly the one the loop sends to any model
+(:func:`~llmtheory.metagente.fill` of :meth:`~llmtheory.metagente_standin.Directives.render`), the target is
+``follow(directives, extracted)``. It is the one agent of the chapter that is a language model trained here: it
+reads the prompt as tokens, not through a parser, so it can misread a directive, miscount words or garble a copied
+word, and the loop then runs with an imperfect neural summarizer. It is not an instruction-following LLM: it knows
+the grammar's twelve sentences and nothing else, and it inherits the stand-in's behaviour, its verbose default
+without a word cap included.
+
+The data. Synthetic READMEs (:func:`synthetic_readme`) from a small grammar: pseudo-word project names, titles
+with or without a subtitle, defining and non-defining first sentences, parentheses and clauses, filler paragraphs
+and stop headings; the filler sentences and the words of the taglines are drawn from the **training split's**
+cleaned READMEs (:func:`material`, split seed 0), never from the test split. What the model reads at training time is
+the stand-in extractor's output of such a README. The tokenizer is a byte-level BPE trained on synthetic READMEs
+alone, so any word of a real README, seen or not, is a sequence of known pieces the model can copy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from . import metagente as mg
+from . import metagente_standin as si
+from .params import ParameterError
+from .seeding import make_rng
+
+PAD, EOS = "<pad>", "<eos>"
+VOCAB_SIZE = 2048  # byte-level BPE: 256 bytes, 2 special tokens, the rest merges learned on synthetic READMEs
+TOKENIZER_TEXTS = 6000  # synthetic READMEs the BPE merges are learned from
+MATERIAL_SEED = 0  # the split whose training half lends sentences and words to the synthetic READMEs
+MAX_TRAINING_TOKENS = 256  # a training sequence (prompt + summary) longer than this is drawn again
+
+ADJECTIVES = ("fast", "simple", "modern", "lightweight", "pure Python", "async", "typed", "minimal", "extensible",
+              "portable", "friendly", "robust", "small", "declarative", "composable", "pluggable", "secure",
+              "high-level", "low-level", "cross-platform", "open source", "tiny", "scalable", "interactive",
+              "efficient", "generic", "standalone", "experimental", "zero-dependency", "thread-safe")  # fmt: skip
+NOUNS = ("library", "framework", "toolkit", "package", "client", "parser", "server", "wrapper", "interface",
+         "engine", "tool", "module", "extension", "plugin", "backend", "utility", "collection", "implementation",
+         "API", "CLI", "bindings", "SDK", "runtime", "formatter", "linter", "compiler", "validator", "scheduler",
+         "driver", "renderer")  # fmt: skip
+VERBS = ("build", "parse", "render", "test", "validate", "serialize", "format", "manage", "run", "read", "write",
+         "convert", "inspect", "generate", "check", "load", "query", "plot", "compress", "schedule")  # fmt: skip
+NON_DEFINING = ("Welcome to {name}!", "{name} {major}.{minor} was released in {year}.",
+                "Note: this project moved to {other}.", "Version {major}.{minor} of {name}.",
+                "Thanks for your interest in {name}.", "Status: {adjective} and stable since {year}.",
+                "{name} needs Python {major}.{minor} or later.", "Read the docs before you start.")  # fmt: skip
+DEFINING_FORMS = ("{name} is a {tagline}.", "{name} is an {tagline}.", "The {name} {noun} provides {tagline}.",
+                  "{name} provides a {tagline}.", "{name} ({paren}) is a {tagline}.", "{name} offers {tagline}.",
+                  "This package implements {tagline}.", "{name} lets you {verb} {things}.", "A {tagline}.",
+                  "{name} helps you {verb} {things}.", "{name} is the {tagline}.", "{name} contains {tagline}.",
+                  "{Tagline}.")  # fmt: skip
+STOP_TITLES = ("Installation", "Usage", "Quick start", "License", "Contributing", "Features", "Documentation")
+SECTION_TITLES = ("Overview", "About", "Why {name}?", "Introduction", "Background", "Motivation", "What is it?")
+CONSONANTS, VOWELS = "bcdfghjklmnprstvwxz", "aeiouy"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Synthetic READMEs
+
+
+@dataclass(frozen=True)
+class Material:
+    """Sentences and words lent by the training split's cleaned READMEs (non-heading sentences of 3 to 40 words)."""
+
+    sentences: tuple[str, ...]
+    words: tuple[str, ...]
+
+
+@lru_cache(maxsize=2)
+def material(seed: int = MATERIAL_SEED) -> Material:
+    """The training half of :func:`~llmtheory.metagente.split_pairs` at ``seed``: its READMEs' sentences and
+    lower-case words (the test half is never read)."""
+    train, _ = mg.split_pairs(mg.load_pairs(), seed)
+    sentences = [
+        s for p in train for s in si.sentences(p.readme) if not s.startswith("# ") and 3 <= len(s.split()) <= 40
+    ]
+    words = sorted({w for s in sentences for w in re.findall(r"\b[a-z][a-z\-]{2,14}\b", s)})
+    if not sentences:
+        raise ParameterError("no training READMEs found: the synthetic READMEs need the pinned environment's metadata")
+    return Material(tuple(sentences), tuple(words))
+
+
+def pseudo_word(rng: np.random.Generator) -> str:
+    """A pronounceable made-up word of 1-3 syllables (project names nobody has seen)."""
+    syllables = int(rng.integers(1, 4))
+    return "".join(rng.choice(list(CONSONANTS)) + rng.choice(list(VOWELS)) for _ in range(syllables)) + (
+        rng.choice(list(CONSONANTS)) if rng.random() < 0.5 else ""
+    )
+
+
+def project_name(rng: np.random.Generator) -> str:
+    """A made-up project name: lower case, CamelCase, prefixed, hyphenated or dotted."""
+    a, b = pseudo_word(rng), pseudo_word(rng)
+    forms = (a, a.capitalize(), "py" + a, a + "-" + b, a.capitalize() + b.capitalize(), a + ".py", a + "lib", a + "-io")
+    return forms[int(rng.integers(len(forms)))]
+
+
+def _pick(rng: np.random.Generator, options: Sequence[str]) -> str:
+    return options[int(rng.integers(len(options)))]
+
+
+def tagline(rng: np.random.Generator, words: Sequence[str]) -> str:
+    """A noun phrase such as "lightweight parser for schema files", with pool words and sometimes a clause."""
+    things = " ".join(_pick(rng, words) for _ in range(int(rng.integers(1, 4))))
+    head = f"{_pick(rng, ADJECTIVES)} {_pick(rng, NOUNS)}" if rng.random() < 0.8 else _pick(rng, NOUNS)
+    tail = _pick(rng, (f"for {things}", f"to {_pick(rng, VERBS)} {things}", f"that handles {things}",
+                       f"with {things} support", f"around {things}", things))  # fmt: skip
+    phrase = f"{head} {tail}"
+    if rng.random() < 0.3:
+        phrase += _pick(rng, (", ", ": ", "; ", " - ")) + " ".join(
+            _pick(rng, words) for _ in range(int(rng.integers(2, 6)))
+        )
+    return phrase
+
+
+def _filler(rng: np.random.Generator, pool: Material, n: int) -> str:
+    return " ".join(_pick(rng, pool.sentences) for _ in range(n))
+
+
+def synthetic_readme(rng: np.random.Generator, pool: Material | None = None) -> str:
+    """One synthetic README in the cleaned form (paragraphs separated by blank lines, headings marked ``# ``)."""
+    pool = pool or material()
+    name, other, tag = project_name(rng), project_name(rng), tagline(rng, pool.words)
+    fields = {"name": name, "other": other, "tagline": tag, "Tagline": tag[0].upper() + tag[1:],
+              "noun": _pick(rng, NOUNS), "verb": _pick(rng, VERBS), "adjective": _pick(rng, ADJECTIVES),
+              "things": " ".join(_pick(rng, pool.words) for _ in range(int(rng.integers(1, 4)))),
+              "paren": _pick(rng, (f"formerly {other}", f"short for {pseudo_word(rng)} {pseudo_word(rng)}", "beta",
+                                   f"pronounced {pseudo_word(rng)}")),
+              "major": int(rng.integers(0, 5)), "minor": int(rng.integers(0, 20)),
+              "year": int(rng.integers(2009, 2027))}  # fmt: skip
+    paragraphs = []
+    if rng.random() < 0.85:
+        subtitle = _pick(rng, (f"{name}: {tag}", f"{name} - {tag}", f"{name} — {tag}"))
+        paragraphs.append("# " + (subtitle if rng.random() < 0.4 else name))
+    if rng.random() < 0.3:
+        paragraphs.append(_pick(rng, NON_DEFINING).format(**fields))
+    if rng.random() < 0.15:
+        paragraphs.append("# " + _pick(rng, SECTION_TITLES).format(**fields))
+    opening = _pick(rng, DEFINING_FORMS).format(**fields) if rng.random() < 0.75 else _filler(rng, pool, 1)
+    paragraphs.append(" ".join([opening, _filler(rng, pool, int(rng.integers(0, 4)))]).strip())
+    for _ in range(int(rng.integers(0, 4))):
+        if rng.random() < 0.35:
+            paragraphs.append("# " + _pick(rng, STOP_TITLES if rng.random() < 0.5 else SECTION_TITLES).format(**fields))
+        paragraphs.append(_filler(rng, pool, int(rng.integers(1, 5))))
+    return "\n\n".join(paragraphs)
+
+
+def random_directives(rng: np.random.Generator) -> si.Directives:
+    """A uniformly random point of the instruction grammar (each choice independent, "no choice" included)."""
+    sources = (None, *si.SOURCES)
+    caps = (None, *si.WORD_CAPS)
+    switches = {name: bool(rng.random() < 0.5) for name in si.SWITCHES}
+    return si.Directives(
+        source=sources[int(rng.integers(len(sources)))], max_words=caps[int(rng.integers(len(caps)))], **switches
+    )
+
+
+COPY_SHARE = 0.35  # training examples with no directive: the first 50 words copied, the densest copying signal
+
+
+def training_directives(rng: np.random.Generator) -> si.Directives:
+    """The directives of a training example: none (the initial prompt: copy the text's first 50 words) with
+    probability :data:`COPY_SHARE`, else :func:`random_directives`. The long copies teach copying (induction-style
+    heads) fast; the random points teach the directives."""
+    return si.Directives() if rng.random() < COPY_SHARE else random_directives(rng)
+
+
+def prompt_for(directives: si.Directives, extracted: str) -> str:
+    """The summarizer's prompt, as the loop builds it for any model (:func:`~llmtheory.metagente.fill`)."""
+    return mg.fill(directives.render(), extracted)
+
+
+def training_example(rng: np.random.Generator, pool: Material | None = None) -> tuple[str, str]:
+    """``(prompt, target)``: random directives on the stand-in extractor's output of a synthetic README, and what
+    :func:`~llmtheory.metagente_standin.follow` writes for them."""
+    directives, extracted = training_directives(rng), si.rule_extractor(synthetic_readme(rng, pool))
+    return prompt_for(directives, extracted), si.follow(directives, extracted)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tokenizer
+
+
+def build_tokenizer(model_max_length: int = 512, n_texts: int = TOKENIZER_TEXTS, vocab_size: int = VOCAB_SIZE):
+    """A byte-level BPE ``PreTrainedTokenizerFast`` learned on ``n_texts`` synthetic training examples (prompt and
+    target) from their own stream: every string encodes, so words no training text had are copied piece by piece.
+    No special token is added to an encoded text; ``<eos>`` ends a summary."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    rng = make_rng(0, "metagente-lm", "tokenizer")
+    texts = [" ".join(training_example(rng)) for _ in range(n_texts)]
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[PAD, EOS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    core.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token=PAD, eos_token=EOS,
+                                   model_max_length=model_max_length)  # fmt: skip
+
+
+def encode_example(tokenizer, prompt: str, target: str) -> tuple[list[int], int]:
+    """The ids of ``prompt`` (encoded alone, as at inference) followed by ``" " + target`` and ``<eos>``, and how
+    many of them are the prompt's."""
+    prompt_ids = tokenizer(prompt)["input_ids"]
+    target_ids = tokenizer(" " + target)["input_ids"] + [tokenizer.eos_token_id]
+    return prompt_ids + target_ids, len(prompt_ids)
+
+
+def batch(tokenizer, examples: Sequence[tuple[str, str]]):
+    """Left-padded ids (every summary ends in the last column), attention mask, positions counted from each row's
+    first token, and the labels of the last ``logits_to_keep`` columns: the loss is on the summary and ``<eos>``
+    only, and only those columns go through the output layer (a prompt is ten times longer than its summary)."""
+    import torch
+
+    encoded = [encode_example(tokenizer, p, t) for p, t in examples]
+    width = max(len(ids) for ids, _ in encoded)
+    keep = max(len(ids) - n_prompt for ids, n_prompt in encoded) + 1  # the summary's columns and the one before
+    ids = torch.full((len(encoded), width), tokenizer.pad_token_id, dtype=torch.long)
+    labels = torch.full_like(ids, -100)
+    for i, (row, n_prompt) in enumerate(encoded):
+        ids[i, width - len(row) :] = torch.tensor(row)
+        labels[i, width - len(row) + n_prompt :] = torch.tensor(row[n_prompt:])
+    mask = (torch.arange(width)[None, :] >= (width - torch.tensor([len(r) for r, _ in encoded]))[:, None]).long()
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    return {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "labels": labels[:, -keep:],
+            "logits_to_keep": keep}  # fmt: skip
+
+
+def fitting_examples(rng: np.random.Generator, tokenizer, n: int, limit: int = MAX_TRAINING_TOKENS):
+    """``n`` training examples whose encoding fits ``limit`` tokens (longer ones are drawn again)."""
+    out = []
+    while len(out) < n:
+        prompt, target = training_example(rng)
+        if len(encode_example(tokenizer, prompt, target)[0]) <= limit:
+            out.append((prompt, target))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Agreement with follow(): the card's measure, and the chapter's
+
+
+def normalised(text: str) -> str:
+    return " ".join(text.split())
+
+
+def agreement(
+    llm, items: Sequence[tuple[si.Directives, str]], shown: Sequence[si.Directives | None] | None = None
+) -> dict[str, np.ndarray]:
+    """Per item ``(directives, extracted)``: the summarizer ``llm`` is sent the prompt of ``shown[i]`` (default: the
+    item's own directives; ``None``: the initial prompt, no directive) and its output is compared with
+    ``follow(directives, extracted)``: exact match (whitespace aside) and ROUGE-L F. Also returns the outputs."""
+    shown = [d for d, _ in items] if shown is None else shown
+    outputs, exact, rouge = [], [], []
+    for (directives, extracted), prompt_directives in zip(items, shown, strict=True):
+        template = prompt_directives.render() if prompt_directives is not None else mg.INITIAL_SUMMARIZER_PROMPT
+        out = llm(mg.fill(template, extracted))
+        target = si.follow(directives, extracted)
+        outputs.append(out)
+        exact.append(normalised(out) == normalised(target))
+        rouge.append(mg.rouge_l(out, target) if target.strip() else float(not out.strip()))
+    return {"exact": np.array(exact, dtype=float), "rougeL": np.array(rouge), "outputs": outputs}
+
+
+def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A permutation of ``range(n)`` that moves every index (n ≥ 2)."""
+    while True:
+        order = rng.permutation(n)
+        if n < 2 or np.all(order != np.arange(n)):
+            return order
+
+
+def follow_report(llm, items: Sequence[tuple[si.Directives, str]], seed: int = 0) -> dict:
+    """Agreement of ``llm`` with :func:`~llmtheory.metagente_standin.follow` on ``items``, with the item's own
+    directives, with another item's directives (shuffled, a derangement) and with none (the initial prompt)."""
+    order = derangement(len(items), make_rng(seed, "metagente-lm", "shuffle"))
+    own = agreement(llm, items)
+    shuffled = agreement(llm, items, [items[int(j)][0] for j in order])
+    none = agreement(llm, items, [None] * len(items))
+    report = {"n": float(len(items))}
+    for label, result in (("own", own), ("shuffled", shuffled), ("none", none)):
+        report[f"exact_{label}"] = float(result["exact"].mean())
+        report[f"rougeL_{label}"] = float(result["rougeL"].mean())
+    return report
+
+
+def synthetic_items(n: int, seed: int = 0) -> list[tuple[si.Directives, str]]:
+    """``n`` held-out synthetic items (a stream the training never draws from)."""
+    rng = make_rng(seed, "metagente-lm", "held-out")
+    return [(random_directives(rng), si.rule_extractor(synthetic_readme(rng))) for _ in range(n)]
+
+
+def real_items(pairs: Sequence[mg.Pair], seed: int = 0) -> list[tuple[si.Directives, str]]:
+    """Random directives on the stand-in extractor's output of real READMEs."""
+    rng = make_rng(seed, "metagente-lm", "real-directives")
+    return [(random_directives(rng), si.rule_extractor(p.readme)) for p in pairs]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training (the zoo's loop and card format)
+
+
+def in_memory_llm(model, tokenizer, max_new_tokens: int = 80):
+    """A :class:`~llmtheory.metagente_llm.TransformersLLM` around a model already in memory (the same prompt
+    path as any model)."""
+    from .metagente_llm import TransformersLLM
+
+    return TransformersLLM("in-memory", max_new_tokens=max_new_tokens, model=model, tokenizer=tokenizer)
+
+
+def card_report(model, tokenizer, n_synthetic: int, n_real: int) -> dict:
+    """The card's numbers: :func:`follow_report` on held-out synthetic READMEs and on the first ``n_real`` real
+    training-split READMEs (their sentences lent material to the training data; the test split is the chapter's)."""
+    llm = in_memory_llm(model, tokenizer)
+    report = {f"synthetic_{k}": v for k, v in follow_report(llm, synthetic_items(n_synthetic)).items()}
+    if n_real:
+        train, _ = mg.split_pairs(mg.load_pairs(), MATERIAL_SEED)
+        report |= {f"real_train_{k}": v for k, v in follow_report(llm, real_items(train[:n_real])).items()}
+    return report
+
+
+def train(spec, out_dir: Path | None = None, *, progress: bool = True, threads: int = 1):
+    """Train the summarizer ``spec`` (a :class:`~llmtheory.zoo.specs.ZooSpec` of task ``"readme_summaries"``) from
+    scratch with the zoo's optimiser; measure it with :func:`card_report`; save model, tokenizer, log and card to
+    ``out_dir`` if given."""
+    import torch
+
+    from .zoo.train import build_model, optimise, save, torch_threads
+
+    if spec.task != "readme_summaries":
+        raise ParameterError(f"spec {spec.name!r} has task {spec.task!r}; the summarizer needs 'readme_summaries'")
+    start_total = time.perf_counter()
+    with torch_threads(threads):
+        tokenizer = build_tokenizer(spec.max_positions, n_texts=TOKENIZER_TEXTS if spec.shipped else 200)
+        model = build_model(spec, tokenizer)
+        rng = make_rng(spec.seed, "zoo", "train", spec.task)
+
+        def batch_at(step: int) -> dict:
+            return batch(tokenizer, fitting_examples(rng, tokenizer, spec.batch_size))
+
+        n_quick, n_synthetic, n_real = (12, 120, 88) if spec.shipped else (2, 3, 2)
+
+        def quick() -> dict:
+            model.eval()
+            with torch.no_grad():
+                llm = in_memory_llm(model, tokenizer)
+                return {k: v for k, v in follow_report(llm, synthetic_items(n_quick, seed=1)).items() if k != "n"}
+
+        run = optimise(spec, model, batch_at, quick, lambda m: {"exact": round(m["exact_own"], 2)}, progress=progress)
+        model.eval()
+        final = card_report(model, tokenizer, n_synthetic, n_real)
+        result = run.result(spec, model, final, start_total)
+        if out_dir is not None:
+            save(result, model, tokenizer, Path(out_dir), card_markdown)
+        return result
+
+
+def card_markdown(card: dict) -> str:
+    """The model card: what the model is, how well it follows the directives (measured), how it was trained."""
+    m, spec = card["metrics"], card["spec"]
+
+    def row(prefix: str, label: str) -> str:
+        return (
+            f"| {label} ({m[prefix + 'n']:.0f}) | {m[prefix + 'exact_own']:.2f} / {m[prefix + 'rougeL_own']:.2f} | "
+            f"{m[prefix + 'exact_shuffled']:.2f} / {m[prefix + 'rougeL_shuffled']:.2f} | "
+            f"{m[prefix + 'exact_none']:.2f} / {m[prefix + 'rougeL_none']:.2f} |"
+        )
+
+    rows = [row("synthetic_", "held-out synthetic READMEs")]
+    if "real_train_n" in m:
+        rows.append(row("real_train_", "real training-split READMEs"))
+    table = "\n".join(rows)
+    return f"""# {card["name"]}
+
+{spec["summary"]}
+
+**What it is.** A causal LM (`LlamaForCausalLM`, {spec["layers"]} layers, hidden {spec["hidden"]},
+{spec["heads"]} query / {spec["kv_heads"]} key-value heads, {card["parameters"]:,} parameters, byte-level BPE of
+{VOCAB_SIZE} tokens learned on synthetic READMEs) trained from scratch to read a summarizer prompt of the Metagente
+chapter's instruction grammar (`llmtheory.metagente_standin.Directives.render`, filled by `llmtheory.metagente.fill`,
+the prompt any model gets) and to write what `llmtheory.metagente_standin.follow` writes for it, then `<eos>`. It is
+no general instruction follower: it knows the grammar's twelve directive sentences, and without a word cap it
+writes the stand-in's verbose default, which it learned from its targets.
+
+**Data.** No directive (the initial prompt: the text's first {si.DEFAULT_CAP} words) in {100 * COPY_SHARE:.0f}% of
+the examples, the densest copying signal; random directives (each choice uniform, "no choice" included) in the rest;
+each on the stand-in extractor's output of
+synthetic READMEs (`llmtheory.metagente_lm.synthetic_readme`): made-up project names, titles with or without a
+subtitle, defining and non-defining first sentences, parentheses, clauses, filler paragraphs and stop headings.
+Filler sentences and the words of taglines are drawn from the **training split** (split seed {MATERIAL_SEED}) of the
+chapter's PyPI READMEs; the test split is never read. The loss is on the summary and `<eos>` only.
+
+**How well it follows the directives** (greedy decoding through `llmtheory.metagente_llm.TransformersLLM`;
+exact match / mean ROUGE-L F against `follow(directives, text)`). Controls: the same texts with another item's
+directives in the prompt (shuffled), and with the initial prompt (no directive); both are scored against the
+target of the item's own directives, so a model that reads the directives scores lower under them.
+
+| items | own directives | shuffled directives | no directive |
+|---|---|---|---|
+{table}
+
+The real training-split READMEs lent their sentences to the training data (as filler and sometimes as a synthetic
+README's opening), so that row is not held out; the chapter measures the model on the test split.
+
+**Training.** {spec["steps"]} steps of batch {spec["batch_size"]} fresh examples (at most {MAX_TRAINING_TOKENS}
+tokens each), AdamW at peak learning rate {spec["learning_rate"]}, one thread: {card["train_seconds"]:.0f} s of wall
+time ({card["cpu_seconds"]:.0f} s CPU, evaluations included) on {card["machine"]}; final loss
+{card["final_loss"]:.3f}. Rebuild with `python -m llmtheory.zoo train {card["name"]}` (deterministic in the book's
+pinned environment, whose package metadata lend the material). Versions: {json.dumps(card["versions"])}.
+{("" if not spec.get("notes") else chr(10) + "**Note.** " + spec["notes"] + chr(10))}"""

@@ -1,0 +1,154 @@
+"""The metagente chapter's trained summarizer (zoo model ``readme-summarizer-llama``): its synthetic data never read
+the test split, its tokenizer copies any text, its training batches put the loss on the summary alone, a micro spec
+trains deterministically, the directive rule tells a summarizer that follows from one that does not, and the shipped
+checkpoint loads with the Auto classes, has its card and behaves as its card says on a few held-out items."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from llmtheory import metagente as mg
+from llmtheory import metagente_claims as claims
+from llmtheory import metagente_experiment as experiment
+from llmtheory import metagente_lm as lm
+from llmtheory import metagente_standin as si
+from llmtheory import zoo
+from llmtheory.metagente_llm import TransformersLLM
+from llmtheory.seeding import make_rng
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+NAME = experiment.SUMMARIZER
+
+
+@pytest.fixture(scope="module")
+def small_tokenizer():
+    return lm.build_tokenizer(n_texts=200)
+
+
+def test_the_synthetic_readmes_are_deterministic_and_draw_on_the_training_split_only():
+    first = [lm.training_example(make_rng(3, "t")) for _ in range(1)]
+    again = [lm.training_example(make_rng(3, "t")) for _ in range(1)]
+    assert first == again
+    train, test = mg.split_pairs(mg.load_pairs(), lm.MATERIAL_SEED)
+    train_sentences = {s for p in train for s in si.sentences(p.readme)}
+    only_in_test = {s for p in test for s in si.sentences(p.readme)} - train_sentences
+    assert only_in_test and not only_in_test & set(lm.material().sentences)
+
+
+def test_every_target_is_what_follow_writes_for_the_prompt_it_comes_with():
+    rng = make_rng(0, "targets")
+    for _ in range(20):
+        prompt, target = lm.training_example(rng)
+        text = prompt.split("<<<\n")[1].split("\n>>>")[0]
+        assert target == si.follow(si.parse_directives(prompt), text) == si.directive_follower(prompt)
+
+
+def test_the_byte_level_tokenizer_copies_words_it_never_saw(small_tokenizer):
+    text = "Zyxwvq — a naïve 数据 parser (v2.0): snake_case, CamelCase & emoji 🚀."
+    ids = small_tokenizer(" " + text)["input_ids"]
+    assert small_tokenizer.decode(ids) == " " + text
+    assert small_tokenizer.unk_token_id is None or small_tokenizer.unk_token_id not in ids
+
+
+def test_a_batch_puts_the_loss_on_the_summary_alone(small_tokenizer):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                         num_key_value_heads=1, vocab_size=len(small_tokenizer), max_position_embeddings=512,
+                         pad_token_id=small_tokenizer.pad_token_id)  # fmt: skip
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config).eval()
+    examples = lm.fitting_examples(make_rng(1, "batch"), small_tokenizer, 3)
+    with torch.no_grad():
+        batched = model(**lm.batch(small_tokenizer, examples)).loss
+        total, count = 0.0, 0
+        for prompt, target in examples:  # each example alone, unpadded: the summary's tokens only
+            ids, n_prompt = lm.encode_example(small_tokenizer, prompt, target)
+            logits = model(input_ids=torch.tensor([ids])).logits[0]
+            log_p = torch.log_softmax(logits[n_prompt - 1 : -1], dim=-1)
+            total -= float(log_p[torch.arange(len(ids) - n_prompt), torch.tensor(ids[n_prompt:])].sum())
+            count += len(ids) - n_prompt
+    assert float(batched) == pytest.approx(total / count, rel=1e-5)
+
+
+def test_the_micro_spec_trains_deterministically(tmp_path):
+    spec = zoo.SPECS["micro-readme-summarizer"]
+    first = lm.train(spec, tmp_path / "a", progress=False)
+    second = lm.train(spec, tmp_path / "b", progress=False)
+    assert first.metrics == second.metrics
+    a = AutoModelForCausalLM.from_pretrained(tmp_path / "a").state_dict()
+    b = AutoModelForCausalLM.from_pretrained(tmp_path / "b").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert "How well it follows the directives" in (tmp_path / "a" / "README.md").read_text()
+
+
+def test_the_cache_answers_a_repeated_prompt_without_running_the_model_again():
+    answers = []
+
+    def model(prompt, temperature=0.0):
+        answers.append(prompt)
+        return prompt.upper()
+
+    cached = experiment.CachedLLM(model)
+    assert cached("a") == cached("a") == "A" and cached("b") == "B"
+    assert cached.runs == 2 and answers == ["a", "b"]
+
+
+def test_the_trained_summarizer_loop_and_its_rows_run_with_any_transformers_model(tmp_path):
+    lm.train(zoo.SPECS["micro-readme-summarizer"], tmp_path, progress=False)
+    train, test = mg.split_pairs(mg.load_pairs(), 0)
+    train, test = train[:2], test[:3]
+    run = experiment.run_experiment(train, test, 0)
+    trained = experiment.run_trained_summarizer(TransformersLLM(str(tmp_path), max_new_tokens=4), train, test, 0)
+    assert set(trained.frame.method) == {experiment.TRAINED, experiment.TRAINED_INITIAL}
+    assert len(trained.follow_outputs["own"]) == len(test) and trained.model_runs > 0
+    follows = claims.trained_follows_claim(trained)
+    assert follows["control"].name and "agreement with follow()" in follows["ours"]
+    loop = claims.trained_loop_claim(run, trained)
+    assert "trained − stand-in loop" in loop["ours"]
+
+
+def test_a_summarizer_that_ignores_the_directives_fails_the_directive_rule():
+    def blind(prompt, temperature=0.0):  # the first sentence whatever the prompt says
+        return si.follow(si.Directives(source="first"), prompt.split("<<<\n")[1].split("\n>>>")[0])
+
+    _, test = mg.split_pairs(mg.load_pairs(), 0)
+    trained = experiment.TrainedRun(None, None, {}, {}, None, lm.real_items(test[:30]), [], {})
+    trained.other = [trained.items[int(j)][0] for j in lm.derangement(30, make_rng(0, "x"))]
+    trained.follow_outputs = {
+        key: [blind(lm.prompt_for(d, e)) for d, e in zip(directives, (e for _, e in trained.items), strict=True)]
+        for key, directives in (("own", [d for d, _ in trained.items]), ("shuffled", trained.other))
+    }
+    blind_rule = claims.trained_follows_claim(trained)["holds"]
+    assert not (blind_rule.holds and blind_rule.decisive)  # no decisive preference for its own directives' target
+    trained.follow_outputs = {
+        "own": [si.directive_follower(lm.prompt_for(d, e)) for d, e in trained.items],
+        "shuffled": [
+            si.directive_follower(lm.prompt_for(o, e)) for (_, e), o in zip(trained.items, trained.other, strict=True)
+        ],
+    }
+    row = claims.trained_follows_claim(trained)  # the stand-in itself follows, and its control fails
+    assert row["holds"].holds and row["holds"].decisive and not row["control"].holds.holds
+
+
+def test_the_shipped_summarizer_loads_has_its_card_and_behaves_as_its_card_says():
+    folder = zoo.model_dir(NAME)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert type(model).__name__ == "LlamaForCausalLM" and model.config.num_hidden_layers == zoo.SPECS[NAME].layers
+    card, data = zoo.card(NAME), zoo.card_data(NAME)
+    assert "How well it follows the directives" in card and f"{data['parameters']:,}" in card
+    assert data["cpu_seconds"] <= 20 * 60 and data["spec"] == json.loads(json.dumps(zoo.SPECS[NAME].as_dict()))
+    llm = TransformersLLM(NAME, max_new_tokens=80)
+    same = TransformersLLM("in memory", max_new_tokens=80, model=model.eval(), tokenizer=tokenizer)
+    items = lm.synthetic_items(6, seed=5)
+    prompt = lm.prompt_for(*items[0])
+    assert llm(prompt) == same(prompt)  # the zoo name and the folder give the same greedy answer
+    report, m = lm.follow_report(llm, items), data["metrics"]
+    if m["synthetic_rougeL_own"] > m["synthetic_rougeL_shuffled"] + 0.1:  # the card says it follows directives
+        assert report["rougeL_own"] > report["rougeL_shuffled"] and report["rougeL_own"] > report["rougeL_none"]
+    else:  # the card says it does not: its summaries are not follow()'s
+        assert report["exact_own"] < 1 and np.isfinite(report["rougeL_own"])
