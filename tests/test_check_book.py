@@ -11,6 +11,9 @@ def test_pages_skip_sphinx_indexes_and_static_files(tmp_path):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("<html></html>")
     assert [p.relative_to(tmp_path).as_posix() for p in book_pages(tmp_path)] == ["book/intro.html", "index.html"]
+    # Jupyter Book's root index is a bare redirect to the first page: nothing to check there
+    (tmp_path / "index.html").write_text('<meta http-equiv="Refresh" content="0; url=book/intro.html" />\n')
+    assert [p.relative_to(tmp_path).as_posix() for p in book_pages(tmp_path)] == ["book/intro.html"]
 
 
 def test_broken_links_name_the_missing_file_or_anchor(tmp_path):

@@ -75,8 +75,16 @@ def book_pages(html_dir: Path) -> list[Path]:
     return sorted(
         p
         for p in html_dir.rglob("*.html")
-        if not {"_static", "_sources", "_images"} & set(p.relative_to(html_dir).parts) and p.name not in SKIPPED_PAGES
+        if not {"_static", "_sources", "_images"} & set(p.relative_to(html_dir).parts)
+        and p.name not in SKIPPED_PAGES
+        and not is_redirect(p)
     )
+
+
+def is_redirect(page: Path) -> bool:
+    """Jupyter Book's root ``index.html``: a bare meta refresh to the first page (no body to check)."""
+    head = page.read_text(errors="replace")[:300].lstrip().lower()
+    return head.startswith('<meta http-equiv="refresh"')
 
 
 def driver():
