@@ -28,3 +28,15 @@ def mean_ci(values, confidence: float = 0.95) -> tuple[float, float]:
         return float(values.mean()), 0.0
     half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
     return float(values.mean()), float(half)
+
+
+def bootstrap_mean(values, rng: np.random.Generator, draws: int = 2000, confidence: float = 0.95):
+    """The mean of ``values`` (per-item scores or paired differences) with its percentile bootstrap interval, as a
+    :class:`llmtheory.claims.Estimate`; the interval always contains the mean."""
+    from .claims import Estimate
+
+    values = np.asarray(values, float)
+    means = values[rng.integers(0, len(values), (draws, len(values)))].mean(axis=1)
+    low, high = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
+    value = float(values.mean())
+    return Estimate(value, float(min(low, value)), float(max(high, value)))
