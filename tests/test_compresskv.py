@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from llmtheory import compresskv as ckv
+from llmtheory import compresskv_experiment as experiment
 
 LENGTH = 120  # context tokens (the prompt has one more)
 
@@ -206,10 +207,10 @@ def test_rouge1_recall_counts_tokens_with_multiplicity():
 def test_masking_heads_zeroes_exactly_their_output(model, prompt):
     ids = torch.tensor([prompt])
     base = model(input_ids=ids).logits
-    with ckv.masked_heads(model, []):
+    with experiment.masked_heads(model, []):
         assert torch.equal(model(input_ids=ids).logits, base)
     shape = ckv.geometry(model)
-    with ckv.masked_heads(model, [(1, h) for h in range(shape.heads)]):
+    with experiment.masked_heads(model, [(1, h) for h in range(shape.heads)]):
         all_masked = model(input_ids=ids).logits
     weight = model.model.layers[1].self_attn.o_proj.weight
     saved = weight.detach().clone()
@@ -350,7 +351,7 @@ def test_needle_items_locate_the_needle_and_the_follow_up_answers():
 
     world = tw.make_world(0)
     tokenizer = tw.build_tokenizer(world)
-    items = ckv.needle_items(
+    items = experiment.needle_items(
         world, tokenizer, make_rng(0, "test"), n=3, n_words=120, depth=0.4, n_distractors=4, n_followups=2
     )
     for item in items:
@@ -382,7 +383,7 @@ def test_masking_sets_have_equal_size_and_flag_counts_a_ranking_cannot_name(mode
 
     item = SimpleNamespace(prompt=list(prompt), expected=[1, 2])
     scores = ckv.HeadScores(np.arange(18.0).reshape(3, 6), np.array([[0, 0, 0, 0, 0, 1.0]] + [[0] * 6] * 2), 1)
-    rows = pd.DataFrame(ckv.masking_experiment(model, [item, item], scores, counts=(1, 2), seed=0, draws=3))
+    rows = pd.DataFrame(experiment.masking_experiment(model, [item, item], scores, counts=(1, 2), seed=0, draws=3))
     assert set(rows.query("kind == 'random heads'")["draw"]) == {0, 1, 2}
     flags = rows.groupby(["kind", "heads"])["testable"].first()
     assert flags[("retrieval heads", 1)] and not flags[("retrieval heads", 2)] and flags[("SRHs", 2)]
@@ -400,14 +401,14 @@ def test_longbench_scoring_finds_the_value_as_whole_words():
 
 
 def test_wilson_interval_and_strict_rule():
-    interval = ckv.wilson(9, 10)
-    assert interval.low < 0.9 < interval.high <= 1.0 and ckv.wilson(0, 10).low == 0.0
+    interval = experiment.wilson(9, 10)
+    assert interval.low < 0.9 < interval.high <= 1.0 and experiment.wilson(0, 10).low == 0.0
     assert interval.low == pytest.approx(0.5958, abs=1e-3)  # the textbook value for 9 of 10
     from llmtheory.claims import Estimate
 
-    assert not ckv.greater_than(Estimate(0.0, 0.0, 0.0), 0.0).holds  # a tie is no win
-    assert ckv.greater_than(Estimate(0.2, 0.05, 0.3), 0.0).decisive
-    assert not ckv.greater_than(Estimate(0.2, -0.05, 0.3), 0.0).decisive
+    assert not experiment.greater_than(Estimate(0.0, 0.0, 0.0), 0.0).holds  # a tie is no win
+    assert experiment.greater_than(Estimate(0.2, 0.05, 0.3), 0.0).decisive
+    assert not experiment.greater_than(Estimate(0.2, -0.05, 0.3), 0.0).decisive
 
 
 def test_cake_prefers_layers_whose_window_attention_is_spread_and_shifting():
@@ -421,11 +422,11 @@ def test_cake_prefers_layers_whose_window_attention_is_spread_and_shifting():
 
 
 def test_resource_estimate_counts_the_kv_and_the_prefill_memory(model, shape, state):
-    shapes = ckv.model_shapes(model)
-    estimate = ckv.resources(shapes, tokens=LENGTH, decoded=10)
+    shapes = experiment.model_shapes(model)
+    estimate = experiment.resources(shapes, tokens=LENGTH, decoded=10)
     assert estimate.kv == ckv.cache_bytes(state.cache)
     assert estimate.naive_attention == 4 * shape.layers * shape.heads * LENGTH**2
-    big = ckv.resources(ckv.HUB_EXAMPLE, tokens=5000, decoded=0)
+    big = experiment.resources(experiment.HUB_EXAMPLE, tokens=5000, decoded=0)
     assert big.naive_attention > 30e9 and big.prefill_peak < 0.2e9  # the issue's ~34 GB vs our blocks
 
 
@@ -433,7 +434,7 @@ def test_answer_focus_matches_the_attention_of_a_full_forward(model, prompt, sta
     from types import SimpleNamespace
 
     item = SimpleNamespace(expected=[5, 6, 7])
-    focus = ckv.answer_focus(model, item, state, layer=1, head=4)
+    focus = experiment.answer_focus(model, item, state, layer=1, head=4)
     attention = model(input_ids=torch.tensor([prompt + [5, 6]]), output_attentions=True).attentions[1]
     assert focus == int(attention[0, 4, -1].argmax())
 
@@ -466,17 +467,17 @@ def test_full_cache_correct_keeps_only_the_answers_logits(model, prompt):
     try:
         greedy = int(model(input_ids=torch.tensor([prompt])).logits[0, -1].argmax())
         shapes.clear()
-        assert ckv.full_cache_correct(model, SimpleNamespace(prompt=prompt, expected=[greedy]))
+        assert experiment.full_cache_correct(model, SimpleNamespace(prompt=prompt, expected=[greedy]))
     finally:
         hook.remove()
     assert shapes == [1]
 
 
 def test_resources_count_the_prefill_logits_and_the_cache_share_of_decoding():
-    small, large = dict(ckv.HUB_EXAMPLE), dict(ckv.HUB_EXAMPLE, vocab=2 * ckv.HUB_EXAMPLE["vocab"])
-    grown = ckv.resources(large, 1000, 0).prefill_peak - ckv.resources(small, 1000, 0).prefill_peak
-    assert grown == 4 * ckv.HUB_EXAMPLE["vocab"]  # one position of float32 logits
-    short, long = ckv.decode_cache_share(small, 1000), ckv.decode_cache_share(small, 100_000)
+    small, large = dict(experiment.HUB_EXAMPLE), dict(experiment.HUB_EXAMPLE, vocab=2 * experiment.HUB_EXAMPLE["vocab"])
+    grown = experiment.resources(large, 1000, 0).prefill_peak - experiment.resources(small, 1000, 0).prefill_peak
+    assert grown == 4 * experiment.HUB_EXAMPLE["vocab"]  # one position of float32 logits
+    short, long = experiment.decode_cache_share(small, 1000), experiment.decode_cache_share(small, 100_000)
     assert 0 < short < long < 1 and short < 0.1
 
 
@@ -501,8 +502,8 @@ def test_random_head_draws_cycle_over_items(state, shape):
 
 def test_decode_timing_times_every_plan_once_per_repeat_in_a_seeded_shuffled_order(model, state, shape):
     plans = {name: plan_for(name, state, shape, 40) for name in ("full", "snapkv", "streamingllm", "h2o")}
-    first = pd.DataFrame(ckv.decode_timing(model, state, plans, n_tokens=1, repeats=4, seed=3))
-    again = pd.DataFrame(ckv.decode_timing(model, state, plans, n_tokens=1, repeats=4, seed=3))
+    first = pd.DataFrame(experiment.decode_timing(model, state, plans, n_tokens=1, repeats=4, seed=3))
+    again = pd.DataFrame(experiment.decode_timing(model, state, plans, n_tokens=1, repeats=4, seed=3))
     orders = [tuple(part["plan"]) for _, part in first.groupby("repeat", sort=True)]
     assert all(sorted(order) == sorted(plans) for order in orders)
     assert len(set(orders)) > 1  # the order changes between repeats
@@ -522,7 +523,6 @@ def test_parameters_are_declared_with_messages_that_name_them():
 
 
 def test_not_testable_reasons_follow_the_budget_the_needle_and_the_full_cache():
-    from llmtheory import compresskv_experiment as experiment
     from llmtheory.claims import Estimate
 
     heads = ckv.HeadScores(np.zeros((2, 4)), np.array([[0, 0.5, 0, 0], [0, 0, 0, 0]]), 1)
@@ -540,8 +540,6 @@ def test_not_testable_reasons_follow_the_budget_the_needle_and_the_full_cache():
 
 
 def test_masking_accuracies_reports_each_mask_kind():
-    from llmtheory import compresskv_experiment
-
     rows = [dict(kind="none", heads=0, draw=0, item=i, correct=1.0, testable=True) for i in range(4)]
     for count, srh in ((1, [1, 1, 1, 1]), (2, [1, 0, 1, 0])):
         rows += [
@@ -549,5 +547,5 @@ def test_masking_accuracies_reports_each_mask_kind():
         ]
         rows += [dict(kind="random heads", heads=count, draw=d, item=i, correct=float(d == 1 or i > 0), testable=True)
                  for d in (0, 1) for i in range(4)]  # fmt: skip
-    text = compresskv_experiment.masking_accuracies(ckv.masking_summary(pd.DataFrame(rows)))
+    text = experiment.masking_accuracies(experiment.masking_summary(pd.DataFrame(rows)))
     assert text == "accuracy with no mask 1.00; masked: SRHs 1.00 / 0.50; random heads 0.88 / 0.88 (1 / 2 heads)"

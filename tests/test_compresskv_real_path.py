@@ -12,6 +12,7 @@ import torch
 from random_models import run_chapter_on_model, save_random_causal_lm
 
 from llmtheory import compresskv as ckv
+from llmtheory import compresskv_experiment as experiment
 from llmtheory import toyworld as tw
 from llmtheory import zoo
 from llmtheory.claims import MEASURED, NOT_TESTABLE
@@ -26,7 +27,7 @@ def test_library_end_to_end_on_a_random_model(architecture, tmp_path):
     ckv.use_ragged_attention(model)
     shape = ckv.geometry(model)
     world = tw.make_world(0)
-    items = ckv.needle_items(world, tokenizer, make_rng(0, "real"), n=2, n_words=80, depth=0.5, n_distractors=3,
+    items = experiment.needle_items(world, tokenizer, make_rng(0, "real"), n=2, n_words=80, depth=0.5, n_distractors=3,
                              n_followups=1)  # fmt: skip
     states = [ckv.prefill(model, item.prompt) for item in items]
     # the blocked prefill statistics equal the eager attention matrices, on this architecture too
@@ -37,21 +38,23 @@ def test_library_end_to_end_on_a_random_model(architecture, tmp_path):
     semantic = ckv.top_heads_per_layer(heads.semantic, 1)
     weights = ckv.calibrate_layer_weights(model, items, states, semantic, 0.2)
     assert weights.shape == (shape.layers,) and np.isclose(weights.sum(), 1.0)
-    calibration = ckv.Calibration(semantic, ckv.random_heads_per_layer(shape, 1, make_rng(0, "r")), {0.2: weights})
+    calibration = ckv.Calibration(
+        semantic, experiment.random_heads_per_layer(shape, 1, make_rng(0, "r")), {0.2: weights}
+    )
     scorer = ckv.Scorer(tokenizer, min_new_tokens=4)
-    rows = pd.DataFrame(ckv.accuracy_sweep(model, items, states, ckv.METHODS, (0.2, 1.0), calibration, scorer))
+    rows = pd.DataFrame(experiment.accuracy_sweep(model, items, states, ckv.METHODS, (0.2, 1.0), calibration, scorer))
     assert set(rows["method"]) == set(ckv.METHODS) and not rows["correct"].all()
-    multi = ckv.multi_question_sweep(model, items, states, ("full", "compresskv"), (0.2, 1.0), calibration)
+    multi = experiment.multi_question_sweep(model, items, states, ("full", "compresskv"), (0.2, 1.0), calibration)
     assert {r["question"] for r in multi} == {0, 1}
-    masking = pd.DataFrame(ckv.masking_experiment(model, items, heads, counts=(1,), seed=0, draws=2))
-    assert len(ckv.masking_summary(masking)) >= 3
+    masking = pd.DataFrame(experiment.masking_experiment(model, items, heads, counts=(1,), seed=0, draws=2))
+    assert len(experiment.masking_summary(masking)) >= 3
     plans = {
         "full": calibration.plan("full", states[0], 1.0, shape),
         "c": calibration.plan("compresskv", states[0], 0.2, shape),
     }
-    timings = pd.DataFrame(ckv.decode_timing(model, states[0], plans, n_tokens=2, repeats=2))
-    assert np.isfinite(ckv.time_ratio(timings, "c", "full").value)
-    estimate = ckv.plan_estimate(ckv.model_shapes(model), 100, 2, 10, flops_per_second=1e9)
+    timings = pd.DataFrame(experiment.decode_timing(model, states[0], plans, n_tokens=2, repeats=2))
+    assert np.isfinite(experiment.time_ratio(timings, "c", "full").value)
+    estimate = experiment.plan_estimate(experiment.model_shapes(model), 100, 2, 10, flops_per_second=1e9)
     assert estimate["weights_gb"] > 0 and estimate["hours"] > 0
 
 
