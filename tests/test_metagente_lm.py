@@ -109,6 +109,13 @@ def test_the_trained_summarizer_loop_and_its_rows_run_with_any_transformers_mode
     assert follows["control"].name and "agreement with follow()" in follows["ours"]
     loop = claims.trained_loop_claim(run, trained)
     assert "trained − stand-in loop" in loop["ours"]
+    texts = claims.trained_findings(run, trained)
+    assert "does not depend" not in texts["trained-follows-directives"]["rule does not discriminate"]
+    if not loop["testable"]:  # the loop returned the initial prompt: the row measures the two summarizers
+        assert (
+            "gap between the trained and the stand-in summarizer"
+            in texts["trained-summarizer-loop"]["not testable at this scale"]
+        )
 
 
 def test_a_summarizer_that_ignores_the_directives_fails_the_directive_rule():
@@ -152,3 +159,39 @@ def test_the_shipped_summarizer_loads_has_its_card_and_behaves_as_its_card_says(
         assert report["rougeL_own"] > report["rougeL_shuffled"] and report["rougeL_own"] > report["rougeL_none"]
     else:  # the card says it does not: its summaries are not follow()'s
         assert report["exact_own"] < 1 and np.isfinite(report["rougeL_own"])
+
+
+def test_the_copy_probe_tells_a_copier_from_a_model_that_does_not_copy():
+    tokenizer = lm.build_tokenizer(n_texts=50)
+    vocabulary, length = len(tokenizer), 20
+
+    class Copier:  # predicts, from the second copy on, the token one period back; uniform elsewhere
+        def __call__(self, input_ids):
+            logits = torch.zeros(*input_ids.shape, vocabulary)
+            for t in range(length - 1, input_ids.shape[1]):
+                logits[torch.arange(len(input_ids)), t, input_ids[:, t - length + 1]] = 30.0
+            return type("Out", (), {"logits": logits})()
+
+    class Uniform:
+        def __call__(self, input_ids):
+            return type("Out", (), {"logits": torch.zeros(*input_ids.shape, vocabulary)})()
+
+    copier, blind = (lm.copy_probe(m(), tokenizer, n=3, length=length) for m in (Copier, Uniform))
+    assert copier["second_copy"] < 0.01 < copier["first_copy"]
+    assert blind["second_copy"] == pytest.approx(blind["first_copy"]) == pytest.approx(blind["uniform"])
+    with pytest.raises(ValueError, match="length"):
+        lm.copy_probe(Copier(), tokenizer, length=1)
+
+
+def test_the_loop_row_can_pass_and_is_not_testable_when_the_loop_returns_the_initial_prompt():
+    def stand_in(prompt, temperature=0.0):  # the stand-in summarizer as the "trained" model: a positive control
+        return si.directive_follower(prompt)
+
+    train, test = mg.split_pairs(mg.load_pairs(), 0)
+    train, test = train[:20], test[:30]
+    trained = experiment.run_trained_summarizer(stand_in, train, test, 0)
+    row = claims.trained_loop_claim(experiment.run_experiment(train, test, 0), trained)
+    assert trained.prompts[experiment.TRAINED] != mg.INITIAL_SUMMARIZER_PROMPT and row["testable"]
+    assert row["holds"].holds and row["holds"].decisive and not row["control"].holds.holds
+    trained.prompts[experiment.TRAINED] = mg.INITIAL_SUMMARIZER_PROMPT  # as when no training pair qualifies
+    assert not claims.trained_loop_claim(experiment.run_experiment(train, test, 0), trained)["testable"]

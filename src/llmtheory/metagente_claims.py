@@ -248,15 +248,28 @@ def _preference(outputs: Sequence[str], own: Sequence[str], other: Sequence[str]
     )
 
 
+def _follow_estimates(trained: TrainedRun) -> tuple[list[str], Estimate, Estimate]:
+    """The targets ``follow(own directives)`` and the mean preferences (:func:`_preference`, with 95% t-intervals)
+    of the outputs under their own directives and under another pair's (the control)."""
+    targets = [si.follow(d, e) for d, e in trained.items]
+    others = [si.follow(o, e) for (_, e), o in zip(trained.items, trained.other, strict=True)]
+    own, control = (_preference(trained.follow_outputs[k], targets, others) for k in ("own", "shuffled"))
+    return targets, Estimate.mean_of(own), Estimate.mean_of(control)
+
+
+def loop_returned_initial(trained: TrainedRun) -> bool:
+    """Whether the loop with the trained summarizer returned the initial prompt (no training pair reached the
+    threshold, or the combiner kept none of their edits): its claim and control then score the same prompt."""
+    return trained.prompts[TRAINED] == trained.prompts[TRAINED_INITIAL]
+
+
 def trained_follows_claim(trained: TrainedRun) -> dict:
     """The trained summarizer follows the grammar's directives on held-out real READMEs: its output under a pair's
     own random directives agrees more (ROUGE-L F) with ``follow(own directives)`` than with ``follow(another pair's
     directives)``. Control: the same rule on its outputs when the prompt carries the other pair's directives, which
     should then agree with the other target instead."""
-    targets = [si.follow(d, e) for d, e in trained.items]
-    others = [si.follow(o, e) for (_, e), o in zip(trained.items, trained.other, strict=True)]
-    own, control = (_preference(trained.follow_outputs[k], targets, others) for k in ("own", "shuffled"))
-    gain, c_gain = Estimate.mean_of(own), Estimate.mean_of(control)
+    targets, gain, c_gain = _follow_estimates(trained)
+    own = trained.follow_outputs["own"]
     exact = np.mean(
         [lm.normalised(o) == lm.normalised(t) for o, t in zip(trained.follow_outputs["own"], targets, strict=True)]
     )
@@ -289,16 +302,20 @@ def trained_loop_claim(run: Run, trained: TrainedRun) -> dict:
     c_difference, c_holds = equivalence(frame, TRAINED_INITIAL, OURS)
     gain, _ = _gain(comparisons(frame, TRAINED, [TRAINED_INITIAL]), TRAINED_INITIAL)
     learned = si.parse_directives(trained.prompts[TRAINED]).describe()
+    initial = loop_returned_initial(trained)
+    why_initial = "; the loop returned the initial prompt, so claim and control score the same prompt"
     return {
         "claim": "(trained summarizer) with the trained LM as the summarizer, the loop's prompt does as well on "
         "held-out pairs as the stand-in loop's",
         "paper": "not reported",
         "ours": f"ROUGE-L, trained − stand-in loop: {difference:+.3f} over {len(names)} pairs; the trained loop's "
         f"prompt '{learned}' ({len(trained.loop.qualified)}/{len(trained.loop.traces)} qualified) gains {gain:+.3f} "
-        "over the unoptimised prompt with the same summarizer",
-        "rule": f"mean paired ROUGE-L difference and its 95% t-interval within ±{EQUIVALENCE_MARGIN}",
+        "over the unoptimised prompt with the same summarizer" + (why_initial if initial else ""),
+        "rule": f"mean paired ROUGE-L difference and its 95% t-interval within ±{EQUIVALENCE_MARGIN}; not testable "
+        "when the loop returns the initial prompt (added after the first run: claim and control are then the same)",
         "holds": holds,
         "control": Control(f"{TRAINED_INITIAL} − {OURS}", ours=f"{c_difference:+.3f}", holds=c_holds),
+        "testable": not initial,
     }
 
 
@@ -457,30 +474,48 @@ def trained_findings(run: Run, trained: TrainedRun) -> dict:
         else f"The loops ended with different prompts: '{learned.describe()}' with the trained summarizer, "
         f"'{stand_in.describe()}' with the stand-in."
     )
+    _, gain, c_gain = _follow_estimates(trained)
+    outputs = trained.follow_outputs
+    changed = sum(a != b for a, b in zip(outputs["own"], outputs["shuffled"], strict=True))
+    changes = (
+        f"Its summaries change with the directives ({changed} of {len(outputs['own'])} differ when another pair's "
+        "directives replace their own)"
+        if changed
+        else "Its summaries are the same whatever the directives"
+    )
+    initial = loop_returned_initial(trained)
+    gap = (
+        "The claim and its control then score the same prompt with the same summarizer, so both differences, "
+        f"{means[TRAINED] - means[OURS]:+.3f} ROUGE-L, are the gap between the trained and the stand-in summarizer, "
+        "not the loop's. The loop's threshold of "
+        f"{mg.THRESHOLD} ROUGE-L against the authors' summaries is out of reach for a summarizer whose held-out "
+        f"summaries score {means[TRAINED]:.3f}."
+        if initial
+        else "Possibly (a conjecture, not tested) because the teacher's hidden evaluations run the stand-in, so its "
+        "edits fit a summarizer that the trained model imitates only as well as the breakdown above shows."
+    )
     return {
         "trained-follows-directives": {
             "reproduced": "The trained model reads the directives in its prompt: its summary agrees more with what "
             "follow() writes for them than for another pair's directives, and when the prompt carries the other "
             "pair's directives it no longer does. It learned that from synthetic READMEs alone and keeps it on real "
-            "ones, whose words it copies piece by piece; the breakdown above shows where it departs from follow().",
-            "rule does not discriminate": "Under another pair's directives its summaries lean towards the first "
-            "pair's target as much as under their own (both intervals span 0): what it writes does not depend on the "
-            "directives in its prompt, so the rule cannot tell the model from its control.",
-            "default": "The trained model's summaries do not decisively prefer the target of the directives in their "
-            "prompt to another pair's: within its training budget it did not learn to read them, nor to copy from its "
-            "input, which every directive needs (its card's note and the examples above show what it writes instead).",
+            "ones; the breakdown above shows where it departs from follow().",
+            "rule does not discriminate": f"{changes}, but their agreement with what follow() writes for their own "
+            "directives, over another pair's, is no clearer than under the other pair's directives: own "
+            f"{gain:+.3f}, other pair's {c_gain:+.3f} (ROUGE-L, 95% t-intervals). The rule cannot tell the model "
+            "from its control.",
+            "default": f"The trained model's summaries do not decisively prefer the target of the directives in their "
+            f"prompt to another pair's (own {gain:+.3f}, other pair's {c_gain:+.3f}): within its training budget it "
+            "did not learn to read them. Its card's note and the examples above show what it writes instead.",
         },
         "trained-summarizer-loop": {
+            "not testable at this scale": (nothing or "The combiner returned the initial prompt. ") + gap,
             "reproduced": "With the trained summarizer the loop ends within the margin of the stand-in loop on "
             "held-out pairs, while the unoptimised prompt does not: the loop works with a summarizer that reads its "
             "prompt as tokens and sometimes errs. " + prompts,
             "not reproduced": "With the trained summarizer the loop's held-out ROUGE-L moves by more than the margin "
             f"from the stand-in loop's: its summaries score {means[TRAINED]:.3f} against the authors' on average, the "
-            f"stand-in loop's {means[OURS]:.3f} on the same pairs. "
-            + prompts
-            + " The teacher's hidden evaluations run "
-            "the stand-in, so its edits fit a summarizer that the trained model imitates only as well as the breakdown "
-            "above shows.",
+            f"stand-in loop's {means[OURS]:.3f} on the same pairs. " + prompts + " " + gap,
             "rule does not discriminate": "The trained model's unoptimised prompt also lands within the margin: on "
             "these pairs the rule cannot tell the loop from no optimisation. " + prompts,
             "default": prompts,

@@ -15,7 +15,8 @@ with or without a subtitle, defining and non-defining first sentences, parenthes
 and stop headings; the filler sentences and the words of the taglines are drawn from the **training split's**
 cleaned READMEs (:func:`material`, split seed 0), never from the test split. What the model reads at training time is
 the stand-in extractor's output of such a README. The tokenizer is a byte-level BPE trained on synthetic READMEs
-alone, so any word of a real README, seen or not, is a sequence of known pieces the model can copy.
+alone, so any word of a real README, seen or not, is a sequence of pieces in its vocabulary; whether the model
+copies them is measured on its card and by :func:`copy_probe`.
 """
 
 from __future__ import annotations
@@ -194,7 +195,7 @@ def training_example(rng: np.random.Generator, pool: Material | None = None) -> 
 
 def build_tokenizer(model_max_length: int = 512, n_texts: int = TOKENIZER_TEXTS, vocab_size: int = VOCAB_SIZE):
     """A byte-level BPE ``PreTrainedTokenizerFast`` learned on ``n_texts`` synthetic training examples (prompt and
-    target) from their own stream: every string encodes, so words no training text had are copied piece by piece.
+    target) from their own stream: every string encodes, so words no training text had are encoded piece by piece.
     No special token is added to an encoded text; ``<eos>`` ends a summary."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -325,6 +326,29 @@ def in_memory_llm(model, tokenizer, max_new_tokens: int = 80):
     return TransformersLLM("in-memory", max_new_tokens=max_new_tokens, model=model, tokenizer=tokenizer)
 
 
+def copy_probe(model, tokenizer, n: int = 16, length: int = 50, seed: int = 0) -> dict:
+    """A copying (induction) probe: ``n`` strings of ``length`` tokens drawn uniformly from the vocabulary (special
+    tokens excluded), each followed by itself; the mean next-token loss (nats) on the first copy and on the second
+    (the first token of each copy excluded). A model that copies predicts the second copy from the first, near 0
+    nats; one that does not stays near its first-copy loss (a uniform guess: ``uniform`` = ln of the vocabulary)."""
+    import torch
+
+    if n < 1 or length < 2:
+        raise ParameterError(f"copy_probe needs n >= 1 and length >= 2; got n={n}, length={length}")
+    special = set(tokenizer.all_special_ids)
+    pool = np.array([i for i in range(len(tokenizer)) if i not in special])
+    strings = pool[make_rng(seed, "metagente", "copy-probe").integers(0, len(pool), (n, length))]
+    ids = torch.tensor(np.concatenate([strings, strings], axis=1))
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[:, :-1].float()
+    nll = -torch.log_softmax(logits, -1).gather(2, ids[:, 1:, None])[..., 0]
+    return {
+        "first_copy": float(nll[:, : length - 1].mean()),
+        "second_copy": float(nll[:, length:].mean()),
+        "uniform": float(np.log(len(tokenizer))),
+    }
+
+
 def card_report(model, tokenizer, n_synthetic: int, n_real: int) -> dict:
     """The card's numbers: :func:`follow_report` on held-out synthetic READMEs and on the first ``n_real`` real
     training-split READMEs (their sentences lent material to the training data; the test split is the chapter's)."""
@@ -400,7 +424,8 @@ no general instruction follower: it knows the grammar's twelve directive sentenc
 writes the stand-in's verbose default, which it learned from its targets.
 
 **Data.** No directive (the initial prompt: the text's first {si.DEFAULT_CAP} words) in {100 * COPY_SHARE:.0f}% of
-the examples, the densest copying signal; random directives (each choice uniform, "no choice" included) in the rest;
+the draws, the densest copying signal (fewer of the examples kept: a draw over {MAX_TRAINING_TOKENS} tokens is drawn
+again, a long copy more often); random directives (each choice uniform, "no choice" included) in the rest;
 each on the stand-in extractor's output of
 synthetic READMEs (`llmtheory.metagente_lm.synthetic_readme`): made-up project names, titles with or without a
 subtitle, defining and non-defining first sentences, parentheses, clauses, filler paragraphs and stop headings.
