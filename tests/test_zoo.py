@@ -181,3 +181,11 @@ def test_the_zoo_page_code_runs_and_the_model_answers_its_example():
         exec(compile(cell, "book/zoo.md", "exec"), namespace)  # noqa: S102 - the page's own code
     assert namespace["reply"](namespace["image"], namespace["question"]) == namespace["question"].answer
     assert len(namespace["fig"].axes) == 8
+
+
+def test_display_name_hides_this_machines_path_and_keeps_hub_ids(tmp_path):
+    from llmtheory import zoo
+
+    assert zoo.display_name(str(tmp_path / "tiny-model")) == "tiny-model"
+    assert zoo.display_name("Qwen/Qwen2.5-0.5B") == "Qwen/Qwen2.5-0.5B"
+    assert zoo.display_name(str(zoo.model_dir("needle-llama-gqa-4k"))) == "needle-llama-gqa-4k"

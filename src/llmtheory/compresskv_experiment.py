@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import zoo
 from .compresskv import (
     PREFILL_CHUNK,
     WINDOW,
@@ -396,7 +397,7 @@ def model_shapes(model) -> dict:
     """The shapes :func:`resources` needs, read from a loaded model's config."""
     shape, config = geometry(model), model.config
     return dict(
-        name=getattr(config, "_name_or_path", ""),
+        name=zoo.display_name(getattr(config, "_name_or_path", "")),
         layers=shape.layers,
         heads=shape.heads,
         kv_heads=shape.kv_heads,

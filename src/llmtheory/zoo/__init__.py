@@ -51,6 +51,13 @@ def list() -> builtins.list[str]:  # noqa: A001 - the issue's API name; builtins
     return [name for name, spec in SPECS.items() if spec.shipped]
 
 
+def display_name(name_or_path: str) -> str:
+    """A model's name as a reader should see it: a local folder's own name (not this machine's path to it), a hub
+    id as it is."""
+    path = Path(name_or_path)
+    return path.name if path.is_absolute() or path.is_dir() else name_or_path
+
+
 def model_dir(name: str) -> Path:
     """``data/zoo/<name>/`` for a zoo name; a :class:`~llmtheory.params.ParameterError` listing them otherwise."""
     if name not in SPECS:
