@@ -102,6 +102,21 @@ def test_cells_read_as_a_story(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_cell_shows_a_claims_repr(path):
+    # a cell whose last statement is ledger.check(...) would print the returned Claim's dataclass repr to readers
+    shown = []
+    for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        if cell.cell_type != "code" or cell.source.rstrip().endswith(";"):
+            continue
+        body = ast.parse(cell.source).body
+        last = body[-1] if body else None
+        if isinstance(last, ast.Expr) and isinstance(last.value, ast.Call):
+            if isinstance(last.value.func, ast.Attribute) and last.value.func.attr == "check":
+                shown.append(i)
+    assert not shown, f"cells ending in a bare ledger.check(...) (end them with ';'): {shown}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_has_its_library_tests_and_parameters(path):
     slug = path.stem
     assert (ROOT / "src" / "llmtheory" / f"{slug}.py").is_file() or (ROOT / "src" / "llmtheory" / slug).is_dir()
