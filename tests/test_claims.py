@@ -316,3 +316,9 @@ def test_every_verdict_has_a_badge_colour():
     from llmtheory.claims import BADGE_COLOURS, FINDING_HEADINGS
 
     assert set(BADGE_COLOURS) == set(VERDICTS) == set(FINDING_HEADINGS)
+
+
+def test_the_ledger_table_shows_the_verdict_next_to_the_id():
+    ledger = Ledger("t", scale="smoke", seed=0)
+    ledger.check("a", claim="c", paper="p", ours="o", rule="r", kind=MEASURED, holds=True, can_fail_because="x")
+    assert list(ledger.table().columns[:2]) == ["verdict", "kind"]

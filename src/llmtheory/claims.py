@@ -360,8 +360,9 @@ class Ledger:
         raise KeyError(f"no claim {id!r} in the {self.slug} ledger; its claims are: {[c.id for c in self.claims]}")
 
     def table(self) -> pd.DataFrame:
-        """The ledger as a table, one row per claim."""
-        columns = ["id", "claim", "kind", "paper", "ours", "control", "rule", "verdict"]
+        """The ledger as a table, one row per claim; the verdict next to the id, where a page too narrow for
+        eight columns still shows it (a reader scrolls sideways for the rule, not for the outcome)."""
+        columns = ["id", "verdict", "kind", "claim", "paper", "ours", "control", "rule"]
         rows = [{**asdict(c), "control": c.control or c.can_fail_because or ""} for c in self.claims]
         return pd.DataFrame(rows, columns=columns).set_index("id")
 
