@@ -60,7 +60,7 @@ check-book: book
 	$(PY) -m llmtheory.check_book _build/html --screenshots _build/screenshots
 
 # Unit tests, then every chapter at SCALE="smoke" through papermill, with the network unreachable, on one
-# pytest-xdist worker per core (a chapter's two notebook tests share a worker: see tests/test_notebooks.py); the
+# pytest-xdist worker per core (a chapter's two runs are one test: see tests/test_notebooks.py); the
 # 25 slowest tests are listed at the end, to show where its time goes (the target is under 15 minutes).
 test: $(STAMP)
 	$(PY) -m ruff check src tests notebooks
