@@ -88,7 +88,7 @@ def test_full_budget_reproduces_the_full_cache_logits_exactly(model, prompt, sta
     torch.testing.assert_close(compressed, reference, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("method", [m for m in ckv.METHODS if m != "full"])
+@pytest.mark.parametrize("method", [m for m in ckv.METHODS if m not in ("full", "adakv")])
 @pytest.mark.parametrize("average", [9, 13, 30])
 def test_each_method_keeps_exactly_its_budget_and_always_the_window(state, shape, method, average):
     plan = plan_for(method, state, shape, average)
@@ -103,6 +103,36 @@ def test_each_method_keeps_exactly_its_budget_and_always_the_window(state, shape
     assert ckv.cache_lengths(cache) == plan.budgets
     full_bytes = ckv.cache_bytes(state.cache)
     assert ckv.cache_bytes(cache) == pytest.approx(full_bytes * plan.kv_fraction(LENGTH))
+
+
+@pytest.mark.parametrize("average", [9, 13, 30])
+def test_adakv_splits_each_layers_budget_over_its_kv_heads(state, shape, average):
+    """AdaKV keeps G·B positions per layer in all, the window in every KV head, at least α(B − w) selected ones
+    per head (the safeguard), and each head its own best-voted positions."""
+    plan = plan_for("adakv", state, shape, average)
+    assert plan.budgets == [average] * shape.layers
+    for layer, positions in enumerate(plan.positions):
+        counts = plan.head_counts(layer)
+        assert int(counts.sum()) == shape.kv_heads * average
+        votes = ckv.per_kv_head(ckv.snapkv_scores(state.window_attention[layer]), shape.kv_heads)
+        for head, count in enumerate(counts.tolist()):
+            kept = positions[head, :count].tolist()
+            assert count - ckv.WINDOW >= int(ckv.ADAKV_FLOOR * (average - ckv.WINDOW))
+            assert len(set(kept)) == count and set(range(LENGTH - ckv.WINDOW, LENGTH)) <= set(kept)
+            selected = [p for p in kept if p < LENGTH - ckv.WINDOW]
+            best = torch.topk(votes[head], len(selected)).indices.tolist() if selected else []
+            assert sorted(selected) == sorted(best)
+            assert set(positions[head, count:].tolist()) <= {kept[-1]}  # padding repeats the last position
+    assert plan.kept_entries() == shape.layers * shape.kv_heads * average
+    assert plan.kv_fraction(LENGTH) == pytest.approx(average / LENGTH)
+
+
+def test_adakv_gives_more_positions_to_the_head_whose_votes_win():
+    """Head 0's votes are larger everywhere: it wins all of the top G·(B − w), so it selects α(B − w) +
+    (1 − α)·G(B − w) and head 1 the floor α(B − w); interleaved votes split evenly."""
+    votes = torch.stack([torch.linspace(2, 1, 50), torch.linspace(0.5, 0, 50)])
+    assert ckv.adakv_head_budgets(votes, 10) == [18, 2]
+    assert ckv.adakv_head_budgets(torch.arange(100.0).reshape(50, 2).T, 10) == [10, 10]
 
 
 def test_a_pruned_cache_equals_masking_the_dropped_keys(model, state, shape):
@@ -318,6 +348,37 @@ def test_several_questions_from_one_full_cache_match_plain_greedy_decoding(model
 
 
 BATCHED = ("full", "streamingllm", "snapkv", "pyramidkv", "cake", "compresskv", "random-heads")
+
+
+def test_a_headwise_plan_decodes_as_its_kept_keys_masked_in_the_full_cache(model, state, shape):
+    """AdaKV's KV heads keep different numbers of positions: decoding from its padded, masked cache (in a batch
+    beside a uniform plan) equals decoding from the full cache with each head's dropped keys masked out."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, eager_mask
+    from transformers.models.llama.modeling_llama import eager_attention_forward
+
+    plan = plan_for("adakv", state, shape, 15)
+    assert plan.counts is not None  # the heads do differ here: the test can see a wrong mask
+    with ckv._stacked_cache(model, state, [plan, plan_for("snapkv", state, shape, 15)]) as cache:
+        batched = ckv._forward(model, cache, torch.tensor([[state.next_token]] * 2), state.length)[0]
+
+    def masked_attention(module, query, key, value, attention_mask, **kwargs):
+        extra = torch.full((shape.kv_heads, key.shape[-2]), float("-inf"))
+        extra[:, LENGTH:] = 0
+        for head, count in enumerate(plan.head_counts(module.layer_idx).tolist()):
+            extra[head, plan.positions[module.layer_idx][head, :count]] = 0
+        extra = extra.repeat_interleave(shape.group_size, dim=0)[None, :, None, :]
+        return eager_attention_forward(module, query, key, value, extra, **kwargs)
+
+    AttentionInterface.register("test_headwise", masked_attention)
+    if "test_headwise" not in ALL_MASK_ATTENTION_FUNCTIONS:
+        AttentionMaskInterface.register("test_headwise", eager_mask)
+    model.set_attn_implementation("test_headwise")
+    try:
+        masked = next_logits(model, ckv.compress_cache(state.cache, ckv._all_kept(state)), state)
+    finally:
+        ckv.use_ragged_attention(model)
+    torch.testing.assert_close(batched, masked, atol=1e-5, rtol=0)
 
 
 def test_plans_decoded_in_one_batch_equal_each_plan_alone(model, state, shape):

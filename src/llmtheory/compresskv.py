@@ -43,12 +43,16 @@ CAKE_GAMMA = 200.0
 """CAKE's weight of the attention variance in its eviction score (its code's default)."""
 CAKE_TAU = (1.0, 1.0)
 """CAKE's exponents ``1/τ₁, 1/τ₂`` of dispersion and shift; its authors tune them per model and budget, we use 1."""
+ADAKV_FLOOR = 0.2
+"""AdaKV's safeguard ``α``: every KV head selects at least ``α`` times the layer's mean selectable budget (its
+code's default, ``floor_alpha``)."""
 METHODS = (
     "full",
     "streamingllm",
     "h2o",
     "snapkv",
     "pyramidkv",
+    "adakv",
     "cake",
     "srh-selection",
     "random-heads",
@@ -151,14 +155,14 @@ def ragged_eager_attention(module, query, key, value, attention_mask, scaling=No
 
 def padded_eager_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     """Eager attention over a batch of differently compressed caches of one prompt (:func:`stack_plans`): row ``r``
-    sees the slots its plan keeps (``valid[l][r]``, the recorder's) and, causally, the tokens fed since; never
-    its padding. ``transformers``' own mask (one for the whole batch) is not used."""
-    valid = _ACTIVE[-1][module.layer_idx].to(key.device)  # (rows, slots)
-    n, fresh = query.shape[-2], key.shape[-2] - valid.shape[-1]
+    sees in KV head ``g`` the slots its plan keeps there (``valid[l][r, g]``, the recorder's) and, causally, the
+    tokens fed since; never its padding. ``transformers``' own mask (one for the whole batch) is not used."""
+    valid = _ACTIVE[-1][module.layer_idx].to(key.device)  # (rows, kv_heads, slots)
+    rows, heads, n = valid.shape[0], query.shape[1], query.shape[-2]
+    fresh = key.shape[-2] - valid.shape[-1]
     causal = torch.arange(fresh, device=key.device)[None] <= torch.arange(fresh - n, fresh, device=key.device)[:, None]
-    mask = torch.cat(
-        [valid[:, None, None, :].expand(-1, 1, n, -1), causal[None, None].expand(valid.shape[0], 1, -1, -1)], dim=-1
-    )
+    kept = valid.repeat_interleave(heads // valid.shape[1], dim=1)  # each query head sees its KV head's slots
+    mask = torch.cat([kept[:, :, None, :].expand(-1, -1, n, -1), causal.expand(rows, heads, -1, -1)], dim=-1)
     key, value = _expand_kv(query, key, value)
     weights = attention_rows(query, key, mask, 0, _scaling(module, scaling), kwargs.get("softcap"))
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
@@ -299,8 +303,8 @@ def cache_lengths(cache) -> list[int]:
 def stack_plans(cache, plans: Sequence) -> tuple[object, list[torch.Tensor]]:
     """Several compressed copies of one prompt's ``cache`` as one batch, row ``r`` holding in layer ``l`` the
     positions ``plans[r].positions[l]`` (each :class:`Plan`), padded to the layer's longest plan by repeating
-    its last position. Returns the ``DynamicCache`` and, per layer, which slots are kept, (rows, slots): what
-    :func:`padded_eager_attention` masks with."""
+    its last position. Returns the ``DynamicCache`` and, per layer, which slots each KV head keeps, (rows,
+    kv_heads, slots): what :func:`padded_eager_attention` masks with (a head-wise plan's own padding included)."""
     from transformers import DynamicCache
 
     stacked, valid = DynamicCache(), []
@@ -312,7 +316,8 @@ def stack_plans(cache, plans: Sequence) -> tuple[object, list[torch.Tensor]]:
         rows = len(plans)
         keys = torch.gather(layer.keys.expand(rows, -1, -1, -1), 2, gather)
         stacked.update(keys, torch.gather(layer.values.expand(rows, -1, -1, -1), 2, gather), layer_index)
-        valid.append(torch.arange(slots)[None] < torch.tensor([k.shape[-1] for k in kept])[:, None])
+        counts = torch.stack([plan.head_counts(layer_index) for plan in plans])  # (rows, kv_heads)
+        valid.append(torch.arange(slots)[None, None] < counts[..., None])
     return stacked, valid
 
 
@@ -468,6 +473,30 @@ def cake_preferences(window_attention: torch.Tensor, window: int = WINDOW, tau=C
     return (dispersion ** (1 / tau[0]) * shift ** (1 / tau[1])).numpy()
 
 
+def adakv_head_budgets(votes: torch.Tensor, selectable: int, floor: float = ADAKV_FLOOR) -> list[int]:
+    """Eq. ``compresskv-eq-adakv``, AdaKV's budgets across the KV heads of one layer (Feng et al., 2024,
+    Algorithm 1 with its safeguard, as in its code): the layer's ``G·(B − w)`` best votes among all ``G`` heads'
+    ``votes`` (G, T − w) at once; head ``g`` wins ``n_g`` of them and selects ``B_g = α(B − w) + (1 − α) n_g``
+    positions, rounded to sum to ``G·(B − w)`` (:func:`round_budgets`; its code rounds each head alone)."""
+    heads, prefix = votes.shape
+    total = heads * selectable
+    # n_g: how many of the layer's top G·(B − w) votes are head g's
+    winners = torch.topk(votes.reshape(-1), total).indices // prefix
+    wins = torch.bincount(winners, minlength=heads).double()
+    # B_g = α(B − w) + (1 − α) n_g
+    raw = floor * selectable + (1 - floor) * wins
+    return round_budgets(raw.tolist(), total, int(floor * selectable), prefix, importance=wins.tolist())
+
+
+def headwise_positions(votes: torch.Tensor, head_budgets: Sequence[int], length: int, window: int = WINDOW):
+    """Each KV head ``g``'s ``head_budgets[g]`` best-voted prefix positions plus the window, padded to the longest
+    head by repeating its last position: (kv_heads, slots) and the kept count of each head, (kv_heads,)."""
+    rows = [top_positions(votes[g : g + 1], b + window, length, window)[0] for g, b in enumerate(head_budgets)]
+    slots = max(len(row) for row in rows)
+    padded = torch.stack([torch.cat([row, row[-1:].expand(slots - len(row))]) for row in rows])
+    return padded, torch.tensor([len(row) for row in rows])
+
+
 def cake_budgets(average: int, preferences: Sequence[float], length: int, window: int = WINDOW) -> list[int]:
     """CAKE's budgets: the selectable total ``L·(B − w)`` split in proportion to the preferences, plus each
     layer's window, capped at the context (rounding residuals by preference, :func:`round_budgets`)."""
@@ -513,12 +542,26 @@ def all_positions(length: int, groups: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Plan:
-    """A method's choice: ``budgets[l]`` positions kept in layer ``l`` (every KV head), ``positions[l]`` of shape
-    (kv_heads, budgets[l])."""
+    """A method's choice: ``budgets[l]`` positions kept in layer ``l`` by each KV head (on average over them),
+    ``positions[l]`` of shape (kv_heads, budgets[l]). When the KV heads of a layer keep different numbers
+    (AdaKV), ``counts[l][g]`` is head ``g``'s, ``positions[l][g, :counts[l][g]]`` its positions, and the rest of
+    the row pads by repeating the last: such a plan is decoded through :func:`stack_plans`, which masks it."""
 
     method: str
     budgets: list[int]
     positions: list[torch.Tensor]
+    counts: list[torch.Tensor] | None = None
+
+    def head_counts(self, layer: int) -> torch.Tensor:
+        """Positions each KV head of ``layer`` keeps: (kv_heads,)."""
+        if self.counts is not None:
+            return self.counts[layer]
+        heads, kept = self.positions[layer].shape
+        return torch.full((heads,), kept)
+
+    def kept_entries(self) -> int:
+        """Key (or value) vectors the plan keeps, over all layers and KV heads."""
+        return sum(int(self.head_counts(layer).sum()) for layer in range(len(self.positions)))
 
     def kv_fraction(self, length: int) -> float:
         """The share of the context's KV this plan keeps."""
@@ -566,6 +609,7 @@ def select_positions(
       variant of H2O);
     * ``snapkv``: the window and the top pooled window votes, per KV head (scores averaged over its query heads);
     * ``pyramidkv``: SnapKV's selection with pyramidal layer budgets;
+    * ``adakv``: SnapKV's votes with AdaKV's head-wise budgets inside each layer (:func:`adakv_head_budgets`);
     * ``cake``: CAKE's eviction indicator (:func:`cake_scores`) with its preference-proportional budgets;
     * ``srh-selection``: the pooled window votes averaged over the layer's semantic retrieval heads
       ``semantic_heads[l]`` only, the same positions for every KV head of the layer (uniform budgets);
@@ -587,11 +631,16 @@ def select_positions(
     }
     if method in chosen_heads and chosen_heads[method] is None:
         raise ValueError(f"{method} needs {'random_heads' if method.startswith('random') else 'semantic_heads'}")
-    positions = []
+    positions, counts = [], []
     # the positions each layer keeps within its budget B_l (eq. compresskv-eq-budget for the error-aware methods)
     for layer, budget in enumerate(budgets):
+        count = None
         if method == "full" or budget >= length:
             kept = all_positions(length, shape.kv_heads)
+        elif method == "adakv":
+            votes = per_kv_head(snapkv_scores(state.window_attention[layer]), shape.kv_heads)
+            head_budgets = adakv_head_budgets(votes, budget - window)
+            kept, count = headwise_positions(votes, head_budgets, length, window)
         elif method == "streamingllm":
             kept = streaming_positions(budget, length, shape.kv_heads, window)
         elif method == "h2o":
@@ -610,7 +659,9 @@ def select_positions(
             votes = snapkv_scores(state.window_attention[layer])[list(chosen_heads[method][layer])].mean(dim=0)
             kept = top_positions(votes[None], budget, length, window).expand(shape.kv_heads, -1).clone()
         positions.append(kept)
-    return Plan(method, budgets, positions)
+        counts.append(count if count is not None else torch.full((shape.kv_heads,), kept.shape[-1]))
+    headwise = any(len(set(count.tolist())) > 1 for count in counts)
+    return Plan(method, budgets, positions, counts if headwise else None)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -844,7 +895,7 @@ def answers_from_plans(model, state: Prefill, plans: Sequence, item, scorer: Sco
             generated=generated,
             correct=scorer.correct(item, generated),
             exact=generated[: len(item.expected)] == list(item.expected),
-            kv_bytes=2 * element * sum(p.numel() for p in plan.positions),  # keys and values
+            kv_bytes=2 * element * plan.kept_entries(),  # keys and values
             kv_fraction=plan.kv_fraction(state.length),
         )
         for plan, generated in zip(plans, rows, strict=True)

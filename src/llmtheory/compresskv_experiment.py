@@ -308,6 +308,8 @@ def decode_timing(model, state: Prefill, plans: dict, n_tokens: int, repeats: in
     for repeat in range(repeats):
         for index in make_rng(seed, "timing order", repeat).permutation(len(names)):
             name, plan = names[index], plans[names[index]]
+            if plan.counts is not None:
+                raise ValueError(f"plan {name!r} keeps different numbers per KV head; only stack_plans decodes it")
             cache = compress_cache(state.cache, plan.positions)
             held = cache_bytes(cache)
             start = time.process_time()
@@ -533,6 +535,7 @@ def claim_evidence(results, masking, timings, budgets: Sequence[float], tight: f
             results, method, rivals, low, rng
         )
         evidence[f"{method}_vs_cake"] = paired_difference(results, method, "cake", low, rng)
+        evidence[f"{method}_vs_adakv"] = paired_difference(results, method, "adakv", low, rng)
     evidence["srh_vs_snapkv"] = paired_difference(results, "srh-selection", "snapkv", low, rng)
     evidence["random_vs_snapkv"] = paired_difference(results, "random-heads", "snapkv", low, rng)
     evidence["budgets_gain"] = paired_difference(results, "compresskv", "srh-selection", low, rng)
@@ -586,7 +589,7 @@ def prose_numbers(evidence: dict, context_tokens: int, heads: HeadScores) -> dic
         "ckv_three": f"{e['compresskv_tight']:.0%}",
         "n_copy_heads": str(int((heads.traditional > 0).sum())),
     }
-    for method in ("compresskv", "pyramidkv", "snapkv", "cake", "streamingllm"):
+    for method in ("compresskv", "pyramidkv", "snapkv", "adakv", "cake", "streamingllm"):
         numbers[f"tight_{method}"] = f"{e['tight_mean'][method]:.2f}"
     return numbers
 
