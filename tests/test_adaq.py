@@ -190,6 +190,33 @@ def test_a_random_dual_encoder_of_another_size_runs_end_to_end_and_knows_nothing
     assert set(table["sampler"]) >= set(adaq.SAMPLERS)
 
 
+def test_a_random_siglip_runs_end_to_end_with_max_length_padding_and_knows_nothing(tmp_path):
+    """An architecture the zoo does not have (SigLIP: sigmoid loss, pooled heads, texts padded to the maximum
+    length), saved and loaded through MODEL=<folder> as a hub model would be."""
+    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel, SiglipProcessor
+
+    from llmtheory.zoo import clip as zclip
+
+    tokenizer = zclip.build_tokenizer()
+    tokenizer.model_max_length = 48
+    config = SiglipConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=24, intermediate_size=48, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=48, projection_size=24),
+        vision_config=dict(hidden_size=24, intermediate_size=48, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=sc.IMAGE_SIZE, patch_size=sc.CELL * 2),
+    )  # fmt: skip
+    torch.manual_seed(0)
+    SiglipModel(config).save_pretrained(tmp_path)
+    pixels = SiglipImageProcessor(size={"height": sc.IMAGE_SIZE, "width": sc.IMAGE_SIZE})
+    SiglipProcessor(image_processor=pixels, tokenizer=tokenizer).save_pretrained(tmp_path)
+    model, processor = zoo.load(str(tmp_path))
+    assert type(model).__name__ == "SiglipModel" and adaq.text_padding(model) == "max_length"
+    assert adaq.text_embeddings(model, processor, ["a red ball", "a blue cube on the left"]).shape == (2, 24)
+    scored = ax.score(model, processor, ax.make_cases(0, 6, 64, 0.08), progress=False)
+    assert not ax.informative(ax.evidence_auc(scored))  # a model that knows nothing cannot pass the gate
+    assert set(ax.oracle_table(scored, ax.budgets_for(64), 0.05)["sampler"]) >= set(adaq.SAMPLERS)
+
+
 def test_the_fast_pixel_path_equals_the_processor():
     from llmtheory.zoo import clip as zclip
 
