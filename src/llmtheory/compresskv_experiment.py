@@ -34,6 +34,7 @@ from .compresskv import (
     top_heads_overall,
 )
 from .plotting import PALETTE, set_log_ticks
+from .stats import bootstrap_mean
 
 # ----------------------------------------------------------------------------------------------------------------
 # The NIAH prompts of the toy world
@@ -445,18 +446,6 @@ def wilson(successes: int, n: int, z: float = 1.96):
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return Estimate(p, min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)))
-
-
-def bootstrap_mean(per_item: np.ndarray, rng: np.random.Generator, n_boot: int = 2000):
-    """The mean of per-item values with a percentile bootstrap 95% interval over items."""
-    from .claims import Estimate
-
-    values = np.asarray(per_item, dtype=float)
-    if len(values) == 0:
-        return Estimate(0.0, 0.0, 0.0)
-    means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
-    mean = float(values.mean())
-    return Estimate(mean, min(mean, float(np.quantile(means, 0.025))), max(mean, float(np.quantile(means, 0.975))))
 
 
 def greater_than(x, threshold: float):

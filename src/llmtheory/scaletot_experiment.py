@@ -19,6 +19,7 @@ import torch
 from . import scaletot as st
 from .claims import Estimate
 from .seeding import make_rng
+from .stats import bootstrap_mean
 
 LOW, HIGH = 0, 1
 ACTIVITY_NAMES = ("low", "high")
@@ -582,15 +583,6 @@ def chain_accuracy(chains: np.ndarray, latent: np.ndarray) -> np.ndarray:
     return (np.asarray(chains) == np.asarray(latent)).mean(axis=1)
 
 
-def paired_bootstrap(difference: np.ndarray, rng: np.random.Generator, draws: int = 2000) -> Estimate:
-    """The mean of per-user differences with a percentile bootstrap 95% interval."""
-    difference = np.asarray(difference, float)
-    means = difference[rng.integers(0, len(difference), (draws, len(difference)))].mean(axis=1)
-    low, high = np.quantile(means, [0.025, 0.975])
-    value = float(difference.mean())
-    return Estimate(value, float(min(low, value)), float(max(high, value)))
-
-
 def gain_over_profile(runs: list[SeedRun], variant: str, activity: str, metric: str = "rmse") -> Estimate:
     """The reduction of RMSE (or the rise of AUC) of ``variant`` over the profile-only model, mean over seeds with a
     t interval."""
@@ -731,7 +723,7 @@ def tot_gain(runs: list[SeedRun], chains: str, seed: int, baseline: str = "greed
         for r in runs
     ])  # fmt: skip
     name = chains if baseline == "greedy" else f"{chains}-{baseline}"
-    return paired_bootstrap(difference, make_rng(seed, "scaletot", "tot-bootstrap", name))
+    return bootstrap_mean(difference, make_rng(seed, "scaletot", "tot-bootstrap", name))
 
 
 def entropy_edge_needing_outcome(runs: list[SeedRun], seed: int) -> Estimate:
@@ -747,7 +739,7 @@ def entropy_edge_needing_outcome(runs: list[SeedRun], seed: int) -> Estimate:
         - (accuracy(r, "shuffled_outcome") - accuracy(r, "random_shuffled_outcome"))
         for r in runs
     ])  # fmt: skip
-    return paired_bootstrap(difference, make_rng(seed, "scaletot", "tot-bootstrap", "edge-needing-outcome"))
+    return bootstrap_mean(difference, make_rng(seed, "scaletot", "tot-bootstrap", "edge-needing-outcome"))
 
 
 def chain_changes(runs: list[SeedRun], activity: int, chains: tuple[str, ...] = ("random_tot",

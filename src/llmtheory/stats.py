@@ -36,6 +36,8 @@ def bootstrap_mean(values, rng: np.random.Generator, draws: int = 2000, confiden
     from .claims import Estimate
 
     values = np.asarray(values, float)
+    if values.size == 0:
+        raise ValueError("values is empty: there is nothing to bootstrap")
     means = values[rng.integers(0, len(values), (draws, len(values)))].mean(axis=1)
     low, high = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
     value = float(values.mean())
