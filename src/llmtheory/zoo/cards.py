@@ -139,16 +139,7 @@ def card_markdown(card: dict) -> str:
         f'model, tokenizer = zoo.load("{card["name"]}")  # or AutoModelForCausalLM.from_pretrained(this folder)',
         "```",
         "",
-        f"Rebuild it bit for bit (same library versions, one thread): `python -m llmtheory.zoo train {card['name']}`.",
-        "",
-        "## Configuration",
-        "",
-        *markdown_table(("", ""), config_rows),
-        "",
-        "## Training",
-        "",
-        *markdown_table(("", ""), training_rows),
-        "",
+        *rebuild_and_tables(card["name"], config_rows, training_rows),
         "## Measured behaviour",
         "",
         "Greedy decoding with the full cache, on items generated from streams the training never drew from"
@@ -162,6 +153,22 @@ def card_markdown(card: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def rebuild_and_tables(name: str, config_rows: list[tuple], training_rows: list[tuple]) -> list[str]:
+    """The part every zoo card shares: how to rebuild the model, then its Configuration and Training tables."""
+    return [
+        f"Rebuild it bit for bit (same library versions, one thread): `python -m llmtheory.zoo train {name}`.",
+        "",
+        "## Configuration",
+        "",
+        *markdown_table(("", ""), config_rows),
+        "",
+        "## Training",
+        "",
+        *markdown_table(("", ""), training_rows),
+        "",
+    ]
 
 
 def markdown_table(header: tuple[str, str], rows: list[tuple]) -> list[str]:

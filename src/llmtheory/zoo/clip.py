@@ -28,7 +28,7 @@ import torch
 
 from .. import scenes as sc
 from ..seeding import make_rng
-from .cards import markdown_table, training_time, versions
+from .cards import rebuild_and_tables, training_time, versions
 from .train import TrainResult, optimise, torch_threads, write_log_and_card
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
@@ -430,16 +430,7 @@ def card_markdown(card: dict) -> str:
         "similarity = model(**inputs).logits_per_image  # (1 image, 2 texts)",
         "```",
         "",
-        f"Rebuild it bit for bit (same library versions, one thread): `python -m llmtheory.zoo train {card['name']}`.",
-        "",
-        "## Configuration",
-        "",
-        *markdown_table(("", ""), config_rows),
-        "",
-        "## Training",
-        "",
-        *markdown_table(("", ""), training_rows),
-        "",
+        *rebuild_and_tables(card["name"], config_rows, training_rows),
         "## Measured behaviour",
         "",
         f"Text→frame retrieval on {spec.eval_items} held-out noisy scenes (a stream the training never drew from), in",

@@ -24,7 +24,7 @@ import torch
 
 from .. import scenes as sc
 from ..seeding import make_rng
-from .cards import markdown_table, training_time, versions
+from .cards import markdown_table, rebuild_and_tables, training_time, versions
 from .train import TrainResult, initialise, optimise, torch_threads, write_log_and_card
 
 PAD, UNK, BOS, EOS, USER, ASSISTANT, IMAGE, NEWLINE = (
@@ -583,16 +583,7 @@ def card_markdown(card: dict) -> str:
         "answer = processor.tokenizer.decode(model(**inputs).logits[0, -1].argmax())  # == question.answer",
         "```",
         "",
-        f"Rebuild it bit for bit (same library versions, one thread): `python -m llmtheory.zoo train {card['name']}`.",
-        "",
-        "## Configuration",
-        "",
-        *markdown_table(("", ""), config_rows),
-        "",
-        "## Training",
-        "",
-        *markdown_table(("", ""), training_rows),
-        "",
+        *rebuild_and_tables(card["name"], config_rows, training_rows),
         "## Measured behaviour",
         "",
         f"Greedy one-word answers on {spec.eval_per_kind} held-out scenes per question kind (streams the training",
