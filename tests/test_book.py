@@ -336,3 +336,79 @@ def test_every_cross_reference_and_local_link_has_a_target():
             if page not in GENERATED_PAGES and not any(Path(ROOT / f"{page}{s}").is_file() for s in (".md", ".ipynb")):
                 problems.append(f"{path.name}: no page {target}")
     assert not problems, problems
+
+
+# Exercises are numbered 1, 2, ... on each page (llmtheory.exercise_numbers; sphinx-exercise alone counts across the
+# book), so a chapter's text and its checkers may name them "Exercise 2": the number must be one its page shows.
+EXERCISE_DIRECTIVE = re.compile(r"^(?::{3,}|`{3,})\{exercise\}[^\n]*\n((?:[ \t]*:[\w-]+:[^\n]*\n)*)", re.MULTILINE)
+PLAIN_EXERCISE_NUMBERS = re.compile(r"\bExercises? (\d+(?:(?:,\s*|\s+and\s+|\s+or\s+|\s*[–-]\s*)\d+)*)")
+
+
+def numbered_exercise_labels(markdown: str) -> list[str]:
+    """The labels of a page's numbered exercises, in the order the page shows them."""
+    labels = []
+    for options in EXERCISE_DIRECTIVE.findall(markdown):
+        if ":nonumber:" not in options:
+            found = re.search(r":label:\s*(\S+)", options)
+            labels.append(found.group(1) if found else "")
+    return labels
+
+
+def plain_exercise_numbers(text: str) -> list[int]:
+    return [int(n) for group in PLAIN_EXERCISE_NUMBERS.findall(text) for n in re.findall(r"\d+", group)]
+
+
+def test_exercise_directives_and_plain_numbers_are_recognised():
+    markdown = (
+        ":::{exercise}\n:label: demo-ex-1\nA\n:::\n\n::::{exercise} Hard\n:nonumber:\n:::\n\n"
+        "```{exercise}\n:label: demo-ex-2\n```\n"
+    )
+    assert numbered_exercise_labels(markdown) == ["demo-ex-1", "demo-ex-2"]
+    text = "Exercise 4 below; (see Exercise 3); Exercises 1 and 2; Exercises 5–7; Exercise 1's checker; exercise 9"
+    assert plain_exercise_numbers(text) == [4, 3, 1, 2, 5, 7, 1]
+
+
+def test_exercise_numbers_restart_on_each_page():
+    from llmtheory.exercise_numbers import per_page_numbers
+
+    assert per_page_numbers({"b": (18,), "a": (17,), "c": (19,)}) == {"a": (1,), "b": (2,), "c": (3,)}
+    # under a numbered table of contents the section part stays and the count restarts in each section
+    assert per_page_numbers({"x": (5, 7), "y": (5, 8), "z": (6, 9)}) == {"x": (5, 1), "y": (5, 2), "z": (6, 1)}
+    assert "llmtheory.exercise_numbers" in config()["sphinx"]["extra_extensions"]
+
+
+def test_a_second_pages_exercises_start_again_at_one(tmp_path):
+    """A two-page Sphinx build with sphinx-exercise and the extension: the second page shows Exercises 1 and 2 (not
+    3 and 4), and its solution heading and {numref} agree with the title."""
+    (tmp_path / "conf.py").write_text('extensions = ["sphinx_exercise", "llmtheory.exercise_numbers"]\n')
+    (tmp_path / "index.rst").write_text("Book\n====\n\n.. toctree::\n\n   a\n   b\n")
+    for page in "ab":
+        exercises = "".join(f".. exercise::\n   :label: {page}-ex-{n}\n\n   Task {n}.\n\n" for n in (1, 2))
+        (tmp_path / f"{page}.rst").write_text(
+            f"Page {page}\n======\n\nSee :numref:`{page}-ex-2`.\n\n{exercises}.. solution:: {page}-ex-2\n\n   Answer.\n"
+        )
+    run = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-b", "html", "-q", str(tmp_path), str(tmp_path / "_build")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    page_b = (tmp_path / "_build" / "b.html").read_text()
+    assert re.findall(r'<span class="caption-number">Exercise (\d+)', page_b) == ["1", "2"]
+    assert "Exercise 3" not in page_b and "Exercise 4" not in page_b
+    assert re.search(r"See <a [^>]*href=\"#b-ex-2\"[^>]*><span[^>]*>Exercise 2</span>", page_b)
+    assert re.search(r"Solution to<a [^>]*href=\"#b-ex-2\"[^>]*> Exercise 2", page_b)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_plain_exercise_number_names_an_exercise_on_its_page(path):
+    markdown, code = notebook_text(path)
+    labels = numbered_exercise_labels(markdown)
+    positions = [int(m.group(1)) if (m := re.search(r"-ex-(\d+)$", label)) else None for label in labels]
+    assert positions == list(range(1, len(labels) + 1)), (
+        f"label each exercise <slug>-ex-<its number on the page>, in order: {labels}"
+    )
+    cited = plain_exercise_numbers(markdown + "\n" + code + "\n" + chapter_modules(path.stem))
+    missing = sorted({n for n in cited if not 1 <= n <= len(labels)})
+    assert not missing, f"'Exercise N' names an exercise the page does not have (it has {len(labels)}): {missing}"

@@ -12,3 +12,32 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 });
+
+// Display equations up to 15% wider than their column are set smaller, so that they fit without a scrollbar; wider
+// ones scroll inside their block (book.css). Measured after MathJax has typeset the page, again when it is resized.
+const EQUATION_SHRINK_LIMIT = 0.85;
+
+function fitDisplayEquations() {
+  for (const equation of document.querySelectorAll('mjx-container[jax="CHTML"][display="true"]')) {
+    if (equation.dataset.typesetFontSize === undefined) {
+      equation.dataset.typesetFontSize = equation.style.fontSize; // the size MathJax chose
+    }
+    equation.style.fontSize = equation.dataset.typesetFontSize;
+    const ratio = equation.clientWidth / equation.scrollWidth;
+    if (ratio < 1 && ratio >= EQUATION_SHRINK_LIMIT) {
+      const size = parseFloat(getComputedStyle(equation).fontSize);
+      equation.style.fontSize = `${Math.floor(size * ratio * 0.98 * 100) / 100}px`;
+    }
+  }
+}
+
+window.addEventListener("load", () => {
+  const startup = window.MathJax && MathJax.startup && MathJax.startup.promise;
+  if (!startup) return;
+  startup.then(fitDisplayEquations);
+  let pending = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(pending);
+    pending = setTimeout(fitDisplayEquations, 150);
+  });
+});

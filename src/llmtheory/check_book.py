@@ -2,9 +2,11 @@
 
 ``python -m llmtheory.check_book [_build/html]`` (``make check-book``) fails, naming the page, when a page has a
 JavaScript error, math that MathJax left untypeset, an image that does not load, a code block wider than its
-column at 1200 px, an internal link or cross-reference whose target is missing, or a figure with a transparent
-background (unreadable in the theme's dark mode). It saves a full-page screenshot of each page under
-``_build/screenshots/`` for a person to look at.
+column at 1200 px, a display equation that runs past its column (one may scroll inside its own block), a table
+cell that reads NaN, an internal link or cross-reference whose target is missing, or a figure with a transparent
+background (unreadable in the theme's dark mode). It saves screenshots of each whole page under
+``_build/screenshots/`` for a person to look at: ``<page>-1.png``, ``<page>-2.png``, ... top to bottom, each at most
+:data:`TILE_HEIGHT` px tall (:func:`tiles`), so that the end of a long chapter is captured too.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``apt-get install chromium chromium-driver``) and selenium
 (in the ``dev`` extra).
@@ -21,6 +23,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 WIDTH, HEIGHT = 1200, 900
+TILE_HEIGHT = 16_000  # px per screenshot file: one PNG of a whole 40,000 px chapter is too tall to open or review
 SKIPPED_PAGES = {"genindex.html", "search.html", "py-modindex.html"}
 # pydata-sphinx-theme logs this with console.error on a reader's first visit (no colour mode stored yet); it
 # resets to "auto" and the page is unaffected. Every other console error counts.
@@ -41,9 +44,18 @@ const images = [...document.images].filter(i => !i.complete || i.naturalWidth ==
 const wide = [...article.querySelectorAll('pre')].filter(visible)
   .filter(p => p.scrollWidth > p.clientWidth + 1)
   .map(p => `${p.scrollWidth - p.clientWidth} px over: ${p.innerText.split('\\n')[0].slice(0, 50)}`);
+// a display equation may scroll inside its own block (book.css); it must not run past the column or be cut off
+const right = article.getBoundingClientRect().right;
+const equations = [...article.querySelectorAll('mjx-container[display="true"]')].filter(visible)
+  .filter(m => m.getBoundingClientRect().right > right + 1 || (m.scrollWidth > m.clientWidth + 1
+    && !['auto', 'scroll'].includes(getComputedStyle(m).overflowX)))
+  .map(m => `${m.scrollWidth - m.clientWidth} px: ${(m.closest('div.math') || m).id || m.textContent.slice(0, 40)}`);
+// pandas' marks for a missing value, where llmtheory.display shows "—" with a note saying why
+const missing = [...article.querySelectorAll('td')].filter(td => /^\\s*(NaN|nan|NaT|<NA>)\\s*$/.test(td.innerText))
+  .map(td => (td.closest('table').innerText || '').split('\\n')[0].slice(0, 50));
 const links = [...document.querySelectorAll('a[href]')].map(a => a.href).filter(h => h.startsWith('file:'));
 const figures = [...article.querySelectorAll('img')].map(i => i.src).filter(s => s.startsWith('file:'));
-return {untypeset, prose, images, wide, links, figures};
+return {untypeset, prose, images, wide, equations, missing, links, figures};
 """
 
 # A page with sections has a table of contents; at 1200 px book.css moves it out of the layout (a third column
@@ -156,6 +168,8 @@ def check_page(browser, page: Path, html_dir: Path, screenshots: Path) -> PageRe
     report.problems += [f"dollar math left in the text: {t}" for t in found["prose"]]
     report.problems += [f"image does not load: {src}" for src in found["images"]]
     report.problems += [f"code wider than its column at {WIDTH} px: {w}" for w in found["wide"]]
+    report.problems += [f"equation runs past its column at {WIDTH} px: {e}" for e in found["equations"]]
+    report.problems += [f"table shows NaN instead of a dash (llmtheory.display): {t}" for t in found["missing"]]
     for url in sorted(set(found["links"])):
         if why := broken_link(url):
             report.problems.append(f"broken link {url.split('/')[-1]}: {why}")
@@ -163,7 +177,7 @@ def check_page(browser, page: Path, html_dir: Path, screenshots: Path) -> PageRe
         path = Path(unquote(urlparse(src).path))
         if path.suffix.lower() == ".png" and path.is_file() and transparent_fraction(path) > 0.2:
             report.problems.append(f"figure with a transparent background (dark mode): {path.name}")
-    (screenshots / (report.page.replace("/", "__").removesuffix(".html") + ".png")).write_bytes(full_page(browser))
+    save_screenshots(full_page(browser), screenshots, report.page.replace("/", "__").removesuffix(".html"))
     if browser.execute_script(HAS_PAGE_TOC) and not page_toc_reachable(browser):
         report.problems.append("the page's table of contents cannot be opened at 1200 px")
     return report
@@ -180,16 +194,46 @@ def page_toc_reachable(browser) -> bool:
     return bool(browser.execute_script(TOC_SHOWN))
 
 
-def full_page(browser) -> bytes:
-    """A PNG of the whole page at the checked width (the viewport stretched to the page's height)."""
-    height = min(int(browser.execute_script("return document.documentElement.scrollHeight")), 30000)
+def tiles(height: int, tile: int = TILE_HEIGHT) -> list[tuple[int, int]]:
+    """``(top, height)`` of the screenshots that cover a page ``height`` px tall, top to bottom, without gaps or
+    overlaps; each is ``tile`` px tall but the last, which takes the rest."""
+    if tile < 1:
+        raise ValueError(f"tile={tile} px: a screenshot tile must be at least 1 px tall")
+    height = max(int(height), 1)
+    return [(top, min(tile, height - top)) for top in range(0, height, tile)]
+
+
+def full_page(browser) -> list[bytes]:
+    """PNGs of the whole page at the checked width, one per :func:`tiles` tile.
+
+    The viewport is stretched to the page's height, so the page is laid out as one long screen (the theme's
+    sticky header and sidebars appear once, at the top, not over every tile); each tile is a clip of it.
+    """
+    height = int(browser.execute_script("return document.documentElement.scrollHeight"))
     metrics = {"width": WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": False}
     browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
     try:
-        shot = browser.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
+        shots = []
+        for top, tall in tiles(height):
+            clip = {"x": 0, "y": top, "width": WIDTH, "height": tall, "scale": 1}
+            shot = browser.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "clip": clip})
+            shots.append(base64.b64decode(shot["data"]))
     finally:
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-    return base64.b64decode(shot["data"])
+    return shots
+
+
+def save_screenshots(pngs: list[bytes], folder: Path, name: str) -> list[Path]:
+    """Write ``<name>-1.png``, ``<name>-2.png``, ... in ``folder``, after removing the page's screenshots of an
+    earlier run (a page that got shorter would otherwise keep its old last tiles)."""
+    stale = re.compile(rf"{re.escape(name)}(-\d+)?\.png")
+    for old in folder.glob(f"{name}*.png"):
+        if stale.fullmatch(old.name):
+            old.unlink()
+    paths = [folder / f"{name}-{i}.png" for i in range(1, len(pngs) + 1)]
+    for path, png in zip(paths, pngs, strict=True):
+        path.write_bytes(png)
+    return paths
 
 
 def check_book(html_dir: Path, screenshots: Path) -> list[PageReport]:

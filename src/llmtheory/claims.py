@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from .chapters import all_chapters
+from .display import MISSING
 from .params import ParameterError, check_scale
 from .paths import claims_dir
 
@@ -398,7 +399,8 @@ class Ledger:
     def report(self):
         """Save the ledger and return its table for display, verdicts as coloured badges."""
         self.save()
-        return self.table().style.format(formatter={"verdict": badge_html}, escape="html")  # escaped, then badged
+        # escaped, then badged; an empty cell shows the book's dash, not pandas' NaN/None
+        return self.table().style.format(formatter={"verdict": badge_html}, escape="html", na_rep=MISSING)
 
     def findings(self, why: dict[str, str | dict[str, str]] | None = None):
         """The chapter's outcomes as Markdown, grouped by verdict, produced from the ledger.
@@ -417,7 +419,7 @@ class Ledger:
         return Markdown(render_findings(self.claims, why or {}) + render_seed_stability(self.claims, seeds))
 
     def _repr_html_(self) -> str:
-        return self.table().to_html()
+        return self.table().to_html(na_rep=MISSING)
 
 
 def deterministic_part(claims: list[dict]) -> list[dict]:
