@@ -583,6 +583,24 @@ def prose_numbers(evidence: dict, context_tokens: int, heads: HeadScores) -> dic
     return numbers
 
 
+def plot_head_map(ax, scores: np.ndarray, title: str, label: str, chosen=None) -> None:
+    """A layers × heads map of head scores (Figure 1), the heads of ``chosen[l]`` framed in white; an all-zero
+    map gets no colour scale, only the words "no head ever scored"."""
+    from matplotlib.patches import Rectangle
+
+    layers, heads = scores.shape
+    image = ax.imshow(scores, cmap="viridis" if scores.any() else "Greys", aspect="auto", vmin=0)
+    ax.set(title=title, xlabel="query head", xticks=range(heads), yticks=range(layers))
+    ax.grid(False)
+    if scores.any():
+        ax.figure.colorbar(image, ax=ax, shrink=0.85, label=label)
+    else:
+        ax.text((heads - 1) / 2, (layers - 1) / 2, "no head ever scored", ha="center")
+    for layer, framed in enumerate(chosen or []):
+        for head in framed:
+            ax.add_patch(Rectangle((head - 0.5, layer - 0.5), 1, 1, fill=False, ec="white", lw=2))
+
+
 def plot_budget_curves(ax, results, methods, budgets, colours: dict, full_accuracy: float) -> None:
     """Accuracy against budget (log axis, % of the KV) for each of ``methods`` with Wilson 95% bars, dodged
     sideways so that the bars stay readable, and the full cache's accuracy as a dashed line (Figure 2)."""
