@@ -61,6 +61,8 @@ def test_the_table_formatters_are_registered_with_the_kernel():
     html = shell.display_formatter.formatters["text/html"]
     assert "<td>—</td>" in html(pd.DataFrame({"x": [np.nan]}))
     assert ">—</td>" in html(pd.DataFrame({"x": [np.nan]}).style.format(precision=2))
+    shown = html(pd.Series([0.5, np.nan], index=["a", "b"], name="share"))
+    assert "<th>share</th>" in shown and "<td>—</td>" in shown and "dtype" not in shown
     assert not display.install_table_formatters(object())
 
 

@@ -1,9 +1,9 @@
 """Helpers a chapter uses to show its code, its tables and its environment to the reader.
 
 Importing this module (every chapter does, for :func:`versions` and :func:`show_source`) also makes the tables a
-chapter displays read well: in a running IPython kernel, pandas frames and stylers are shown with "—" where a
-value is missing instead of pandas' ``NaN``/``nan``, and a note under the table says what the dash means
-(:func:`install_table_formatters`). A library function that knows why its values are missing says so in
+chapter displays read well: in a running IPython kernel, pandas frames, stylers and series (as one-column tables,
+without pandas' "Name: …, dtype: …" line) show "—" where a value is missing instead of pandas' ``NaN``/``nan``,
+and a note under the table says what the dash means (:func:`install_table_formatters`). A library function that knows why its values are missing says so in
 ``frame.attrs["missing"]`` (for example ``"not run: above FULL_HAAR_LIMIT"``), a chapter with
 :func:`missing_because`; the note then gives that reason.
 """
@@ -99,6 +99,11 @@ def frame_html(frame) -> str | None:
     return reader_table_html(frame._repr_html_(), _missing_reason(frame))
 
 
+def series_html(series) -> str | None:
+    """A Series as a one-column table (its name the header) instead of pandas' text with "Name: …, dtype: …"."""
+    return frame_html(series.to_frame(name=series.name if series.name is not None else ""))
+
+
 def styler_html(styler) -> str | None:
     """A pandas ``Styler`` as a chapter shows it (its formats kept; missing cells as in :func:`frame_html`)."""
     return reader_table_html(styler._repr_html_(), _missing_reason(styler.data))
@@ -122,6 +127,7 @@ def install_table_formatters(shell=None) -> bool:
 
     formatter = shell.display_formatter.formatters["text/html"]
     formatter.for_type(pd.DataFrame, frame_html)
+    formatter.for_type(pd.Series, series_html)
     try:
         from pandas.io.formats.style import Styler  # needs jinja2
     except ImportError:  # pragma: no cover - jinja2 comes with Jupyter
