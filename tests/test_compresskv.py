@@ -115,6 +115,8 @@ def test_adakv_splits_each_layers_budget_over_its_kv_heads(state, shape, average
         counts = plan.head_counts(layer)
         assert int(counts.sum()) == shape.kv_heads * average
         votes = ckv.per_kv_head(ckv.snapkv_scores(state.window_attention[layer]), shape.kv_heads)
+        selected_counts = ckv.adakv_head_budgets(votes, average - ckv.WINDOW)
+        assert (counts - ckv.WINDOW).tolist() == selected_counts  # the allocation, not a uniform split
         for head, count in enumerate(counts.tolist()):
             kept = positions[head, :count].tolist()
             assert count - ckv.WINDOW >= int(ckv.ADAKV_FLOOR * (average - ckv.WINDOW))
