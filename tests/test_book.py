@@ -117,6 +117,20 @@ def test_no_cell_shows_a_claims_repr(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_chapter_that_imports_torch_runs_it_on_one_thread(path):
+    # torch's default of one thread per core made sampling 14x costlier on the shared 2-core machine (bechdel's book
+    # tier went from 111 to 367 s CPU); the chapters' tiny models gain nothing from more threads
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        nodes = ast.walk(ast.parse(cell.source))
+        imports = {alias.name for node in nodes if isinstance(node, ast.Import) for alias in node.names}
+        if "torch" in imports:
+            assert "torch.set_num_threads(1)" in cell.source, "the cell that imports torch sets one thread"
+            return
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_has_its_library_tests_and_parameters(path):
     slug = path.stem
     assert (ROOT / "src" / "llmtheory" / f"{slug}.py").is_file() or (ROOT / "src" / "llmtheory" / slug).is_dir()
