@@ -3,9 +3,9 @@
 Importing this module (every chapter does, for :func:`versions` and :func:`show_source`) also makes the tables a
 chapter displays read well: in a running IPython kernel, pandas frames, stylers and series (as one-column tables,
 without pandas' "Name: …, dtype: …" line) show "—" where a value is missing instead of pandas' ``NaN``/``nan``,
-and a note under the table says what the dash means (:func:`install_table_formatters`). A library function that knows why its values are missing says so in
-``frame.attrs["missing"]`` (for example ``"not run: above FULL_HAAR_LIMIT"``), a chapter with
-:func:`missing_because`; the note then gives that reason.
+and a note under the table says what the dash means (:func:`install_table_formatters`). A library function that
+knows why its values are missing says so in ``frame.attrs["missing"]`` (for example ``"not run: above
+FULL_HAAR_LIMIT"``), a chapter with :func:`missing_because`; the note then gives that reason.
 """
 
 from __future__ import annotations
