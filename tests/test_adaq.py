@@ -10,6 +10,7 @@ import torch
 from llmtheory import adaq, zoo
 from llmtheory import adaq_experiment as ax
 from llmtheory import scenes as sc
+from llmtheory.claims import Estimate
 from llmtheory.params import ParameterError
 from llmtheory.seeding import make_rng
 
@@ -339,3 +340,60 @@ def test_the_vlm_rule_is_one_row_per_query_type_and_interval_widths_per_lambda()
     widths = ax.interval_widths(_peaked_scored(2), (0.001, np.inf))
     assert list(widths.columns) == list(ax.QUERY_TYPES)
     assert (widths.loc[np.inf] == 1.0).all() and widths.loc[0.001, "local"] < 0.5
+
+
+def test_adaq_shuffled_is_adaq_on_the_next_videos_curve_and_deterministic():
+    scored = _peaked_scored(3)
+    for i in range(3):
+        picks = ax.selections(scored, i, "global", 8, 0.01)
+        other = scored.curves[(i + 1) % 3]["global"]
+        assert np.array_equal(picks["adaq shuffled"], adaq.adaq(other, 8, 0.01))
+        assert np.array_equal(picks["adaq shuffled"], ax.selections(scored, i, "global", 8, 0.01)["adaq shuffled"])
+    table = ax.oracle_table(scored, (4, 8), 0.01)
+    assert set(table[table["sampler"] == "adaq shuffled"]["budget"]) == {4, 8}
+
+
+def test_event_contrast_measures_bumps_and_dips_in_background_deviations():
+    case = ax.make_case(0, ax.CALIBRATION_START, 64, 0.08)
+    s = np.where(np.arange(64) % 2, 1.0, -1.0)
+    events = case.video.events
+    background = np.ones(64, bool)
+    for e in events:
+        background[e.start : e.stop] = False
+    s = s - s[background].mean()
+    s[events[0].start : events[0].stop] = s[background].std() * 3 + s[background].mean()
+    s[events[1].start : events[1].stop] = -s[background].std() * 3 + s[background].mean()
+    contrast = ax.event_contrast(ax.Scored([case], [{"global": s, "local": s}], []))
+    assert len(contrast) == len(events)
+    assert contrast[0] == pytest.approx(3.0) and contrast[1] == pytest.approx(-3.0)
+
+
+def test_split_range_gives_the_lambda_and_every_cut_that_picks_it():
+    widths = pd.DataFrame(
+        {"local": [0.2, 0.5, 1.0, 1.0], "global": [0.9, 1.0, 1.0, 1.0]}, index=[0.01, 0.02, 0.04, 0.08]
+    )
+    assert ax.split_range(widths, 0.25) == pytest.approx((0.02, 0.0, 0.5))
+    assert ax.split_range(widths, 0.6) == pytest.approx((0.01, 0.5, 0.7))
+    assert all(np.isnan(ax.split_range(widths, 0.8)))
+
+
+def test_the_vlm_rows_control_is_the_sampler_expected_to_fall_short():
+    rows = []
+    for video in range(6):
+        for group in ax.QUERY_TYPES:
+            for name in [*adaq.SAMPLERS, "evidence"]:
+                wrong = ax.VLM_CONTROLS[group]
+                rows.append({"video": video, "query": group, "budget": 8, "sampler": name, "correct": name != wrong})
+    for group in ax.QUERY_TYPES:
+        control = ax.vlm_control(pd.DataFrame(rows), group)
+        assert ax.VLM_CONTROLS[group] in control.name
+        assert not control.holds.holds and control.holds.decisive and control.ours.startswith("1.000")
+        assert ax.vlm_rule(pd.DataFrame(rows), group)[0].holds
+
+
+def test_moved_verdicts_name_each_row_old_and_new_and_compare_words():
+    text = ax.moved_verdicts(lambda row: f"new-{row}")
+    assert all(f"{row}: {old}" in text and f"new-{row}" in text for row, (old, _) in ax.FIRST_SET.items())
+    assert ax.more_or_less(Estimate(0.1, 0.02, 0.2)) == "more often than"
+    assert ax.more_or_less(Estimate(-0.1, -0.2, -0.02)) == "less often than"
+    assert ax.more_or_less(Estimate(0.0, -0.1, 0.1)) == "about as often as"
