@@ -195,3 +195,24 @@ def test_the_loop_row_can_pass_and_is_not_testable_when_the_loop_returns_the_ini
     assert row["holds"].holds and row["holds"].decisive and not row["control"].holds.holds
     trained.prompts[experiment.TRAINED] = mg.INITIAL_SUMMARIZER_PROMPT  # as when no training pair qualifies
     assert not claims.trained_loop_claim(experiment.run_experiment(train, test, 0), trained)["testable"]
+
+
+def test_the_staged_recipe_copies_short_slices_and_checks_its_stages():
+    tokenizer = lm.build_tokenizer(n_texts=50, newline_space=True)
+    ids = tokenizer("Title\n\nwidget parser")["input_ids"]
+    assert tokenizer(" widget")["input_ids"][0] in ids  # a paragraph's first word is the summary's token
+    rng = make_rng(0, "copies")
+    for _ in range(5):
+        prompt, target = lm.copy_example(rng, tokenizer)
+        text = prompt.split("<<<\n")[1].split("\n>>>")[0]
+        assert prompt.startswith(mg.INITIAL_SUMMARIZER_PROMPT.split("$")[0]) and target == si.follow(
+            si.Directives(), text
+        )
+        assert lm.COPY_SLICE_TOKENS[0] <= len(tokenizer(text)["input_ids"]) <= lm.COPY_SLICE_TOKENS[1]
+    spec = zoo.SPECS["readme-summarizer-llama-copies"]
+    assert (
+        lm.staged(spec) and not lm.staged(zoo.SPECS[NAME]) and lm.stage_at(lm.training_stages(spec), 799) == (16, 1.0)
+    )
+    assert lm.stage_at(lm.training_stages(spec), 800) == (8, 0.0)
+    with pytest.raises(ValueError, match="curriculum"):
+        lm.training_stages(type(spec)(**{**spec.as_dict(), "curriculum": ((10, 16, 1.0),)}))

@@ -22,6 +22,7 @@ copies them is measured on its card and by :func:`copy_probe`.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -168,13 +169,14 @@ def random_directives(rng: np.random.Generator) -> si.Directives:
 
 
 COPY_SHARE = 0.35  # training examples with no directive: the first 50 words copied, the densest copying signal
+COPY_SLICE_TOKENS = (16, 48)  # a short pure copy (training's first stage) copies a slice of this many tokens
 
 
-def training_directives(rng: np.random.Generator) -> si.Directives:
+def training_directives(rng: np.random.Generator, copy_share: float = COPY_SHARE) -> si.Directives:
     """The directives of a training example: none (the initial prompt: copy the text's first 50 words) with
-    probability :data:`COPY_SHARE`, else :func:`random_directives`. The long copies teach copying (induction-style
+    probability ``copy_share``, else :func:`random_directives`. The long copies teach copying (induction-style
     heads) fast; the random points teach the directives."""
-    return si.Directives() if rng.random() < COPY_SHARE else random_directives(rng)
+    return si.Directives() if rng.random() < copy_share else random_directives(rng)
 
 
 def prompt_for(directives: si.Directives, extracted: str) -> str:
@@ -182,27 +184,64 @@ def prompt_for(directives: si.Directives, extracted: str) -> str:
     return mg.fill(directives.render(), extracted)
 
 
-def training_example(rng: np.random.Generator, pool: Material | None = None) -> tuple[str, str]:
-    """``(prompt, target)``: random directives on the stand-in extractor's output of a synthetic README, and what
-    :func:`~llmtheory.metagente_standin.follow` writes for them."""
-    directives, extracted = training_directives(rng), si.rule_extractor(synthetic_readme(rng, pool))
+def training_example(
+    rng: np.random.Generator, pool: Material | None = None, copy_share: float = COPY_SHARE
+) -> tuple[str, str]:
+    """``(prompt, target)``: random directives (none with probability ``copy_share``) on the stand-in extractor's
+    output of a synthetic README, and what :func:`~llmtheory.metagente_standin.follow` writes for them."""
+    directives = training_directives(rng, copy_share)
+    extracted = si.rule_extractor(synthetic_readme(rng, pool))
     return prompt_for(directives, extracted), si.follow(directives, extracted)
+
+
+def copy_example(rng: np.random.Generator, tokenizer, pool: Material | None = None) -> tuple[str, str]:
+    """``(prompt, target)`` of a short pure copy, in the task's exact format: the initial prompt (no directive) over
+    a slice of :data:`COPY_SLICE_TOKENS` tokens (whole words, drawn at a random word of the stand-in extractor's
+    output of a synthetic README), and what :func:`~llmtheory.metagente_standin.follow` writes for it without
+    directives: the slice itself, headings' marks dropped. Training's first stage draws only these: copying first,
+    as induction heads grew in needle-llama-gqa (its card), then the directives."""
+    low, high = COPY_SLICE_TOKENS
+    while True:
+        pieces = re.findall(r"\S+\s*", si.rule_extractor(synthetic_readme(rng, pool)))
+        want, start = int(rng.integers(low, high + 1)), int(rng.integers(len(pieces)))
+        end = start + 1
+        while end < len(pieces) and len(tokenizer("".join(pieces[start:end]).rstrip())["input_ids"]) < want:
+            end += 1
+        text = "".join(pieces[start:end]).rstrip()
+        target = si.follow(si.Directives(), text)
+        if low <= len(tokenizer(text)["input_ids"]) <= high and target:
+            return prompt_for(si.Directives(), text), target
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Tokenizer
 
 
-def build_tokenizer(model_max_length: int = 512, n_texts: int = TOKENIZER_TEXTS, vocab_size: int = VOCAB_SIZE):
+def build_tokenizer(
+    model_max_length: int = 512,
+    n_texts: int = TOKENIZER_TEXTS,
+    vocab_size: int = VOCAB_SIZE,
+    *,
+    newline_space: bool = False,
+    copy_share: float = COPY_SHARE,
+):
     """A byte-level BPE ``PreTrainedTokenizerFast`` learned on ``n_texts`` synthetic training examples (prompt and
-    target) from their own stream: every string encodes, so words no training text had are encoded piece by piece.
-    No special token is added to an encoded text; ``<eos>`` ends a summary."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    target, ``copy_share`` of them without directives) from their own stream: every string encodes, so words no
+    training text had are encoded piece by piece. No special token is added to an encoded text; ``<eos>`` ends a
+    summary.
+
+    With ``newline_space`` a normalizer puts a space after every newline before the pre-tokenizer splits words, so
+    a paragraph's first word in the prompt (after ``\\n\\n``) is the same token as in the summary (``" word"``,
+    after a space): copying it is one lookup, not a re-spelling. It lives in this zoo tokenizer (saved in its
+    ``tokenizer.json``); a hub model keeps its own tokenizer, and nothing else in the chapter depends on it."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     rng = make_rng(0, "metagente-lm", "tokenizer")
-    texts = [" ".join(training_example(rng)) for _ in range(n_texts)]
+    texts = [" ".join(training_example(rng, copy_share=copy_share)) for _ in range(n_texts)]
     core = Tokenizer(models.BPE())
+    if newline_space:
+        core.normalizer = normalizers.Replace("\n", "\n ")
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
@@ -244,11 +283,14 @@ def batch(tokenizer, examples: Sequence[tuple[str, str]]):
             "logits_to_keep": keep}  # fmt: skip
 
 
-def fitting_examples(rng: np.random.Generator, tokenizer, n: int, limit: int = MAX_TRAINING_TOKENS):
-    """``n`` training examples whose encoding fits ``limit`` tokens (longer ones are drawn again)."""
+def fitting_examples(
+    rng: np.random.Generator, tokenizer, n: int, limit: int = MAX_TRAINING_TOKENS, copy_share: float = COPY_SHARE
+):
+    """``n`` training examples (``copy_share`` of the draws without directives) whose encoding fits ``limit`` tokens
+    (longer ones are drawn again)."""
     out = []
     while len(out) < n:
-        prompt, target = training_example(rng)
+        prompt, target = training_example(rng, copy_share=copy_share)
         if len(encode_example(tokenizer, prompt, target)[0]) <= limit:
             out.append((prompt, target))
     return out
@@ -360,6 +402,40 @@ def card_report(model, tokenizer, n_synthetic: int, n_real: int) -> dict:
     return report
 
 
+def staged(spec) -> bool:
+    """Whether ``spec`` follows the staged recipe: short pure copies first (:func:`copy_example`), then the
+    directive mix. A staged spec's ``curriculum`` holds its stages (:func:`training_stages`), its ``copy_fraction``
+    the mix's share of directive-free draws, and it trains with the newline normalizer (:func:`build_tokenizer`) at
+    a constant learning rate after the warm-up (:func:`llmtheory.zoo.train.learning_rate`). An unstaged spec (the
+    shipped checkpoint's) trains on the mix alone, :data:`COPY_SHARE` without directives, no normalizer, cosine
+    decay."""
+    return bool(spec.curriculum)
+
+
+def training_stages(spec) -> tuple[tuple[int, int, float], ...]:
+    """The spec's stages ``(steps, batch size, share of short copies)`` (its ``curriculum``; one stage of
+    ``spec.steps`` steps of ``spec.batch_size`` directive-mix examples if empty), checked: the steps add up to
+    ``spec.steps``, batch sizes are ≥ 1, shares lie in [0, 1]. The rest of a batch is :func:`fitting_examples`."""
+    stages = tuple(tuple(s) for s in spec.curriculum) or ((spec.steps, spec.batch_size, 0.0),)
+    if any(len(s) != 3 or s[0] < 1 or s[1] < 1 or not 0 <= s[2] <= 1 for s in stages):
+        raise ParameterError(
+            f"curriculum={spec.curriculum!r}: each stage must be (steps >= 1, batch size >= 1, copy share in [0, 1])"
+        )
+    if sum(s[0] for s in stages) != spec.steps:
+        raise ParameterError(f"curriculum={spec.curriculum!r}: its steps must add up to steps={spec.steps}")
+    return stages
+
+
+def stage_at(stages: Sequence[tuple[int, int, float]], step: int) -> tuple[int, float]:
+    """``(batch size, share of short copies)`` of training step ``step`` (counted from 0)."""
+    end = 0
+    for steps, size, share in stages:
+        end += steps
+        if step < end:
+            return size, share
+    return stages[-1][1], stages[-1][2]
+
+
 def train(spec, out_dir: Path | None = None, *, progress: bool = True, threads: int = 1):
     """Train the summarizer ``spec`` (a :class:`~llmtheory.zoo.specs.ZooSpec` of task ``"readme_summaries"``) from
     scratch with the zoo's optimiser; measure it with :func:`card_report`; save model, tokenizer, log and card to
@@ -372,24 +448,39 @@ def train(spec, out_dir: Path | None = None, *, progress: bool = True, threads: 
         raise ParameterError(f"spec {spec.name!r} has task {spec.task!r}; the summarizer needs 'readme_summaries'")
     start_total = time.perf_counter()
     with torch_threads(threads):
-        tokenizer = build_tokenizer(spec.max_positions, n_texts=TOKENIZER_TEXTS if spec.shipped else 200)
+        micro = spec.name.startswith("micro-")  # the tests' specs: a small tokenizer and a few evaluation items
+        mix_share = spec.copy_fraction if staged(spec) else COPY_SHARE
+        tokenizer = build_tokenizer(spec.max_positions, n_texts=200 if micro else TOKENIZER_TEXTS,
+                                    newline_space=staged(spec), copy_share=mix_share)  # fmt: skip
         model = build_model(spec, tokenizer)
         rng = make_rng(spec.seed, "zoo", "train", spec.task)
+        stages = training_stages(spec)
 
         def batch_at(step: int) -> dict:
-            return batch(tokenizer, fitting_examples(rng, tokenizer, spec.batch_size))
+            size, share = stage_at(stages, step)
+            n_copy = int(round(share * size))
+            examples = [copy_example(rng, tokenizer) for _ in range(n_copy)]
+            return batch(tokenizer, examples + fitting_examples(rng, tokenizer, size - n_copy, copy_share=mix_share))
 
-        n_quick, n_synthetic, n_real = (12, 120, 88) if spec.shipped else (2, 3, 2)
+        n_quick, n_synthetic, n_real = (2, 3, 2) if micro else (12, 120, 88)
 
         def quick() -> dict:
             model.eval()
             with torch.no_grad():
                 llm = in_memory_llm(model, tokenizer)
-                return {k: v for k, v in follow_report(llm, synthetic_items(n_quick, seed=1)).items() if k != "n"}
+                report = {k: v for k, v in follow_report(llm, synthetic_items(n_quick, seed=1)).items() if k != "n"}
+                probe = copy_probe(model, tokenizer)
+            return report | {"copy_first": probe["first_copy"], "copy_second": probe["second_copy"]}
 
-        run = optimise(spec, model, batch_at, quick, lambda m: {"exact": round(m["exact_own"], 2)}, progress=progress)
+        def shown(m: dict) -> dict:
+            return {"exact": round(m["exact_own"], 2), "copy2": round(m["copy_second"], 2)}
+
+        run = optimise(spec, model, batch_at, quick, shown, progress=progress)
         model.eval()
         final = card_report(model, tokenizer, n_synthetic, n_real)
+        for row in run.log:  # the copy probe at each evaluation, for the card
+            final[f"copy_first_{row['step']}"] = row["copy_first"]
+            final[f"copy_second_{row['step']}"] = row["copy_second"]
         result = run.result(spec, model, final, start_total)
         if out_dir is not None:
             save(result, model, tokenizer, Path(out_dir), card_markdown)
@@ -411,6 +502,46 @@ def card_markdown(card: dict) -> str:
     if "real_train_n" in m:
         rows.append(row("real_train_", "real training-split READMEs"))
     table = "\n".join(rows)
+    is_staged = bool(spec.get("curriculum"))
+    mix_share = spec["copy_fraction"] if is_staged else COPY_SHARE
+    mix = (
+        f"no directive (the initial prompt: the text's first {si.DEFAULT_CAP} words) in {100 * mix_share:.0f}% of the "
+        f"draws, the densest copying signal (fewer of the examples kept: a draw over {MAX_TRAINING_TOKENS} tokens is "
+        'drawn again, a long copy more often); random directives (each choice uniform, "no choice" included) in the '
+        "rest"
+    )
+    data, schedule = mix[0].upper() + mix[1:], "cosine decay to a tenth"
+    if is_staged:
+        low, high = COPY_SLICE_TOKENS
+        data = (
+            "Two stages. First, short pure copies in the task's exact format: the initial prompt (no directive) over a "
+            f"slice of {low}-{high} tokens of a synthetic extract, the slice as the target "
+            f"(`llmtheory.metagente_lm.copy_example`). Then the directive mix: {mix}. The tokenizer puts a space "
+            "after each newline, so a paragraph's first word is the same token in the text and in the summary"
+        )
+        schedule = "constant"
+    stages = [tuple(x) for x in spec.get("curriculum") or ()] or [(spec["steps"], spec["batch_size"], 0.0)]
+    plan = "; then ".join(
+        f"{n} steps of batch {size}"
+        + (" short copies" if share == 1 else f", {100 * share:.0f}% short copies" if share else " of the mix")
+        for n, size, share in stages
+    )
+    steps = sorted(int(k.rsplit("_", 1)[1]) for k in m if k.startswith("copy_second_"))
+    probe = ""
+    if steps:
+        header = ["| step | " + " | ".join(str(x) for x in steps) + " |", "|---|" + "---|" * len(steps)]
+        probe = "\n".join(
+            header
+            + [f"| {label} | " + " | ".join(f"{m[f'{key}_{x}']:.2f}" for x in steps) + " |"
+               for label, key in (("first copy", "copy_first"), ("second copy", "copy_second"))]
+        )  # fmt: skip
+        probe = (
+            "**Copying** (`llmtheory.metagente_lm.copy_probe` at each evaluation: 16 strings of 50 random tokens, "
+            "each followed by itself; mean loss in nats per token on the first copy and on the second; a model that "
+            f"copies is near 0 on the second, a uniform guess costs ln {VOCAB_SIZE} = {math.log(VOCAB_SIZE):.2f}).\n\n"
+            + probe
+            + "\n\n"
+        )
     return f"""# {card["name"]}
 
 {spec["summary"]}
@@ -423,10 +554,7 @@ the prompt any model gets) and to write what `llmtheory.metagente_standin.follow
 no general instruction follower: it knows the grammar's twelve directive sentences, and without a word cap it
 writes the stand-in's verbose default, which it learned from its targets.
 
-**Data.** No directive (the initial prompt: the text's first {si.DEFAULT_CAP} words) in {100 * COPY_SHARE:.0f}% of
-the draws, the densest copying signal (fewer of the examples kept: a draw over {MAX_TRAINING_TOKENS} tokens is drawn
-again, a long copy more often); random directives (each choice uniform, "no choice" included) in the rest;
-each on the stand-in extractor's output of
+**Data.** {data}; each on the stand-in extractor's output of
 synthetic READMEs (`llmtheory.metagente_lm.synthetic_readme`): made-up project names, titles with or without a
 subtitle, defining and non-defining first sentences, parentheses, clauses, filler paragraphs and stop headings.
 Filler sentences and the words of taglines are drawn from the **training split** (split seed {MATERIAL_SEED}) of the
@@ -444,9 +572,9 @@ target of the item's own directives, so a model that reads the directives scores
 The real training-split READMEs lent their sentences to the training data (as filler and sometimes as a synthetic
 README's opening), so that row is not held out; the chapter measures the model on the test split.
 
-**Training.** {spec["steps"]} steps of batch {spec["batch_size"]} fresh examples (at most {MAX_TRAINING_TOKENS}
-tokens each), AdamW at peak learning rate {spec["learning_rate"]}, one thread: {card["train_seconds"]:.0f} s of wall
-time ({card["cpu_seconds"]:.0f} s CPU, evaluations included) on {card["machine"]}; final loss
+{probe}**Training.** {plan} (fresh examples, at most {MAX_TRAINING_TOKENS} tokens each), AdamW at learning rate
+{spec["learning_rate"]} after a {spec["warmup"]}-step warm-up, {schedule}, one thread: {card["train_seconds"]:.0f} s
+of wall time ({card["cpu_seconds"]:.0f} s CPU, evaluations included) on {card["machine"]}; final loss
 {card["final_loss"]:.3f}. Rebuild with `python -m llmtheory.zoo train {card["name"]}` (deterministic in the book's
 pinned environment, whose package metadata lend the material). Versions: {json.dumps(card["versions"])}.
 {("" if not spec.get("notes") else chr(10) + "**Note.** " + spec["notes"] + chr(10))}"""

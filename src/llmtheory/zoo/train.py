@@ -186,9 +186,12 @@ def training_texts(spec: ZooSpec, world: tw.World, rng: np.random.Generator, ste
 
 
 def learning_rate(spec: ZooSpec, step: int) -> float:
-    """Linear warm-up, then cosine decay to a tenth of the peak."""
+    """Linear warm-up, then cosine decay to a tenth of the peak; a staged README summarizer (one with stages in its
+    ``curriculum``, :func:`llmtheory.metagente_lm.staged`) keeps its peak after the warm-up."""
     if step < spec.warmup:
         return spec.learning_rate * (step + 1) / spec.warmup
+    if spec.task == "readme_summaries" and spec.curriculum:
+        return spec.learning_rate
     progress = (step - spec.warmup) / max(spec.steps - spec.warmup, 1)
     return spec.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
