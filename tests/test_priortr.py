@@ -153,7 +153,12 @@ def test_every_method_runs_through_the_harness(micro_vlm, chunk):
     rows = vp.evaluate(model, processor, chunk.items, 1, methods, {"1/3": 1 / 3, "1/9": 1 / 9}, batch_size=5)
     assert {r["method"] for r in rows} == {m.name for m in methods} | {"full", "floor", "ceiling"}
     e = px.evidence(rows, {"1/3": 1 / 3, "1/9": 1 / 9}, np.random.default_rng(0))
-    assert {"PriorTR − FastV", "P alone − FastV growth", "PriorTR − PriorTR-2F", "PriorTR closes@1/9"} <= e.keys()
+    assert {
+        "PriorTR − FastV",
+        "P alone − FastV growth",
+        f"PriorTR − {pt.TWO_FORWARD}",
+        "PriorTR closes@1/9",
+    } <= e.keys()
     assert e["loose"] == "1/3" and e["tight"] == "1/9"
     assert px.by_kind(rows, "1/9").shape[0] == len(methods) + 3
     text = px.by_kind(rows, "1/9", intervals=True)
@@ -184,6 +189,18 @@ def test_prior_evidence_and_example_maps(micro_vlm, chunk):
     evidence = px.prior_evidence(model, processor, chunk.items, 2, batch_size=5)
     assert evidence["max_difference"] == 0 and len(evidence["last"]) == 5
     assert np.all(np.abs(evidence["other image"]) <= 1)
+    for (scene, question), chance, rank_s, rank_p in zip(
+        chunk.items, evidence["logo chance"], evidence["answer rank S"], evidence["answer rank P"], strict=True
+    ):
+        cells = len(set(scene.occupied) | {scene.logo.patch}) if scene.logo else 0
+        assert chance == (1 / cells if cells else 0)  # a uniformly drawn occupied cell is the logo's
+        if question.group == "local":
+            assert 1 <= rank_s <= 36 and 1 <= rank_p <= 36
+        else:
+            assert np.isnan(rank_s) and np.isnan(rank_p)
+    assert all(0 <= m <= 1 for m in evidence["prior mass on objects"])
+    assert all(1 / 36 <= m <= 1 for m in evidence["prior peak share"])
+    assert evidence["kind"] == [q.kind for _, q in chunk.items]
     maps = px.example_maps(model, processor, chunk.items[:2], 2)
     assert maps[0]["S"].shape == (6, 6) and np.isclose(maps[0]["P"].sum(), 1, atol=1e-5)
     assert len(maps[0]["kept_priortr"]) == vp.keep_count(36, 1 / 9)
@@ -221,9 +238,18 @@ def test_prose_numbers_quote_the_evidence():
     rows = _synthetic_rows([*px.METHOD_COLOURS], vp.BUDGETS)
     e = px.evidence(rows, vp.BUDGETS, make_rng(0, "prose"))
     correlation = {"last": Estimate(0.25, 0.2, 0.3), "question": Estimate(0.5, 0.4, 0.6)}
-    numbers = px.prose_numbers(e, correlation, rows, vp.BUDGETS, {"prior on logo": [0.1, 0.3]})
-    assert numbers["loose_budget"] == "1/3" and numbers["pq_question"] == "0.50" and numbers["q_logo"] == "20%"
+    prior = {"prior on logo": [True, False, False, False], "logo chance": [0.25, 0.5, 0.25, 0.5],
+             "prior on object": [True] * 4, "prior mass on objects": [0.3, 0.4, 0.5, 0.2],
+             "object share": [0.1] * 4, "prior peak share": [0.2, 0.3, 0.2, 0.3],
+             "answer rank S": [10, 14, np.nan, 20], "answer rank P": [2, 4, np.nan, 6],
+             "kind": ["colour", "logo", "count", "logo"]}  # fmt: skip
+    numbers = px.prose_numbers(e, correlation, rows, vp.BUDGETS, prior)
+    assert numbers["loose_budget"] == "1/3" and numbers["pq_question"] == "0.50"
+    assert numbers["q_logo"].startswith("25% [") and numbers["q_logo_chance"] == "38%"
+    assert numbers["logo_favoured"] == "does not favour it"
+    assert numbers["rank_s_local"].startswith("14.7 [") and numbers["rank_p_logo"].startswith("5.0 [")
+    assert numbers["logo_priortr"] == "—" and numbers["table_budget"] == "2/9"  # no logo items in these rows
     assert numbers["acc_full"] == f"{e['full'].value:.0%}"
     assert numbers["priortr_vs_fastv"] == f"{e['PriorTR − FastV']:+.3f}"
-    assert {"full_local", "ceiling_count", "recall_fastv", "recall_priortr"} <= set(numbers)
+    assert {"full_local", "ceiling_count", *px.RECALL_NAMES.values()} <= set(numbers)
     assert set(px.GAP_NAMES.values()) <= set(numbers)

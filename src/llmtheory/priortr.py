@@ -15,12 +15,12 @@ token) and, from that one matrix,
    later layer (and, for decoding, the cache of every layer).
 
 **PriorTR-2F** (:func:`two_forward_prior`) obtains ``Q`` from an explicit second forward pass without the
-instruction instead, as the official ``priortr_2f.py`` (Qwen3-VL) does: either the prompt truncated after the null
-token (``mode="truncate"``: by causality the same row, so the same ``Q``) or a template with the question removed
-(``mode="template"``: the last token is then the assistant tag, a different token). The official Qwen3 template
-ends at ``<|vision_end|><|im_end|>``, the end of a user turn that holds only the image; LLaVA-1.5's conversation
-has no token that closes the user's turn (it ends where ``ASSISTANT:`` begins), so no LLaVA prompt matches it
-exactly: the truncation ends on the null token, the template on the assistant tag.
+instruction. The official default is truncation (``prior_mode="truncate"`` in the Qwen3-VL ``VTRConfig``; the
+LLaVA-family ``priortr_2f_llava.py`` keeps ``input_ids[:, :img_pos + 2]``, the image and the newline, for its default
+empty ``prior_prompt``): ``mode="truncate"`` here, by causality the same row as the null row, so the same ``Q``, and
+on LLaVA the official 2F prior *is* PriorTR's one-pass prior. The non-default template (``mode="template"``: the
+prompt with an empty question, whose last token is the assistant tag) is our variant, swept as
+:data:`TWO_FORWARD` (``"2F (template, ours)"``) to show what reading the prior from another token does.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ from .vlm import DropContext, forward_dropping_visual_tokens, last_positions, nu
 EPS = 1e-10
 """The official code's ε in the renormalisation and inside the logarithm."""
 QUERIES = ("question", "last")
+TWO_FORWARD = "2F (template, ours)"
+"""The name of :func:`two_forward_method` in the sweep: a 2F prior from the template prompt (the official default,
+truncation, gives PriorTR's own ``Q``)."""
 HEADS = ("mean", "max")
 
 
@@ -150,7 +153,8 @@ def two_forward_prior(model, processor, inputs: dict, images, layer: int, mode: 
 
 
 def two_forward_method(model, processor, layer: int, query: str = "question", heads: str = "mean") -> Method:
-    """PriorTR-2F as a method: ``Q`` from :func:`two_forward_prior` (template; one extra pass per chunk of items),
+    """PriorTR-2F with the template prompt (ours; :data:`TWO_FORWARD`) as a method: ``Q`` from
+    :func:`two_forward_prior` (``mode="template"``; one extra pass per chunk of items),
     ``P`` and the score as PriorTR. The prior of the last chunk is kept for its other budgets (keyed by the chunk's
     inputs themselves, so another chunk never reuses it)."""
     last: dict = {}
@@ -163,7 +167,7 @@ def two_forward_method(model, processor, layer: int, query: str = "question", he
         q = last["q"]
         return rule_from_scores(lambda context: vinfo_scores(task_attention(context, query, heads), q), k)
 
-    return Method("PriorTR-2F", keep, attention=True)
+    return Method(TWO_FORWARD, keep, attention=True)
 
 
 PARAMETERS = {

@@ -54,25 +54,47 @@ def choose_layer(depth_rows, min_gap: float = MIN_GAP) -> int:
     return int(max(deep_enough)) if deep_enough else 1
 
 
-def prior_evidence(model, processor, items, layer: int, batch_size: int = 64) -> dict:
+def prior_evidence(model, processor, items, layer: int, batch_size: int = 64, query: str = "question") -> dict:
     """Per item, the Spearman correlation of ``Q`` with ``P`` (the last token's row, and the ``question`` mean),
-    the control (``P`` against the prior of the *next* item's image), whether ``Q``'s largest token is the logo's,
-    and the largest difference between the null row's ``Q`` and the ``Q`` of a second pass truncated after the null
-    token (PriorTR-2F, ``truncate``)."""
-    out = {"last": [], "question": [], "other image": [], "prior on logo": [], "max_difference": 0.0}
+    the control (``P`` against the prior of the *next* item's image), and the largest difference between the null
+    row's ``Q`` and the ``Q`` of a second pass truncated after the null token (PriorTR-2F, ``truncate``).
+
+    Where ``Q`` sits, per item: whether its largest token is the logo's (``prior on logo``) and the chance of that
+    for a token drawn uniformly from the occupied patches, shapes and logo (``logo chance``), whether it is on an
+    occupied patch (``prior on object``), ``Q``'s mass there (``prior mass on objects``), their share of the
+    patches (``object share``) and ``Q``'s largest share (``prior peak share``). For local questions, the rank
+    (1 = first) of the best answering patch under ``S`` (``priortr-eq-score``) and under ``P`` alone (``answer
+    rank S``, ``answer rank P``; NaN for global ones), with ``P`` from the rows ``query``; and each item's
+    ``kind``."""
+    keys = ("last", "question", "other image", "prior on logo", "logo chance", "prior on object",
+            "prior mass on objects", "prior peak share", "object share", "answer rank S", "answer rank P",
+            "kind")  # fmt: skip
+    out = {key: [] for key in keys} | {"max_difference": 0.0}
     for chunk in vp.chunks(model, processor, items, batch_size, 0):
         context = pt.attention_context(model, chunk.inputs, layer)
         q = pt.prior_attention(context)
         p_last, p_question = pt.task_attention(context, "last"), pt.task_attention(context, "question")
+        q_share, p = pt.normalise(q).cpu(), pt.normalise(pt.task_attention(context, query)).cpu()
+        s = pt.vinfo_scores(pt.task_attention(context, query), q).cpu()
         other = q.roll(1, dims=0)
-        for i in range(len(q)):
+        for i, (scene, question) in enumerate(chunk.items):
             out["last"].append(spearmanr(p_last[i].cpu(), q[i].cpu()).statistic)
             out["question"].append(spearmanr(p_question[i].cpu(), q[i].cpu()).statistic)
             out["other image"].append(spearmanr(p_last[i].cpu(), other[i].cpu()).statistic)
-            logo = chunk.items[i][0].logo
-            out["prior on logo"].append(
-                logo is not None and int(q[i].argmax()) in vp.answer_patches((logo.patch,), len(q[i]))
-            )
+            logo = vp.answer_patches((scene.logo.patch,), chunk.n_image) if scene.logo else ()
+            objects = sorted(set(vp.answer_patches(scene.occupied, chunk.n_image)) | set(logo))
+            peak = int(q_share[i].argmax())
+            out["prior on logo"].append(peak in logo)
+            out["logo chance"].append(len(logo) / len(objects) if objects else 0.0)
+            out["prior on object"].append(peak in objects)
+            out["prior mass on objects"].append(float(q_share[i, objects].sum()))
+            out["prior peak share"].append(float(q_share[i].max()))
+            out["object share"].append(len(objects) / chunk.n_image)
+            answer = list(vp.answer_patches(question.patches, chunk.n_image))
+            for name, score in (("answer rank S", s[i]), ("answer rank P", p[i])):
+                rank = int((score > score[answer].max()).sum()) + 1
+                out[name].append(rank if question.group == "local" else np.nan)
+            out["kind"].append(question.kind)
         images = [scene.image() for scene, _ in chunk.items]
         second = pt.two_forward_prior(model, processor, chunk.inputs, images, layer, "truncate")
         out["max_difference"] = max(out["max_difference"], float((second - q).abs().max()))
@@ -133,10 +155,12 @@ METHOD_COLOURS = {
     "FastV": PALETTE[1],
     "random": "#999999",
     "spatial": PALETTE[4],
+    "VisPruner": PALETTE[6],
+    "DART": "#8C510A",  # brown: black is the full model's line
     "P alone": PALETTE[5],
     "P − Q": PALETTE[3],
     "PriorTR": PALETTE[0],
-    "PriorTR-2F": PALETTE[2],
+    pt.TWO_FORWARD: PALETTE[2],
 }
 """The colour of each method in the chapter's figures."""
 
@@ -165,16 +189,25 @@ COMPARED = ("PriorTR", "P alone", "P − Q", "random")
 """The methods whose paired difference from FastV the ledger reads (``P alone``: PriorTR's rows without the prior)."""
 
 
+ATTENTION_FREE = ("VisPruner", "DART")
+"""The attention-free baselines of :func:`llmtheory.visual_pruning.attention_free_baselines`, compared with FastV
+and PriorTR when the sweep ran them."""
+
+
 def evidence(rows, budgets, rng: np.random.Generator) -> dict:
     """The estimates the ledger judges (paired by item, bootstrap intervals over items). The gap's growth is
-    measured from 1/3 (the paper's 192 of 576) to the tightest budget."""
+    measured from 1/3 (the paper's 192 of 576) to the tightest budget. VisPruner and DART are compared with FastV
+    and PriorTR when the sweep ran them."""
     names = list(budgets)
     tight, loose = names[-1], ("1/3" if "1/3" in names else names[0])
     e = {name: vp.accuracy(rows, name) for name in ("full", "floor", "ceiling")} | {"tight": tight, "loose": loose}
     for method in COMPARED:
         e[f"{method} − FastV"] = vp.paired_difference(rows, method, "FastV", names, rng)
         e[f"{method} − FastV growth"] = vp.gap_growth(rows, method, "FastV", tight, loose, rng)
-    for other in ("P alone", "P − Q", "PriorTR-2F"):
+    swept = {r["method"] for r in rows}
+    for method in (m for m in ATTENTION_FREE if m in swept):
+        e[f"{method} − FastV"] = vp.paired_difference(rows, method, "FastV", names, rng)
+    for other in ("P alone", "P − Q", pt.TWO_FORWARD, *(m for m in ATTENTION_FREE if m in swept)):
         e[f"PriorTR − {other}"] = vp.paired_difference(rows, "PriorTR", other, names, rng)
     for method in ("PriorTR", "random"):
         for budget in ("1/3", tight):
@@ -190,26 +223,72 @@ GAP_NAMES = {
     "random − FastV": "random_vs_fastv",
     "PriorTR − P alone": "priortr_vs_alone",
     "PriorTR − P − Q": "priortr_vs_difference",
-    "PriorTR − PriorTR-2F": "one_vs_two",
+    f"PriorTR − {pt.TWO_FORWARD}": "one_vs_two",
+    "VisPruner − FastV": "vispruner_vs_fastv",
+    "DART − FastV": "dart_vs_fastv",
+    "PriorTR − VisPruner": "priortr_vs_vispruner",
+    "PriorTR − DART": "priortr_vs_dart",
 }
-"""The paired accuracy differences of :func:`evidence` that the prose quotes, and their names there."""
+"""The paired accuracy differences of :func:`evidence` that the prose quotes, and their names there (``—`` for a
+method the sweep did not run)."""
+
+
+def _mean(values, spec: str) -> str:
+    """The mean of the finite ``values`` with its t-interval, as text (``—`` when there are none)."""
+    values = [v for v in np.asarray(values, dtype=float) if np.isfinite(v)]
+    return f"{Estimate.mean_of(values):{spec}}" if len(values) > 1 else "—"
+
+
+def _share(flags) -> str:
+    """A proportion with its Wilson interval, as text."""
+    flags = [bool(f) for f in flags]
+    return f"{Estimate.proportion(sum(flags), len(flags)):.0%}" if flags else "—"
+
+
+RECALL_NAMES = {
+    "FastV": "recall_fastv",
+    "random": "recall_random",
+    "P alone": "recall_alone",
+    "PriorTR": "recall_priortr",
+}
+"""The methods whose recall of the answering patches at the loose budget the prose quotes, and their names there."""
 
 
 def prose_numbers(e: dict, correlation: dict, rows, budgets, prior: dict) -> dict[str, str]:
     """The numbers the chapter's prose quotes (``{glue:text}`` names → text) from the :func:`evidence` ``e``, the
     mean Spearman ``correlation`` of ``P`` with ``Q`` and :func:`prior_evidence` ``prior``: the loose budget, the
     references' accuracies, the paired differences of :data:`GAP_NAMES`, local and global accuracy of the full model
-    and the ceiling at the tightest budget, recall at the loose budget, and the prior's mass on the logo."""
+    and the ceiling at the tightest budget, recall at the loose budget (:data:`RECALL_NAMES`), the `logo` accuracy of
+    PriorTR and P alone at Table 1's budget (the second tightest), where the prior sits (on the logo, against the
+    chance of a random occupied patch, and whether its Wilson interval lies above that chance; on the objects) and
+    the rank of the answering patch under ``S`` and ``P``."""
     out = {"loose_budget": e["loose"]}
     out |= {f"acc_{name}": f"{e[name].value:.0%}" for name in ("full", "floor", "ceiling")}
     out |= {f"pq_{name}": f"{correlation[name].value:.2f}" for name in ("last", "question")}
-    out |= {name: f"{e[key]:+.3f}" for key, name in GAP_NAMES.items()}
+    out |= {name: f"{e[key]:+.3f}" if key in e else "—" for key, name in GAP_NAMES.items()}
     local_global = by_kind(rows, list(budgets)[-1])
     for name in ("full", "ceiling"):
         out |= {f"{name}_{column}": f"{local_global.loc[name, column]:.0%}" for column in ("local", "global", "count")}
-    for method in ("FastV", "random", "PriorTR"):
-        out[f"recall_{method.lower()}"] = f"{vp.mean_recall(rows, method, e['loose']).value:.0%}"
-    out["q_logo"] = f"{np.mean(prior['prior on logo']):.0%}"
+    for method, name in RECALL_NAMES.items():
+        out[name] = f"{vp.mean_recall(rows, method, e['loose']):.0%}"
+    table_budget = list(budgets)[-2] if len(budgets) > 1 else list(budgets)[-1]
+    logo = by_kind(rows, table_budget, intervals=True)
+    out["table_budget"] = table_budget
+    for method, name in (("PriorTR", "logo_priortr"), ("P alone", "logo_alone")):
+        out[name] = logo.loc[method, "logo"] if "logo" in logo.columns else "—"
+    out["q_logo"] = _share(prior["prior on logo"])
+    out["q_logo_chance"] = f"{np.mean(prior['logo chance']):.0%}"
+    on_logo = [bool(f) for f in prior["prior on logo"]]
+    favoured = on_logo and Estimate.proportion(sum(on_logo), len(on_logo)).low > np.mean(prior["logo chance"])
+    out["logo_favoured"] = "favours it over a random occupied patch" if favoured else "does not favour it"
+    out["q_on_objects"] = _share(prior["prior on object"])
+    out["q_mass_objects"] = _mean(prior["prior mass on objects"], ".0%")
+    out["objects_share"] = f"{np.mean(prior['object share']):.1%}"
+    out["q_peak"] = _mean(prior["prior peak share"], ".2f")
+    kinds = np.asarray(prior["kind"])
+    for group, picked in (("local", np.ones(len(kinds), dtype=bool)), ("logo", kinds == "logo")):
+        for score in ("S", "P"):
+            out[f"rank_{score.lower()}_{group}"] = _mean(np.asarray(prior[f"answer rank {score}"])[picked], ".1f")
     return out
 
 
