@@ -98,8 +98,9 @@ def test_the_official_schedule_and_its_layer_averages():
     assert [s.kept for s in clse.staged_schedule(576, 32, 100)] == [172, 109, 32]  # the ratios 1.72 / 1.09 / 0.32
     small = clse.staged_schedule(36, 6, 12)
     assert [s.layer for s in small] == [1, 2, 4] and [s.kept for s in small] == [21, 13, 4]
+    assert clse.stage_layers(3) == (1, 2) and len(clse.staged_schedule(36, 3, 4)) == 2  # the stages that fit
     with pytest.raises(ParameterError, match="layers"):
-        clse.stage_layers(3)
+        clse.stage_layers(1)
 
 
 def test_vispruner_keeps_half_by_cls_attention_and_drops_duplicates():
@@ -171,6 +172,50 @@ def test_every_method_keeps_exactly_the_budget(micro_vlm):
     assert all(r["answer_tokens"] == vp.answer_patches(items[r["item"]][1].patches, 36) for r in rows)
 
 
+@pytest.fixture(scope="module")
+def deeper_micro_vlm(one_torch_thread):
+    """The micro LLaVA with five decoder layers: room for three stages (decoder indices 1, 2, 3)."""
+    from dataclasses import replace
+
+    from llmtheory import zoo
+    from llmtheory.zoo import vlm as zoo_vlm
+
+    tokenizer = zoo_vlm.build_tokenizer()
+    model = zoo_vlm.build_model(replace(zoo.SPECS["micro-vlm"], layers=5), tokenizer).eval()
+    return model, zoo_vlm.build_processor(tokenizer)
+
+
+def test_the_staged_pass_matches_the_one_stage_pass_and_nests_its_stages(deeper_micro_vlm):
+    model, processor = deeper_micro_vlm
+    items = vp.heldout(("colour", "count", "exist"), 2, seed=0)
+    chunk = next(vp.chunks(model, processor, items, len(items), 0))
+    # one hybrid stage at K = 1 is the single-stage hybrid of the shared pruning pass
+    logits, kept = clse.forward_staged(model, chunk.inputs, [clse.Stage(1, 7, "hybrid")])
+    rule = vp.rule_from_scores(clse.hybrid_scores(), 7)
+    single = vp.forward_dropping_visual_tokens(model, chunk.inputs, 1, rule, attentions=True)
+    torch.testing.assert_close(logits, single.last_logits, atol=1e-4, rtol=1e-4)
+    assert torch.equal(kept[0], single.kept)
+    # stages that keep every token change nothing
+    everything = [clse.Stage(1, 36, "hybrid"), clse.Stage(3, 36, "attention")]
+    full = vp.forward_dropping_visual_tokens(model, chunk.inputs, 5, None).last_logits
+    torch.testing.assert_close(clse.forward_staged(model, chunk.inputs, everything)[0], full, atol=1e-4, rtol=1e-4)
+    # three stages (the official ratios scaled to five layers): each keeps a subset of the one before
+    stages = clse.staged_schedule(36, 5, 4)
+    assert [(s.layer, s.kept) for s in stages] == [(1, 7), (2, 4), (3, 1)]
+    _, kept = clse.forward_staged(model, chunk.inputs, stages)
+    assert [k.shape for k in kept] == [(len(items), s.kept) for s in stages]
+    for before, after in zip(kept, kept[1:], strict=False):
+        assert all(set(a.tolist()) <= set(b.tolist()) for a, b in zip(after, before, strict=True))
+    for bad in ([clse.Stage(2, 4, "hybrid"), clse.Stage(1, 2, "attention")],
+                [clse.Stage(1, 4, "hybrid"), clse.Stage(2, 8, "attention")], [clse.Stage(1, 4, "norm")]):  # fmt: skip
+        with pytest.raises(ParameterError, match="stage"):
+            clse.forward_staged(model, chunk.inputs, bad)
+    rows = cx.evaluate_staged(model, processor, items, {"1/9": 1 / 9}, batch_size=4)
+    assert len(rows) == len(items) and {(r["method"], r["kept"], r["stage_kept"]) for r in rows} == {
+        (cx.STAGED, 1, (7, 4, 1))
+    }
+
+
 def test_row_shift_is_zero_when_the_kept_tokens_are_the_answers():
     rows = [{"method": "m", "budget": "b", "kept_tokens": (0, 1), "answer_tokens": (0, 1)},
             {"method": "m", "budget": "b", "kept_tokens": (30, 31), "answer_tokens": (0, 1)}]  # fmt: skip
@@ -181,17 +226,32 @@ def test_row_shift_is_zero_when_the_kept_tokens_are_the_answers():
     assert diff.value == pytest.approx(0.5)  # |mean shift of m| − |mean shift of n| = 0.5 − 0
 
 
+def test_the_top_rows_control_is_biased_and_fails_the_bias_rule():
+    items = vp.heldout(("colour", "count"), 20, seed=0)
+    control = cx.fixed_rows(items, range(4), "top rows", "1/9", 36)
+    assert len(control) == len(items) and all(r["kept_tokens"] == (0, 1, 2, 3) for r in control)
+    shift = cx.row_shift(control, "top rows", "1/9", 36)
+    assert shift.mean() < -0.3  # the first row against answers spread over the grid
+    # a selection on the answers themselves beats it under the rule |shift of b| − |shift of a| > 0
+    exact = [r | {"method": "answers", "kept_tokens": r["answer_tokens"]} for r in control]
+    assert cx.bias_difference(exact + control, "top rows", "answers", "1/9", 36, make_rng(0, "t")).high < 0
+    table = cx.bias_table(control, ["top rows"], "1/9", 36)
+    assert table.loc["top rows", "row shift"].count(".") == 3  # value and interval, three decimals each
+
+
 def test_the_published_gap_and_the_items_are_the_papers():
     gap = cx.PUBLISHED["CLSE"] - cx.PUBLISHED["FastV"]
     assert gap.round(1).tolist() == [7.3, 10.9, 16.8]
     assert sc.GRID == 6
 
 
-def test_plot_maps_marks_the_kept_tokens_of_three_maps(micro_vlm):
+def test_plot_maps_marks_the_kept_tokens_of_three_methods(micro_vlm):
     model, processor = micro_vlm
     items = vp.heldout(("colour", "count"), 1, seed=0)
     maps = cx.example_maps(model, processor, items, 1, 1 / 9)
     fig = cx.plot_maps(maps, 1)
     assert len(fig.axes) == 2 * 5 and fig.axes[2].get_title().startswith("S at layer 1")
-    assert [len(ax.lines) for ax in fig.axes[:5]] == [0, 0, 1, 1, 1]  # dots on S^K, I and FastV
+    # dots on I (CLSE); dots (FastV) and crosses (CLSE-Hybrid, E · a) on the attention map
+    assert [len(ax.lines) for ax in fig.axes[:5]] == [0, 0, 0, 1, 2]
+    assert fig.axes[4].lines[1].get_marker() == "x" and "CLSE-Hybrid" in fig.axes[4].get_title()
     assert set(cx.METHOD_COLOURS) >= {"FastV", "CLSE", "CLSE-Hybrid"}

@@ -21,21 +21,22 @@ the output of decoder layer 0, ``X¹``):
 
 The released code prunes in **three stages** (:func:`staged_schedule`): at decoder layers 1, 11 and 21 of 32 it keeps
 330, 210 and 62 of LLaVA's 576 tokens for the nominal budget 192 (ratios 1.72, 1.09, 0.32 of the budget); only the
-first stage uses the spectral factor, the later two rank by attention alone. The book's chapter prunes once, at
-``K``, with every method at the same budget; the schedule is computed (:func:`staged_schedule`,
-:func:`layer_average`), not run.
+first stage uses the spectral factor, the later two rank by attention alone. The book's chapter compares every
+method pruning once, at ``K``, at the same budget, and runs the staged schedule beside them
+(:func:`forward_staged`, :func:`evaluate_staged`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 
+from . import vlm
 from .params import Int, Model, ParameterError, Real, check_float, check_int
-from .visual_pruning import Method, fastv_scores, rule_from_scores
+from .visual_pruning import Method, fastv_scores, rule_from_scores, top_k
 from .vlm import DropContext, grid_shape
 
 CUTOFF = 0.1
@@ -199,13 +200,15 @@ class Stage:
 
 def stage_layers(layers: int) -> tuple[int, ...]:
     """The official stage indices 1, 11, 21 of 32 scaled to a model of ``layers`` decoder layers (the first stays at
-    1; later ones rounded, strictly increasing, below ``layers``)."""
-    check_int("layers", layers, minimum=len(OFFICIAL_STAGES) + 1)
+    1; later ones rounded, strictly increasing, below ``layers``). A model with fewer than four layers gets the
+    stages that fit (three layers: 1 and 2)."""
+    check_int("layers", layers, minimum=2)
     out = [OFFICIAL_STAGES[0]]
     for index in OFFICIAL_STAGES[1:]:
-        out.append(max(out[-1] + 1, round(index * layers / OFFICIAL_LAYERS)))
-    if out[-1] >= layers:
-        raise ParameterError(f"a {layers}-layer model has no room for three stages at {out}")
+        following = max(out[-1] + 1, round(index * layers / OFFICIAL_LAYERS))
+        if following >= layers:
+            break
+        out.append(following)
     return tuple(out)
 
 
@@ -221,7 +224,8 @@ def staged_schedule(n_image: int, layers: int, budget: int) -> list[Stage]:
             left = max(1, min(left, round(budget * ratio)))
             counts.append(left)
     scores = ("hybrid", "attention", "attention")
-    return [Stage(layer, kept, score) for layer, kept, score in zip(stage_layers(layers), counts, scores, strict=True)]
+    # strict=False: a model too shallow for three stages keeps the first ones (stage_layers)
+    return [Stage(layer, kept, score) for layer, kept, score in zip(stage_layers(layers), counts, scores, strict=False)]
 
 
 def layer_average(stages: list[Stage], n_image: int, layers: int, count_first: bool = True) -> float:
@@ -233,6 +237,62 @@ def layer_average(stages: list[Stage], n_image: int, layers: int, count_first: b
     head = stages[0].layer
     total += head * (n_image if count_first else stages[-1].kept)
     return total / layers
+
+
+STAGE_SCORES = {"hybrid": hybrid_scores, "attention": lambda cutoff: fastv_scores}
+"""The rankings a :class:`Stage` may use: CLSE-Hybrid (``clse-eq-hybrid``) or FastV's attention alone."""
+
+
+@torch.no_grad()
+def forward_staged(model, inputs: dict, stages: Sequence[Stage], cutoff: float = CUTOFF) -> tuple:
+    """The released staged prefill (``clse_model.py``): at each stage's decoder index the visual tokens still in the
+    sequence are ranked by the stage's score (:data:`STAGE_SCORES`; ``"attention"``: the last token's attention at
+    the layer before, over the tokens left) and only the top ``stage.kept`` go on. Kept tokens keep their original
+    positions (as :func:`llmtheory.vlm.forward_dropping_visual_tokens`, whose layer runner this reuses).
+
+    Returns ``(last_logits, kept)``: the next-word logits at each row's last real token, ``(batch, vocab)``, and per
+    stage the grid indices (0..n_image−1, sorted) of the tokens it kept, a list of ``(batch, stage.kept)``.
+    """
+    layers = model.config.text_config.num_hidden_layers
+    starts, counts = [s.layer for s in stages], [s.kept for s in stages]
+    if not stages or starts != sorted(set(starts)) or starts[0] < 1 or starts[-1] >= layers:
+        raise ParameterError(f"stage layers must increase strictly within [1, {layers}); got {starts}")
+    if counts != sorted(counts, reverse=True) or counts[-1] < 1 or any(s.score not in STAGE_SCORES for s in stages):
+        raise ParameterError(f"stage counts must not increase and scores be one of {list(STAGE_SCORES)}; got {stages}")
+    input_ids = inputs["input_ids"]
+    mask = inputs.get("attention_mask", torch.ones_like(input_ids))
+    lm = model.model.language_model
+    images = vlm.image_positions(model, input_ids)  # sequence positions of the visual tokens still in
+    visual = torch.arange(images.shape[1], device=input_ids.device).expand_as(images)  # their grid indices
+    kept, done, recorded = [], 0, []
+    with vlm._Eager(model):
+        hidden = vlm.merged_embeddings(model, input_ids, inputs["pixel_values"])
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+        states = [hidden]
+        for stage in stages:
+            hook = lm.layers[stage.layer - 1].self_attn.register_forward_hook(lambda _m, _a, o: recorded.append(o[1]))
+            try:  # the spectral score reads layers 0 and K of the full sequence: states only before the first stage
+                hidden = vlm._run_layers(
+                    lm, hidden, positions, mask, range(done, stage.layer), states if done == 0 else None
+                )
+            finally:
+                hook.remove()
+            context = DropContext(stage.layer, states, [None] * (stage.layer - 1) + [recorded[-1]], images,
+                                  images[:, -1] + 1, vlm.last_positions(mask), input_ids, mask)  # fmt: skip
+            chosen = top_k(STAGE_SCORES[stage.score](cutoff)(context), stage.kept)  # among the tokens left
+            keep_mask = torch.ones_like(mask, dtype=torch.bool)
+            keep_mask.scatter_(1, images, False)
+            keep_mask.scatter_(1, images.gather(1, chosen), True)
+            order = keep_mask.nonzero()[:, 1].reshape(len(mask), -1)
+            images = torch.searchsorted(order, images.gather(1, chosen))  # their positions in the shorter sequence
+            hidden = hidden.gather(1, order[..., None].expand(-1, -1, hidden.shape[-1]))
+            positions, mask = positions.gather(1, order), mask.gather(1, order)
+            visual = visual.gather(1, chosen)
+            kept.append(visual)
+            done = stage.layer
+        hidden = vlm._run_layers(lm, hidden, positions, mask, range(done, layers), None)
+        logits = model.lm_head(lm.norm(hidden))
+    return logits[torch.arange(len(mask), device=mask.device), vlm.last_positions(mask)], kept
 
 
 def cutoff_in_cycles(side: int, cutoff: float = CUTOFF) -> float:

@@ -14,6 +14,7 @@ from . import visual_pruning as vp
 from .claims import Estimate
 from .plotting import PALETTE
 from .priortr import attention_context
+from .seeding import make_rng
 from .vlm import grid_shape
 
 PUBLISHED = pd.DataFrame(
@@ -40,14 +41,16 @@ def ranking_agreement(
     model, processor, items, layer: int, budgets: dict[str, float], batch_size: int = 64, cutoff: float = clse.CUTOFF
 ):
     """Per item and budget, the share of the tokens CLSE (high-pass ``cutoff``) keeps that each ablation (and FastV)
-    keeps too, the Spearman correlation of the two scores over the image, and how many tokens share the other
-    score's maximum (the sigmoid factor ``E`` ties at exactly 1): ``DataFrame`` with columns ``other``, ``budget``,
-    ``overlap``, ``spearman``, ``top_ties``."""
+    keeps too, the Spearman correlation of the two scores over the image, how many tokens share the other
+    score's maximum (the sigmoid factor ``E`` ties at exactly 1), and the item's share of tokens with ``E > 0.5``
+    (the factor's "open" tokens, those whose ``I`` is above the image's mean): ``DataFrame`` with columns ``other``,
+    ``budget``, ``overlap``, ``spearman``, ``top_ties``, ``factor_open``."""
     rankings = ABLATIONS | {FACTOR: clse.clse_factor(cutoff), "FastV": vp.fastv_scores}
     rows = []
     for chunk in vp.chunks(model, processor, items, batch_size, 0):
         context = attention_context(model, chunk.inputs, layer)
         ours = clse.clse_scores(cutoff)(context)
+        open_share = (clse.evolution_factor(ours) > 0.5).float().mean(dim=-1).tolist()
         for name, score in rankings.items():
             other = score(context)
             rho = [spearmanr(a.cpu(), b.cpu()).statistic for a, b in zip(ours, other, strict=True)]
@@ -57,9 +60,8 @@ def ranking_agreement(
                 a, b = vp.top_k(ours, k), vp.top_k(other, k)
                 for i in range(len(a)):
                     overlap = len(set(a[i].tolist()) & set(b[i].tolist())) / k
-                    rows.append(
-                        {"other": name, "budget": budget, "overlap": overlap, "spearman": rho[i], "top_ties": ties[i]}
-                    )
+                    rows.append({"other": name, "budget": budget, "overlap": overlap, "spearman": rho[i],
+                                 "top_ties": ties[i], "factor_open": open_share[i]})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -111,13 +113,14 @@ MAP_TITLES = {
     "FastV": "last-token attention",
 }
 """The maps of :func:`example_maps` that :func:`plot_maps` draws, left to right, with their titles."""
-MAP_MARKS = {"I": "CLSE", "FastV": "FastV", "SK": "CLSE-Hybrid"}
-"""The method whose kept tokens each map shows as dots."""
+MAP_MARKS = {"I": ("CLSE",), "FastV": ("FastV", "CLSE-Hybrid")}
+"""The methods whose kept tokens each map shows: the first as cyan dots, the second as white crosses (the hybrid
+ranks by ``E · a``, the attention map gated by the factor, so its tokens are drawn on the attention map)."""
 
 
 def plot_maps(examples: list[dict], layer: int):
     """One row per item of :func:`example_maps`: the image, then the maps of :data:`MAP_TITLES` with the tokens the
-    method of :data:`MAP_MARKS` keeps as dots, and the answering patches outlined in green."""
+    methods of :data:`MAP_MARKS` keep (dots, then crosses), and the answering patches outlined in green."""
     import matplotlib.pyplot as plt
 
     titles = {name: title.format(layer=layer) for name, title in MAP_TITLES.items()}
@@ -127,14 +130,55 @@ def plot_maps(examples: list[dict], layer: int):
         row[0].set_ylabel(f"{ex['question'].text}\nanswer: {ex['question'].answer}", fontsize=7)
         for ax, name in zip(row[1:], titles, strict=True):
             ax.imshow(ex[name], cmap="magma")
+            marks = MAP_MARKS.get(name, ())
             if index == 0:
-                ax.set_title(
-                    titles[name] + (f"\n(dots: {MAP_MARKS[name]} keeps)" if name in MAP_MARKS else ""), fontsize=8
-                )
-            if name in MAP_MARKS:
-                vp.mark_kept(ax, ex["kept"][MAP_MARKS[name]], ex["side"])
+                legend = [f"{kind}: {method}" for kind, method in zip(("dots", "crosses"), marks, strict=False)]
+                ax.set_title("\n".join([titles[name], *legend]), fontsize=8)
+            if marks:
+                vp.mark_kept(ax, ex["kept"][marks[0]], ex["side"])
+            for method in marks[1:]:
+                spots = np.array([divmod(p, ex["side"])[::-1] for p in ex["kept"][method]]).T
+                ax.plot(*spots, "x", ms=6, mew=1.5, color="white")
         vp.frame_map_row(row, ex)
     return fig
+
+
+STAGED = "CLSE-Hybrid (3 stages)"
+"""The released procedure's name in the sweep: :func:`llmtheory.clse.forward_staged` with the staged schedule."""
+
+
+def evaluate_staged(
+    model, processor, items, budgets: dict[str, float], *, batch_size: int = 64, seed: int = 0, cutoff=clse.CUTOFF
+) -> list[dict]:
+    """Rows like :func:`llmtheory.visual_pruning.evaluate`'s for the released staged schedule: for each budget, the
+    nominal ``k`` of the share (:func:`~llmtheory.visual_pruning.keep_count`) becomes the three stages of
+    :func:`llmtheory.clse.staged_schedule` (scaled to the model's depth and grid) and one staged pass answers.
+    ``kept`` is the last stage's count, ``kept_tokens`` the tokens it keeps (recall is over those), and
+    ``stage_kept`` lists every stage's count."""
+    layers = model.config.text_config.num_hidden_layers
+    rows = []
+    for chunk in vp.chunks(model, processor, items, batch_size, seed):
+        kinds = [q.kind for _, q in chunk.items]
+        for budget, share in budgets.items():
+            stages = clse.staged_schedule(chunk.n_image, layers, vp.keep_count(chunk.n_image, share))
+            logits, kept = clse.forward_staged(model, chunk.inputs, stages, cutoff)
+            guesses = vp.restricted_answers(processor, logits, kinds)
+            for i, (_, question) in enumerate(chunk.items):
+                target = vp.answer_patches(question.patches, chunk.n_image)
+                final = tuple(kept[-1][i].tolist())
+                rows.append({"item": chunk.start + i, "kind": question.kind, "group": question.group,
+                             "method": STAGED, "budget": budget, "kept": len(final),
+                             "correct": guesses[i] == question.answer,
+                             "recall": len(set(final) & set(target)) / len(target) if target else float("nan"),
+                             "kept_tokens": final, "stage_kept": tuple(s.kept for s in stages)})  # fmt: skip
+    return rows
+
+
+def tidy_legend(fig) -> None:
+    """Write the one-layer ablation's ``S^K`` as mathtext :math:`S^{(K)}` in every legend of ``fig``."""
+    for legend in [ax.get_legend() for ax in fig.axes if ax.get_legend()] + list(fig.legends):
+        for text in legend.get_texts():
+            text.set_text(text.get_text().replace("S^K", "$S^{(K)}$"))
 
 
 METHOD_COLOURS = {
@@ -148,6 +192,7 @@ METHOD_COLOURS = {
     "CLSE": PALETTE[0],
     "Hybrid (shuffled factor)": "#CC99BB",
     "CLSE-Hybrid": PALETTE[2],
+    STAGED: PALETTE[3],
 }
 """The colour of each method in the chapter's figures."""
 
@@ -178,6 +223,29 @@ def with_answers(rows, items, n_image: int) -> list[dict]:
     """The rows with each item's answering patches (on the model's grid) added as ``answer_tokens``."""
     answers = [vp.answer_patches(q.patches, n_image) for _, q in items]
     return [r | {"answer_tokens": answers[r["item"]]} for r in rows]
+
+
+def fixed_rows(items, tokens, method: str, budget: str, n_image: int) -> list[dict]:
+    """Rows (as :func:`with_answers` gives them, no forward pass) for a selection that keeps the same ``tokens`` in
+    every item: the positional-bias rule's control, biased by construction (``range(k)``: the top rows)."""
+    answers = [vp.answer_patches(q.patches, n_image) for _, q in items]
+    return [{"item": i, "method": method, "budget": budget, "kept_tokens": tuple(tokens), "answer_tokens": answer}
+            for i, answer in enumerate(answers)]  # fmt: skip
+
+
+BIASED = ("CLSE", "CLSE-Hybrid", "random", "top rows")
+"""The selections whose positional bias the ledger compares with FastV's ("top rows": the control)."""
+
+
+def positional_bias(rows, items, budget: str, n_image: int, seed: int) -> tuple[dict, dict]:
+    """The positional-bias rows' numbers at ``budget``: for each of :data:`BIASED`, ``|FastV's mean shift| − |its
+    mean shift|`` (:func:`bias_difference`, one random stream per method) and every mean shift (FastV's included).
+    The control, "top rows", keeps the first ``k`` visual tokens of every item (:func:`fixed_rows`)."""
+    k = len(next(r["kept_tokens"] for r in rows if r["method"] == "FastV" and r["budget"] == budget))
+    rows = rows + fixed_rows(items, range(k), "top rows", budget, n_image)
+    gain = {m: bias_difference(rows, m, "FastV", budget, n_image, make_rng(seed, m)) for m in BIASED}
+    shift = {m: float(row_shift(rows, m, budget, n_image).mean()) for m in ("FastV", *BIASED)}
+    return gain, shift
 
 
 def keep_frequency(rows, method: str, budget: str, n_image: int) -> np.ndarray:
@@ -221,7 +289,8 @@ def bias_table(rows, methods, budget: str, n_image: int) -> pd.DataFrame:
         shift = row_shift(rows, method, budget, n_image)
         kept = [t for r in rows if r["method"] == method and r["budget"] == budget for t in r["kept_tokens"]]
         lower = np.mean([t // side >= side / 2 for t in kept]) if kept else float("nan")
-        out[method] = {"row shift": str(Estimate.mean_of(shift[~np.isnan(shift)])), "lower half": round(lower, 3)}
+        estimate = Estimate.mean_of(shift[~np.isnan(shift)])
+        out[method] = {"row shift": f"{estimate:+.3f}", "lower half": round(lower, 3)}
     return pd.DataFrame(out).T
 
 
@@ -248,6 +317,10 @@ COMPARED = ("CLSE", "CLSE-Hybrid", "Hybrid (shuffled factor)", "random", "spatia
 """Methods whose paired difference from FastV the ledger and the text read."""
 
 
+NEAR_FIRST_STAGE = "2/9"
+"""The budget whose share (8/36 = 22%) is nearest the share the paper's "64" keeps at its first stage (19%)."""
+
+
 def evidence(rows, budgets, rng: np.random.Generator) -> dict:
     """The estimates the ledger judges (paired by item, bootstrap intervals over items)."""
     names = list(budgets)
@@ -257,9 +330,33 @@ def evidence(rows, budgets, rng: np.random.Generator) -> dict:
         e[f"{method} − FastV"] = vp.paired_difference(rows, method, "FastV", names, rng)
     for other in (*ABLATIONS, "random", "DART", "VisPruner"):
         e[f"CLSE − {other}"] = vp.paired_difference(rows, "CLSE", other, names, rng)
-    for method in ("CLSE-Hybrid", "random"):
-        e[f"{method} keeps"], e[f"{method} closes"] = vp.retention(rows, method, tight, rng)
+    for method in ("CLSE-Hybrid", "random", STAGED):
+        if any(r["method"] == method for r in rows):
+            e[f"{method} keeps"], e[f"{method} closes"] = vp.retention(rows, method, tight, rng)
+    if any(r["method"] == STAGED for r in rows):
+        e[f"{STAGED} − CLSE-Hybrid"] = vp.paired_difference(rows, STAGED, "CLSE-Hybrid", names, rng)
+    if NEAR_FIRST_STAGE in budgets:  # the share nearest the paper's first stage of "64" (110/576 = 19%)
+        for method in ("CLSE-Hybrid", STAGED):
+            if any(r["method"] == method for r in rows):
+                e[f"{method} keeps at {NEAR_FIRST_STAGE}"] = vp.retention(rows, method, NEAR_FIRST_STAGE, rng)[0]
     return e
+
+
+def token_counts(n_image: int, layers: int, prune_layer: int, k: int, stages) -> dict[str, float]:
+    """The token arithmetic the ledger reads: the official schedule's per-layer averages (its "192" counted both ways,
+    its "64" with layer 0's 576 against FastV keeping 64 from ``K = 2``, the first stage of its "64"), and ours at
+    the tightest budget (the staged ``stages``, and one stage keeping ``k`` tokens from ``prune_layer``)."""
+    official = clse.staged_schedule(576, clse.OFFICIAL_LAYERS, 192)
+    paper_64 = clse.staged_schedule(576, clse.OFFICIAL_LAYERS, 64)
+    return {
+        "official_as_62": clse.layer_average(official, 576, clse.OFFICIAL_LAYERS, count_first=False),
+        "official_all": clse.layer_average(official, 576, clse.OFFICIAL_LAYERS, count_first=True),
+        "first_stage_64": paper_64[0].kept,
+        "staged_64": clse.layer_average(paper_64, 576, clse.OFFICIAL_LAYERS),
+        "fastv_64": (2 * 576 + (clse.OFFICIAL_LAYERS - 2) * 64) / clse.OFFICIAL_LAYERS,
+        "ours_staged": clse.layer_average(stages, n_image, layers),
+        "ours_single": (n_image * prune_layer + k * (layers - prune_layer)) / layers,
+    }
 
 
 def stage_table(n_image: int, layers: int, budgets=(192, 128, 64)) -> pd.DataFrame:
