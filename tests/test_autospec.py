@@ -88,6 +88,19 @@ def test_parse_known_rule_and_errors():
             parse_rules(bad)
 
 
+def test_rules_side_by_side_shows_only_the_rules_a_loop_changed():
+    kept, changed, new = parse_rules(
+        "rule @kept trigger t check p enforce stop end\n"
+        "rule @changed trigger t check p enforce stop end\n"
+        "rule @new trigger t check q enforce stop end"
+    )
+    edited = Rule("changed", "t", (*changed.checks, Literal("r", False)), "stop")
+    text = ex.rules_side_by_side((kept, changed), (kept, edited, new))
+    assert "@kept" not in text and "@changed" in text and "@new" in text and "(none)" in text and "!r" in text
+    assert "(dropped)" in ex.rules_side_by_side((kept, changed), (kept,))
+    assert len(ex.rules_side_by_side((kept,), (kept,)).splitlines()) == 1  # the header only
+
+
 def hand_made_traces():
     domain = DOMAINS["code"]
     j = domain.index

@@ -8,7 +8,7 @@ import yaml
 
 from llmtheory.chapters import PARTS, Chapter, all_chapters, chapter, register_chapter
 from llmtheory.cli import main
-from llmtheory.course import WEEKS, prerequisite_figure, render_course_page, syllabus, teaching_order
+from llmtheory.course import WEEKS, _runtimes, prerequisite_figure, render_course_page, syllabus, teaching_order
 from llmtheory.params import ParameterError
 from llmtheory.scaffold import add_to_toc
 
@@ -55,6 +55,13 @@ def test_course_page_and_figure(tmp_path):
     assert "python -m llmtheory new my_paper" in page and "python -m llmtheory grade" in page
     path = prerequisite_figure(all_chapters(), tmp_path / "graph.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_runtimes_name_only_the_tiers_that_have_a_ledger():
+    smoke, book = {"a": {"wall_time_s": 12.4}}, {"a": {"wall_time_s": 206.0}, "b": {"wall_time_s": 50.0}}
+    assert _runtimes(smoke, book, "a") == "smoke 12 s · book 206 s"
+    assert _runtimes(smoke, book, "b") == "book 50 s"  # no "— · 50 s" when the smoke tier has not run
+    assert _runtimes(smoke, book, "c") == "—"
 
 
 @pytest.fixture

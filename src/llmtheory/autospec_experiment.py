@@ -12,6 +12,7 @@ cross-validation inside it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import zip_longest
 
 import numpy as np
 import pandas as pd
@@ -39,6 +40,20 @@ RIPPER_PRUNE: tuple[float, ...] = (0.2, 0.33, 0.5)
 RIPPER_K: tuple[int, ...] = (1, 2)
 RIPPER_GRID: tuple[tuple[float, int], ...] = tuple((p, k) for p in RIPPER_PRUNE for k in RIPPER_K)
 """RIPPER's settings tuned by cross-validation: pruning share × optimisation passes."""
+
+
+def rules_side_by_side(expert: tuple[spec.Rule, ...], final: tuple[spec.Rule, ...], width: int = 44) -> str:
+    """The expert rules next to the rules a loop returned, rule by rule, both printed by
+    :func:`~llmtheory.autospec.format_rule`; the rules the loop left unchanged are not shown (display only)."""
+    before, after = {r.name: r for r in expert}, {r.name: r for r in final}
+    lines = [f"{'expert rules':<{width}}| rules after repair (the rules left unchanged not shown)"]
+    for name in list(before) + [n for n in after if n not in before]:
+        if before.get(name) == after.get(name):
+            continue
+        left = spec.format_rule(before[name]).splitlines() if name in before else ["(none)"]
+        right = spec.format_rule(after[name]).splitlines() if name in after else ["(dropped)"]
+        lines += [f"{a:<{width}}| {b}" for a, b in zip_longest(left, right, fillvalue="")]
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)

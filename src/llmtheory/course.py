@@ -89,7 +89,11 @@ def layered_layout(graph) -> dict[str, tuple[float, float]]:
 
 
 def prerequisite_figure(chapters: tuple[Chapter, ...], path: Path) -> Path:
-    """The prerequisite graph: chapters coloured by part, topics in grey, arrows from what is needed first."""
+    """The prerequisite graph, read left to right: background topics (grey) in the first column, then each
+    chapter (coloured by part) one column after its deepest prerequisite; each name in its own box with
+    horizontal text, arrows from what is needed first. Drawn 8 in wide with 9 pt text, the book's column width."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -105,17 +109,44 @@ def prerequisite_figure(chapters: tuple[Chapter, ...], path: Path) -> Path:
         for p in c.prerequisites:
             graph.add_node(p, part=0 if p not in slugs else graph.nodes.get(p, {}).get("part", 0))
             graph.add_edge(p, c.slug)
-    position = layered_layout(graph)
-    fig, ax = plt.subplots(figsize=(14, 8))
-    colours = ["#DDDDDD" if graph.nodes[n].get("part", 0) == 0 else PALETTE[graph.nodes[n]["part"] - 1] for n in graph]
-    nx.draw_networkx_edges(graph, position, ax=ax, arrows=True, arrowsize=10, edge_color="#999999", width=0.7)
-    nx.draw_networkx_nodes(graph, position, ax=ax, node_color=colours, node_size=420, edgecolors="#333333")
-    for node, (x, y) in position.items():  # labels below their node, slanted so that neighbours do not collide
-        ax.text(x, y - 0.07, node, fontsize=8, rotation=-25, ha="left", va="top")
-    handles = [plt.Line2D([], [], marker="o", ls="", color=PALETTE[i], label=part) for i, part in enumerate(PARTS)]
-    handles.append(plt.Line2D([], [], marker="o", ls="", color="#DDDDDD", label="background topic"))
-    ax.legend(handles=handles, loc="lower left", fontsize=8, frameon=True)
-    ax.set_title("What each chapter needs first (arrows point from a prerequisite to the chapter)")
+    layered = layered_layout(graph)  # (position in its row, -depth): drawn with depth as the column
+    rows = max(sum(1 for v in layered.values() if v[1] == y) for y in {v[1] for v in layered.values()})
+    fig, ax = plt.subplots(figsize=(8, 0.42 * rows + 1.6))
+    boxes = {}
+    for node, (along, depth) in layered.items():
+        part = graph.nodes[node].get("part", 0)
+        colour = "#DDDDDD" if part == 0 else PALETTE[part - 1]
+        text_colour = "black" if part == 0 or part in (4, 6) else "white"
+        label = textwrap.fill(node, 16) if part == 0 else node
+        boxes[node] = ax.text(
+            -depth, -along, label, fontsize=9, ha="center", va="center", color=text_colour, zorder=3,
+            bbox={"boxstyle": "round,pad=0.3", "facecolor": colour, "edgecolor": "#333333", "linewidth": 0.6},
+        )  # fmt: skip
+    for a, b in graph.edges:
+        ax.annotate(
+            "",
+            xy=(0, 0.5),
+            xycoords=boxes[b],
+            xytext=(1, 0.5),
+            textcoords=boxes[a],
+            arrowprops={
+                "arrowstyle": "->",
+                "color": "#888888",
+                "lw": 0.7,
+                "shrinkA": 1,
+                "shrinkB": 1,
+                "connectionstyle": "arc3,rad=0.05",
+            },
+            zorder=1,
+        )  # fmt: skip  (arrows that pass a column go under its boxes)
+    xs = [-v[1] for v in layered.values()]
+    ys = [-v[0] for v in layered.values()]
+    ax.set_xlim(min(xs) - 0.55, max(xs) + 0.55)
+    ax.set_ylim(min(ys) - 0.6, max(ys) + 0.6)
+    handles = [plt.Line2D([], [], marker="s", ls="", color=PALETTE[i], label=part) for i, part in enumerate(PARTS)]
+    handles.append(plt.Line2D([], [], marker="s", ls="", color="#DDDDDD", label="background topic"))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=9, frameon=False)
+    ax.set_title("What each chapter needs first (arrows from a prerequisite to the chapter)", fontsize=10)
     ax.axis("off")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,8 +155,14 @@ def prerequisite_figure(chapters: tuple[Chapter, ...], path: Path) -> Path:
     return path
 
 
-def _runtime(ledgers: dict[str, dict], slug: str) -> str:
-    return f"{ledgers[slug]['wall_time_s']:.0f} s" if slug in ledgers else "—"
+def _runtimes(smoke: dict[str, dict], book: dict[str, dict], slug: str) -> str:
+    """'smoke 12 s · book 206 s', or only the tiers that have a ledger here ('book 206 s'), or '—'."""
+    times = [
+        f"{tier} {ledgers[slug]['wall_time_s']:.0f} s"
+        for tier, ledgers in (("smoke", smoke), ("book", book))
+        if slug in ledgers
+    ]
+    return " · ".join(times) or "—"
 
 
 def _assignment(c: Chapter, root: Path, book: dict[str, dict]) -> str:
@@ -175,10 +212,10 @@ def render_course_page(root: Path, figure: str | None = None) -> str:
     def linked(c: Chapter) -> str:
         return f"[{c.title}](../notebooks/{c.slug}.ipynb)" if c.slug in written else f"{c.title} *(planned)*"
 
-    lines += ["## The weeks at a glance", "", "| week | chapters | runtime: smoke · book |", "|---|---|---|"]
+    lines += ["## The weeks at a glance", "", "| week | chapters | runtime |", "|---|---|---|"]
     for week in weeks:
         names = "<br>".join(linked(c) for c in week.chapters)
-        runtimes = "<br>".join(f"{_runtime(smoke, c.slug)} · {_runtime(book, c.slug)}" for c in week.chapters)
+        runtimes = "<br>".join(_runtimes(smoke, book, c.slug) for c in week.chapters)
         lines.append(f"| {week.number} | {names} | {runtimes} |")
     lines += [f"| {WEEKS} | {PROJECT_WEEK} | — |", ""]
     for week in weeks:
@@ -194,8 +231,8 @@ def render_course_page(root: Path, figure: str | None = None) -> str:
         "- Objective: register, scaffold and run a chapter of one's own (below)",
         "- Objective: defend each verdict of its ledger: its kind of evidence, its control, its interval",
         "",
-        "Runtimes are the `wall_time_s` of the last ledger at each tier on the book's 2-core machine (— when that",
-        "tier has not been run here: `python -m llmtheory run <slug> --scale smoke` records one).",
+        "Runtimes are the `wall_time_s` of the last ledger at each tier on the book's 2-core machine; a tier without",
+        "a ledger here is left out (`python -m llmtheory run <slug> --scale smoke` records the smoke one).",
         "",
         "## Grading exercises",
         "",

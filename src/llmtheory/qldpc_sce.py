@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -403,7 +405,7 @@ def milp_min_logical(
     lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = matrix.indptr, matrix.indices, matrix.data
     lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = lp.num_col_, lp.num_row_
     lp.integrality_ = [highspy.HighsVarType.kInteger] * lp.num_col_
-    solver = highspy.Highs()
+    solver = _quiet_highs()
     options = {"output_flag": False, "threads": 1, "random_seed": 0, "mip_max_nodes": int(max_nodes)}
     for option, value in options.items():
         solver.setOptionValue(option, value)
@@ -421,6 +423,21 @@ def milp_min_logical(
         dual = info.mip_dual_bound
         low = found if status == highspy.HighsModelStatus.kOptimal else max(1, _ceil_bound(dual))
     return (low, found, vector) if return_vector else (low, found)
+
+
+def _quiet_highs() -> highspy.Highs:
+    """A HiGHS solver, without the licence banner its C++ constructor prints to the process's stdout (once per
+    process, before any option such as ``output_flag`` can be set): file descriptor 1 points to /dev/null while
+    it is built. Nothing about the solve changes."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            return highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _ceil_bound(dual_bound: float) -> int:

@@ -138,7 +138,7 @@ def plot_ler(table):
     p_values = sorted(table.p.unique())
     ax.set_xticks(p_values, [f"{p:g}" for p in p_values])
     ax.minorticks_off()
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)  # below: the plot keeps its width
     return fig
 
 
@@ -421,7 +421,7 @@ def plot_replicates(table):
         ax.scatter(np.full(values.size, i) + np.linspace(-0.12, 0.12, values.size), values, s=22, color=f"C{i}")
         mean, half = mean_ci(values, 0.95) if values.size > 1 else (values.mean(), 0.0)
         ax.errorbar(i + 0.3, mean, yerr=half, fmt="s", color=f"C{i}", capsize=4)
-    ax.set_xticks(range(len(names)), names, rotation=15)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
     ax.set(ylabel="best k·d²/n per replicate", title="Equal budget, replicated (d proved where the MILP finished)")
     return fig
 
@@ -484,7 +484,7 @@ def plot_families(table):
         proved_low = bounded[bounded["d low"] > 0]
         ax.vlines(proved_low.n, proved_low["d low"], proved_low["d high"], color=colour, lw=3, alpha=0.5)
     ax.set(xlabel="code length n", ylabel="distance d", title="Families at growing n")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     return fig
 
 
