@@ -64,6 +64,31 @@ def next_logits(model, cache, state):
     return ckv._step(model, cache, state.next_token, state.length)
 
 
+def logits_seeing_only(model, state, shape, kept):
+    """The next token's logits from the full cache, where in layer ``l`` KV head ``g`` sees only the context
+    positions ``kept(l)[g]`` (and the token being fed): the reference a compressed cache must equal."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, eager_mask
+    from transformers.models.llama.modeling_llama import eager_attention_forward
+
+    def masked_attention(module, query, key, value, attention_mask, **kwargs):
+        extra = torch.full((shape.kv_heads, key.shape[-2]), float("-inf"))
+        extra[:, LENGTH:] = 0
+        for head, positions in enumerate(kept(module.layer_idx)):
+            extra[head, positions] = 0
+        extra = extra.repeat_interleave(shape.group_size, dim=0)[None, :, None, :]
+        return eager_attention_forward(module, query, key, value, extra, **kwargs)
+
+    AttentionInterface.register("test_masked", masked_attention)
+    if "test_masked" not in ALL_MASK_ATTENTION_FUNCTIONS:
+        AttentionMaskInterface.register("test_masked", eager_mask)
+    model.set_attn_implementation("test_masked")
+    try:
+        return next_logits(model, ckv.compress_cache(state.cache, ckv._all_kept(state)), state)
+    finally:
+        ckv.use_ragged_attention(model)
+
+
 def test_geometry_reads_the_config(shape):
     assert (shape.layers, shape.heads, shape.kv_heads, shape.head_dim, shape.group_size) == (3, 6, 2, 8, 3)
 
@@ -158,30 +183,9 @@ def test_a_pruned_cache_equals_masking_the_dropped_keys(model, state, shape):
 def test_ragged_per_layer_per_head_caches_equal_masking_each_layer_and_head(model, state, shape, method):
     """Layers of different lengths and KV heads keeping different positions: decoding from the pruned cache equals
     decoding from the full cache with, in each layer and KV head, the dropped keys masked out."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, eager_mask
-    from transformers.models.llama.modeling_llama import eager_attention_forward
-
     plan = plan_for(method, state, shape, 15)
     pruned = next_logits(model, ckv.compress_cache(state.cache, plan.positions), state)
-
-    def masked_attention(module, query, key, value, attention_mask, **kwargs):
-        extra = torch.zeros(shape.kv_heads, key.shape[-2])
-        dropped = torch.ones(shape.kv_heads, LENGTH, dtype=torch.bool)
-        dropped.scatter_(1, plan.positions[module.layer_idx], False)
-        extra[:, :LENGTH][dropped] = float("-inf")
-        extra = extra.repeat_interleave(shape.group_size, dim=0)[None, :, None, :]
-        mask = extra if attention_mask is None else attention_mask + extra
-        return eager_attention_forward(module, query, key, value, mask, **kwargs)
-
-    AttentionInterface.register("test_masked", masked_attention)
-    if "test_masked" not in ALL_MASK_ATTENTION_FUNCTIONS:
-        AttentionMaskInterface.register("test_masked", eager_mask)
-    model.set_attn_implementation("test_masked")
-    try:
-        masked = next_logits(model, ckv.compress_cache(state.cache, ckv._all_kept(state)), state)
-    finally:
-        ckv.use_ragged_attention(model)
+    masked = logits_seeing_only(model, state, shape, lambda layer: plan.positions[layer])
     assert len(set(plan.budgets)) > 1 or method == "h2o"
     torch.testing.assert_close(pruned, masked, atol=1e-5, rtol=0)
 
@@ -355,32 +359,16 @@ BATCHED = ("full", "streamingllm", "snapkv", "pyramidkv", "cake", "compresskv", 
 def test_a_headwise_plan_decodes_as_its_kept_keys_masked_in_the_full_cache(model, state, shape):
     """AdaKV's KV heads keep different numbers of positions: decoding from its padded, masked cache (in a batch
     beside a uniform plan) equals decoding from the full cache with each head's dropped keys masked out."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, eager_mask
-    from transformers.models.llama.modeling_llama import eager_attention_forward
-
     plan = plan_for("adakv", state, shape, 15)
     assert plan.counts is not None  # the heads do differ here: the test can see a wrong mask
     with ckv._stacked_cache(model, state, [plan, plan_for("snapkv", state, shape, 15)]) as cache:
         batched = ckv._forward(model, cache, torch.tensor([[state.next_token]] * 2), state.length)[0]
 
-    def masked_attention(module, query, key, value, attention_mask, **kwargs):
-        extra = torch.full((shape.kv_heads, key.shape[-2]), float("-inf"))
-        extra[:, LENGTH:] = 0
-        for head, count in enumerate(plan.head_counts(module.layer_idx).tolist()):
-            extra[head, plan.positions[module.layer_idx][head, :count]] = 0
-        extra = extra.repeat_interleave(shape.group_size, dim=0)[None, :, None, :]
-        return eager_attention_forward(module, query, key, value, extra, **kwargs)
+    def kept(layer):
+        counts = plan.head_counts(layer).tolist()
+        return [plan.positions[layer][head, :count] for head, count in enumerate(counts)]
 
-    AttentionInterface.register("test_headwise", masked_attention)
-    if "test_headwise" not in ALL_MASK_ATTENTION_FUNCTIONS:
-        AttentionMaskInterface.register("test_headwise", eager_mask)
-    model.set_attn_implementation("test_headwise")
-    try:
-        masked = next_logits(model, ckv.compress_cache(state.cache, ckv._all_kept(state)), state)
-    finally:
-        ckv.use_ragged_attention(model)
-    torch.testing.assert_close(batched, masked, atol=1e-5, rtol=0)
+    torch.testing.assert_close(batched, logits_seeing_only(model, state, shape, kept), atol=1e-5, rtol=0)
 
 
 def test_plans_decoded_in_one_batch_equal_each_plan_alone(model, state, shape):
