@@ -113,6 +113,17 @@ def test_items_put_the_sentence_in_the_with_context_only(world):
     true, counterfactual = items[0].sentence, items[1].sentence
     assert true != counterfactual and len(true.split()) == len(counterfactual.split())
     assert items[2].sentence.split()[-2] in ex.QUALITIES
+    for true, counterfactual in zip(items[::3], items[1::3], strict=True):
+        # the counterfactual's control: the true item's unrelated sentence with another wrong answer than s's, and
+        # neither entity's true answer
+        (answer, wrong), *same = [(a, b) for a, b in zip(true.sentence.split(), counterfactual.sentence.split(),
+                                                         strict=True) if a != b]  # fmt: skip
+        (other_answer, other_wrong), *rest = [
+            (a, b)
+            for a, b in zip(true.unrelated_context.split(), counterfactual.unrelated_context.split(), strict=True)
+            if a != b
+        ]
+        assert not same and not rest and other_wrong not in (answer, wrong, other_answer)
     search, test = ex.split_groups(items, seed=0)
     assert not {it.group for it in search} & {it.group for it in test} and len(search) + len(test) == 30
     with pytest.raises(ParameterError, match="n_topics"):

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .params import ListOf, Model, ParameterError, check_float, check_int
+from .params import Int, ListOf, Model, ParameterError, check_float, check_int
 from .seeding import make_rng
 
 # --------------------------------------------------------------------------------------------------------------
@@ -215,11 +215,12 @@ def heads_off(layout: HeadLayout, heads: Sequence[tuple[int, int]]) -> torch.Ten
     return mask
 
 
-def masked_deltas(model, tokenizer, mask: torch.Tensor | None, sentences, with_contexts, without_contexts):
+def masked_deltas(model, tokenizer, mask: torch.Tensor | None, sentences, with_contexts, without_contexts,
+                  batch_size: int = 256):  # fmt: skip
     """Δ(s) of the model with ``mask`` applied to both contexts: the entrainment left when those heads are off."""
     with HeadMasker(model) as masker:
         masker.mask = mask
-        return deltas(model, tokenizer, sentences, with_contexts, without_contexts)
+        return deltas(model, tokenizer, sentences, with_contexts, without_contexts, batch_size)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -469,6 +470,7 @@ PARAMETERS = {
     "MODEL": Model(),
     "SIZE_MODELS": ListOf(Model(), what="a non-empty list of zoo names, folders or hub ids"),
     "COPY_MODEL": Model(),
+    "BATCH": Int(minimum=1),
 }
 """The chapter's parameters besides ``SCALE`` and ``SEED`` (its notebook's ``parameters`` cell), declared once:
 the notebook checks them with :func:`llmtheory.params.check_parameters`, the command line before it runs."""

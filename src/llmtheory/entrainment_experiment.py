@@ -13,8 +13,8 @@ Items (one per topic, built from :mod:`llmtheory.toyworld`'s fact world):
 
 Every item has three contexts of two sentences each, so that positions match: *with* = ``s f``, *without* = ``n f``
 and *unrelated* = ``u f``, where f is a true statement about another entity, n a true statement about another
-entity in another relation, and u a sentence of the same template about another entity. Δ compares *with* (or
-*unrelated*, the control) against *without*.
+entity in another relation, and u a sentence of the same template about another entity (for a counterfactual s,
+with another wrong answer than s's). Δ compares *with* (or *unrelated*, the control) against *without*.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def make_items(world: tw.World, n_topics: int, *, seed: int) -> list[Item]:
     """``n_topics`` topics, each giving a true, a counterfactual and an opinion item (3 × ``n_topics`` items)."""
     check_int("n_topics", n_topics, minimum=2, maximum=len(world.facts))
     rng = make_rng(seed, "entrainment", "items")
+    other_rng = make_rng(seed, "entrainment", "unrelated-answer")  # its own stream: the other draws stay the same
     facts = list(world.facts)
     items = []
     for index in rng.choice(len(facts), n_topics, replace=False):
@@ -71,9 +72,13 @@ def make_items(world: tw.World, n_topics: int, *, seed: int) -> list[Item]:
         neutral = _other(rng, facts, fact.entity, lambda f, r=fact.relation: f.relation != r).statement(template)
         same = _other(rng, facts, fact.entity, lambda f, r=fact.relation: f.relation == r)
         quality, other_quality = (str(q) for q in rng.choice(QUALITIES, 2, replace=False))
+        # the unrelated counterfactual has another wrong answer: not s's (it would hold s's answer token), nor the
+        # true answer of either entity
+        other_wrong = str(other_rng.choice([a for a in world.answer_pool(fact.relation)
+                                            if a not in (fact.answer, wrong, same.answer)]))  # fmt: skip
         sentences = {
             "true": (fact.statement(template), same.statement(template)),
-            "counterfactual": (fact.statement(template, answer=wrong), same.statement(template, answer=wrong)),
+            "counterfactual": (fact.statement(template, answer=wrong), same.statement(template, answer=other_wrong)),
             "opinion": (f"i think {fact.entity} is {quality} .", f"i think {same.entity} is {other_quality} ."),
         }
         for kind, (sentence, unrelated) in sentences.items():
@@ -117,17 +122,18 @@ def of_kind(items: Sequence[Item], *kinds: str) -> list[Item]:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def item_deltas(model, tokenizer, items: Sequence[Item], mask: torch.Tensor | None = None) -> pd.DataFrame:
+def item_deltas(model, tokenizer, items: Sequence[Item], mask: torch.Tensor | None = None,
+                batch_size: int = 256) -> pd.DataFrame:  # fmt: skip
     """Per item: its kind, Δ with s in the context and with the unrelated sentence instead, ℓ(s | without), and the
     same two Δ on the sentence's least predictable token (lowest log-probability without s: in the toy world the
-    entity's name or the answer), where copying would show first."""
+    entity's name or the answer), where copying would show first. ``batch_size`` items per forward pass."""
     sentences = [it.sentence for it in items]
     rows = {}
     with en.HeadMasker(model) as masker:
         masker.mask = mask
         for name in ("without", "with", "unrelated"):
             contexts = [getattr(it, f"{name}_context") for it in items]
-            rows[name] = en.sentence_token_logprobs(model, tokenizer, contexts, sentences)
+            rows[name] = en.sentence_token_logprobs(model, tokenizer, contexts, sentences, batch_size)
     surprising = [int(np.argmin(row)) for row in rows["without"]]
 
     def gain(name, at_surprising=False):
@@ -297,19 +303,20 @@ def compared_size(n_found: int, layout: en.HeadLayout) -> int:
 
 
 def run_ablation(model, tokenizer, world, search_items, test_items, *, steps: int, draws: int, seed: int,
-                 n_facts: int | None = None, progress: bool = True) -> Ablation:  # fmt: skip
+                 n_facts: int | None = None, batch_size: int = 128, progress: bool = True) -> Ablation:  # fmt: skip
     """Search the heads on ``search_items`` (the entrainment objective, and the null objective of
     :func:`llmtheory.entrainment.null_contexts`, which has nothing to remove), then turn off the found heads, the
     heads the null objective's search turned off, and ``draws`` random sets of :attr:`Ablation.compared_size` heads,
     measuring Δ on ``test_items``, and the no-context answer accuracy (all heads, found heads off) on the first
-    ``n_facts`` facts (all by default)."""
+    ``n_facts`` facts (all by default). ``batch_size`` items per search step, twice as many per scoring pass (no
+    gradients): lower it when the search does not fit in memory."""
     sentences = [it.sentence for it in search_items]
     with_contexts = [it.with_context for it in search_items]
     without = [it.without_context for it in search_items]
     found = en.search_heads(model, tokenizer, sentences, with_contexts, without, steps=steps, seed=seed,
-                            progress=progress)  # fmt: skip
+                            batch_size=batch_size, progress=progress)  # fmt: skip
     null = en.search_heads(model, tokenizer, sentences, en.null_contexts(without, seed=seed), without, steps=steps,
-                           seed=seed, progress=progress)  # fmt: skip
+                           seed=seed, batch_size=batch_size, progress=progress)  # fmt: skip
     layout = en.head_layout(model)
     size = compared_size(len(found.off), layout)
     random_sets = en.random_head_sets(layout, size, draws, seed=seed)
@@ -320,10 +327,10 @@ def run_ablation(model, tokenizer, world, search_items, test_items, *, steps: in
                  [it.without_context for it in test_items])  # fmt: skip
 
     def delta(heads):
-        return en.masked_deltas(model, tokenizer, en.heads_off(layout, heads), *test_args)
+        return en.masked_deltas(model, tokenizer, en.heads_off(layout, heads), *test_args, batch_size=2 * batch_size)
 
     def hits(heads):
-        return answer_hits(model, tokenizer, prompts, answers, en.heads_off(layout, heads))
+        return answer_hits(model, tokenizer, prompts, answers, en.heads_off(layout, heads), batch_size=4 * batch_size)
 
     iterate = _progress(random_sets, progress)
     return Ablation(
@@ -525,13 +532,15 @@ def accuracy_rule(estimates: AblationEstimates) -> dict:
 SWEEP_COLUMNS = ("keep weight λ", "heads off", "share of heads")
 
 
-def keep_weight_sweep(model, tokenizer, items: Sequence[Item], weights: Sequence[float], *, steps: int, seed: int):
+def keep_weight_sweep(model, tokenizer, items: Sequence[Item], weights: Sequence[float], *, steps: int, seed: int,
+                      batch_size: int = 128):  # fmt: skip
     """Heads the search turns off for each keep-heads weight λ (``entrainment-eq-loss``): how much the found set
-    depends on the one constant the paper borrows from the token-level code."""
+    depends on the one constant the paper borrows from the token-level code (``batch_size`` items per step)."""
     args = ([it.sentence for it in items], [it.with_context for it in items], [it.without_context for it in items])
     rows = []
     for weight in weights:
-        result = en.search_heads(model, tokenizer, *args, steps=steps, seed=seed, keep_weight=weight)
+        result = en.search_heads(model, tokenizer, *args, steps=steps, seed=seed, keep_weight=weight,
+                                 batch_size=batch_size)  # fmt: skip
         rows.append((weight, len(result.off), result.fraction))
     return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
 
