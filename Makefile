@@ -39,7 +39,9 @@ _build/pages/%/.library-stamp: $(LIBRARY)
 	rm -rf _build/pages/$*
 	mkdir -p _build/pages/$* && touch $@
 
-# Render one chapter alone, fast, with the book's configuration: `make page SLUG=spectral_ball`.
+# Render one chapter alone, fast, with the book's configuration: `make page SLUG=spectral_ball`. On a loaded
+# machine a cell can pass the book's 600 s limit per cell: `make page SLUG=scaletot TIMEOUT=2400`.
+TIMEOUT ?= 600
 # Output in _build/pages/<slug>/_build/html (its own execution cache, so chapters can render side by side).
 # Links to chapters outside this one-page book (from the intro and the claims page) are not errors here.
 page: $(STAMP)
@@ -47,7 +49,8 @@ page: $(STAMP)
 	@$(MAKE) --no-print-directory _build/pages/$(SLUG)/.library-stamp
 	@test -f book/claims.md || $(PY) -m llmtheory claims --scale book > /dev/null
 	@printf 'format: jb-book\nroot: book/intro\nchapters:\n  - file: book/how_to_use\n  - file: notebooks/$(SLUG)\n  - file: book/claims\n' > _build/pages/$(SLUG)/_toc.yml
-	@sed 's/^  config:$$/  config:\n    suppress_warnings: [myst.xref_missing, ref.doc, ref.ref]/' _config.yml > _build/pages/$(SLUG)/_config.yml
+	@sed -e 's/^  config:$$/  config:\n    suppress_warnings: [myst.xref_missing, ref.doc, ref.ref]/' \
+		-e 's/^  timeout: [0-9]*/  timeout: $(TIMEOUT)/' _config.yml > _build/pages/$(SLUG)/_config.yml
 	$(JB) build . --toc _build/pages/$(SLUG)/_toc.yml --config _build/pages/$(SLUG)/_config.yml \
 		--path-output _build/pages/$(SLUG) -W -n --keep-going
 	@echo "The page is at file://$(CURDIR)/_build/pages/$(SLUG)/_build/html/notebooks/$(SLUG).html"
