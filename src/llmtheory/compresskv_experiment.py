@@ -132,30 +132,24 @@ def accuracy_sweep(model, items, states, methods, fractions, calibration: Calibr
     and budget, the methods of a budget decoded in one batch by :func:`~llmtheory.compresskv.answers_from_plans`), and
     ``full`` alone at 100% (every method's 100% plan is the full cache: tested), scored by ``scorer``; item ``i`` uses
     random-head draw ``i`` (so the controls average over draws). Returns a list of row dicts."""
-    shape = geometry(model)
     rows = []
-    pairs = list(zip(items, states, strict=True))
-    for index, (item, state) in enumerate(progress(pairs) if progress else pairs):
-        for fraction in fractions:
-            # at 100% every method is the full cache: decode it once
-            chosen = [m for m in methods if (m == "full") == (fraction >= 1)]
-            if not chosen:
-                continue
-            plans = [calibration.plan(method, state, fraction, shape, draw=index) for method in chosen]
-            for method, result in zip(chosen, answers_from_plans(model, state, plans, item, scorer), strict=True):
-                rows.append(
-                    dict(
-                        item=index,
-                        depth=item.depth,
-                        method=method,
-                        budget=fraction,
-                        tokens=budget_tokens(fraction, state.length),
-                        kv_fraction=result.kv_fraction,
-                        correct=result.correct,
-                        exact=result.exact,
-                        kv_bytes=result.kv_bytes,
-                    )
+    for index, item, state, fraction, chosen, plans in _plans_by_budget(
+        model, items, states, methods, fractions, calibration, progress, draw_per_item=True
+    ):
+        for method, result in zip(chosen, answers_from_plans(model, state, plans, item, scorer), strict=True):
+            rows.append(
+                dict(
+                    item=index,
+                    depth=item.depth,
+                    method=method,
+                    budget=fraction,
+                    tokens=budget_tokens(fraction, state.length),
+                    kv_fraction=result.kv_fraction,
+                    correct=result.correct,
+                    exact=result.exact,
+                    kv_bytes=result.kv_bytes,
                 )
+            )
     return rows
 
 
@@ -164,23 +158,33 @@ def multi_question_sweep(model, items, states, methods, fractions, calibration: 
     in one batch, :func:`~llmtheory.compresskv.answer_questions`; exact match). Returns rows with ``question`` 0 for the
     question in the observation window, 1, 2, ... for the later ones; ``full`` runs at 100% only, the other methods
     below 100%."""
-    shape = geometry(model)
     rows = []
+    for index, item, state, fraction, chosen, plans in _plans_by_budget(
+        model, items, states, methods, fractions, calibration, progress
+    ):
+        answers = answer_questions(model, state, plans, item.expected, item.followups)
+        rows += [
+            dict(item=index, method=method, budget=fraction, question=q, correct=ok)
+            for method, outcomes in zip(chosen, answers, strict=True)
+            for q, ok in enumerate(outcomes)
+        ]
+    return rows
+
+
+def _plans_by_budget(model, items, states, methods, fractions, calibration, progress, draw_per_item=False):
+    """For each item and budget: the methods that run there and their plans. ``full`` runs at 100% only and the other
+    methods below it (at 100% every method's plan is the full cache: tested), so the full cache is decoded once;
+    random heads are draw ``i`` for item ``i`` when ``draw_per_item``, else draw 0. Yields ``(index, item, state,
+    fraction, methods, plans)``."""
+    shape = geometry(model)
     pairs = list(zip(items, states, strict=True))
     for index, (item, state) in enumerate(progress(pairs) if progress else pairs):
         for fraction in fractions:
-            # at 100% every method is the full cache (checked in the NIAH sweep): run it once
             chosen = [m for m in methods if (m == "full") == (fraction >= 1)]
-            if not chosen:
-                continue
-            plans = [calibration.plan(method, state, fraction, shape) for method in chosen]
-            answers = answer_questions(model, state, plans, item.expected, item.followups)
-            rows += [
-                dict(item=index, method=method, budget=fraction, question=q, correct=ok)
-                for method, outcomes in zip(chosen, answers, strict=True)
-                for q, ok in enumerate(outcomes)
-            ]
-    return rows
+            if chosen:
+                draw = index if draw_per_item else 0
+                plans = [calibration.plan(method, state, fraction, shape, draw=draw) for method in chosen]
+                yield index, item, state, fraction, chosen, plans
 
 
 # ----------------------------------------------------------------------------------------------------------------
