@@ -233,8 +233,9 @@ def _ablation(off, delta_found, hits_found):
         logits[layer, head] = -1.0
     result = en.SearchResult(logits, off, np.zeros(3), np.zeros(3, dtype=int))
     full = np.array([1.0, 1.2, 0.8, 1.0])
-    return ex.Ablation(layout, result, result, full, delta_found, full * 0.9,
-                       np.stack([full * 0.9, full * 0.8, full]), np.ones(10), hits_found, random_sets=[])  # fmt: skip
+    return ex.Ablation(layout, result, result, full, delta_found, full * 0.9, np.stack([full * 0.9, full * 0.8, full]),
+                       gain_full=full / 2, gain_found=delta_found - full / 2, gain_null=full * 0.4,
+                       hits_full=np.ones(10), hits_found=hits_found, random_sets=[])  # fmt: skip
 
 
 def test_ablation_estimates_decide_what_is_testable():
@@ -251,12 +252,32 @@ def test_ablation_estimates_decide_what_is_testable():
     assert halved.random_median == pytest.approx(0.1) and halved.random_p95 < 0.5
     assert halved.accuracy_drop.value == pytest.approx(0.1) and halved.fraction == pytest.approx(1 / 8)
     assert halved.null.value == pytest.approx(0.1)  # the null objective's heads remove what their Δ says
+    assert halved.gain_removed.value == pytest.approx(1.0)  # Δ halved, all of it the gain: the gain is gone
+    assert "of the gain over the unrelated sentence: 100%" in ex.halving_rule(halved)["ours"]
+    no_gain = _ablation([(1, 2)], np.array([0.5, 0.6, 0.4, 0.5]), np.ones(10))
+    no_gain.gain_full = np.array([0.1, -0.1, 0.1, -0.1])
+    assert ex.ablation_estimates(no_gain, seed=0).gain_removed is None  # no gain: no ratio of noise
     halving = ex.halving_rule(halved)
     assert halving["holds"].holds and not halving["control"].holds.holds  # found halves Δ, the null heads do not
     specific = ex.specificity_rule(halved)
     assert specific["holds"] == (halved.found.low > halved.random_p95) and not specific["control"].holds
     assert not ex.accuracy_rule(halved)["holds"].holds  # a 10-point drop
     assert not ex.beats_random(Estimate(0.6, 0.2, 0.9), 0.5)  # the point estimate alone does not count
+
+
+def test_accuracy_questions_are_the_toy_facts_for_zoo_models_and_capitals_otherwise(world):
+    zoo_prompts, zoo_answers = ex.accuracy_questions("fact-llama-h64", world, 5)
+    assert (zoo_prompts, zoo_answers) == tuple(part[:5] for part in ex.answer_prompts(world))
+    prompts, answers = ex.accuracy_questions("Qwen/Qwen2.5-0.5B", world, 100)
+    assert len(prompts) == len(ex.CAPITALS) and prompts[0] == "The capital of France is" and answers[0] == "Paris"
+    assert ex.accuracy_questions("/tmp/some-folder", world, 0) == ([], [])
+
+
+def test_search_minibatches_are_even():
+    sizes = [len(part) for part in en.minibatches(98, 64)]
+    assert sizes == [49, 49] and [len(p) for p in en.minibatches(98, 128)] == [98]
+    assert np.concatenate(en.minibatches(10, 3)).tolist() == list(range(10))  # every item once, in order
+    assert [len(p) for p in en.minibatches(10, 3)] == [3, 3, 2, 2]
 
 
 def test_needle_items_and_the_least_predictable_token(world):

@@ -275,17 +275,18 @@ def search_heads(
 
     with m ~ hard Gumbel-sigmoid(α) sampled once per step and applied to both contexts (the quantity the ablation
     measures), and the unmasked mean Δ² (fixed) as the scale, so that the entrainment term starts at 1. λ is
-    ``keep_weight``. AdamW at ``learning_rate`` (the paper's 1.0), one mini-batch of at most ``batch_size`` items
-    per step, in turn; the model's weights stay frozen. Heads with α ≤ 0 at the end are off.
+    ``keep_weight``. AdamW at ``learning_rate`` (the paper's 1.0), one mini-batch per step, in turn: the items are
+    cut into the fewest mini-batches of at most ``batch_size`` items, of equal sizes (±1), so that no step sees a
+    small remainder; the model's weights stay frozen. Heads with α ≤ 0 at the end are off.
     """
     check_int("steps", steps, minimum=1)
     check_int("batch_size", batch_size, minimum=1)
     check_float("keep_weight", keep_weight, minimum=0)
     unmasked = deltas(model, tokenizer, list(sentences), list(with_contexts), list(without_contexts))
     scale = max(float(np.mean(unmasked**2)), 1e-8)  # the entrainment term's value with every head on
-    starts = range(0, len(sentences), batch_size)
-    batches = [_paired_batch(tokenizer, sentences[i : i + batch_size], with_contexts[i : i + batch_size],
-                             without_contexts[i : i + batch_size]) for i in starts]  # fmt: skip
+    batches = [_paired_batch(tokenizer, *([texts[i] for i in part] for texts in (sentences, with_contexts,
+                                                                            without_contexts)))
+               for part in minibatches(len(sentences), batch_size)]  # fmt: skip
     generator = torch.Generator().manual_seed(int(make_rng(seed, "entrainment", "search").integers(2**31)))
     with HeadMasker(model) as masker:
         logits = torch.normal(0.0, 0.01, (masker.layout.layers, masker.layout.heads), generator=generator)
@@ -311,6 +312,13 @@ def search_heads(
     final = logits.detach()
     off = [(int(i), int(j)) for i, j in torch.nonzero(final <= 0).tolist()]
     return SearchResult(final, off, np.array(losses), np.array(n_off))
+
+
+def minibatches(n_items: int, batch_size: int) -> list[np.ndarray]:
+    """The item indices ``0 … n_items − 1`` cut, in order, into the fewest mini-batches of at most ``batch_size``
+    items, of equal sizes (±1): 98 items at ``batch_size=64`` give 49 + 49, not 64 + 34."""
+    check_int("batch_size", batch_size, minimum=1)
+    return np.array_split(np.arange(n_items), -(-n_items // batch_size))
 
 
 def _paired_batch(tokenizer, sentences, with_contexts, without_contexts) -> SentenceBatch:

@@ -28,6 +28,7 @@ import torch
 
 from . import entrainment as en
 from . import toyworld as tw
+from . import zoo
 from .claims import Control, Estimate, at_least, at_most, within
 from .params import ParameterError, check_int
 from .seeding import make_rng
@@ -242,6 +243,36 @@ def answer_prompts(world: tw.World) -> tuple[list[str], list[str]]:
     return prompts, [f.answer for f in world.facts]
 
 
+CAPITALS: tuple[tuple[str, str], ...] = (
+    ("France", "Paris"), ("Germany", "Berlin"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Japan", "Tokyo"),
+    ("China", "Beijing"), ("Russia", "Moscow"), ("Egypt", "Cairo"), ("Greece", "Athens"), ("Portugal", "Lisbon"),
+    ("Austria", "Vienna"), ("Poland", "Warsaw"), ("Norway", "Oslo"), ("Sweden", "Stockholm"),
+    ("Finland", "Helsinki"), ("Denmark", "Copenhagen"), ("Ireland", "Dublin"), ("Hungary", "Budapest"),
+    ("Thailand", "Bangkok"), ("Kenya", "Nairobi"), ("Peru", "Lima"), ("Cuba", "Havana"), ("Iran", "Tehran"),
+    ("Iraq", "Baghdad"), ("Chile", "Santiago"), ("Argentina", "Buenos"), ("Jordan", "Amman"),
+    ("Canada", "Ottawa"), ("Australia", "Canberra"), ("Nepal", "Kathmandu"), ("Indonesia", "Jakarta"),
+    ("South Korea", "Seoul"), ("Vietnam", "Hanoi"), ("the Philippines", "Manila"), ("Turkey", "Ankara"),
+    ("Belgium", "Brussels"), ("the Netherlands", "Amsterdam"), ("Switzerland", "Bern"), ("Czechia", "Prague"),
+    ("Romania", "Bucharest"), ("Ukraine", "Kyiv"), ("Colombia", "Bogotá"), ("Venezuela", "Caracas"),
+    ("Nigeria", "Abuja"), ("Ethiopia", "Addis"), ("Morocco", "Rabat"), ("Saudi Arabia", "Riyadh"),
+    ("Pakistan", "Islamabad"),
+)  # fmt: skip
+"""48 countries and the first word of their capitals: the no-context questions of the accuracy row for a model
+that was not trained on the toy world (a hub model), since it cannot know the toy world's facts."""
+
+
+def accuracy_questions(model_name: str, world: tw.World, n_facts: int) -> tuple[list[str], list[str]]:
+    """The accuracy row's no-context questions and answers, at most ``n_facts``: the toy world's facts
+    (:func:`answer_prompts`) for a zoo model, which was trained on them; for any other model (a hub id or a local
+    folder), "The capital of <country> is" → the first word of the capital (:data:`CAPITALS`), which a model that
+    knows nothing of the real world gets wrong, so that the row is then not testable rather than judged."""
+    if model_name in zoo.list():
+        prompts, answers = answer_prompts(world)
+    else:
+        prompts, answers = [f"The capital of {c} is" for c, _ in CAPITALS], [a for _, a in CAPITALS]
+    return list(prompts[:n_facts]), list(answers[:n_facts])
+
+
 @torch.no_grad()
 def answer_hits(model, tokenizer, prompts, answers, mask: torch.Tensor | None = None, batch_size: int = 512):
     """1 where the greedy next token after the prompt is the answer's first token (no context sentence)."""
@@ -277,6 +308,9 @@ class Ablation:
     delta_found: np.ndarray
     delta_null: np.ndarray
     delta_random: np.ndarray  # draws × items
+    gain_full: np.ndarray  # Δ(with) − Δ(unrelated) per held-out item: the sentence's own part of Δ
+    gain_found: np.ndarray
+    gain_null: np.ndarray
     hits_full: np.ndarray
     hits_found: np.ndarray
     random_sets: list = field(repr=False)
@@ -302,14 +336,16 @@ def compared_size(n_found: int, layout: en.HeadLayout) -> int:
     return n_found or max(1, round(0.03 * layout.total))
 
 
-def run_ablation(model, tokenizer, world, search_items, test_items, *, steps: int, draws: int, seed: int,
-                 n_facts: int | None = None, batch_size: int = 128, progress: bool = True) -> Ablation:  # fmt: skip
+def run_ablation(model, tokenizer, questions, search_items, test_items, *, steps: int, draws: int, seed: int,
+                 batch_size: int = 128, progress: bool = True) -> Ablation:  # fmt: skip
     """Search the heads on ``search_items`` (the entrainment objective, and the null objective of
     :func:`llmtheory.entrainment.null_contexts`, which has nothing to remove), then turn off the found heads, the
     heads the null objective's search turned off, and ``draws`` random sets of :attr:`Ablation.compared_size` heads,
-    measuring Δ on ``test_items``, and the no-context answer accuracy (all heads, found heads off) on the first
-    ``n_facts`` facts (all by default). ``batch_size`` items per search step, twice as many per scoring pass (no
-    gradients): lower it when the search does not fit in memory."""
+    measuring Δ on ``test_items`` (and, for the first three, the gain over the unrelated sentence), and the
+    no-context answer accuracy (all heads, found heads off) on ``questions`` (prompts, answers: see
+    :func:`accuracy_questions`; empty lists for none). At most ``batch_size`` items per search step
+    (:func:`llmtheory.entrainment.minibatches`), twice as many per scoring pass (no gradients): lower it when the
+    search does not fit in memory."""
     sentences = [it.sentence for it in search_items]
     with_contexts = [it.with_context for it in search_items]
     without = [it.without_context for it in search_items]
@@ -320,14 +356,18 @@ def run_ablation(model, tokenizer, world, search_items, test_items, *, steps: in
     layout = en.head_layout(model)
     size = compared_size(len(found.off), layout)
     random_sets = en.random_head_sets(layout, size, draws, seed=seed)
-    prompts, answers = (part[:n_facts] for part in answer_prompts(world))  # n_facts=0: no accuracy (a copying
-    # model that knows no facts)
+    prompts, answers = questions
+    test_sentences = [it.sentence for it in test_items]
+    test_without = [it.without_context for it in test_items]
 
-    test_args = ([it.sentence for it in test_items], [it.with_context for it in test_items],
-                 [it.without_context for it in test_items])  # fmt: skip
+    def delta(heads, context="with"):
+        contexts = [getattr(it, f"{context}_context") for it in test_items]
+        mask = en.heads_off(layout, heads)
+        return en.masked_deltas(model, tokenizer, mask, test_sentences, contexts, test_without,
+                                batch_size=2 * batch_size)  # fmt: skip
 
-    def delta(heads):
-        return en.masked_deltas(model, tokenizer, en.heads_off(layout, heads), *test_args, batch_size=2 * batch_size)
+    def gain(heads):
+        return delta(heads) - delta(heads, "unrelated")
 
     def hits(heads):
         return answer_hits(model, tokenizer, prompts, answers, en.heads_off(layout, heads), batch_size=4 * batch_size)
@@ -341,6 +381,9 @@ def run_ablation(model, tokenizer, world, search_items, test_items, *, steps: in
         delta_found=delta(found.off),
         delta_null=delta(null.off),
         delta_random=np.array([delta(h) for h in iterate]),
+        gain_full=gain([]),
+        gain_found=gain(found.off),
+        gain_null=gain(null.off),
         hits_full=hits([]),
         hits_found=hits(found.off),
         random_sets=random_sets,
@@ -387,13 +430,16 @@ def ablation_summary(ablation: Ablation) -> pd.DataFrame:
     size = ablation.compared_size
     rows = [
         ("found by the search", ablation.size, reduction(ablation.delta_full, ablation.delta_found),
+         reduction(ablation.gain_full, ablation.gain_found),
          ablation.hits_full.mean() - ablation.hits_found.mean() if len(ablation.hits_full) else np.nan),
         ("found by the search on the null objective", len(ablation.null.off),
-         reduction(ablation.delta_full, ablation.delta_null), np.nan),
-        (f"random sets, median of {len(rand_red)}", size, float(np.median(rand_red)), np.nan),
-        ("random sets, 95th percentile", size, float(np.quantile(rand_red, 0.95)), np.nan),
+         reduction(ablation.delta_full, ablation.delta_null), reduction(ablation.gain_full, ablation.gain_null),
+         np.nan),
+        (f"random sets, median of {len(rand_red)}", size, float(np.median(rand_red)), np.nan, np.nan),
+        ("random sets, 95th percentile", size, float(np.quantile(rand_red, 0.95)), np.nan, np.nan),
     ]  # fmt: skip
-    return pd.DataFrame(rows, columns=["heads turned off", "count", "share of Δ removed", "accuracy drop"])
+    return pd.DataFrame(rows, columns=["heads turned off", "count", "share of Δ removed",
+                                       "share of the gain removed", "accuracy drop"])  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -437,6 +483,7 @@ class AblationEstimates:
     null: Estimate | None
     random_median: float
     random_p95: float
+    gain_removed: Estimate | None  # the share of the gain Δ(with) − Δ(unrelated) removed; None: no gain to remove
     accuracy_drop: Estimate | None
     accuracy_full: float
     untestable: str
@@ -450,7 +497,8 @@ def ablation_estimates(ablation: Ablation | None, *, seed: int, untestable: str 
     if ablation is None:
         if not untestable:
             raise ParameterError("ablation=None needs the reason no search ran (untestable=...)")
-        return AblationEstimates("not searched", np.nan, np.nan, None, None, np.nan, np.nan, None, np.nan, untestable)
+        return AblationEstimates("not searched", np.nan, np.nan, None, None, np.nan, np.nan, None, None, np.nan,
+                                 untestable)  # fmt: skip
     full = Estimate.mean_of(ablation.delta_full)
     base = float(ablation.hits_full.mean()) if len(ablation.hits_full) else np.nan
     if not untestable and not ablation.size:
@@ -466,6 +514,9 @@ def ablation_estimates(ablation: Ablation | None, *, seed: int, untestable: str 
         null=reduction_estimate(ablation.delta_full, ablation.delta_null, seed=seed),
         random_median=float(np.median(randoms)),
         random_p95=float(np.quantile(randoms, 0.95)),
+        gain_removed=reduction_estimate(ablation.gain_full, ablation.gain_found, seed=seed)
+        if Estimate.mean_of(ablation.gain_full).low > 0
+        else None,
         accuracy_drop=accuracy_drop(ablation.hits_full, ablation.hits_found) if base >= min_accuracy else None,
         accuracy_full=base,
         untestable=untestable,
@@ -495,7 +546,9 @@ def halving_rule(estimates: AblationEstimates) -> dict:
     (95% bootstrap interval); control: the same rule on the heads the search turns off on the null objective."""
     if estimates.untestable:
         return _untestable_rule(estimates, NULL_CONTROL)
-    return dict(ours=f"{estimates.found:.0%} of Δ removed by {estimates.fraction_text}",
+    gain = f"{estimates.gain_removed:.0%}" if estimates.gain_removed is not None else "no gain on the held-out items"
+    return dict(ours=f"{estimates.found:.0%} of Δ removed by {estimates.fraction_text} (of the gain over the "
+                f"unrelated sentence: {gain})",
                 holds=at_least(estimates.found, HALVING), testable=True,
                 control=Control(NULL_CONTROL, f"{estimates.null:.0%}", at_least(estimates.null, HALVING)))  # fmt: skip
 
@@ -519,8 +572,10 @@ def specificity_rule(estimates: AblationEstimates) -> dict:
 
 def accuracy_rule(estimates: AblationEstimates) -> dict:
     """The claim "without hurting performance": the paired no-context accuracy drop ≤ :data:`MAX_ACCURACY_DROP` (95%
-    interval); not testable when the model answers too few questions to lose any."""
-    if estimates.untestable:
+    interval), judged whenever the search turned heads off (also when the held-out items leave too little
+    entrainment for the removal rows: the heads are off either way); not testable when no search ran, it turned no
+    head off, or the model answers too few questions to lose any."""
+    if estimates.found is None or not estimates.fraction:
         return _untestable_rule(estimates, None)
     if estimates.accuracy_drop is None:
         return dict(ours=f"no-context accuracy {estimates.accuracy_full:.0%}: the model knows too little",
