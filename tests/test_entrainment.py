@@ -273,6 +273,19 @@ def test_accuracy_questions_are_the_toy_facts_for_zoo_models_and_capitals_otherw
     assert ex.accuracy_questions("/tmp/some-folder", world, 0) == ([], [])
 
 
+def test_head_band_is_two_to_four_percent_widened_by_half_a_head():
+    middle, half = ex.head_band(64)
+    assert (middle - half, middle + half) == pytest.approx((0.0121875, 0.0478125))
+    assert (
+        all(middle - half <= k / 64 <= middle + half for k in (1, 2, 3))
+        and not middle - half <= 4 / 64 <= middle + half
+    )
+    middle, half = ex.head_band(8)
+    assert middle - half > 0  # zero heads are never "2–4%", however few heads the model has
+    middle, half = ex.head_band(1024)
+    assert (round((middle - half) * 1024), round((middle + half) * 1024)) == (20, 41)  # Llama-3.1-8B: 20 to 41 heads
+
+
 def test_search_minibatches_are_even():
     sizes = [len(part) for part in en.minibatches(98, 64)]
     assert sizes == [49, 49] and [len(p) for p in en.minibatches(98, 128)] == [98]

@@ -446,8 +446,17 @@ def ablation_summary(ablation: Ablation) -> pd.DataFrame:
 # What the claims need: each ``*_rule`` returns the ``ours``, ``holds``, ``testable`` and ``control`` of a ledger row
 # --------------------------------------------------------------------------------------------------------------
 
-HEAD_BAND = (0.03, 0.0175)
-"""The paper's 2–4% of heads, widened to whole heads of a 64-head model: 3% ± 1.75% (1.25–4.75%)."""
+
+def head_band(total_heads: int) -> tuple[float, float]:
+    """The paper's 2–4% of heads widened by half a head on each side, so that whole heads can fall in it, but never
+    down to 0 heads (the lower end is at least half a head), as (centre, half-width): for 64 heads 1.22–4.78% (1 to
+    3 heads), for 1,024 heads 1.95–4.05%."""
+    check_int("total_heads", total_heads, minimum=1)
+    half_head = 0.5 / total_heads
+    low, high = max(0.02 - half_head, half_head), 0.04 + half_head
+    return (low + high) / 2, (high - low) / 2
+
+
 HALVING = 0.4
 """The share of Δ the found heads must remove: the independent replication's −42%, "roughly halved"."""
 MAX_ACCURACY_DROP = 0.03
@@ -477,6 +486,7 @@ class AblationEstimates:
     testable (empty when they are)."""
 
     fraction_text: str
+    total_heads: int
     fraction: float
     null_fraction: float
     found: Estimate | None
@@ -497,7 +507,7 @@ def ablation_estimates(ablation: Ablation | None, *, seed: int, untestable: str 
     if ablation is None:
         if not untestable:
             raise ParameterError("ablation=None needs the reason no search ran (untestable=...)")
-        return AblationEstimates("not searched", np.nan, np.nan, None, None, np.nan, np.nan, None, None, np.nan,
+        return AblationEstimates("not searched", 0, np.nan, np.nan, None, None, np.nan, np.nan, None, None, np.nan,
                                  untestable)  # fmt: skip
     full = Estimate.mean_of(ablation.delta_full)
     base = float(ablation.hits_full.mean()) if len(ablation.hits_full) else np.nan
@@ -508,6 +518,7 @@ def ablation_estimates(ablation: Ablation | None, *, seed: int, untestable: str 
     randoms = random_reductions(ablation)
     return AblationEstimates(
         fraction_text=ablation.fraction_text,
+        total_heads=ablation.layout.total,
         fraction=ablation.found.fraction,
         null_fraction=ablation.null.fraction,
         found=reduction_estimate(ablation.delta_full, ablation.delta_found, seed=seed),
@@ -532,12 +543,13 @@ def _untestable_rule(estimates: AblationEstimates, control: str | None) -> dict:
 
 
 def fraction_rule(estimates: AblationEstimates) -> dict:
-    """The claim "2–4% of the heads": the found share within :data:`HEAD_BAND` (judged whenever a search ran, also
+    """The claim "2–4% of the heads": the found share within :func:`head_band` (judged whenever a search ran, also
     when it turned no head off); control: the null objective's share."""
     if estimates.found is None:  # no search ran
         return _untestable_rule(estimates, NULL_CONTROL)
-    control = Control(NULL_CONTROL, f"{estimates.null_fraction:.1%}", within(estimates.null_fraction, *HEAD_BAND))
-    return dict(ours=estimates.fraction_text, holds=within(estimates.fraction, *HEAD_BAND), testable=True,
+    band = head_band(estimates.total_heads)
+    control = Control(NULL_CONTROL, f"{estimates.null_fraction:.1%}", within(estimates.null_fraction, *band))
+    return dict(ours=estimates.fraction_text, holds=within(estimates.fraction, *band), testable=True,
                 control=control)  # fmt: skip
 
 
