@@ -235,7 +235,9 @@ def _ablation(off, delta_found, hits_found):
     full = np.array([1.0, 1.2, 0.8, 1.0])
     return ex.Ablation(layout, result, result, full, delta_found, full * 0.9, np.stack([full * 0.9, full * 0.8, full]),
                        gain_full=full / 2, gain_found=delta_found - full / 2, gain_null=full * 0.4,
-                       hits_full=np.ones(10), hits_found=hits_found, random_sets=[])  # fmt: skip
+                       hits_full=np.ones(10), hits_found=hits_found, hits_null=np.r_[np.ones(5), np.zeros(5)],
+                       hits_random=np.stack([np.ones(10), np.r_[np.ones(8), 0, 0], np.r_[np.ones(7), 0, 0, 0]]),
+                       random_sets=[])  # fmt: skip
 
 
 def test_ablation_estimates_decide_what_is_testable():
@@ -261,16 +263,51 @@ def test_ablation_estimates_decide_what_is_testable():
     assert halving["holds"].holds and not halving["control"].holds.holds  # found halves Δ, the null heads do not
     specific = ex.specificity_rule(halved)
     assert specific["holds"] == (halved.found.low > halved.random_p95) and not specific["control"].holds
-    assert not ex.accuracy_rule(halved)["holds"].holds  # a 10-point drop
+    accuracy = ex.accuracy_rule(halved)
+    assert not accuracy["holds"].holds  # a 10-point drop
+    assert not accuracy["control"].holds.holds  # the null heads drop 50 points
+    assert "median 0.200, 33% of them drop less" in accuracy["ours"]  # random drops 0, 0.2, 0.3 against 0.1
+    unasked = _ablation([(1, 2)], np.array([0.5, 0.6, 0.4, 0.5]), np.zeros(0))
+    unasked.hits_full, unasked.hits_null, unasked.hits_random = np.zeros(0), np.zeros(0), np.zeros((3, 0))
+    row = ex.accuracy_rule(ex.ablation_estimates(unasked, seed=0))  # no question the tokenizer can spell
+    assert row["testable"] is False and "unknown token" in row["ours"]
     assert not ex.beats_random(Estimate(0.6, 0.2, 0.9), 0.5)  # the point estimate alone does not count
 
 
 def test_accuracy_questions_are_the_toy_facts_for_zoo_models_and_capitals_otherwise(world):
-    zoo_prompts, zoo_answers = ex.accuracy_questions("fact-llama-h64", world, 5)
+    tokenizer = zoo.load("fact-llama-h64")[1]
+    zoo_prompts, zoo_answers = ex.accuracy_questions("fact-llama-h64", world, 5, tokenizer)
     assert (zoo_prompts, zoo_answers) == tuple(part[:5] for part in ex.answer_prompts(world))
-    prompts, answers = ex.accuracy_questions("Qwen/Qwen2.5-0.5B", world, 100)
+    # the zoo's toy-world tokenizer spells no capital but as its unknown token: no question to score
+    assert ex.accuracy_questions("Qwen/Qwen2.5-0.5B", world, 100, tokenizer) == ([], [])
+    words = _word_tokenizer()
+    prompts, answers = ex.accuracy_questions("Qwen/Qwen2.5-0.5B", world, 100, words)
     assert len(prompts) == len(ex.CAPITALS) and prompts[0] == "The capital of France is" and answers[0] == "Paris"
-    assert ex.accuracy_questions("/tmp/some-folder", world, 0) == ([], [])
+    assert ex.accuracy_questions("/tmp/some-folder", world, 0, words) == ([], [])
+
+
+def _word_tokenizer():
+    """A word-level tokenizer that knows every word of the capital questions (and nothing else)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = sorted({w for c, a in ex.CAPITALS for w in f"The capital of {c} is {a}".split()})
+    core = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(["[UNK]", *words])}, unk_token="[UNK]"))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=core, unk_token="[UNK]")
+
+
+def test_answer_token_is_the_answers_first_piece_after_the_prompt(world):
+    tokenizer = zoo.load("fact-llama-h64")[1]
+    for prompt, answer in zip(*(part[:50] for part in ex.answer_prompts(world)), strict=True):
+        # on the zoo's tokenizer, the same token as the answer spelt alone after a space
+        assert (
+            ex.answer_token(tokenizer, prompt, answer)
+            == tokenizer(" " + answer, add_special_tokens=False)["input_ids"][0]
+        )
+    assert ex.answer_token(tokenizer, "The capital of France is", "Paris") is None  # only its unknown token
+    words = _word_tokenizer()
+    assert words.convert_ids_to_tokens(ex.answer_token(words, "The capital of France is", "Paris")) == "Paris"
 
 
 def test_head_band_is_two_to_four_percent_widened_by_half_a_head():

@@ -33,6 +33,21 @@ def test_hooks_and_search_on_a_random_model(architecture, tmp_path):
     assert result.logits.shape == (2, 4)
 
 
+def test_head_rows_on_a_random_model_are_not_testable_for_want_of_questions(tmp_path):
+    folder = save_random_causal_lm("mistral", tmp_path)
+    model, tokenizer = zoo.load(str(folder))
+    world = tw.make_world(0)
+    items = ex.of_kind(ex.make_items(world, 6, seed=0), "true", "counterfactual")
+    questions = ex.accuracy_questions(str(folder), world, 440, tokenizer)  # the capitals, not the toy world's facts
+    assert questions == ([], [])  # the zoo's tokenizer (saved with the random model) spells no capital
+    ablation = ex.run_ablation(model, tokenizer, questions, items[:6], items[6:], steps=3, draws=2, seed=0,
+                               batch_size=8, progress=False)  # fmt: skip
+    assert ablation.hits_full.shape == (0,) and ablation.delta_random.shape == (2, len(items) - 6)
+    estimates = ex.ablation_estimates(ablation, seed=0)
+    row = ex.accuracy_rule(estimates)
+    assert row["testable"] is False and row["ours"]  # no head off after 3 steps, or no question: said which
+
+
 @pytest.mark.notebook
 def test_chapter_runs_on_a_random_mistral_folder(tmp_path, monkeypatch):
     folder = save_random_causal_lm("mistral", tmp_path / "mistral")

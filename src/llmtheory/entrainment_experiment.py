@@ -20,7 +20,7 @@ with another wrong answer than s's). Δ compares *with* (or *unrelated*, the con
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -261,16 +261,31 @@ CAPITALS: tuple[tuple[str, str], ...] = (
 that was not trained on the toy world (a hub model), since it cannot know the toy world's facts."""
 
 
-def accuracy_questions(model_name: str, world: tw.World, n_facts: int) -> tuple[list[str], list[str]]:
+def accuracy_questions(model_name: str, world: tw.World, n_facts: int, tokenizer) -> tuple[list[str], list[str]]:
     """The accuracy row's no-context questions and answers, at most ``n_facts``: the toy world's facts
     (:func:`answer_prompts`) for a zoo model, which was trained on them; for any other model (a hub id or a local
     folder), "The capital of <country> is" → the first word of the capital (:data:`CAPITALS`), which a model that
-    knows nothing of the real world gets wrong, so that the row is then not testable rather than judged."""
+    knows nothing of the real world gets wrong, so that the row is then not testable rather than judged. Questions
+    whose answer ``tokenizer`` can only spell as its unknown token are left out (a model that always says the
+    unknown token must not score them)."""
     if model_name in zoo.list():
         prompts, answers = answer_prompts(world)
     else:
         prompts, answers = [f"The capital of {c} is" for c, _ in CAPITALS], [a for _, a in CAPITALS]
-    return list(prompts[:n_facts]), list(answers[:n_facts])
+    pairs = [(p, a) for p, a in zip(prompts, answers, strict=True) if answer_token(tokenizer, p, a) is not None]
+    return [p for p, _ in pairs[:n_facts]], [a for _, a in pairs[:n_facts]]
+
+
+def answer_token(tokenizer, prompt: str, answer: str) -> int | None:
+    """The answer's first token as the tokenizer splits ``prompt answer`` (so that a SentencePiece tokenizer's
+    word-initial piece is the one scored, not a lone "▁"); ``None`` when it is the unknown token."""
+    head = tokenizer(prompt)["input_ids"]
+    joint = tokenizer(f"{prompt} {answer}")["input_ids"]
+    if joint[: len(head)] == head and len(joint) > len(head):
+        token = joint[len(head)]
+    else:  # the join changed the prompt's last token: the answer's own tokens
+        token = tokenizer(" " + answer, add_special_tokens=False)["input_ids"][0]
+    return None if token == tokenizer.unk_token_id else token
 
 
 @torch.no_grad()
@@ -278,7 +293,7 @@ def answer_hits(model, tokenizer, prompts, answers, mask: torch.Tensor | None = 
     """1 where the greedy next token after the prompt is the answer's first token (no context sentence)."""
     if not prompts:
         return np.zeros(0)
-    targets = [tokenizer(" " + a, add_special_tokens=False)["input_ids"][0] for a in answers]
+    targets = [answer_token(tokenizer, p, a) for p, a in zip(prompts, answers, strict=True)]
     hits = []
     with en.HeadMasker(model) as masker:
         masker.mask = mask
@@ -313,6 +328,8 @@ class Ablation:
     gain_null: np.ndarray
     hits_full: np.ndarray
     hits_found: np.ndarray
+    hits_null: np.ndarray
+    hits_random: np.ndarray  # draws × questions
     random_sets: list = field(repr=False)
 
     @property
@@ -342,7 +359,7 @@ def run_ablation(model, tokenizer, questions, search_items, test_items, *, steps
     :func:`llmtheory.entrainment.null_contexts`, which has nothing to remove), then turn off the found heads, the
     heads the null objective's search turned off, and ``draws`` random sets of :attr:`Ablation.compared_size` heads,
     measuring Δ on ``test_items`` (and, for the first three, the gain over the unrelated sentence), and the
-    no-context answer accuracy (all heads, found heads off) on ``questions`` (prompts, answers: see
+    no-context answer accuracy (all heads on, and each of those sets off) on ``questions`` (prompts, answers: see
     :func:`accuracy_questions`; empty lists for none). At most ``batch_size`` items per search step
     (:func:`llmtheory.entrainment.minibatches`), twice as many per scoring pass (no gradients): lower it when the
     search does not fit in memory."""
@@ -386,6 +403,8 @@ def run_ablation(model, tokenizer, questions, search_items, test_items, *, steps
         gain_null=gain(null.off),
         hits_full=hits([]),
         hits_found=hits(found.off),
+        hits_null=hits(null.off),
+        hits_random=np.array([hits(h) for h in random_sets]),
         random_sets=random_sets,
     )
 
@@ -423,19 +442,29 @@ def accuracy_drop(hits_full: np.ndarray, hits_masked: np.ndarray) -> Estimate:
     return Estimate.mean_of(hits_full - hits_masked)
 
 
+def random_accuracy_drops(ablation: Ablation) -> np.ndarray:
+    """The no-context accuracy drop of every random head set (the accuracy control's distribution); empty without
+    questions."""
+    return ablation.hits_full.mean() - ablation.hits_random.mean(1) if ablation.hits_full.size else np.zeros(0)
+
+
 def ablation_summary(ablation: Ablation) -> pd.DataFrame:
-    """One row per head set: its size, the share of Δ it removes and (found set) its accuracy drop; random sets:
-    median and 95th percentile."""
-    rand_red = random_reductions(ablation)
+    """One row per head set: its size, the share of Δ (and of the gain) it removes and its accuracy drop; random
+    sets: the median of each, and the 95th percentile of the share of Δ removed."""
+    rand_red, rand_drop = random_reductions(ablation), random_accuracy_drops(ablation)
+
+    def drop(hits):
+        return ablation.hits_full.mean() - hits.mean() if ablation.hits_full.size else np.nan
+
     size = ablation.compared_size
     rows = [
         ("found by the search", ablation.size, reduction(ablation.delta_full, ablation.delta_found),
-         reduction(ablation.gain_full, ablation.gain_found),
-         ablation.hits_full.mean() - ablation.hits_found.mean() if len(ablation.hits_full) else np.nan),
+         reduction(ablation.gain_full, ablation.gain_found), drop(ablation.hits_found)),
         ("found by the search on the null objective", len(ablation.null.off),
          reduction(ablation.delta_full, ablation.delta_null), reduction(ablation.gain_full, ablation.gain_null),
-         np.nan),
-        (f"random sets, median of {len(rand_red)}", size, float(np.median(rand_red)), np.nan, np.nan),
+         drop(ablation.hits_null)),
+        (f"random sets, median of {len(rand_red)}", size, float(np.median(rand_red)), np.nan,
+         float(np.median(rand_drop)) if rand_drop.size else np.nan),
         ("random sets, 95th percentile", size, float(np.quantile(rand_red, 0.95)), np.nan, np.nan),
     ]  # fmt: skip
     return pd.DataFrame(rows, columns=["heads turned off", "count", "share of Δ removed",
@@ -495,6 +524,8 @@ class AblationEstimates:
     random_p95: float
     gain_removed: Estimate | None  # the share of the gain Δ(with) − Δ(unrelated) removed; None: no gain to remove
     accuracy_drop: Estimate | None
+    accuracy_drop_null: Estimate | None  # the control: the null objective's heads off
+    random_drops: np.ndarray  # the accuracy drop of each random head set
     accuracy_full: float
     untestable: str
 
@@ -507,8 +538,8 @@ def ablation_estimates(ablation: Ablation | None, *, seed: int, untestable: str 
     if ablation is None:
         if not untestable:
             raise ParameterError("ablation=None needs the reason no search ran (untestable=...)")
-        return AblationEstimates("not searched", 0, np.nan, np.nan, None, None, np.nan, np.nan, None, None, np.nan,
-                                 untestable)  # fmt: skip
+        return AblationEstimates("not searched", 0, np.nan, np.nan, None, None, np.nan, np.nan, None, None, None,
+                                 np.zeros(0), np.nan, untestable)  # fmt: skip
     full = Estimate.mean_of(ablation.delta_full)
     base = float(ablation.hits_full.mean()) if len(ablation.hits_full) else np.nan
     if not untestable and not ablation.size:
@@ -529,6 +560,8 @@ def ablation_estimates(ablation: Ablation | None, *, seed: int, untestable: str 
         if Estimate.mean_of(ablation.gain_full).low > 0
         else None,
         accuracy_drop=accuracy_drop(ablation.hits_full, ablation.hits_found) if base >= min_accuracy else None,
+        accuracy_drop_null=accuracy_drop(ablation.hits_full, ablation.hits_null) if base >= min_accuracy else None,
+        random_drops=random_accuracy_drops(ablation),
         accuracy_full=base,
         untestable=untestable,
     )
@@ -582,18 +615,34 @@ def specificity_rule(estimates: AblationEstimates) -> dict:
                                                beats_random(estimates.null, estimates.random_p95)))  # fmt: skip
 
 
+ACCURACY_CONTROL = "heads found on the null objective (not searched to spare accuracy)"
+
+
 def accuracy_rule(estimates: AblationEstimates) -> dict:
     """The claim "without hurting performance": the paired no-context accuracy drop ≤ :data:`MAX_ACCURACY_DROP` (95%
-    interval), judged whenever the search turned heads off (also when the held-out items leave too little
-    entrainment for the removal rows: the heads are off either way); not testable when no search ran, it turned no
-    head off, or the model answers too few questions to lose any."""
+    interval), with the random sets' median drop and the share of them that drop less in ``ours``; control: the same
+    rule on the null objective's heads, which nothing steered away from what the model needs. Judged whenever the
+    search turned heads off (also when the held-out items leave too little entrainment for the removal rows: the
+    heads are off either way); not testable when no search ran, it turned no head off, or the model answers too
+    few questions to lose any."""
     if estimates.found is None or not estimates.fraction:
-        return _untestable_rule(estimates, None)
+        return _untestable_rule(estimates, ACCURACY_CONTROL)
     if estimates.accuracy_drop is None:
-        return dict(ours=f"no-context accuracy {estimates.accuracy_full:.0%}: the model knows too little",
-                    holds=None, testable=False)  # fmt: skip
-    return dict(ours=f"drop {estimates.accuracy_drop:.3f}", holds=at_most(estimates.accuracy_drop, MAX_ACCURACY_DROP),
-                testable=True)  # fmt: skip
+        untestable = (
+            "no question to ask: the tokenizer spells every answer as its unknown token"
+            if np.isnan(estimates.accuracy_full)
+            else f"no-context accuracy {estimates.accuracy_full:.0%}: the model knows too little"
+        )
+        return _untestable_rule(replace(estimates, untestable=untestable), ACCURACY_CONTROL)
+    drop, randoms = estimates.accuracy_drop, estimates.random_drops
+    gentler = float(np.mean(randoms < drop.value))
+    control = Control(
+        ACCURACY_CONTROL,
+        f"drop {estimates.accuracy_drop_null:.3f}",
+        at_most(estimates.accuracy_drop_null, MAX_ACCURACY_DROP),
+    )
+    return dict(ours=f"drop {drop:.3f}; random sets of its size: median {np.median(randoms):.3f}, {gentler:.0%} of "
+                f"them drop less", holds=at_most(drop, MAX_ACCURACY_DROP), testable=True, control=control)  # fmt: skip
 
 
 SWEEP_COLUMNS = ("keep weight λ", "heads off", "share of heads")
