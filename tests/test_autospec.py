@@ -414,3 +414,43 @@ def test_ripper_tuning_uses_its_grid():
     assert (one.prune_size, one.k) == (0.5, 1)
     with pytest.raises(ParameterError, match="grid"):
         ex.fit_tuned_ripper(splits.learning, 0, grid=())
+
+
+def test_hazard_fates_is_one_text_column_in_run_order():
+    """The withheld-hazard fates table: one row per hazard in the order run, one column of fates with counts (most
+    frequent first; a pair of covering rules' fates in parentheses), and a clear error for a method not run."""
+
+    def row(hazard, covering, seed, fate, method="AutoSpec (ILP CEGIS)"):
+        return {
+            "regime": "planted",
+            "domain": "code",
+            "hazard": hazard,
+            "seed": seed,
+            "method": method,
+            "recall": 1.0,
+            "covering rules": covering,
+            "fate": fate,
+            "exact": False,
+        }
+
+    hazards = pd.DataFrame(
+        [
+            row("system_write", "@system_write", 0, "kept"),
+            row("system_write", "@system_write", 1, "dropped"),
+            row("destroy", "@destroy", 0, "dropped"),
+            row("destroy", "@destroy", 1, "dropped"),
+            row("scan", "@scan, @network", 0, "kept, dropped"),
+            row("scan", "@scan, @network", 1, "kept, kept"),
+            row("scan", "@scan, @network", 2, "kept, dropped"),
+            row("scan", "@scan, @network", 3, "dropped, edited"),
+            row("destroy", "@destroy", 0, "", "CEGIS from scratch"),
+        ]
+    )
+    fates = ex.hazard_fates(hazards).data
+    assert list(fates.columns) == ["fate over 4 seeds"]
+    assert list(fates.index.get_level_values("hazard")) == ["system_write", "destroy", "scan"]
+    scan = "(kept, dropped) ×2 · (kept, kept) ×1 · (dropped, edited) ×1"  # over pandas' 50 characters a cell
+    assert list(fates.iloc[:, 0]) == ["kept ×1 · dropped ×1", "dropped ×2", scan]
+    assert f">{scan}<" in ex.hazard_fates(hazards)._repr_html_() and f">{scan}<" not in fates._repr_html_()
+    with pytest.raises(ParameterError, match="method="):
+        ex.hazard_fates(hazards, "no such method")

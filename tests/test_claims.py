@@ -252,6 +252,24 @@ def test_report_shows_verdicts_as_badges(tmp_path, monkeypatch):
     assert "ours ≥ 1" in html and "y | z" in html
 
 
+def test_report_gives_the_long_texts_the_width_one_claim_a_row(tmp_path, monkeypatch):
+    """Issue 28: the report has two columns (verdict, id and kind; then the claim with its evidence, one labelled line
+    each), not eight narrow ones; an undecided failure says so under its badge; the saved ledger is unchanged."""
+    from llmtheory.claims import Estimate, at_least
+
+    monkeypatch.setenv("LLMTHEORY_CLAIMS_DIR", str(tmp_path))
+    ledger = _ledger()
+    ledger.check("f", claim="close", paper="1", ours="0.8", rule="≥ 0.9", kind=MEASURED,
+                 holds=at_least(Estimate(0.8, 0.7, 0.95), 0.9), can_fail_because=REASON)  # fmt: skip
+    html = ledger.report().to_html()
+    assert html.count("<tr>") == 1 + len(ledger.claims) and html.count("<th ") == 2
+    assert "<em>control:</em> a random matrix: 0.3 (fails the rule)" in html
+    assert f"<em>why the rule can fail:</em> {REASON}" in html and html.count("undecided: the interval") == 1
+    assert ledger._repr_html_() == html
+    saved = json.loads((tmp_path / "smoke" / "spectral_ball.json").read_text())
+    assert [c["id"] for c in saved["claims"]] == ["a", "b", "c", "d", "e", "f"]
+
+
 def test_findings_group_claims_by_verdict_and_choose_text_by_verdict():
     ledger = _ledger()
     text = render_findings(

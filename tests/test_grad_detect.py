@@ -378,3 +378,22 @@ def test_plot_layer_ablation_and_ours_or_why():
     assert len(fig.axes) == 3 and [len(ax.lines) for ax in fig.axes] == [4, 4, 2]  # c: only k and chance
     assert grad_detect_experiment.ours_or_why(True, "measured", "why") == "measured"
     assert grad_detect_experiment.ours_or_why(False, "x", {"full": "no DNA"}) == "not run: full: no DNA"
+
+
+def test_configuration_table_shows_one_number_format_per_column():
+    """The probe-configurations table: accuracies 1.0 and 0.714 in one column read "1.000" and "0.714"; a task with
+    no value for a pair shows the book's dash; an empty table comes back as it is."""
+    from llmtheory.display import frame_html
+
+    rows = [
+        ("correctness", "positive", "positive", 0.7142857),
+        ("correctness", "positive", "negative", 1.0),
+        ("response", "positive", "positive", 1.0),
+    ]
+    configurations = pd.DataFrame(rows, columns=["task", "item probe r′", "reference probe r", "accuracy"])
+    table = grad_detect_experiment.configuration_table(configurations)
+    assert list(table["correctness"]) == ["1.000", "0.714"]  # rows: (positive, negative), (positive, positive)
+    assert table.loc[("positive", "positive"), "response"] == "1.000"
+    assert frame_html(table).count(">—<") == 1 and "not run for this task" in frame_html(table)
+    empty = configurations.iloc[:0]
+    assert grad_detect_experiment.configuration_table(empty) is empty

@@ -217,3 +217,16 @@ def test_plot_regimes_draws_both_regimes():
     left, right = fig.axes
     assert len(left.lines) == 4 + 1  # mean, median, edge, rate and the line at 1
     assert len(right.lines) == 2 * 4 + 1  # per proportional shape: mean, median, edge, median limit; and 1
+
+
+def test_histograms_zoom_only_on_the_tall_shape():
+    """Figure 2: a tall matrix's singular values sit in [σ₋, 1], one bar on [0, 1]; only its panel gets an inset,
+    whose x range starts below σ₋ and ends at 1."""
+    from llmtheory.spectral_ball_experiment import plot_singular_value_histograms
+
+    shapes = {"square": (16, 16), "tall 64:1": (256, 4)}
+    fig = plot_singular_value_histograms(shapes, make_rng(0, "histograms"), samples=2)
+    square, tall = fig.axes[:2]
+    assert not square.child_axes and len(tall.child_axes) == 1
+    start, end = tall.child_axes[0].get_xlim()
+    assert start < sb.wachter_edges(64.0)[0] < end == 1.0

@@ -384,6 +384,32 @@ def run_hazard(
     return rows
 
 
+def hazard_fates(hazards: pd.DataFrame, method: str = "AutoSpec (ILP CEGIS)"):
+    """What ``method`` did to the expert rules covering each withheld hazard (rows of :func:`run_hazard`), counted
+    over seeds: one row per (regime, domain, hazard, covering rules) and one column, the fates with their counts,
+    most frequent first ("dropped ×2", "kept ×1 · edited ×1"). With two covering rules a fate gives each rule's in
+    their order, in parentheses ("(kept, dropped) ×1"). One text column, not one count column per fate, keeps
+    the table as narrow as the page. A Styler (its frame is ``.data``): pandas cuts a frame's text cells at 50
+    characters, a Styler shows them whole; the class gives it the book's table layout."""
+    if method not in set(hazards["method"]):
+        raise ParameterError(
+            f"method={method!r} has no withheld-hazard rows; choose one of {sorted(set(hazards.method))}"
+        )
+    runs = hazards[hazards["method"] == method]
+    keys = ["regime", "domain", "hazard", "covering rules"]
+    shown = {
+        key: " · ".join(f"{_fate_label(fate)} ×{n}" for fate, n in group["fate"].value_counts().items())
+        for key, group in runs.groupby(keys, sort=False)
+    }
+    index = pd.MultiIndex.from_tuples(list(shown), names=keys)
+    table = pd.DataFrame({f"fate over {runs['seed'].nunique()} seeds": list(shown.values())}, index=index)
+    return table.style.set_table_attributes('class="dataframe"')
+
+
+def _fate_label(fate: str) -> str:
+    return f"({fate})" if "," in fate else fate
+
+
 def results_frame(runs: list[dict]) -> pd.DataFrame:
     """One row per (regime, domain, seed, method, split): precision, recall, F1, confusion counts, accepted
     edits, rounds run and whether the loop converged (CEGIS methods), and the model's size (rules; for a tree,

@@ -396,11 +396,11 @@ class Ledger:
         path.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
         return path
 
-    def report(self):
-        """Save the ledger and return its table for display, verdicts as coloured badges."""
+    def report(self) -> LedgerReport:
+        """Save the ledger and return it for display: one row per claim, its verdict as a coloured badge
+        (:func:`ledger_html`)."""
         self.save()
-        # escaped, then badged; an empty cell shows the book's dash, not pandas' NaN/None
-        return self.table().style.format(formatter={"verdict": badge_html}, escape="html", na_rep=MISSING)
+        return LedgerReport(ledger_html(self.claims))
 
     def findings(self, why: dict[str, str | dict[str, str]] | None = None):
         """The chapter's outcomes as Markdown, grouped by verdict, produced from the ledger.
@@ -419,7 +419,67 @@ class Ledger:
         return Markdown(render_findings(self.claims, why or {}) + render_seed_stability(self.claims, seeds))
 
     def _repr_html_(self) -> str:
-        return self.table().to_html(na_rep=MISSING)
+        return ledger_html(self.claims)
+
+
+class LedgerReport:
+    """What :meth:`Ledger.report` returns: the ledger as HTML, shown by Jupyter (``_repr_html_``)."""
+
+    def __init__(self, html: str):
+        self.html = html
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def to_html(self) -> str:
+        return self.html
+
+
+# Two columns, so that the long texts get the width: a narrow one with the verdict, the id and the kind, and a
+# wide one with the claim and its evidence, one labelled line each. Eight columns (the table's) made every text
+# a column of one to three words and a row up to 1,500 px tall at 1,200 px (issue 28; autospec's table went from
+# 6,249 px to about 2,900). Inline styles, so that it reads the same in Jupyter, Colab and the book.
+_LEDGER_CELL = "text-align:left;vertical-align:top;padding:0.45em 0.6em;border-top:1px solid rgba(128,128,128,0.35)"
+_LEDGER_LINE = '<div style="margin-top:0.2em;font-size:0.92em">'
+
+
+def ledger_html(claims: list[Claim] | list[dict]) -> str:
+    """A chapter's claims as an HTML table (what ``ledger.report()`` shows): per claim, the verdict badge with the
+    id and kind under it, then the claim in bold and, one line each, the paper's statement and ours, the rule, and
+    the control or why the rule can fail. All text is escaped; an empty field shows the book's dash."""
+    import html
+
+    def text(value) -> str:
+        return html.escape(str(value)) if value not in (None, "") else MISSING
+
+    rows = []
+    for claim in claims:
+        c = asdict(claim) if isinstance(claim, Claim) else claim
+        undecided = (
+            "<br><small><em>undecided: the interval spans the threshold</em></small>" if _undecided_failure(c) else ""
+        )
+        side = (
+            f"{badge_html(c['verdict'])}<br><small><code>{text(c['id'])}</code></small>"
+            f"<br><small>{text(c['kind'])}</small>{undecided}"
+        )
+        lines = [
+            f"<strong>{text(c['claim'])}</strong>",
+            f"{_LEDGER_LINE}<em>paper:</em> {text(c['paper'])} · <em>ours:</em> {text(c['ours'])}</div>",
+            f"{_LEDGER_LINE}<em>rule:</em> {text(c['rule'])}</div>",
+        ]
+        if c.get("control"):
+            lines.append(f"{_LEDGER_LINE}<em>control:</em> {text(c['control'])}</div>")
+        elif c.get("can_fail_because"):
+            lines.append(f"{_LEDGER_LINE}<em>why the rule can fail:</em> {text(c['can_fail_because'])}</div>")
+        rows.append(
+            f'<tr><td style="{_LEDGER_CELL};width:13em">{side}</td>'
+            f'<td style="{_LEDGER_CELL}">{"".join(lines)}</td></tr>'
+        )
+    head = (
+        f'<thead><tr><th style="{_LEDGER_CELL}">verdict · id · kind</th>'
+        f'<th style="{_LEDGER_CELL}">claim · paper and ours · rule · control</th></tr></thead>'
+    )
+    return f'<table class="llmtheory-ledger" style="width:100%">{head}<tbody>{"".join(rows)}</tbody></table>'
 
 
 def deterministic_part(claims: list[dict]) -> list[dict]:

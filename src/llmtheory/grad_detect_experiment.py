@@ -257,6 +257,19 @@ def configuration_spread(
     )
 
 
+def configuration_table(configurations: pd.DataFrame) -> pd.DataFrame:
+    """:func:`configuration_spread`'s accuracies as the chapter shows them: one row per (item probe r′, reference
+    probe r), one column per task, every value as text with three decimals ("1.000" beside "0.714", not pandas'
+    "1.0"); a frame, not a Styler, so that it gets the book's table layout. A pair not run for a task stays
+    missing (shown as the book's dash). An empty table (no configuration was run) is returned as it is."""
+    if configurations.empty:
+        return configurations
+    table = configurations.pivot(index=["item probe r′", "reference probe r"], columns="task", values="accuracy")
+    shown = table.rename_axis(columns=None).map(lambda value: f"{value:.3f}" if pd.notna(value) else value)
+    shown.attrs["missing"] = "this probe pair was not run for this task"
+    return shown
+
+
 def layer_ablation(
     detections: Sequence[Detection], n_layers: int, *, task: str = "correctness", probes=("positive", "positive")
 ) -> list[dict]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
+from . import spectral_ball
 from .plotting import PALETTE, set_log_ticks
 
 
@@ -34,3 +36,43 @@ def plot_regimes(tall: pd.DataFrame, square: pd.DataFrame, four_to_one: pd.DataF
     for a in ax:
         a.axhline(1, color="grey", lw=0.8)
     return fig
+
+
+def plot_singular_value_histograms(
+    shapes: dict[str, tuple[int, int]], rng: np.random.Generator, samples: int = 4, zoom_below: float = 0.25
+):
+    """Histograms of all singular values of ``samples`` exact samples (:func:`~llmtheory.spectral_ball.
+    sample_stiefel_truncation`) of each named shape (m, n), one panel each, against the limiting density of
+    eq. ``spectral_ball-eq-wachter``. A shape whose limit law lives on [σ₋, 1] with 1 − σ₋ < ``zoom_below`` (a
+    tall matrix: on [0, 1] its histogram is one bar against σ = 1) gets an inset zoomed on [σ₋ − (1 − σ₋), 1]."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(shapes), figsize=(11, 3.4), squeeze=False)
+    axes = axes[0]
+    grid = np.linspace(0, 1, 801)
+    for ax, (name, (m, n)) in zip(axes, shapes.items(), strict=True):
+        sigma = spectral_ball.singular_values(spectral_ball.sample_stiefel_truncation(m, n, samples, rng)).ravel()
+        ratio = max(m, n) / min(m, n)
+        ax.hist(sigma, bins=40, range=(0, 1), density=True, color=PALETTE[5], label="exact samples")
+        ax.plot(grid, spectral_ball.wachter_sigma_density(grid, ratio), color=PALETTE[1], label="limit law")
+        ax.set(title=f"{name}: {m}×{n}", xlabel="singular value σ", ylim=(0, 6))
+        low = spectral_ball.wachter_edges(ratio)[0]
+        if 1 - low < zoom_below:
+            _zoom_inset(ax, sigma, ratio, start=max(0.0, low - (1 - low)))
+    axes[0].set_ylabel("density")
+    axes[0].legend(loc="upper left")
+    return fig
+
+
+def _zoom_inset(ax, sigma: np.ndarray, ratio: float, start: float) -> None:
+    """An inset on the empty left of ``ax``: the histogram and limit density on [start, 1], its own y scale."""
+    inset = ax.inset_axes([0.24, 0.3, 0.5, 0.58])
+    counts, _, _ = inset.hist(sigma, bins=30, range=(start, 1), density=True, color=PALETTE[5])
+    # the density has an inverse-square-root pole at σ = 1: stop the curve just short of it
+    fine = np.linspace(start, 1, 2001)[:-1]
+    inset.plot(fine, spectral_ball.wachter_sigma_density(fine, ratio), color=PALETTE[1])
+    top = 1.3 * counts.max()
+    inset.set(xlim=(start, 1), ylim=(0, top))
+    inset.set_title(f"zoom: σ in [{start:.2f}, 1]", fontsize=8)
+    inset.tick_params(labelsize=7)
+    ax.indicate_inset((start, 0, 1 - start, ax.get_ylim()[1]), inset, edgecolor="0.4")
