@@ -49,6 +49,15 @@ def test_a_styled_frame_keeps_its_format_and_shows_the_dash():
     assert "1.00e-03" in shown and ">—</td>" in shown and "nan" not in shown.lower()
 
 
+def test_a_styled_frame_gets_the_padded_dataframe_class_once():
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": [0.714], "b": [1.0]})
+    assert '<table class="dataframe" id="T_' in display.styler_html(frame.style.format("{:.3f}"))
+    own = display.styler_html(frame.style.set_table_attributes('class="mine"'))
+    assert 'class="mine"' in own and "dataframe" not in own  # a chapter's own class is kept
+
+
 def test_the_table_formatters_are_registered_with_the_kernel():
     import pandas as pd
     from IPython.core.formatters import DisplayFormatter

@@ -443,6 +443,17 @@ _LEDGER_CELL = "text-align:left;vertical-align:top;padding:0.45em 0.6em;border-t
 _LEDGER_LINE = '<div style="margin-top:0.2em;font-size:0.92em">'
 
 
+def evidence_lines(claim: dict) -> list[list[tuple[str, str]]]:
+    """A claim's evidence as labelled lines, the same in a chapter's ledger table and on the claims page: paper and
+    ours, the rule, then the control or why the rule can fail (when there is one)."""
+    lines = [[("paper", claim["paper"]), ("ours", claim["ours"])], [("rule", claim["rule"])]]
+    if claim.get("control"):
+        lines.append([("control", claim["control"])])
+    elif claim.get("can_fail_because"):
+        lines.append([("why the rule can fail", claim["can_fail_because"])])
+    return lines
+
+
 def ledger_html(claims: list[Claim] | list[dict]) -> str:
     """A chapter's claims as an HTML table (what ``ledger.report()`` shows): per claim, the verdict badge with the
     id and kind under it, then the claim in bold and, one line each, the paper's statement and ours, the rule, and
@@ -462,15 +473,10 @@ def ledger_html(claims: list[Claim] | list[dict]) -> str:
             f"{badge_html(c['verdict'])}<br><small><code>{text(c['id'])}</code></small>"
             f"<br><small>{text(c['kind'])}</small>{undecided}"
         )
-        lines = [
-            f"<strong>{text(c['claim'])}</strong>",
-            f"{_LEDGER_LINE}<em>paper:</em> {text(c['paper'])} · <em>ours:</em> {text(c['ours'])}</div>",
-            f"{_LEDGER_LINE}<em>rule:</em> {text(c['rule'])}</div>",
+        lines = [f"<strong>{text(c['claim'])}</strong>"] + [
+            _LEDGER_LINE + " · ".join(f"<em>{label}:</em> {text(value)}" for label, value in line) + "</div>"
+            for line in evidence_lines(c)
         ]
-        if c.get("control"):
-            lines.append(f"{_LEDGER_LINE}<em>control:</em> {text(c['control'])}</div>")
-        elif c.get("can_fail_because"):
-            lines.append(f"{_LEDGER_LINE}<em>why the rule can fail:</em> {text(c['can_fail_because'])}</div>")
         rows.append(
             f'<tr><td style="{_LEDGER_CELL};width:13em">{side}</td>'
             f'<td style="{_LEDGER_CELL}">{"".join(lines)}</td></tr>'
@@ -773,16 +779,10 @@ def render_claims_page(
                 by_seed = chapter_seeds.get(c["id"], {})
                 flag = "⚠ verdict changes with the seed: " if verdict_changes(by_seed) else "by seed: "
                 head += f" · {flag}{seed_badges(by_seed) or 'not swept'}"
+            lines += [head, ""]
             lines += [
-                head,
-                "",
-                f"- paper: {_cell(c['paper'])} · ours: {_cell(c['ours'])}",
-                f"- rule: {_cell(c['rule'])}",
+                "- " + " · ".join(f"{label}: {_cell(value)}" for label, value in line) for line in evidence_lines(c)
             ]
-            if c.get("control"):
-                lines.append(f"- control: {_cell(c['control'])}")
-            elif c.get("can_fail_because"):
-                lines.append(f"- why the rule can fail: {_cell(c['can_fail_because'])}")
             lines.append("")
         lines.append("")
     return "\n".join(lines)
