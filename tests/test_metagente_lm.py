@@ -76,13 +76,25 @@ def test_a_batch_puts_the_loss_on_the_summary_alone(small_tokenizer):
 
 def test_the_micro_spec_trains_deterministically(tmp_path):
     spec = zoo.SPECS["micro-readme-summarizer"]
-    first = lm.train(spec, tmp_path / "a", progress=False)
-    second = lm.train(spec, tmp_path / "b", progress=False)
+    first = lm.train(spec, tmp_path / "a", progress=False, gate=False, phase_one=tmp_path / "a1")
+    second = lm.train(spec, tmp_path / "b", progress=False, gate=False, phase_one=tmp_path / "b1")
     assert first.metrics == second.metrics
     a = AutoModelForCausalLM.from_pretrained(tmp_path / "a").state_dict()
     b = AutoModelForCausalLM.from_pretrained(tmp_path / "b").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert "How well it follows the directives" in (tmp_path / "a" / "README.md").read_text()
+    card = (tmp_path / "a" / "README.md").read_text()
+    assert "How well it follows the directives" in card and "| frequent tokens, second copy |" in card
+    assert json.loads((tmp_path / "a1" / "probes.json").read_text())["step"] == 1  # the end of the first stage
+
+
+def test_a_staged_run_that_fails_its_copy_gate_stops_after_its_first_stage_and_keeps_that_checkpoint(tmp_path):
+    spec = zoo.SPECS["micro-readme-summarizer"]  # two stages of one step: the probes stay near a uniform guess
+    result = lm.train(spec, tmp_path / "out", progress=False, phase_one=tmp_path / "phase1")
+    assert result.metrics["stopped_at_step"] == 1 and not (tmp_path / "out").exists()
+    record = json.loads((tmp_path / "phase1" / "probes.json").read_text())
+    assert record["gate"] is False and record["probe"]["copy_freq_second"] > lm.COPY_GATE_NATS
+    assert result.metrics["copy_freq_second_1"] == pytest.approx(record["evaluations"][0]["copy_freq_second"])
+    assert AutoModelForCausalLM.from_pretrained(tmp_path / "phase1").config.hidden_size == spec.hidden
 
 
 def test_the_cache_answers_a_repeated_prompt_without_running_the_model_again():
@@ -98,7 +110,7 @@ def test_the_cache_answers_a_repeated_prompt_without_running_the_model_again():
 
 
 def test_the_trained_summarizer_loop_and_its_rows_run_with_any_transformers_model(tmp_path):
-    lm.train(zoo.SPECS["micro-readme-summarizer"], tmp_path, progress=False)
+    lm.train(zoo.SPECS["micro-readme-summarizer"], tmp_path, progress=False, gate=False, phase_one=tmp_path / "p1")
     train, test = mg.split_pairs(mg.load_pairs(), 0)
     train, test = train[:2], test[:3]
     run = experiment.run_experiment(train, test, 0)
@@ -181,6 +193,44 @@ def test_the_copy_probe_tells_a_copier_from_a_model_that_does_not_copy():
     assert blind["second_copy"] == pytest.approx(blind["first_copy"]) == pytest.approx(blind["uniform"])
     with pytest.raises(ValueError, match="length"):
         lm.copy_probe(Copier(), tokenizer, length=1)
+    frequent = lm.frequent_tokens(tokenizer, k=30, n_examples=20)
+    assert frequent == lm.frequent_tokens(tokenizer, k=30, n_examples=20) and len(set(frequent)) == 30
+    assert not set(frequent) & set(tokenizer.all_special_ids)
+    on_frequent = lm.copy_probe(Copier(), tokenizer, n=3, length=length, pool=frequent)
+    assert on_frequent["second_copy"] < 0.01 < on_frequent["first_copy"]
+    with pytest.raises(ValueError, match="pool"):
+        lm.copy_probe(Copier(), tokenizer, pool=[tokenizer.eos_token_id])
+    length = 30  # the Copier's period: the text probe's strings are as long
+    text = lm.text_copy_probe(Copier(), tokenizer, n=2, length=length)
+    assert text["second_copy"] < 0.01 < text["first_copy"]
+    assert lm.text_copy_probe(Uniform(), tokenizer, n=2, length=length)["second_copy"] == pytest.approx(
+        blind["uniform"]
+    )
+
+
+def test_the_in_format_copy_probe_scores_the_slice_with_its_own_text_and_with_another():
+    tokenizer = lm.build_tokenizer(n_texts=50, newline_space=True)
+    seen = []
+
+    class Uniform:  # records the prompts it is shown; a uniform guess on every target token
+        def __call__(self, input_ids, labels, **kwargs):
+            seen.append(tokenizer.batch_decode(input_ids, skip_special_tokens=True))
+            return type("Out", (), {"loss": torch.tensor(float(np.log(len(tokenizer))))})()
+
+    probe = lm.format_copy_probe(Uniform(), tokenizer, n=4)
+    assert probe["own"] == pytest.approx(probe["other"]) == pytest.approx(probe["uniform"])
+    own, other = seen
+    split = [[row.split(">>>") for row in rows] for rows in (own, other)]
+    prompts, targets = ([[parts[k] for parts in rows] for rows in split] for k in (0, 1))
+    assert targets[0] == targets[1] and prompts[0] != prompts[1] and sorted(prompts[0]) == sorted(prompts[1])
+    with pytest.raises(ValueError, match="n >= 2"):
+        lm.format_copy_probe(Uniform(), tokenizer, n=1)
+
+
+def test_the_copy_gate_needs_a_cheap_second_copy_well_below_the_first():
+    assert lm.copy_gate({"first_copy": 4.0, "second_copy": 1.5})
+    assert not lm.copy_gate({"first_copy": 4.0, "second_copy": 2.5})  # too dear
+    assert not lm.copy_gate({"first_copy": 2.0, "second_copy": 1.5})  # cheap, but no cheaper than the first copy
 
 
 def test_the_loop_row_can_pass_and_is_not_testable_when_the_loop_returns_the_initial_prompt():

@@ -368,27 +368,122 @@ def in_memory_llm(model, tokenizer, max_new_tokens: int = 80):
     return TransformersLLM("in-memory", max_new_tokens=max_new_tokens, model=model, tokenizer=tokenizer)
 
 
-def copy_probe(model, tokenizer, n: int = 16, length: int = 50, seed: int = 0) -> dict:
-    """A copying (induction) probe: ``n`` strings of ``length`` tokens drawn uniformly from the vocabulary (special
-    tokens excluded), each followed by itself; the mean next-token loss (nats) on the first copy and on the second
-    (the first token of each copy excluded). A model that copies predicts the second copy from the first, near 0
-    nats; one that does not stays near its first-copy loss (a uniform guess: ``uniform`` = ln of the vocabulary)."""
+def _repeat_nll(model, strings: np.ndarray) -> tuple[float, float]:
+    """Mean next-token loss (nats) of ``model`` on the first and on the second copy of each row of ``strings``
+    followed by itself (the first token of each copy excluded)."""
     import torch
 
-    if n < 1 or length < 2:
-        raise ParameterError(f"copy_probe needs n >= 1 and length >= 2; got n={n}, length={length}")
-    special = set(tokenizer.all_special_ids)
-    pool = np.array([i for i in range(len(tokenizer)) if i not in special])
-    strings = pool[make_rng(seed, "metagente", "copy-probe").integers(0, len(pool), (n, length))]
+    length = strings.shape[1]
     ids = torch.tensor(np.concatenate([strings, strings], axis=1))
     with torch.no_grad():
         logits = model(input_ids=ids).logits[:, :-1].float()
     nll = -torch.log_softmax(logits, -1).gather(2, ids[:, 1:, None])[..., 0]
-    return {
-        "first_copy": float(nll[:, : length - 1].mean()),
-        "second_copy": float(nll[:, length:].mean()),
-        "uniform": float(np.log(len(tokenizer))),
-    }
+    return float(nll[:, : length - 1].mean()), float(nll[:, length:].mean())
+
+
+def _check_probe(n: int, length: int) -> None:
+    if n < 1 or length < 2:
+        raise ParameterError(f"a copy probe needs n >= 1 and length >= 2; got n={n}, length={length}")
+
+
+def copy_probe(
+    model, tokenizer, n: int = 16, length: int = 50, seed: int = 0, pool: Sequence[int] | None = None
+) -> dict:
+    """A copying (induction) probe: ``n`` strings of ``length`` tokens drawn uniformly from ``pool`` (default: the
+    whole vocabulary, special tokens excluded; :func:`frequent_tokens` for in-distribution tokens), each followed by
+    itself; the mean next-token loss (nats) on the first copy and on the second (the first token of each copy
+    excluded). A model that copies predicts the second copy from the first, near 0 nats; one that does not stays
+    near its first-copy loss (a uniform guess over the vocabulary: ``uniform`` = its log)."""
+    _check_probe(n, length)
+    special = set(tokenizer.all_special_ids)
+    if pool is None:
+        pool = [i for i in range(len(tokenizer)) if i not in special]
+    pool = np.asarray(pool)
+    if len(pool) < 1 or any(int(i) in special or not 0 <= int(i) < len(tokenizer) for i in pool):
+        raise ParameterError("pool must hold at least one token id of the vocabulary, special tokens excluded")
+    strings = pool[make_rng(seed, "metagente", "copy-probe").integers(0, len(pool), (n, length))]
+    first, second = _repeat_nll(model, strings)
+    return {"first_copy": first, "second_copy": second, "uniform": float(np.log(len(tokenizer)))}
+
+
+FREQUENT_PROBE_TOKENS = 100  # the frequent-token probe draws from this many most frequent training tokens
+FREQUENCY_EXAMPLES = 400  # training examples whose tokens are counted
+
+
+def frequent_tokens(tokenizer, k: int = FREQUENT_PROBE_TOKENS, n_examples: int = FREQUENCY_EXAMPLES) -> list[int]:
+    """The ``k`` most frequent token ids (special tokens excluded; ties by id) in ``n_examples`` training examples
+    (prompt and target, :func:`training_example` at :data:`COPY_SHARE`, from a stream of their own): the pool of the
+    in-distribution copy probe, whose strings the model has seen token by token, unlike uniform ids."""
+    if k < 1 or n_examples < 1:
+        raise ParameterError(f"frequent_tokens needs k >= 1 and n_examples >= 1; got k={k}, n_examples={n_examples}")
+    rng = make_rng(0, "metagente-lm", "token-frequency")
+    counts = np.zeros(len(tokenizer), dtype=np.int64)
+    for _ in range(n_examples):
+        prompt, target = training_example(rng)
+        ids, _ = encode_example(tokenizer, prompt, target)
+        np.add.at(counts, ids, 1)
+    counts[list(tokenizer.all_special_ids)] = -1
+    order = np.lexsort((np.arange(len(counts)), -counts))
+    return [int(i) for i in order[:k] if counts[i] > 0]
+
+
+def text_copy_probe(model, tokenizer, n: int = 16, length: int = 60, seed: int = 0) -> dict:
+    """A copying probe on in-distribution text: the first ``length`` tokens of the stand-in extractor's output of
+    ``n`` held-out synthetic READMEs (a stream training never draws; shorter ones are drawn again), each followed by
+    itself; mean loss (nats) on the first and on the second copy, as :func:`copy_probe`. The first copy is
+    predictable from the language alone, so the gap between the two copies, not the second copy's level, is what
+    copying adds."""
+    _check_probe(n, length)
+    rng = make_rng(seed, "metagente-lm", "text-copy-probe")
+    strings = []
+    while len(strings) < n:
+        ids = tokenizer(si.rule_extractor(synthetic_readme(rng)))["input_ids"]
+        if len(ids) >= length:
+            strings.append(ids[:length])
+    first, second = _repeat_nll(model, np.array(strings))
+    return {"first_copy": first, "second_copy": second, "uniform": float(np.log(len(tokenizer)))}
+
+
+def format_copy_probe(model, tokenizer, n: int = 32, seed: int = 7) -> dict:
+    """Copying in the task's own format: the mean loss (nats per token) of ``model`` on the targets of ``n`` held-out
+    short pure copies (:func:`copy_example`, from a stream training never draws), with the copied text in the prompt
+    (``own``) and with another example's text there instead (``other``, a derangement: the control, where the target
+    cannot be copied). A model that copies in format is far cheaper on ``own``; one that only models the words is
+    as dear on both."""
+    import torch
+
+    if n < 2:
+        raise ParameterError(f"format_copy_probe needs n >= 2 (a derangement); got n={n}")
+    examples = [copy_example(make_rng(seed, "metagente-lm", "format-copy-probe", i), tokenizer) for i in range(n)]
+    order = derangement(n, make_rng(seed, "metagente-lm", "format-copy-shuffle"))
+    swapped = [(examples[int(j)][0], target) for (_, target), j in zip(examples, order, strict=True)]
+    with torch.no_grad():
+        own, other = (float(model(**batch(tokenizer, x)).loss) for x in (examples, swapped))
+    return {"own": own, "other": other, "uniform": float(np.log(len(tokenizer)))}
+
+
+COPY_GATE_NATS = 2.0  # phase 1 passes if the frequent-token probe's second copy costs less than this (nats/token)
+COPY_GATE_MARGIN = 1.0  # ... and at least this much less than its first copy
+
+
+def copy_gate(probe: dict) -> bool:
+    """The staged recipe's go/no-go rule, fixed before its run: after its first stage (short pure copies), the
+    frequent-token probe (:func:`copy_probe` over :func:`frequent_tokens`) must cost under :data:`COPY_GATE_NATS`
+    nats per token on the second copy and at least :data:`COPY_GATE_MARGIN` less than on the first."""
+    return probe["second_copy"] < COPY_GATE_NATS and probe["first_copy"] - probe["second_copy"] >= COPY_GATE_MARGIN
+
+
+def copy_probes(model, tokenizer, frequent: Sequence[int]) -> dict:
+    """The three copy probes a training log records: uniform ids (``copy_*``), the frequent tokens ``frequent``
+    (``copy_freq_*``) and repeated synthetic text (``copy_text_*``), first and second copy each."""
+    out = {}
+    for prefix, probe in (
+        ("copy", copy_probe(model, tokenizer)),
+        ("copy_freq", copy_probe(model, tokenizer, pool=frequent)),
+        ("copy_text", text_copy_probe(model, tokenizer)),
+    ):
+        out[f"{prefix}_first"], out[f"{prefix}_second"] = probe["first_copy"], probe["second_copy"]
+    return out
 
 
 def card_report(model, tokenizer, n_synthetic: int, n_real: int) -> dict:
@@ -436,13 +531,37 @@ def stage_at(stages: Sequence[tuple[int, int, float]], step: int) -> tuple[int, 
     return stages[-1][1], stages[-1][2]
 
 
-def train(spec, out_dir: Path | None = None, *, progress: bool = True, threads: int = 1):
+class StoppedAtGate(Exception):
+    """Raised inside training when the staged recipe fails :func:`copy_gate` after its first stage."""
+
+
+def phase_one_dir(spec) -> Path:
+    """Where a staged spec's checkpoint after its first stage is kept (``_build/zoo/<name>-phase1``, never shipped)."""
+    from .paths import build_dir
+
+    return build_dir() / "zoo" / f"{spec.name}-phase1"
+
+
+def train(
+    spec,
+    out_dir: Path | None = None,
+    *,
+    progress: bool = True,
+    threads: int = 1,
+    gate: bool = True,
+    phase_one: Path | None = None,
+):
     """Train the summarizer ``spec`` (a :class:`~llmtheory.zoo.specs.ZooSpec` of task ``"readme_summaries"``) from
     scratch with the zoo's optimiser; measure it with :func:`card_report`; save model, tokenizer, log and card to
-    ``out_dir`` if given."""
+    ``out_dir`` if given.
+
+    A staged spec with two stages or more saves its checkpoint after the first stage (short pure copies) to
+    ``phase_one`` (default :func:`phase_one_dir`) with the copy probes so far (``probes.json``); with ``gate``, if
+    :func:`copy_gate` rejects the frequent-token probe there, training stops: nothing is written to ``out_dir`` and
+    the result's metrics hold the probes at each evaluation and ``stopped_at_step``."""
     import torch
 
-    from .zoo.train import build_model, optimise, save, torch_threads
+    from .zoo.train import TrainResult, build_model, optimise, save, torch_threads
 
     if spec.task != "readme_summaries":
         raise ParameterError(f"spec {spec.name!r} has task {spec.task!r}; the summarizer needs 'readme_summaries'")
@@ -455,12 +574,34 @@ def train(spec, out_dir: Path | None = None, *, progress: bool = True, threads: 
         model = build_model(spec, tokenizer)
         rng = make_rng(spec.seed, "zoo", "train", spec.task)
         stages = training_stages(spec)
+        frequent = frequent_tokens(tokenizer, n_examples=50 if micro else FREQUENCY_EXAMPLES)
+        losses: list[float] = []  # the training loss of each step, read by a hook (the zoo's loop keeps its own)
+        rows: list[dict] = []  # the copy probes at each evaluation
+        model.register_forward_hook(
+            lambda module, args, output: losses.append(float(output.loss.detach())) if module.training else None
+        )
 
         def batch_at(step: int) -> dict:
+            if len(stages) > 1 and step == stages[0][0]:
+                end_of_phase_one(step)
             size, share = stage_at(stages, step)
             n_copy = int(round(share * size))
             examples = [copy_example(rng, tokenizer) for _ in range(n_copy)]
             return batch(tokenizer, examples + fitting_examples(rng, tokenizer, size - n_copy, copy_share=mix_share))
+
+        def end_of_phase_one(step: int) -> None:
+            model.eval()
+            probe = copy_probes(model, tokenizer, frequent)
+            model.train()
+            folder = Path(phase_one) if phase_one is not None else phase_one_dir(spec)
+            folder.mkdir(parents=True, exist_ok=True)
+            model.save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
+            passed = copy_gate({"first_copy": probe["copy_freq_first"], "second_copy": probe["copy_freq_second"]})
+            record = {"step": step, "gate": passed, "probe": probe, "evaluations": rows}
+            (folder / "probes.json").write_text(json.dumps(record, indent=2) + "\n")
+            if gate and not passed:
+                raise StoppedAtGate(step)
 
         n_quick, n_synthetic, n_real = (2, 3, 2) if micro else (12, 120, 88)
 
@@ -469,22 +610,40 @@ def train(spec, out_dir: Path | None = None, *, progress: bool = True, threads: 
             with torch.no_grad():
                 llm = in_memory_llm(model, tokenizer)
                 report = {k: v for k, v in follow_report(llm, synthetic_items(n_quick, seed=1)).items() if k != "n"}
-                probe = copy_probe(model, tokenizer)
-            return report | {"copy_first": probe["first_copy"], "copy_second": probe["second_copy"]}
+                probes = copy_probes(model, tokenizer, frequent)
+            step = len(losses)
+            rows.append({"step": step, "loss": float(np.mean(losses[-spec.eval_every :]))} | probes)
+            return report | probes
 
         def shown(m: dict) -> dict:
-            return {"exact": round(m["exact_own"], 2), "copy2": round(m["copy_second"], 2)}
+            return {"exact": round(m["exact_own"], 2), "freq2": round(m["copy_freq_second"], 2)}
 
-        run = optimise(spec, model, batch_at, quick, shown, progress=progress)
+        try:
+            run = optimise(spec, model, batch_at, quick, shown, progress=progress)
+        except StoppedAtGate as stop:
+            folder = Path(phase_one) if phase_one is not None else phase_one_dir(spec)
+            if progress:
+                print(f"[{spec.name}] stopped at step {stop.args[0]} by copy_gate: checkpoint and probes in {folder}; "
+                      f"nothing saved to {out_dir}")  # fmt: skip
+            metrics = {"stopped_at_step": float(stop.args[0])}
+            for row in rows:
+                metrics |= {f"{k}_{row['step']}": v for k, v in row.items() if k != "step"}
+            parameters = sum(p.numel() for p in model.parameters())
+            seconds = time.perf_counter() - start_total
+            return TrainResult(spec, metrics, rows, total_seconds=seconds, cpu_seconds=time.process_time(),
+                               parameters=parameters)  # fmt: skip
         model.eval()
         final = card_report(model, tokenizer, n_synthetic, n_real)
-        for row in run.log:  # the copy probe at each evaluation, for the card
-            final[f"copy_first_{row['step']}"] = row["copy_first"]
-            final[f"copy_second_{row['step']}"] = row["copy_second"]
+        for row in run.log:  # the copy probes at each evaluation, for the card
+            for key in COPY_PROBE_KEYS:
+                final[f"{key}_{row['step']}"] = row[key]
         result = run.result(spec, model, final, start_total)
         if out_dir is not None:
             save(result, model, tokenizer, Path(out_dir), card_markdown)
         return result
+
+
+COPY_PROBE_KEYS = tuple(f"{p}_{c}" for p in ("copy", "copy_freq", "copy_text") for c in ("first", "second"))
 
 
 def card_markdown(card: dict) -> str:
@@ -530,15 +689,21 @@ def card_markdown(card: dict) -> str:
     probe = ""
     if steps:
         header = ["| step | " + " | ".join(str(x) for x in steps) + " |", "|---|" + "---|" * len(steps)]
+        labels = (("random tokens", "copy"), ("frequent tokens", "copy_freq"), ("synthetic README", "copy_text"))
         probe = "\n".join(
             header
-            + [f"| {label} | " + " | ".join(f"{m[f'{key}_{x}']:.2f}" for x in steps) + " |"
-               for label, key in (("first copy", "copy_first"), ("second copy", "copy_second"))]
+            + [f"| {label}, {which} copy | " + " | ".join(f"{m[f'{key}_{which}_{x}']:.2f}" for x in steps) + " |"
+               for label, key in labels if f"{key}_second_{steps[0]}" in m for which in ("first", "second")]
         )  # fmt: skip
         probe = (
-            "**Copying** (`llmtheory.metagente_lm.copy_probe` at each evaluation: 16 strings of 50 random tokens, "
-            "each followed by itself; mean loss in nats per token on the first copy and on the second; a model that "
-            f"copies is near 0 on the second, a uniform guess costs ln {VOCAB_SIZE} = {math.log(VOCAB_SIZE):.2f}).\n\n"
+            "**Copying** (at each evaluation; mean loss in nats per token on the first copy of a string and on the "
+            "second, when it follows itself; a model that copies is near 0 on the second, a uniform guess costs "
+            f"ln {VOCAB_SIZE} = {math.log(VOCAB_SIZE):.2f}): 16 strings of 50 tokens drawn uniformly from the whole "
+            "vocabulary (`llmtheory.metagente_lm.copy_probe`), or from its "
+            f"{FREQUENT_PROBE_TOKENS} most frequent tokens in training examples (`frequent_tokens`), and the first 60 "
+            "tokens of 16 held-out synthetic READMEs' extracts (`text_copy_probe`). The staged recipe's rule, fixed "
+            "before its run: after the first stage the frequent-token second copy costs under "
+            f"{COPY_GATE_NATS:g} nats and at least {COPY_GATE_MARGIN:g} less than the first (`copy_gate`).\n\n"
             + probe
             + "\n\n"
         )

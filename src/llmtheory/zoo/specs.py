@@ -283,10 +283,10 @@ SPECS: dict[str, ZooSpec] = {
             max_positions=512,
             eval_every=300,
             notes="Trained in 1,431 s of wall time, 898 s of CPU with its evaluations (910 s for the whole build, "
-            "tokenizer included), on the shared 2-core machine at load 5-6 (one thread): within the 20 minutes "
-            "of CPU the chapter allows. It did not learn the task: the training loss on the summaries fell from "
-            "about ln 2048 = 7.6 at initialisation to 4.0 nats per token (the log starts at step 300, at 5.9) and "
-            "no held-out summary is exactly follow()'s; it writes short phrases in the style of the synthetic "
+            "tokenizer included), on the shared 2-core machine at load 5-6 (one thread): within the 20 minutes of "
+            "CPU the chapter allows. It did not learn the task: the training loss on the summaries fell from about "
+            "ln 2048 = 7.6 at initialisation to 4.0 nats per token (the log starts at step 300, at 5.9) and no "
+            "held-out summary is exactly follow()'s; it writes short phrases in the style of the synthetic "
             "templates ('This package implements interactive module for') instead of copying from its input, and "
             "its agreement with follow() barely moves with the directives (the card's table). It shows no copying: "
             "on 16 strings of 50 random tokens, each followed by itself, its loss is 9.85 nats per token on the "
@@ -299,30 +299,39 @@ SPECS: dict[str, ZooSpec] = {
             "often); real prompts can be longer than any training sequence. A first recipe (1,000 steps at "
             "learning rate 2e-3, no directive-free examples, sequences up to 384 tokens) was stopped at step 530 "
             "with the loss at 4.9; this one added the directive-free draws (long copies, the densest copying "
-            "signal), shorter sequences and learning rate 3e-3. The next recipe was then tried, and stopped at its "
-            "check (spec readme-summarizer-llama-copies, not shipped; `python -m llmtheory.zoo train "
-            "readme-summarizer-llama-copies` rebuilds it under _build/zoo): 800 steps of batch 16 of short pure "
-            "copies in the task's format (the initial prompt over a 16-48-token slice of a synthetic extract, the "
-            "slice as the target: llmtheory.metagente_lm.copy_example), learning rate 1e-3, constant after a "
-            "100-step warm-up, and a tokenizer normalizer that puts a space after each newline, to be followed by "
-            "700 steps of batch 8 of the directive mix with 30% directive-free draws, with copy_probe every 200 "
-            "steps. The loss on the copies fell (its mean over steps 1-200, 201-400, 401-600 and 601-800: 6.36, "
-            "4.86, 3.81 and 2.39 nats per token), but the copy probe's second copy did not: 7.90, 8.37, 8.43 and "
-            "9.12 nats per token at steps 200, 400, 600 and 800 (a uniform guess: 7.62), against the planned "
-            "check of about 2 nats by step 800. The run was stopped there, as planned, after 566 s of CPU (26 "
-            "minutes of wall time at load 5-6, one thread, tokenizer included), with no further tuning; this "
-            "checkpoint (the 3e-3 recipe above) stays the shipped one. Not measured: whether the falling loss on "
-            "the copies comes from copying in-format text or only from a better model of the synthetic texts' "
-            "words; the probe's strings are uniform over all 2,048 tokens, far from the training text, and a "
-            "second-copy loss above the uniform guess means the model puts less probability on the repeated "
-            "token than a uniform guess would.",
+            "signal), shorter sequences and learning rate 3e-3. The next recipe was then tried (spec "
+            "readme-summarizer-llama-copies, not shipped; `python -m llmtheory.zoo train "
+            "readme-summarizer-llama-copies` rebuilds it and keeps its checkpoint after the first stage under "
+            "_build/zoo/readme-summarizer-llama-copies-phase1): 800 steps of batch 16 of short pure copies in the "
+            "task's format (the initial prompt over a 16-48-token slice of a synthetic extract, the slice as the "
+            "target: llmtheory.metagente_lm.copy_example), learning rate 1e-3, constant after a 100-step warm-up, "
+            "and a tokenizer normalizer that puts a space after each newline, to be followed by 700 steps of batch "
+            "8 of the directive mix with 30% directive-free draws. Its rule, fixed before the run "
+            "(llmtheory.metagente_lm.copy_gate): go on to the mix only if, after the copies, 16 strings of 50 of "
+            "the 100 most frequent tokens of training examples (frequent_tokens), each followed by itself, cost "
+            "under 2 nats per token on the second copy and at least 1 nat less than on the first. The loss on the "
+            "copies fell (its mean over steps 1-200, 201-400, 401-600 and 601-800: 6.36, 4.86, 3.81 and 2.39 nats "
+            "per token), but no probe's second copy came near 0. First / second copy at steps 200, 400, 600 and "
+            "800: frequent tokens 6.51 / 6.43, 7.00 / 6.75, 7.32 / 7.26 and 8.24 / 7.90 nats per token; the first "
+            "60 tokens of 16 held-out synthetic READMEs' extracts (text_copy_probe) 6.07 / 5.78, 5.69 / 5.15, 5.90 "
+            "/ 5.19 and 6.72 / 6.41; uniform random tokens (copy_probe) 7.94 / 7.90, 8.52 / 8.37, 8.68 / 8.43 and "
+            "9.25 / 9.12 (a uniform guess: 7.62). The run stopped at step 800 by its rule, after 585 s of CPU (23 "
+            "minutes of wall time at load 4-5, one thread, tokenizer included; its two runs gave the same losses "
+            "and random-token probes), with no further tuning; this checkpoint (the 3e-3 recipe above) stays the "
+            "shipped one. What the copies' falling loss is, measured after the stop on the step-800 checkpoint "
+            "(format_copy_probe): 32 held-out short copies in the task's format cost 1.57 nats per target token "
+            "with their own text in the prompt and 7.44 with another example's text there instead (this shipped "
+            "model: 4.60 and 4.79). So that checkpoint copies in the task's format, which the rule did not "
+            "measure, though greedy decoding garbled its copies (none of 16 other held-out copies exact), and it "
+            "does not continue a string that merely repeats, which is what the rule measured. On the same probes "
+            "this shipped model costs 7.57 / 7.48 on frequent tokens and 5.18 / 4.81 on the synthetic extracts.",
         ),
         ZooSpec(
             name="readme-summarizer-llama-copies",
             family="llama",
             task="readme_summaries",
             summary="readme-summarizer-llama's shape, staged recipe: short pure copies first, then the directive "
-            "mix (not shipped: it failed its copying check at step 800, see readme-summarizer-llama's card)",
+            "mix (not shipped: it stopped at its copy gate at step 800, see readme-summarizer-llama's card)",
             hidden=128,
             layers=4,
             heads=4,
