@@ -58,6 +58,16 @@ def test_a_styled_frame_gets_the_padded_dataframe_class_once():
     assert 'class="mine"' in own and "dataframe" not in own  # a chapter's own class is kept
 
 
+def test_a_number_never_wraps_at_its_exponent_but_text_may():
+    import pandas as pd
+
+    shown = display.styler_html(
+        pd.DataFrame({"risk": [5.69e-2], "fate": ["dropped ×9 · kept ×2"]}).style.format({"risk": "{:.2e}"})
+    )
+    assert 'style="white-space:nowrap">5.69e-02</td>' in shown
+    assert "dropped ×9" in shown and shown.count("white-space:nowrap") == 1
+
+
 def test_the_table_formatters_are_registered_with_the_kernel():
     import pandas as pd
     from IPython.core.formatters import DisplayFormatter

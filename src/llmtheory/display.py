@@ -27,6 +27,8 @@ MISSING_NOTE = "not run at this tier, or undefined for this row"
 # A body cell whose whole text is pandas' mark for a missing value: NaN/NaT/<NA>/None from a numeric or object
 # column, or "nan" that a chapter's own f"{x:.2f}" produced. Header cells (<th>) keep their labels.
 _MISSING_CELL = re.compile(r"(<td\b[^>]*>)\s*(?:NaN|nan|NaT|None|&lt;NA&gt;|<NA>)\s*(</td>)")
+_NUMBER_CELL = re.compile(r"<td\b(?![^>]*\bstyle=)([^>]*)>(\s*[-+−]?[\d.,]+(?:e[-+]\d+)?%?\s*)</td>")
+"""A cell that holds one number: it must not wrap at its exponent's hyphen ("5.69e-" over "02")."""
 
 
 def show_source(*objects) -> Markdown:
@@ -67,13 +69,15 @@ def glue(name: str, value, display: bool = False) -> None:
 
 
 def reader_table_html(table_html: str | None, reason: str | None = None) -> str | None:
-    """A pandas table's HTML with "—" in its missing cells and, when there were any, a note saying what "—" means.
+    """A pandas table's HTML with "—" in its missing cells and, when there were any, a note saying what "—" means;
+    a cell that holds one number does not wrap.
 
     ``reason`` is why the values are missing (default :data:`MISSING_NOTE`). ``None`` in, ``None`` out (pandas
     returns no HTML when its notebook repr is switched off).
     """
     if table_html is None:
         return None
+    table_html = _NUMBER_CELL.sub(r'<td\1 style="white-space:nowrap">\2</td>', table_html)
     shown, replaced = _MISSING_CELL.subn(rf"\g<1>{MISSING}\g<2>", table_html)
     if not replaced:
         return shown
