@@ -210,10 +210,49 @@ def test_the_staged_pass_matches_the_one_stage_pass_and_nests_its_stages(deeper_
                 [clse.Stage(1, 4, "hybrid"), clse.Stage(2, 8, "attention")], [clse.Stage(1, 4, "norm")]):  # fmt: skip
         with pytest.raises(ParameterError, match="stage"):
             clse.forward_staged(model, chunk.inputs, bad)
-    rows = cx.evaluate_staged(model, processor, items, {"1/9": 1 / 9}, batch_size=4)
+    rows = cx.evaluate_staged(model, processor, items, {"1/9": 1 / 9}, batch_size=4, methods=(cx.STAGED,))
     assert len(rows) == len(items) and {(r["method"], r["kept"], r["stage_kept"]) for r in rows} == {
         (cx.STAGED, 1, (7, 4, 1))
     }
+
+
+def test_pdrop_drops_half_at_four_stage_boundaries_and_one_stage_of_it_is_fastv(deeper_micro_vlm):
+    assert clse.pdrop_layers(32) == (8, 16, 24) and clse.pdrop_layers(6) == (1, 3, 4)
+    assert clse.pdrop_layers(3) == (1, 2) and len(clse.pdrop_schedule(16, 2)) == 1  # shallow models: fewer stages
+    assert [(s.layer, s.kept, s.score) for s in clse.pdrop_schedule(576, 32)] == [
+        (8, 288, "attention"), (16, 144, "attention"), (24, 72, "attention")]  # fmt: skip
+    # matched to a single stage keeping k from K = 1: the same tokens per layer on average
+    for n, k in ((36, 4), (36, 12), (144, 16), (144, 72)):
+        stages = clse.pdrop_matched(n, 6, k)
+        assert clse.layer_average(stages, n, 6) == pytest.approx((n + 5 * k) / 6, abs=0.2)
+    with pytest.raises(ParameterError, match="kept"):
+        clse.pdrop_matched(36, 6, 0)
+    model, processor = deeper_micro_vlm
+    items = vp.heldout(("colour", "count", "exist"), 2, seed=0)
+    chunk = next(vp.chunks(model, processor, items, len(items), 0))
+    logits, kept = clse.forward_staged(model, chunk.inputs, [clse.Stage(1, 6, "attention")])
+    fastv = vp.forward_dropping_visual_tokens(model, chunk.inputs, 1, vp.rule_from_scores(vp.fastv_scores, 6),
+                                              attentions=True)  # fmt: skip
+    torch.testing.assert_close(logits, fastv.last_logits, atol=1e-4, rtol=1e-4)
+    assert torch.equal(kept[0], fastv.kept)
+    rows = cx.evaluate_staged(model, processor, items, {"1/3": 1 / 3}, batch_size=4, methods=(cx.PDROP,))
+    stages = cx.staged_plans(36, 5, 1 / 3)[cx.PDROP]
+    assert {(r["method"], r["stage_kept"]) for r in rows} == {(cx.PDROP, tuple(s.kept for s in stages))}
+
+
+def test_mean_removal_is_the_zero_frequency_alone_and_differs_from_the_high_pass_on_a_finer_grid():
+    mask = clse.high_pass_mask(12, 12, clse.MEAN_REMOVAL)
+    assert float(mask[6, 6]) == 0 and float(mask.sum()) == 143
+    # two objects of 2 × 2 patches on an empty board: part of their energy in the first ring of frequencies
+    board = torch.zeros(12, 12, 3)
+    board[0:2, 0:2], board[6:8, 8:10] = torch.tensor([1.0, -0.5, 2.0]), torch.tensor([0.3, 1.0, -1.0])
+    centred = (board - board.mean(dim=(0, 1))).abs().mean(-1).flatten()[None]
+    torch.testing.assert_close(clse.spectral_residual(board[None], clse.MEAN_REMOVAL), centred)
+    gap = (clse.spectral_residual(board[None]) - centred).abs().max() / centred.max()
+    assert float(gap) > 0.02  # on 12 × 12 the Gaussian also attenuates the first ring (to 0.75)
+    coarse = board[::2, ::2][None]  # the same board with one patch per cell: 6 × 6
+    residual = clse.spectral_residual(coarse)
+    assert float((residual - clse.spectral_residual(coarse, None)).abs().max() / residual.max()) < 0.005
 
 
 def test_row_shift_is_zero_when_the_kept_tokens_are_the_answers():
@@ -255,3 +294,35 @@ def test_plot_maps_marks_the_kept_tokens_of_three_methods(micro_vlm):
     assert [len(ax.lines) for ax in fig.axes[:5]] == [0, 0, 0, 1, 2]
     assert fig.axes[4].lines[1].get_marker() == "x" and "CLSE-Hybrid" in fig.axes[4].get_title()
     assert set(cx.METHOD_COLOURS) >= {"FastV", "CLSE", "CLSE-Hybrid"}
+
+
+def test_the_fine_grid_evidence_compares_the_high_pass_with_mean_removal_on_both_grids():
+    assert [m.name for m in cx.fine_methods()] == ["FastV", "random", "CLSE", "CLSE (no high-pass)",
+                                                   clse.MEAN_REMOVED, "one layer (S^K)", "CLSE-Hybrid"]  # fmt: skip
+    rng = np.random.default_rng(0)
+    budgets = {"1/3": 1 / 3, "1/9": 1 / 9}
+
+    def rows(gain: float) -> list[dict]:
+        out = []
+        for item in range(200):
+            for method in ("full", "floor", "ceiling"):
+                out.append({"item": item, "method": method, "budget": "—", "group": "local", "correct": True})
+            for method in cx.FINE_METHODS:
+                for budget in budgets:
+                    p = 0.5 + (gain if method == "CLSE" else 0.0)
+                    out.append({"item": item, "method": method, "budget": budget, "group": "local",
+                                "correct": bool(rng.random() < p)})  # fmt: skip
+        return out
+
+    coarse = rows(0.0)
+    for r in coarse:  # on 6 × 6 the two filters keep the same tokens: identical answers
+        if r["method"] == clse.MEAN_REMOVED:
+            r["correct"] = next(x["correct"] for x in coarse if x["method"] == "CLSE" and x["item"] == r["item"]
+                                and x["budget"] == r["budget"])  # fmt: skip
+    e = cx.fine_evidence(rows(0.4), coarse, budgets, make_rng(0, "fine"))
+    assert e[cx.HIGH_PASS_GAIN].low > 0
+    control = e[f"{cx.HIGH_PASS_GAIN} (6 × 6)"]
+    assert control.value == control.low == control.high == 0  # the rule (> 0) must reject it
+    assert e["answers changed (6 × 6)"] == {"pairs": 400, "a right": 0, "b right": 0}
+    changed = e["answers changed (12 × 12)"]
+    assert changed["pairs"] == 400 and changed["a right"] > changed["b right"]

@@ -24,7 +24,7 @@ def test_library_end_to_end_on_a_random_llava(random_llava):
     assert {r["kept"] for r in rows if r["budget"] == "1/9"} == {vp.keep_count(16, 1 / 9)}
     assert all(len(r["kept_tokens"]) == r["kept"] for r in rows)
     agreement = cx.ranking_agreement(model, processor, items, 1, {"1/3": 1 / 3})
-    assert set(agreement["other"]) == {"CLSE (no high-pass)", "one layer (S^K)", cx.FACTOR, "FastV"}
+    assert set(agreement["other"]) == {"CLSE (no high-pass)", clse.MEAN_REMOVED, "one layer (S^K)", cx.FACTOR, "FastV"}
     maps = cx.example_maps(model, processor, items[:2], 1, 1 / 9)
     assert maps[0]["I"].shape == (4, 4)
     plans, kept = cx.timing_plans(chunk.n_image, 1 / 9)

@@ -120,3 +120,21 @@ def test_bad_parameters_fail_clearly():
         sc.sample(make_rng(0), ["size"])
     with pytest.raises(ParameterError, match="n_events"):
         sc.make_video(make_rng(0), n_events=9)
+
+
+def test_a_finer_geometry_cuts_the_same_pictures_into_blocks_of_patches():
+    assert sc.DEFAULT == sc.Geometry() and (sc.DEFAULT.side, sc.DEFAULT.n_patches) == (6, 36)
+    assert (sc.FINE.side, sc.FINE.n_patches, sc.FINE.per_cell, sc.FINE.image_size) == (12, 144, 2, 96)
+    assert sc.FINE.cell_patches(7) == (26, 27, 38, 39)  # cell (1, 1): rows 2–3, columns 2–3 of 12
+    assert all(sc.DEFAULT.cell_patches(c) == (c,) for c in range(36))
+    for kind in sc.IMAGE_KINDS:
+        coarse, fine = make_rng(5, "geometry", kind), make_rng(5, "geometry", kind)
+        for _ in range(30):
+            (s1, q1), (s2, q2) = sc.sample(coarse, [kind]), sc.sample(fine, [kind], geometry=sc.FINE)
+            assert np.array_equal(s1.image(), s2.image()) and (q1.text, q1.answer) == (q2.text, q2.answer)
+            assert q2.patches == sc.FINE.patches_of(q1.patches)  # every patch the deciding objects cover
+            masked = sc.mask_patches(s2.image(), q2.patches, geometry=sc.FINE)
+            assert np.array_equal(masked, sc.mask_patches(s1.image(), q1.patches))
+    for bad in ({"patch": 5}, {"patch": 0}, {"cell": 4}):
+        with pytest.raises(ParameterError):
+            sc.Geometry(**bad)

@@ -66,6 +66,11 @@ def test_answer_patches_map_scene_cells_onto_any_grid():
     block = vp.answer_patches((0,), 576)  # 24 × 24 grid: a cell is 4 × 4 patches
     assert block == tuple(r * 24 + c for r in range(4) for c in range(4))
     assert vp.answer_patches((1,), 16) == (0, 1)  # 4 × 4 grid: cell 1 straddles two patches
+    assert vp.answer_patches((26, 27, 38, 39), 36, grid=12) == (7,)  # a 12 × 12 block back onto the 6 × 6 grid
+    (item,) = vp.heldout(("colour",), 1, seed=0, geometry=sc.FINE)
+    assert vp.item_patches(item, 144) == item[1].patches and len(item[1].patches) == 4
+    (coarse,) = vp.heldout(("colour",), 1, seed=0)
+    assert vp.item_patches(item, 36) == coarse[1].patches == vp.item_patches(coarse, 36)
 
 
 def test_decoding_from_the_full_cache_equals_the_normal_forward(micro_vlm, batch):

@@ -50,6 +50,47 @@ def test_processor_and_fast_batches_agree(micro):
     assert zvlm.UNK not in tokens
 
 
+def test_a_finer_patch_grid_gives_144_visual_tokens_and_the_processors_inputs(tmp_path):
+    from dataclasses import replace
+
+    spec = replace(zoo.SPECS["micro-vlm"], patch=8)
+    tokenizer = zvlm.build_tokenizer(zvlm.max_length(spec.geometry))
+    model = zvlm.build_model(spec, tokenizer).eval()
+    assert zvlm.geometry_of(model) == sc.FINE and model.config.image_seq_length == 144
+    processor = zvlm.build_processor(tokenizer, sc.FINE)
+    assert zvlm.geometry_of(processor) == sc.FINE
+    scene, question = sc.sample(make_rng(1, "processor"), geometry=sc.FINE)
+    expected = processor(images=[scene.image()], text=[zvlm.prompt(question.text)], return_tensors="pt")
+    ours = zvlm.make_inputs(tokenizer, [scene.image()], [question.text], geometry=sc.FINE)
+    assert torch.equal(expected["input_ids"], ours["input_ids"])
+    assert torch.allclose(expected["pixel_values"], ours["pixel_values"])
+    assert tokenizer.convert_ids_to_tokens(ours["input_ids"][0]).count(zvlm.IMAGE) == 144
+    with torch.no_grad():
+        assert model(**ours).logits.shape[1] == ours["input_ids"].shape[1]
+
+
+def test_the_transplant_embeds_a_uniform_patch_as_the_parent_embedded_its_cell():
+    from dataclasses import replace
+
+    parent_spec = zoo.SPECS["micro-vlm"]
+    parent = zvlm.build_model(parent_spec, zvlm.build_tokenizer()).eval()
+    child = zvlm.build_model(replace(parent_spec, patch=8), zvlm.build_tokenizer(zvlm.max_length(sc.FINE))).eval()
+    zvlm.transplant(parent, child)
+    text = dict(parent.model.language_model.named_parameters())
+    assert all(torch.equal(v, text[k]) for k, v in child.model.language_model.named_parameters())
+    image = torch.zeros(1, 3, 96, 96)
+    image[..., :16, :16] = torch.tensor([0.3, -0.5, 0.9])[:, None, None]  # cell 0 in one colour
+    with torch.no_grad():
+        coarse = parent.model.vision_tower.embeddings(image)
+        fine = child.model.vision_tower.embeddings(image)
+    # the four patches of cell 0 (tokens 1, 2, 13, 14 after [CLS]) embed as the parent's token of cell 0
+    for token in (1, 2, 13, 14):
+        torch.testing.assert_close(fine[0, token], coarse[0, 1])
+    torch.testing.assert_close(fine[0, 0], coarse[0, 0])
+    with pytest.raises(ValueError, match="transplant"):
+        zvlm.transplant(child, parent)
+
+
 @pytest.mark.parametrize("layer", [0, 1, 2])
 def test_dropping_nothing_matches_the_normal_forward_exactly(micro, batch, layer):
     model, _ = micro

@@ -23,11 +23,17 @@ The released code prunes in **three stages** (:func:`staged_schedule`): at decod
 330, 210 and 62 of LLaVA's 576 tokens for the nominal budget 192 (ratios 1.72, 1.09, 0.32 of the budget); only the
 first stage uses the spectral factor, the later two rank by attention alone. The book's chapter compares every
 method pruning once, at ``K``, at the same budget, and runs the staged schedule beside them
-(:func:`forward_staged`, :func:`evaluate_staged`).
+(:func:`forward_staged`, ``clse_experiment.evaluate_staged``).
+
+**PDrop** (PyramidDrop, Xing et al. 2024, one of the paper's baselines) runs on the same staged pass: the language
+model is cut into four stages of equal depth and at the end of each the visual tokens left are ranked by the last
+instruction token's attention (head mean) and a share ``λ`` of them dropped (official: layers 8, 16, 24 of 32,
+``λ = 0.5``) (:func:`pdrop_layers`, :func:`pdrop_schedule`, :func:`pdrop_matched`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -59,21 +65,30 @@ STAGE_RATIOS = (1.72, 1.09, 0.32)
 """The official rule for any other budget: ``budget × ratio`` tokens at each stage."""
 
 
-def high_pass_mask(height: int, width: int, cutoff: float = CUTOFF) -> torch.Tensor:
+MEAN_REMOVAL = None
+"""The ``cutoff`` of plain mean removal: the limit ``r → 0⁺`` of the mask, zero at the zero frequency and one
+everywhere else, so the residual is each token's mean absolute deviation from the grid's mean token."""
+
+
+def high_pass_mask(height: int, width: int, cutoff: float | None = CUTOFF) -> torch.Tensor:
     """``clse-eq-mask``: ``M[u, v] = 1 − exp(−d² / (2 (r·c)²))`` on the centred spectrum, ``d`` the distance of
     ``(u, v)`` to ``(H // 2, W // 2)``, ``c = min(H // 2, W // 2)``; ``cutoff = 0`` gives all ones (no filter, as in
-    the official code)."""
+    the official code); ``cutoff = None`` (:data:`MEAN_REMOVAL`) the limit ``r → 0⁺``: zero at the centre only."""
+    centre_h, centre_w = height // 2, width // 2
+    if cutoff is MEAN_REMOVAL:
+        mask = torch.ones(height, width)
+        mask[centre_h, centre_w] = 0.0
+        return mask
     check_float("cutoff", cutoff, minimum=0.0)
     if cutoff == 0.0:
         return torch.ones(height, width)
-    centre_h, centre_w = height // 2, width // 2
     y, x = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
     squared = ((y - centre_h) ** 2 + (x - centre_w) ** 2).float()
     # sigma = r · c: the filter's width scales with the grid, so it is fixed in relative frequency
     return 1 - torch.exp(-squared / (2 * (min(centre_h, centre_w) * cutoff) ** 2))
 
 
-def spectral_residual(grid: torch.Tensor, cutoff: float = CUTOFF) -> torch.Tensor:
+def spectral_residual(grid: torch.Tensor, cutoff: float | None = CUTOFF) -> torch.Tensor:
     """``clse-eq-fft`` and ``clse-eq-residual``: ``S = mean_c |F⁻¹(M ⊙ F(x_c))|`` per token.
 
     ``grid``: ``(batch, H, W, channels)`` hidden states of the visual tokens on their patch grid. Returns
@@ -126,7 +141,7 @@ def clse_scores(cutoff: float = CUTOFF, reference: int = REFERENCE_LAYER) -> Cal
     """CLSE as the paper describes it: each visual token's evolution intensity ``I`` between the reference layer and
     the pruning layer. The official ``score_type="clse"`` ranks by the factor ``σ(z(I)/τ)`` instead, the same order
     except that in float32 the sigmoid rounds to exactly 1 for ``z(I) > 1.7``, tying the top tokens, which ``topk``
-    then breaks by position. ``cutoff=0``: the no-high-pass ablation."""
+    then breaks by position. ``cutoff=0``: the no-high-pass ablation; ``cutoff=None``: plain mean removal."""
 
     def score(context: DropContext) -> torch.Tensor:
         return evolution_intensity(*residuals(context, cutoff, reference))
@@ -167,16 +182,23 @@ def shuffled_hybrid_scores(seed: int, cutoff: float = CUTOFF) -> Callable[[DropC
 
 
 def methods(seed: int = 0, cutoff: float = CUTOFF) -> list[Method]:
-    """CLSE, CLSE-Hybrid, the two ablations (no high-pass, one layer) and the hybrid's shuffled-factor control, as
-    methods of :func:`llmtheory.visual_pruning.evaluate` (each one pass, scores computed inside it)."""
+    """CLSE, CLSE-Hybrid, the ablations (no high-pass, plain mean removal instead of the high-pass, one layer) and
+    the hybrid's shuffled-factor control, as methods of :func:`llmtheory.visual_pruning.evaluate` (each one pass,
+    scores computed inside it)."""
     rankings = {
         "CLSE": (clse_scores(cutoff), False),
         "CLSE (no high-pass)": (clse_scores(0.0), False),
+        MEAN_REMOVED: (clse_scores(MEAN_REMOVAL), False),
         "one layer (S^K)": (single_layer_scores(cutoff), False),
         "CLSE-Hybrid": (hybrid_scores(cutoff), True),
         "Hybrid (shuffled factor)": (shuffled_hybrid_scores(seed, cutoff), True),
     }
     return [Method(name, _rule_of(score), attention=attention) for name, (score, attention) in rankings.items()]
+
+
+MEAN_REMOVED = "CLSE (mean removal)"
+"""The method that replaces the high-pass by plain mean removal (:data:`MEAN_REMOVAL`): on a 6 × 6 grid the same
+ranking as CLSE up to float error, on a finer grid the test of what the Gaussian adds."""
 
 
 def _rule_of(score: Callable) -> Callable:
@@ -295,6 +317,59 @@ def forward_staged(model, inputs: dict, stages: Sequence[Stage], cutoff: float =
     return logits[torch.arange(len(mask), device=mask.device), vlm.last_positions(mask)], kept
 
 
+PDROP_STAGES = 4
+"""PDrop's stages of equal depth (official LLaVA-1.5: layers 0–7, 8–15, 16–23, 24–31)."""
+PDROP_LAMBDA = 0.5
+"""PDrop's default share of the remaining visual tokens dropped at each stage boundary."""
+
+
+def pdrop_layers(layers: int, stages: int = PDROP_STAGES) -> tuple[int, ...]:
+    """PDrop's stage boundaries, the decoder indices from which each shorter stage runs: ``⌊layers · j / stages⌋``
+    for ``j = 1 .. stages − 1`` (32 layers: 8, 16, 24, the official ones; 6 layers: 1, 3, 4), at least 1 and strictly
+    increasing; a model too shallow for them all keeps those below ``layers`` (three layers: 1, 2)."""
+    check_int("layers", layers, minimum=2)
+    out: list[int] = []
+    for j in range(1, stages):
+        boundary = max(out[-1] + 1 if out else 1, layers * j // stages)
+        if boundary >= layers:
+            break
+        out.append(boundary)
+    return tuple(out)
+
+
+def pdrop_schedule(n_image: int, layers: int, keep_ratio: float = 1 - PDROP_LAMBDA) -> list[Stage]:
+    """PDrop's stages (``keep_ratio = 1 − λ``): from boundary ``j`` on, ``round(n_image · keep_ratio^j)`` visual
+    tokens (at least one), each stage ranking by the last token's attention (FastV's score, :data:`STAGE_SCORES`
+    ``"attention"``)."""
+    check_float("keep_ratio", keep_ratio, minimum=0.0, maximum=1.0)
+    counts, left = [], n_image
+    for j in range(1, len(pdrop_layers(layers)) + 1):
+        left = max(1, min(left, round(n_image * keep_ratio**j)))
+        counts.append(left)
+    return [Stage(layer, kept, "attention") for layer, kept in zip(pdrop_layers(layers), counts, strict=True)]
+
+
+def pdrop_matched(n_image: int, layers: int, kept: int, prune_layer: int = PRUNE_LAYER) -> list[Stage]:
+    """PDrop at the budget of a single-stage method keeping ``kept`` tokens from ``prune_layer`` on, matched by the
+    **layer-averaged** count (:func:`layer_average`, every layer counted with the tokens it holds): the
+    ``keep_ratio`` on a grid of step 0.001 whose schedule's average is nearest ``(prune_layer · n_image + (layers −
+    prune_layer) · kept) / layers`` (ties: the larger ratio)."""
+    check_int("kept", kept, minimum=1, maximum=n_image)
+    return list(_pdrop_matched(n_image, layers, kept, prune_layer))
+
+
+@functools.cache
+def _pdrop_matched(n_image: int, layers: int, kept: int, prune_layer: int) -> tuple[Stage, ...]:
+    target = (prune_layer * n_image + (layers - prune_layer) * kept) / layers
+    best = None
+    for step in range(1000, 0, -1):
+        stages = pdrop_schedule(n_image, layers, step / 1000)
+        gap = abs(layer_average(stages, n_image, layers) - target)
+        if best is None or gap < best[0] - 1e-12:
+            best = (gap, tuple(stages))
+    return best[1]
+
+
 def cutoff_in_cycles(side: int, cutoff: float = CUTOFF) -> float:
     """The high-pass's Gaussian width in cycles per patch: ``r · (side // 2) / side`` (≈ r/2 for every grid)."""
     return cutoff * (side // 2) / side if side > 1 else math.nan
@@ -305,6 +380,8 @@ PARAMETERS = {
     "PRUNE_LAYER": Int(minimum=1),  # CLSE compares layer 0 with layer K ≥ 1
     "CUTOFF": Real(minimum=0.0),
     "PER_KIND": Int(minimum=0),  # 0: by scale
+    "FINE_MODEL": Model("the zoo's 12 × 12 VLM (Step 6) or a local folder of one"),
+    "FINE_PER_KIND": Int(minimum=0),  # 0: by scale
 }
 """The chapter's parameters besides ``SCALE`` and ``SEED`` (its notebook's ``parameters`` cell), declared once:
 the notebook checks them with :func:`llmtheory.params.check_parameters`, the command line before it runs."""

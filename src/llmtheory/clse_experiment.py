@@ -29,7 +29,11 @@ PUBLISHED = pd.DataFrame(
 )
 """The paper's LLaVA-1.5-7B table: relative performance over 9 benchmarks, % of the full model (research note)."""
 
-ABLATIONS = {"CLSE (no high-pass)": clse.clse_scores(0.0), "one layer (S^K)": clse.single_layer_scores()}
+ABLATIONS = {
+    "CLSE (no high-pass)": clse.clse_scores(0.0),
+    clse.MEAN_REMOVED: clse.clse_scores(clse.MEAN_REMOVAL),
+    "one layer (S^K)": clse.single_layer_scores(),
+}
 """The rankings CLSE is compared with before any accuracy is measured."""
 
 
@@ -102,7 +106,7 @@ def example_maps(model, processor, items, layer: int, share: float, cutoff: floa
         ranked = {"CLSE": maps["I"], "FastV": maps["FastV"], "CLSE-Hybrid": hybrid}
         kept = {name: vp.top_k(m[i : i + 1], k)[0].tolist() for name, m in ranked.items()}
         out.append(grids | {"image": scene.image(), "question": question, "side": side, "kept": kept,
-                            "answer": vp.answer_patches(question.patches, chunk.n_image)})  # fmt: skip
+                            "answer": vp.item_patches((scene, question), chunk.n_image)})  # fmt: skip
     return out
 
 
@@ -145,29 +149,50 @@ def plot_maps(examples: list[dict], layer: int):
 
 STAGED = "CLSE-Hybrid (3 stages)"
 """The released procedure's name in the sweep: :func:`llmtheory.clse.forward_staged` with the staged schedule."""
+PDROP = "PDrop (4 stages)"
+"""PDrop in the sweep: :func:`llmtheory.clse.forward_staged` with :func:`llmtheory.clse.pdrop_matched`'s stages."""
+
+
+def staged_plans(n_image: int, layers: int, share: float, prune_layer: int = clse.PRUNE_LAYER) -> dict[str, list]:
+    """The staged methods' stages at a budget ``share``: the released CLSE-Hybrid (:func:`llmtheory.clse.
+    staged_schedule`, the share's ``k`` as its nominal budget) and PDrop at the same layer-averaged count as a
+    single-stage method keeping ``k`` from ``prune_layer`` (:func:`llmtheory.clse.pdrop_matched`)."""
+    k = vp.keep_count(n_image, share)
+    return {
+        STAGED: clse.staged_schedule(n_image, layers, k),
+        PDROP: clse.pdrop_matched(n_image, layers, k, prune_layer),
+    }
 
 
 def evaluate_staged(
-    model, processor, items, budgets: dict[str, float], *, batch_size: int = 64, seed: int = 0, cutoff=clse.CUTOFF
+    model,
+    processor,
+    items,
+    budgets: dict[str, float],
+    *,
+    batch_size: int = 64,
+    seed: int = 0,
+    cutoff=clse.CUTOFF,
+    methods=(STAGED, PDROP),
+    prune_layer: int = clse.PRUNE_LAYER,
 ) -> list[dict]:
-    """Rows like :func:`llmtheory.visual_pruning.evaluate`'s for the released staged schedule: for each budget, the
-    nominal ``k`` of the share (:func:`~llmtheory.visual_pruning.keep_count`) becomes the three stages of
-    :func:`llmtheory.clse.staged_schedule` (scaled to the model's depth and grid) and one staged pass answers.
-    ``kept`` is the last stage's count, ``kept_tokens`` the tokens it keeps (recall is over those), and
-    ``stage_kept`` lists every stage's count."""
+    """Rows like :func:`llmtheory.visual_pruning.evaluate`'s for the staged ``methods`` (:func:`staged_plans`): for
+    each budget, one staged pass per method answers. ``kept`` is the last stage's count, ``kept_tokens`` the tokens
+    it keeps (recall is over those), and ``stage_kept`` lists every stage's count."""
     layers = model.config.text_config.num_hidden_layers
     rows = []
     for chunk in vp.chunks(model, processor, items, batch_size, seed):
         kinds = [q.kind for _, q in chunk.items]
-        for budget, share in budgets.items():
-            stages = clse.staged_schedule(chunk.n_image, layers, vp.keep_count(chunk.n_image, share))
+        for (budget, share), method in ((b, m) for b in budgets.items() for m in methods):
+            stages = staged_plans(chunk.n_image, layers, share, prune_layer)[method]
             logits, kept = clse.forward_staged(model, chunk.inputs, stages, cutoff)
             guesses = vp.restricted_answers(processor, logits, kinds)
-            for i, (_, question) in enumerate(chunk.items):
-                target = vp.answer_patches(question.patches, chunk.n_image)
+            for i, item in enumerate(chunk.items):
+                question = item[1]
+                target = vp.item_patches(item, chunk.n_image)
                 final = tuple(kept[-1][i].tolist())
                 rows.append({"item": chunk.start + i, "kind": question.kind, "group": question.group,
-                             "method": STAGED, "budget": budget, "kept": len(final),
+                             "method": method, "budget": budget, "kept": len(final),
                              "correct": guesses[i] == question.answer,
                              "recall": len(set(final) & set(target)) / len(target) if target else float("nan"),
                              "kept_tokens": final, "stage_kept": tuple(s.kept for s in stages)})  # fmt: skip
@@ -193,6 +218,8 @@ METHOD_COLOURS = {
     "Hybrid (shuffled factor)": "#CC99BB",
     "CLSE-Hybrid": PALETTE[2],
     STAGED: PALETTE[3],
+    clse.MEAN_REMOVED: "#332288",
+    PDROP: "#AA4499",
 }
 """The colour of each method in the chapter's figures."""
 
@@ -221,14 +248,14 @@ def row_shift(rows, method: str, budget: str, n_image: int) -> np.ndarray:
 
 def with_answers(rows, items, n_image: int) -> list[dict]:
     """The rows with each item's answering patches (on the model's grid) added as ``answer_tokens``."""
-    answers = [vp.answer_patches(q.patches, n_image) for _, q in items]
+    answers = [vp.item_patches(item, n_image) for item in items]
     return [r | {"answer_tokens": answers[r["item"]]} for r in rows]
 
 
 def fixed_rows(items, tokens, method: str, budget: str, n_image: int) -> list[dict]:
     """Rows (as :func:`with_answers` gives them, no forward pass) for a selection that keeps the same ``tokens`` in
     every item: the positional-bias rule's control, biased by construction (``range(k)``: the top rows)."""
-    answers = [vp.answer_patches(q.patches, n_image) for _, q in items]
+    answers = [vp.item_patches(item, n_image) for item in items]
     return [{"item": i, "method": method, "budget": budget, "kept_tokens": tuple(tokens), "answer_tokens": answer}
             for i, answer in enumerate(answers)]  # fmt: skip
 
@@ -262,8 +289,8 @@ def answer_frequency(items, n_image: int) -> np.ndarray:
     """How often each grid cell holds an answering patch, over the items: ``(side, side)``."""
     side = grid_shape(n_image)[0]
     counts = np.zeros(n_image)
-    for _, question in items:
-        counts[list(vp.answer_patches(question.patches, n_image))] += 1
+    for item in items:
+        counts[list(vp.item_patches(item, n_image))] += 1
     return (counts / len(items)).reshape(side, side)
 
 
@@ -328,7 +355,7 @@ def evidence(rows, budgets, rng: np.random.Generator) -> dict:
     e = {name: vp.accuracy(rows, name) for name in ("full", "floor", "ceiling")} | {"tight": tight}
     for method in COMPARED:
         e[f"{method} − FastV"] = vp.paired_difference(rows, method, "FastV", names, rng)
-    for other in (*ABLATIONS, "random", "DART", "VisPruner"):
+    for other in ("CLSE (no high-pass)", "one layer (S^K)", "random", "DART", "VisPruner"):
         e[f"CLSE − {other}"] = vp.paired_difference(rows, "CLSE", other, names, rng)
     for method in ("CLSE-Hybrid", "random", STAGED):
         if any(r["method"] == method for r in rows):
@@ -339,7 +366,55 @@ def evidence(rows, budgets, rng: np.random.Generator) -> dict:
         for method in ("CLSE-Hybrid", STAGED):
             if any(r["method"] == method for r in rows):
                 e[f"{method} keeps at {NEAR_FIRST_STAGE}"] = vp.retention(rows, method, NEAR_FIRST_STAGE, rng)[0]
+    # added later, drawn last so that the estimates above keep their bootstrap draws
+    if any(r["method"] == PDROP for r in rows):
+        e[f"{PDROP} − FastV"] = vp.paired_difference(rows, PDROP, "FastV", names, rng)
+    if any(r["method"] == clse.MEAN_REMOVED for r in rows):
+        e[HIGH_PASS_GAIN] = vp.paired_difference(rows, "CLSE", clse.MEAN_REMOVED, names, rng)
     return e
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The finer grid: does the high-pass do more than remove the mean?
+# --------------------------------------------------------------------------------------------------------------
+
+FINE_METHODS = ("FastV", "random", "CLSE", clse.MEAN_REMOVED, "CLSE (no high-pass)", "one layer (S^K)", "CLSE-Hybrid")
+"""The methods run on the 12 × 12 model: CLSE, its hybrid and its ablations, FastV and random selection."""
+
+
+def fine_methods(seed: int = 0, cutoff: float = clse.CUTOFF) -> list:
+    """:data:`FINE_METHODS` as methods of :func:`llmtheory.visual_pruning.evaluate`."""
+    return [m for m in vp.baselines() + clse.methods(seed, cutoff) if m.name in FINE_METHODS]
+
+
+HIGH_PASS_GAIN = f"CLSE − {clse.MEAN_REMOVED}"
+"""The estimate the finer grid is for: what the Gaussian high-pass adds to plain mean removal."""
+
+
+def fine_evidence(rows, coarse_rows, budgets, rng: np.random.Generator) -> dict:
+    """The finer grid's estimates (paired by item, bootstrap intervals over items): the references, CLSE against
+    plain mean removal (:data:`HIGH_PASS_GAIN`) on the fine rows and, as the control, on the 6 × 6 rows
+    (``coarse_rows``), and CLSE against its other ablations, FastV and random selection."""
+    names = list(budgets)
+    e = {name: vp.accuracy(rows, name) for name in ("full", "floor", "ceiling")}
+    e[HIGH_PASS_GAIN] = vp.paired_difference(rows, "CLSE", clse.MEAN_REMOVED, names, rng)
+    e[f"{HIGH_PASS_GAIN} (6 × 6)"] = vp.paired_difference(coarse_rows, "CLSE", clse.MEAN_REMOVED, names, rng)
+    for other in ("CLSE (no high-pass)", "one layer (S^K)", "FastV", "random"):
+        e[f"CLSE − {other}"] = vp.paired_difference(rows, "CLSE", other, names, rng)
+    e["CLSE-Hybrid − FastV"] = vp.paired_difference(rows, "CLSE-Hybrid", "FastV", names, rng)
+    for grid, table in (("12 × 12", rows), ("6 × 6", coarse_rows)):
+        e[f"answers changed ({grid})"] = answer_changes(table, "CLSE", clse.MEAN_REMOVED, names)
+    return e
+
+
+def answer_changes(rows, a: str, b: str, budgets) -> dict[str, int]:
+    """On how many (item, budget) pairs ``a`` and ``b`` answer differently: ``{"pairs", "a right", "b right"}``
+    (the last two: pairs where only that method is right)."""
+    right = {(r["method"], r["item"], r["budget"]): r["correct"] for r in rows if r["method"] in (a, b)}
+    pairs = [(i, budget) for (m, i, budget) in right if m == a and budget in budgets]
+    only_a = sum(right[(a, *p)] and not right[(b, *p)] for p in pairs)
+    only_b = sum(right[(b, *p)] and not right[(a, *p)] for p in pairs)
+    return {"pairs": len(pairs), "a right": only_a, "b right": only_b}
 
 
 def token_counts(n_image: int, layers: int, prune_layer: int, k: int, stages) -> dict[str, float]:

@@ -5,12 +5,14 @@ This is the "toy world of images" that issue 12 asks of ``llmtheory.toyworld``; 
 the text world (``toyworld``) and the image world can grow independently. Everything is a pure function of a numpy
 ``Generator`` (use :func:`llmtheory.seeding.make_rng`; no global state).
 
-A **scene** is a ``GRID`` × ``GRID`` board of cells. Each cell is exactly one image patch of the vision tower
-(``CELL`` pixels square), so a question's evidence is a set of patch indices (row-major, ``row * GRID + col``),
-which is the ground truth for "did a pruning method keep the right visual tokens?". A cell is empty (dark
-background) or holds one shape (:data:`SHAPES`) in one colour (:data:`COLOURS`). With ``distractor=True`` a
-**logo** (a white-framed star, :data:`LOGO`) sits in one cell of every image: a salient patch present everywhere,
-which a model learns to look at whatever the question (the "prior" of the ``priortr`` chapter).
+A **scene** is a ``GRID`` × ``GRID`` board of cells. How the vision tower cuts it into patches is the scene's
+:class:`Geometry`: by default (:data:`DEFAULT`) each cell is exactly one patch (``CELL`` pixels square), so a
+question's evidence is a set of patch indices (row-major, ``row * GRID + col``), which is the ground truth for "did
+a pruning method keep the right visual tokens?"; with :data:`FINE` the same pictures are cut into 8-pixel patches, a
+12 × 12 grid on which each object covers 2 × 2 patches, and a question's evidence is every patch its objects cover.
+A cell is empty (dark background) or holds one shape (:data:`SHAPES`) in one colour (:data:`COLOURS`). With
+``distractor=True`` a **logo** (a white-framed star, :data:`LOGO`) sits in one cell of every image: a salient patch
+present everywhere, which a model learns to look at whatever the question (the "prior" of the ``priortr`` chapter).
 
 Questions (one-word answers) come in kinds (:data:`QUESTION_KINDS`), grouped as
 
@@ -30,6 +32,7 @@ shape appears in an empty cell for a few frames, then disappears). Each frame al
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -72,6 +75,59 @@ VIDEO_KINDS: tuple[str, ...] = ("event_colour", "event_count", "event_order")
 MIN_OBJECTS, MAX_OBJECTS = 1, 6
 
 
+@dataclass(frozen=True)
+class Geometry:
+    """How the ``GRID`` × ``GRID`` board is drawn and cut into the vision tower's patches: cells of ``cell`` pixels
+    seen through square patches of ``patch`` pixels (``patch`` divides ``cell``), so an object covers
+    ``(cell // patch)²`` patches and the image is a ``side`` × ``side`` grid of patches (row-major indices)."""
+
+    cell: int = CELL
+    patch: int = CELL
+
+    def __post_init__(self):
+        check_int("cell", self.cell, minimum=8)  # the shapes' masks keep a two-pixel margin
+        check_int("patch", self.patch, minimum=1, maximum=self.cell)
+        if self.cell % self.patch:
+            raise ParameterError(f"patch must divide cell; got patch={self.patch}, cell={self.cell}")
+
+    @property
+    def image_size(self) -> int:
+        """Pixels per image side."""
+        return GRID * self.cell
+
+    @property
+    def per_cell(self) -> int:
+        """Patches per cell side."""
+        return self.cell // self.patch
+
+    @property
+    def side(self) -> int:
+        """Patches per image side."""
+        return GRID * self.per_cell
+
+    @property
+    def n_patches(self) -> int:
+        """Visual tokens of the image (``side²``)."""
+        return self.side**2
+
+    def cell_patches(self, cell: int) -> tuple[int, ...]:
+        """Row-major indices of the patches that cover board cell ``cell`` (``row * GRID + col``), sorted."""
+        row, col = divmod(int(cell), GRID)
+        n = self.per_cell
+        return tuple((row * n + i) * self.side + col * n + j for i in range(n) for j in range(n))
+
+    def patches_of(self, cells) -> tuple[int, ...]:
+        """The patches that cover any of ``cells``, sorted."""
+        return tuple(sorted({p for c in cells for p in self.cell_patches(c)}))
+
+
+DEFAULT = Geometry()
+"""One 16-pixel patch per cell: 96 × 96 pixels, 6 × 6 visual tokens (the zoo's ``vlm-llava``)."""
+FINE = Geometry(cell=CELL, patch=CELL // 2)
+"""The same 96 × 96 pictures through 8-pixel patches: 12 × 12 visual tokens, 2 × 2 per object
+(``vlm-llava-12``)."""
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Scenes and their pictures
 # --------------------------------------------------------------------------------------------------------------
@@ -79,7 +135,8 @@ MIN_OBJECTS, MAX_OBJECTS = 1, 6
 
 @dataclass(frozen=True)
 class Thing:
-    """One shape in one cell."""
+    """One shape in one cell (``patch``: the cell's index on the board, which is its patch in the default
+    geometry; :meth:`Geometry.cell_patches` gives its patches in any geometry)."""
 
     row: int
     col: int
@@ -88,24 +145,30 @@ class Thing:
 
     @property
     def patch(self) -> int:
-        """Row-major patch index of the cell."""
+        """Row-major index of the cell on the board (its patch index in :data:`DEFAULT`)."""
         return self.row * GRID + self.col
 
 
 @dataclass(frozen=True)
 class Scene:
-    """A board of shapes; ``logo`` is the distractor's cell (``Thing`` with shape ``"logo"``) or ``None``."""
+    """A board of shapes; ``logo`` is the distractor's cell (``Thing`` with shape ``"logo"``) or ``None``;
+    ``geometry``: how it is drawn and cut into patches."""
 
     things: tuple[Thing, ...]
     logo: Thing | None = None
+    geometry: Geometry = DEFAULT
 
     @property
     def occupied(self) -> tuple[int, ...]:
-        """Patch indices of the shapes (not the logo), sorted."""
+        """Board cells of the shapes (not the logo), sorted (their patch indices in :data:`DEFAULT`)."""
         return tuple(sorted(t.patch for t in self.things))
 
+    def patches(self, thing: Thing) -> tuple[int, ...]:
+        """The patches ``thing`` covers in this scene's geometry."""
+        return self.geometry.cell_patches(thing.patch)
+
     def image(self) -> np.ndarray:
-        """The picture: ``uint8`` array of shape (IMAGE_SIZE, IMAGE_SIZE, 3)."""
+        """The picture: ``uint8`` array of shape (image_size, image_size, 3) of the scene's geometry."""
         return render(self)
 
 
@@ -113,8 +176,9 @@ class Scene:
 class Question:
     """A question about a scene (or a video) with its one-word answer and its evidence.
 
-    ``patches``: the patch indices whose content decides the answer (for a video, ``frames`` lists the frames
-    where they matter; ``patches`` then refers to every one of those frames).
+    ``patches``: the patch indices whose content decides the answer, every patch the deciding objects cover in the
+    scene's geometry (for a video, ``frames`` lists the frames where they matter; ``patches`` then refers to every
+    one of those frames).
     """
 
     kind: str
@@ -128,12 +192,13 @@ class Question:
         return QUESTION_KINDS[self.kind]
 
 
-def _masks() -> dict[str, np.ndarray]:
-    """Boolean CELL × CELL masks of each shape (and of the logo's star and frame)."""
-    c = (CELL - 1) / 2
-    y, x = np.mgrid[0:CELL, 0:CELL].astype(float)
+@functools.cache
+def _masks(cell: int = CELL) -> dict[str, np.ndarray]:
+    """Boolean ``cell`` × ``cell`` masks of each shape (and of the logo's star and frame)."""
+    c = (cell - 1) / 2
+    y, x = np.mgrid[0:cell, 0:cell].astype(float)
     dy, dx = y - c, x - c
-    r = CELL / 2 - 2.0  # a two-pixel margin keeps neighbouring shapes apart
+    r = cell / 2 - 2.0  # a two-pixel margin keeps neighbouring shapes apart
     triangle = (y >= c - r) & (y <= c + r) & (np.abs(dx) <= (y - (c - r)) / 2 + 0.5)
     masks = {
         "circle": dx**2 + dy**2 <= r**2,
@@ -150,37 +215,44 @@ def _masks() -> dict[str, np.ndarray]:
     return masks
 
 
-_MASKS = _masks()
-
-
 def render(scene: Scene) -> np.ndarray:
-    """Draw ``scene`` as an RGB ``uint8`` image (IMAGE_SIZE × IMAGE_SIZE × 3)."""
-    image = np.empty((IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
+    """Draw ``scene`` as an RGB ``uint8`` image (image_size × image_size × 3 of its geometry)."""
+    size = scene.geometry.cell
+    masks = _masks(size)
+    image = np.empty((scene.geometry.image_size, scene.geometry.image_size, 3), dtype=np.uint8)
     image[:] = BACKGROUND
     for thing in scene.things + ((scene.logo,) if scene.logo is not None else ()):
-        cell = image[thing.row * CELL : (thing.row + 1) * CELL, thing.col * CELL : (thing.col + 1) * CELL]
+        cell = image[thing.row * size : (thing.row + 1) * size, thing.col * size : (thing.col + 1) * size]
         if thing.shape == LOGO:
-            cell[_MASKS["logo_frame"]] = (255, 255, 255)
-            cell[_MASKS["logo_star"]] = COLOURS[thing.colour]
+            cell[masks["logo_frame"]] = (255, 255, 255)
+            cell[masks["logo_star"]] = COLOURS[thing.colour]
         else:
-            cell[_MASKS[thing.shape]] = COLOURS[thing.colour]
+            cell[masks[thing.shape]] = COLOURS[thing.colour]
     return image
 
 
-def mask_patches(image: np.ndarray, patches, fill=BACKGROUND) -> np.ndarray:
-    """A copy of ``image`` with the cells of ``patches`` painted over with ``fill`` (the empty background)."""
+def mask_patches(image: np.ndarray, patches, fill=BACKGROUND, geometry: Geometry = DEFAULT) -> np.ndarray:
+    """A copy of ``image`` with the patches ``patches`` (of ``geometry``) painted over with ``fill`` (the empty
+    background)."""
     out = image.copy()
+    size = geometry.patch
     for p in patches:
-        row, col = divmod(int(p), GRID)
-        out[row * CELL : (row + 1) * CELL, col * CELL : (col + 1) * CELL] = fill
+        row, col = divmod(int(p), geometry.side)
+        out[row * size : (row + 1) * size, col * size : (col + 1) * size] = fill
     return out
 
 
 def make_scene(
-    rng: np.random.Generator, *, n_objects: int | None = None, distractor: bool = True, min_objects: int = MIN_OBJECTS
+    rng: np.random.Generator,
+    *,
+    n_objects: int | None = None,
+    distractor: bool = True,
+    min_objects: int = MIN_OBJECTS,
+    geometry: Geometry = DEFAULT,
 ) -> Scene:
     """A random scene: ``n_objects`` shapes (default uniform in [min_objects, MAX_OBJECTS]) in distinct cells, with
-    random shapes and colours, plus the logo in another cell if ``distractor``."""
+    random shapes and colours, plus the logo in another cell if ``distractor``. The draws do not depend on
+    ``geometry``: the same ``rng`` state gives the same board in every geometry."""
     if n_objects is None:
         n_objects = int(rng.integers(min_objects, MAX_OBJECTS + 1))
     check_int("n_objects", n_objects, minimum=0, maximum=GRID * GRID - 1)
@@ -193,7 +265,7 @@ def make_scene(
     logo = None
     if distractor:
         logo = Thing(int(cells[-1]) // GRID, int(cells[-1]) % GRID, LOGO, colours[int(rng.integers(len(colours)))])
-    return Scene(things, logo)
+    return Scene(things, logo, geometry)
 
 
 def _unique(things, attribute: str) -> list[Thing]:
@@ -203,32 +275,34 @@ def _unique(things, attribute: str) -> list[Thing]:
 
 def ask(scene: Scene, kind: str, rng: np.random.Generator) -> Question | None:
     """A random question of ``kind`` about ``scene``, or ``None`` when the scene cannot support one (no shape
-    unique in the scene for ``colour``, no logo for ``logo``, ...)."""
+    unique in the scene for ``colour``, no logo for ``logo``, ...). Its evidence is every patch the deciding
+    objects cover in the scene's geometry."""
     check_choice("kind", kind, IMAGE_KINDS)
     things = scene.things
+    occupied = scene.geometry.patches_of(scene.occupied)
     if kind == "colour":
         options = _unique(things, "shape")
         if not options:
             return None
         t = options[int(rng.integers(len(options)))]
-        return Question(kind, f"what colour is the {t.shape} ?", t.colour, (t.patch,))
+        return Question(kind, f"what colour is the {t.shape} ?", t.colour, scene.patches(t))
     if kind == "shape":
         options = _unique(things, "colour")
         if not options:
             return None
         t = options[int(rng.integers(len(options)))]
-        return Question(kind, f"what shape is the {t.colour} one ?", t.shape, (t.patch,))
+        return Question(kind, f"what shape is the {t.colour} one ?", t.shape, scene.patches(t))
     if kind == "logo":
         if scene.logo is None:
             return None
-        return Question(kind, "what colour is the logo ?", scene.logo.colour, (scene.logo.patch,))
+        return Question(kind, "what colour is the logo ?", scene.logo.colour, scene.patches(scene.logo))
     if kind == "count":
-        return Question(kind, "how many shapes are there ?", NUMBERS[len(things)], scene.occupied)
+        return Question(kind, "how many shapes are there ?", NUMBERS[len(things)], occupied)
     # exist: half yes (an object of the scene), half no (a near miss half of the time, else any absent pair)
     present = {(t.colour, t.shape) for t in things}
     if things and rng.random() < 0.5:
         t = things[int(rng.integers(len(things)))]
-        return Question(kind, f"is there a {t.colour} {t.shape} ?", "yes", (t.patch,))
+        return Question(kind, f"is there a {t.colour} {t.shape} ?", "yes", scene.patches(t))
     colours = list(COLOURS)
     if things and rng.random() < 0.5:
         t = things[int(rng.integers(len(things)))]
@@ -240,13 +314,14 @@ def ask(scene: Scene, kind: str, rng: np.random.Generator) -> Question | None:
         candidates = [(c, s) for c in colours for s in SHAPES if (c, s) not in present]
     colour, shape = candidates[int(rng.integers(len(candidates)))]
     # Ruling a pair out needs every shape of the scene.
-    return Question(kind, f"is there a {colour} {shape} ?", "no", scene.occupied)
+    return Question(kind, f"is there a {colour} {shape} ?", "no", occupied)
 
 
 def sample(
     rng: np.random.Generator, kinds=IMAGE_KINDS, weights=None, *, distractor: bool = True, **scene_options
 ) -> tuple[Scene, Question]:
-    """A scene and a question about it, the kind drawn from ``kinds`` with probabilities ``weights``."""
+    """A scene and a question about it, the kind drawn from ``kinds`` with probabilities ``weights``
+    (``scene_options``: those of :func:`make_scene`, ``geometry`` included)."""
     kinds = tuple(kinds)
     for kind in kinds:
         check_choice("kind", kind, IMAGE_KINDS)

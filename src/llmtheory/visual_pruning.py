@@ -84,7 +84,7 @@ def make_batch(processor, images, questions) -> dict[str, torch.Tensor]:
     if _is_zoo_processor(processor):
         from .zoo import vlm as zvlm
 
-        return zvlm.make_inputs(processor.tokenizer, images, questions)
+        return zvlm.make_inputs(processor.tokenizer, images, questions, geometry=zvlm.geometry_of(processor))
     processor.tokenizer.padding_side = "right"  # last_positions assumes right padding
     return dict(
         processor(
@@ -131,17 +131,25 @@ def restricted_answers(processor, logits: torch.Tensor, kinds: Sequence[str]) ->
     return out
 
 
-def answer_patches(cells: Sequence[int], n_image: int) -> tuple[int, ...]:
-    """The model's visual tokens (row-major on its ``side × side`` grid) that overlap the scene cells ``cells``
-    (row-major on the ``GRID × GRID`` board): the same patches on the zoo's grid, blocks of them on a finer one."""
+def answer_patches(cells: Sequence[int], n_image: int, grid: int = sc.GRID) -> tuple[int, ...]:
+    """The model's visual tokens (row-major on its ``side × side`` grid) that overlap the squares ``cells``
+    (row-major on a ``grid × grid`` partition of the same image; by default the scene's board): the same patches on
+    a grid as fine, blocks of them on a finer one, the covering tokens on a coarser one."""
     side = grid_shape(n_image)[0]
     out = set()
     for cell in cells:
-        row, col = divmod(int(cell), sc.GRID)
-        rows = range(math.floor(row * side / sc.GRID), math.ceil((row + 1) * side / sc.GRID))
-        cols = range(math.floor(col * side / sc.GRID), math.ceil((col + 1) * side / sc.GRID))
+        row, col = divmod(int(cell), grid)
+        rows = range(math.floor(row * side / grid), math.ceil((row + 1) * side / grid))
+        cols = range(math.floor(col * side / grid), math.ceil((col + 1) * side / grid))
         out |= {r * side + c for r in rows for c in cols}
     return tuple(sorted(out))
+
+
+def item_patches(item, n_image: int) -> tuple[int, ...]:
+    """A (scene, question) item's answering patches on a model's grid of ``n_image`` tokens (the question's
+    patches are on its scene's :class:`~llmtheory.scenes.Geometry`)."""
+    scene, question = item
+    return answer_patches(question.patches, n_image, scene.geometry.side)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -339,11 +347,12 @@ def baselines() -> list[Method]:
     return [Method("FastV", fastv, attention=True), Method("random", random), Method("spatial", spatial)]
 
 
-def heldout(kinds: Sequence[str], per_kind: int, seed: int) -> list:
-    """``per_kind`` held-out (scene, question) pairs of each kind (streams the zoo's training never drew)."""
+def heldout(kinds: Sequence[str], per_kind: int, seed: int, geometry: sc.Geometry = sc.DEFAULT) -> list:
+    """``per_kind`` held-out (scene, question) pairs of each kind (streams the zoo's training never drew), on the
+    scenes' ``geometry`` (the same boards in every geometry)."""
     from .zoo.vlm import heldout_items
 
-    return [item for kind in kinds for item in heldout_items(kind, per_kind, seed=seed)]
+    return [item for kind in kinds for item in heldout_items(kind, per_kind, seed=seed, geometry=geometry)]
 
 
 def _forward_grouped(model, inputs: dict, layer: int, keep_lists: list[tuple[int, ...]]) -> list[torch.Tensor]:
@@ -409,7 +418,7 @@ def evaluate(
     rows = []
     for chunk in progress(list(chunks(model, processor, items, batch_size, seed))):
         kinds = [q.kind for _, q in chunk.items]
-        targets = [answer_patches(q.patches, chunk.n_image) for _, q in chunk.items]
+        targets = [item_patches(item, chunk.n_image) for item in chunk.items]
         references = {
             "full": [tuple(range(chunk.n_image))] * len(chunk.items),
             "floor": [()] * len(chunk.items),
