@@ -136,6 +136,19 @@ def test_bad_names_list_the_valid_choices(monkeypatch):
     assert main(["list"]) == 0
 
 
+def test_train_says_when_a_gate_stopped_the_run_and_nothing_was_saved(tmp_path, monkeypatch, capsys):
+    from llmtheory import metagente_lm
+    from llmtheory.zoo.__main__ import main
+    from llmtheory.zoo.train import TrainResult
+
+    def gated(spec, out, **options):
+        return TrainResult(spec, {"stopped_at_step": 800.0}, parameters=10)
+
+    monkeypatch.setattr(metagente_lm, "train", gated)
+    assert main(["train", "micro-readme-summarizer", "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert "stopped at step 800 by its gate, nothing saved to" in capsys.readouterr().out
+
+
 def test_micro_spec_trains_end_to_end_deterministically(tmp_path):
     spec = zoo.SPECS["micro-facts"]
     first = train(spec, tmp_path / "a", progress=False)

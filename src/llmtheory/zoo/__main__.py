@@ -140,7 +140,11 @@ def main(argv: list[str] | None = None) -> int:
                 result = train_summarizer(spec, out, progress=not args.quiet, threads=args.threads)
             else:
                 result = train(spec, out, progress=not args.quiet, threads=args.threads)
-            print(f"{spec.name}: {result.parameters:,} parameters, {result.train_seconds:.0f} s; saved to {out}")
+            stopped = result.metrics.get("stopped_at_step")  # a staged recipe's gate stopped it: nothing written
+            where = (
+                f"stopped at step {stopped:.0f} by its gate, nothing saved to {out}" if stopped else f"saved to {out}"
+            )
+            print(f"{spec.name}: {result.parameters:,} parameters, {result.train_seconds:.0f} s; {where}")
             for key, value in result.metrics.items():
                 print(f"  {key}: {value:.3f}")
         elif args.command == "card":
