@@ -4,6 +4,7 @@ trains deterministically, the directive rule tells a summarizer that follows fro
 checkpoint loads with the Auto classes, has its card and behaves as its card says on a few held-out items."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -74,11 +75,11 @@ def test_a_batch_puts_the_loss_on_the_summary_alone(small_tokenizer):
     assert float(batched) == pytest.approx(total / count, rel=1e-5)
 
 
-def test_the_micro_spec_trains_deterministically(tmp_path):
-    spec = zoo.SPECS["micro-readme-summarizer"]
-    first = lm.train(spec, tmp_path / "a", progress=False, gate=False, phase_one=tmp_path / "a1")
-    second = lm.train(spec, tmp_path / "b", progress=False, gate=False, phase_one=tmp_path / "b1")
-    assert first.metrics == second.metrics
+def test_the_micro_spec_trains_deterministically_and_past_its_gate_when_the_spec_turns_it_off(tmp_path):
+    spec = replace(zoo.SPECS["micro-readme-summarizer"], copy_gate=False)  # as the shipped staged spec
+    first = lm.train(spec, tmp_path / "a", progress=False, phase_one=tmp_path / "a1")
+    second = lm.train(spec, tmp_path / "b", progress=False, phase_one=tmp_path / "b1")
+    assert "stopped_at_step" not in first.metrics and first.metrics == second.metrics
     a = AutoModelForCausalLM.from_pretrained(tmp_path / "a").state_dict()
     b = AutoModelForCausalLM.from_pretrained(tmp_path / "b").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -160,7 +161,9 @@ def test_the_shipped_summarizer_loads_has_its_card_and_behaves_as_its_card_says(
     assert type(model).__name__ == "LlamaForCausalLM" and model.config.num_hidden_layers == zoo.SPECS[NAME].layers
     card, data = zoo.card(NAME), zoo.card_data(NAME)
     assert "How well it follows the directives" in card and f"{data['parameters']:,}" in card
-    assert data["cpu_seconds"] <= 20 * 60 and data["spec"] == json.loads(json.dumps(zoo.SPECS[NAME].as_dict()))
+    # the chapter's budget for rebuilding its summarizer, card included: 25 minutes of CPU (20 before the staged
+    # recipe, whose 1,500 steps took 1,088 s and its card's measurements about 3 minutes more)
+    assert data["cpu_seconds"] <= 25 * 60 and data["spec"] == json.loads(json.dumps(zoo.SPECS[NAME].as_dict()))
     llm = TransformersLLM(NAME, max_new_tokens=80)
     same = TransformersLLM("in memory", max_new_tokens=80, model=model.eval(), tokenizer=tokenizer)
     items = lm.synthetic_items(6, seed=5)
@@ -261,7 +264,9 @@ def test_the_staged_recipe_copies_short_slices_and_checks_its_stages():
         assert lm.COPY_SLICE_TOKENS[0] <= len(tokenizer(text)["input_ids"]) <= lm.COPY_SLICE_TOKENS[1]
     spec = zoo.SPECS["readme-summarizer-llama-copies"]
     assert (
-        lm.staged(spec) and not lm.staged(zoo.SPECS[NAME]) and lm.stage_at(lm.training_stages(spec), 799) == (16, 1.0)
+        lm.staged(spec)
+        and not lm.staged(zoo.SPECS["readme-summarizer-llama"])
+        and lm.stage_at(lm.training_stages(spec), 799) == (16, 1.0)
     )
     assert lm.stage_at(lm.training_stages(spec), 800) == (8, 0.0)
     with pytest.raises(ValueError, match="curriculum"):

@@ -504,9 +504,10 @@ def trained_findings(run: Run, trained: TrainedRun) -> dict:
             "directives, over another pair's, is no clearer than under the other pair's directives: own "
             f"{gain:+.3f}, other pair's {c_gain:+.3f} (ROUGE-L, 95% t-intervals). The rule cannot tell the model "
             "from its control.",
-            "default": f"The trained model's summaries do not decisively prefer the target of the directives in their "
-            f"prompt to another pair's (own {gain:+.3f}, other pair's {c_gain:+.3f}): within its training budget it "
-            "did not learn to read them. Its card's note and the examples above show what it writes instead.",
+            "default": f"On held-out real READMEs the trained model's summaries do not decisively prefer the target of "
+            f"the directives in their prompt to another pair's (own {gain:+.3f}, other pair's {c_gain:+.3f}). Whether "
+            "it reads them on the synthetic READMEs it was trained on is its card's measurement; the examples above "
+            "show what it writes on real ones.",
         },
         "trained-summarizer-loop": {
             "not testable at this scale": (nothing or "The combiner returned the initial prompt. ") + gap,

@@ -31,7 +31,7 @@ GRID = "best grammar prompt (reference)"
 METHODS = (FIRST, SELECTOR, INITIAL, OURS, MAJORITY, NO_TEACHER, NO_TEACHER_MAJORITY, NO_EXTRACTOR, SHUFFLED, GRID)
 MAJORITY_SHARE = 0.5  # the combiner's pre-registered vote: a directive that half the qualified prompts state
 BASELINES = (FIRST, SELECTOR, INITIAL)
-SUMMARIZER = "readme-summarizer-llama"  # the zoo's trained summarizer (llmtheory.metagente_lm)
+SUMMARIZER = "readme-summarizer-llama-copies"  # the zoo's trained summarizer (llmtheory.metagente_lm)
 TRAINED = "Metagente, trained summarizer"
 TRAINED_INITIAL = "unoptimised prompt, trained summarizer"
 

@@ -548,7 +548,7 @@ def train(
     *,
     progress: bool = True,
     threads: int = 1,
-    gate: bool = True,
+    gate: bool | None = None,
     phase_one: Path | None = None,
 ):
     """Train the summarizer ``spec`` (a :class:`~llmtheory.zoo.specs.ZooSpec` of task ``"readme_summaries"``) from
@@ -558,13 +558,15 @@ def train(
     A staged spec with two stages or more saves its checkpoint after the first stage (short pure copies) to
     ``phase_one`` (default :func:`phase_one_dir`) with the copy probes so far (``probes.json``); with ``gate``, if
     :func:`copy_gate` rejects the frequent-token probe there, training stops: nothing is written to ``out_dir`` and
-    the result's metrics hold the probes at each evaluation and ``stopped_at_step``."""
+    the result's metrics hold the probes at each evaluation and ``stopped_at_step``. ``gate`` defaults to the spec's
+    ``copy_gate``."""
     import torch
 
     from .zoo.train import TrainResult, build_model, optimise, save, torch_threads
 
     if spec.task != "readme_summaries":
         raise ParameterError(f"spec {spec.name!r} has task {spec.task!r}; the summarizer needs 'readme_summaries'")
+    gate = spec.copy_gate if gate is None else gate
     start_total = time.perf_counter()
     with torch_threads(threads):
         micro = spec.name.startswith("micro-")  # the tests' specs: a small tokenizer and a few evaluation items
@@ -703,7 +705,13 @@ def card_markdown(card: dict) -> str:
             f"{FREQUENT_PROBE_TOKENS} most frequent tokens in training examples (`frequent_tokens`), and the first 60 "
             "tokens of 16 held-out synthetic READMEs' extracts (`text_copy_probe`). The staged recipe's rule, fixed "
             "before its run: after the first stage the frequent-token second copy costs under "
-            f"{COPY_GATE_NATS:g} nats and at least {COPY_GATE_MARGIN:g} less than the first (`copy_gate`).\n\n"
+            f"{COPY_GATE_NATS:g} nats and at least {COPY_GATE_MARGIN:g} less than the first (`copy_gate`)"
+            + (
+                "."
+                if spec.get("copy_gate", True)
+                else "; this spec trains on whatever the rule says (`copy_gate=False`)."
+            )
+            + "\n\n"
             + probe
             + "\n\n"
         )

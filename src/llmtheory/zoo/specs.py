@@ -71,6 +71,9 @@ class ZooSpec:
     init_noise: float = 0.0
     """With ``init_from`` and widening: the tie-breaking noise on the copies' query projections (relative to the
     projection's standard deviation), drawn from ``seed``."""
+    copy_gate: bool = True
+    """Staged README summaries only: stop after the first stage when :func:`llmtheory.metagente_lm.copy_gate` rejects
+    its copy probe (``False``: train on, the probes are still recorded)."""
     eval_every: int = 200
     shipped: bool = True
     notes: str = field(default="", compare=False)
@@ -269,8 +272,8 @@ SPECS: dict[str, ZooSpec] = {
             family="llama",
             task="readme_summaries",
             summary="Llama (GQA, 4 query / 2 KV heads), 4 layers, hidden 128, byte-level BPE: writes the one-line "
-            "summary a Metagente prompt of the instruction grammar asks for (the metagente chapter's trained "
-            "summarizer)",
+            "summary a Metagente prompt of the instruction grammar asks for (the metagente chapter's first trained "
+            "summarizer, not shipped since readme-summarizer-llama-copies replaced it)",
             hidden=128,
             layers=4,
             heads=4,
@@ -317,21 +320,26 @@ SPECS: dict[str, ZooSpec] = {
             "/ 5.19 and 6.72 / 6.41; uniform random tokens (copy_probe) 7.94 / 7.90, 8.52 / 8.37, 8.68 / 8.43 and "
             "9.25 / 9.12 (a uniform guess: 7.62). The run stopped at step 800 by its rule, after 585 s of CPU (23 "
             "minutes of wall time at load 4-5, one thread, tokenizer included; its two runs gave the same losses "
-            "and random-token probes), with no further tuning; this checkpoint (the 3e-3 recipe above) stays the "
-            "shipped one. What the copies' falling loss is, measured after the stop on the step-800 checkpoint "
-            "(format_copy_probe): 32 held-out short copies in the task's format cost 1.57 nats per target token "
-            "with their own text in the prompt and 7.44 with another example's text there instead (this shipped "
+            "and random-token probes), with no further tuning; this checkpoint (the 3e-3 recipe above) stayed the "
+            "chapter's summarizer then. What the copies' falling loss is, measured after the stop on the step-800 "
+            "checkpoint (format_copy_probe): 32 held-out short copies in the task's format cost 1.57 nats per "
+            "target token with their own text in the prompt and 7.44 with another example's text there instead (this "
             "model: 4.60 and 4.79). So that checkpoint copies in the task's format, which the rule did not "
             "measure, though greedy decoding garbled its copies (none of 16 other held-out copies exact), and it "
             "does not continue a string that merely repeats, which is what the rule measured. On the same probes "
-            "this shipped model costs 7.57 / 7.48 on frequent tokens and 5.18 / 4.81 on the synthetic extracts.",
+            "this model costs 7.57 / 7.48 on frequent tokens and 5.18 / 4.81 on the synthetic extracts. The staged "
+            "recipe was then trained to its end with the gate off: readme-summarizer-llama-copies, which replaced "
+            "this model in data/zoo and in the chapter (this one is no longer shipped; its rebuild goes to "
+            "_build/zoo).",
+            shipped=False,
         ),
         ZooSpec(
             name="readme-summarizer-llama-copies",
             family="llama",
             task="readme_summaries",
-            summary="readme-summarizer-llama's shape, staged recipe: short pure copies first, then the directive "
-            "mix (not shipped: it stopped at its copy gate at step 800, see readme-summarizer-llama's card)",
+            summary="Llama (GQA, 4 query / 2 KV heads), 4 layers, hidden 128, byte-level BPE, staged recipe (short "
+            "pure copies, then the directive mix): writes the one-line summary a Metagente prompt of the instruction "
+            "grammar asks for (the metagente chapter's trained summarizer)",
             hidden=128,
             layers=4,
             heads=4,
@@ -344,8 +352,34 @@ SPECS: dict[str, ZooSpec] = {
             max_positions=512,
             curriculum=((800, 16, 1.0), (700, 8, 0.0)),
             copy_fraction=0.30,
+            copy_gate=False,
             eval_every=200,
-            shipped=False,
+            notes="Trained in 1,540 s of wall time and 1,264 s of CPU on the shared 2-core machine at load 3-5 (one "
+            "thread): 1,088 s to the end of training, the rest its card's measurements and about 35 s of extra "
+            "measurements made in the same process. Its first 800 steps ran twice (in its first, gated run and in "
+            "this one) to identical weights; the whole run was not repeated. The recipe is the one "
+            "readme-summarizer-llama's card proposed after that model failed to copy: 800 steps of batch 16 of "
+            "short pure copies in the task's format (llmtheory.metagente_lm.copy_example), learning rate 1e-3, "
+            "constant after a 100-step warm-up, a tokenizer normalizer that puts a space after each newline, "
+            "then 700 steps of batch 8 of the directive mix with 30% directive-free draws. Its first run was "
+            "stopped at step 800 by a rule fixed before that run (copy_gate: strings of the 100 most frequent "
+            "training tokens, each followed by itself, must cost under 2 nats per token on the second copy and "
+            "at least 1 nat less than on the first; they cost 8.24 and 7.90). That rule measured plain "
+            "repetition, not the task: in the task's own format the step-800 checkpoint's loss was 1.57 nats per "
+            "target token with its own text in the prompt and 7.44 with another example's (format_copy_probe). "
+            "We then decided, in writing before this run, to let the mix run on that evidence: copy_gate=False, "
+            "a choice made after the rule had spoken, so the gate's failure stands in the probe table below. "
+            "What it learned: in the task's format it copies (0.42 nats per target token with its own text in "
+            "the prompt, 9.77 with another example's); on a repeated synthetic extract its second copy costs "
+            "3.32 nats per token against 7.72 on the first, while repeated random or frequent tokens are not "
+            "continued (see the table). On 120 held-out synthetic READMEs it reads the directives: ROUGE-L F "
+            "against follow() 0.51 with its own, 0.42 with another item's, 0.35 with none; own minus another "
+            "item's +0.094 [+0.036, +0.153], own minus none +0.169 [+0.106, +0.232] (95% t-intervals over the "
+            "items). On the 88 real training-split READMEs the same differences are +0.023 [-0.018, +0.063] and "
+            "+0.062 [+0.000, +0.124]: what it learned on synthetic READMEs carries over to real ones weakly if "
+            "at all, and greedy decoding loops or garbles some of them (long prompts: training never showed it a "
+            "sequence over 256 tokens). Its training loss ends at 0.54 nats per token "
+            "(readme-summarizer-llama's: 4.02).",
         ),
         ZooSpec(
             name="micro-readme-summarizer",
