@@ -1,7 +1,8 @@
-"""The metagente chapter's trained summarizer (zoo model ``readme-summarizer-llama``): its synthetic data never read
-the test split, its tokenizer copies any text, its training batches put the loss on the summary alone, a micro spec
-trains deterministically, the directive rule tells a summarizer that follows from one that does not, and the shipped
-checkpoint loads with the Auto classes, has its card and behaves as its card says on a few held-out items."""
+"""The metagente chapter's trained summarizer (zoo model ``readme-summarizer-llama-copies``): its synthetic data
+never read the test split, its tokenizer copies any text, its training batches put the loss on the summary alone, a
+micro spec trains deterministically, the directive rule tells a summarizer that follows from one that does not, and
+the shipped checkpoint loads with the Auto classes, has its card and behaves as its card says on a few held-out
+items."""
 
 import json
 from dataclasses import replace
@@ -170,7 +171,7 @@ def test_the_shipped_summarizer_loads_has_its_card_and_behaves_as_its_card_says(
     prompt = lm.prompt_for(*items[0])
     assert llm(prompt) == same(prompt)  # the zoo name and the folder give the same greedy answer
     report, m = lm.follow_report(llm, items), data["metrics"]
-    if m["synthetic_rougeL_own"] > m["synthetic_rougeL_shuffled"] + 0.1:  # the card says it follows directives
+    if m["synthetic_rougeL_own"] > m["synthetic_rougeL_shuffled"] + 0.05:  # the card says it follows directives
         assert report["rougeL_own"] > report["rougeL_shuffled"] and report["rougeL_own"] > report["rougeL_none"]
     else:  # the card says it does not: its summaries are not follow()'s
         assert report["exact_own"] < 1 and np.isfinite(report["rougeL_own"])
@@ -271,3 +272,15 @@ def test_the_staged_recipe_copies_short_slices_and_checks_its_stages():
     assert lm.stage_at(lm.training_stages(spec), 800) == (8, 0.0)
     with pytest.raises(ValueError, match="curriculum"):
         lm.training_stages(type(spec)(**{**spec.as_dict(), "curriculum": ((10, 16, 1.0),)}))
+
+
+def test_batched_answers_are_the_single_answers_and_prefill_fills_the_cache_once():
+    llm = TransformersLLM(NAME, max_new_tokens=24)
+    _, test = mg.split_pairs(mg.load_pairs(), 0)
+    prompts = [lm.prompt_for(d, e) for d, e in lm.real_items(test[:4], 0)]
+    prompts.append(mg.fill(mg.INITIAL_SUMMARIZER_PROMPT, "x"))  # a short prompt beside long ones: left padding
+    assert llm.batch(prompts, batch_size=4) == [llm(p) for p in prompts]
+    cached = experiment.CachedLLM(llm)
+    cached.prefill(prompts + prompts[:2])
+    assert cached.runs == len(prompts) and [cached(p) for p in prompts] == llm.batch(prompts)
+    assert cached.runs == len(prompts)  # every answer came from the cache

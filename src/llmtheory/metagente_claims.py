@@ -280,7 +280,8 @@ def trained_follows_claim(trained: TrainedRun) -> dict:
         "READMEs",
         "paper": "not reported (the paper's summarizer is gpt-4o-mini)",
         "ours": f"agreement with follow(): exact {exact:.2f}, ROUGE-L {agree:.3f} (another pair's directives in the "
-        f"prompt: {shuffled:.3f}); own − other target, ROUGE-L: {gain:+.3f} over {len(own)} pairs",
+        f"prompt: {shuffled:.3f}); own − other target, ROUGE-L: {gain:+.3f} over {len(own)} pairs (the summarizer "
+        "was shipped after its copy gate had been overruled: see the chapter's Scope)",
         "rule": "mean paired ROUGE-L of the output against its directives' target minus against another pair's "
         "directives' target > 0, 95% t-interval above 0",
         "holds": at_least(gain, 1e-9),
@@ -453,6 +454,11 @@ def findings(run: Run, trained: TrainedRun | None = None) -> dict:
     }
 
 
+def _lean(estimate: Estimate, above: str, below: str, neither: str) -> str:
+    """``above`` if the estimate's interval lies above 0, ``below`` if below, ``neither`` otherwise."""
+    return above if estimate.low > 0 else below if estimate.high < 0 else neither
+
+
 def trained_findings(run: Run, trained: TrainedRun) -> dict:
     """The texts of the two trained-summarizer rows."""
     learned, stand_in = (si.parse_directives(p) for p in (trained.prompts[TRAINED], run.prompts[OURS]))
@@ -484,16 +490,32 @@ def trained_findings(run: Run, trained: TrainedRun) -> dict:
         else "Its summaries are the same whatever the directives"
     )
     initial = loop_returned_initial(trained)
-    gap = (
+    same = (
         "The claim and its control then score the same prompt with the same summarizer, so both differences, "
         f"{means[TRAINED] - means[OURS]:+.3f} ROUGE-L, are the gap between the trained and the stand-in summarizer, "
-        "not the loop's. The loop's threshold of "
-        f"{mg.THRESHOLD} ROUGE-L against the authors' summaries is out of reach for a summarizer whose held-out "
-        f"summaries score {means[TRAINED]:.3f}."
-        if initial
-        else "Possibly (a conjecture, not tested) because the teacher's hidden evaluations run the stand-in, so its "
-        "edits fit a summarizer that the trained model imitates only as well as the breakdown above shows."
+        "not the loop's."
     )
+    reached = sorted({si.parse_directives(p).describe() for p in trained.loop.qualified})
+    if initial and not trained.loop.qualified:
+        gap = (
+            f"{same} The loop's threshold of {mg.THRESHOLD} ROUGE-L against the authors' summaries is out of reach "
+            f"for a summarizer whose held-out summaries score {means[TRAINED]:.3f}."
+        )
+    elif initial:
+        gap = (
+            f"{len(trained.loop.qualified)} of {len(trained.loop.traces)} training pairs reached the threshold of "
+            f"{mg.THRESHOLD}, but the combiner kept none of their directives (their prompts: "
+            f"{'; '.join(reached)}), so the loop returned the initial prompt. {same}"
+        )
+    else:
+        gap = (
+            "Possibly (a conjecture, not tested) because the teacher's hidden evaluations run the stand-in, so its "
+            "edits fit a summarizer that the trained model imitates only as well as the breakdown above shows."
+        )
+    own_lean = _lean(gain, "a decisive preference for their target", "a decisive preference for another pair's",
+                     "no decisive preference for their target")  # fmt: skip
+    other_lean = _lean(c_gain, "still prefer the item's own target", "lean decisively toward that pair's target",
+                       "show no decisive lean either way")  # fmt: skip
     return {
         "trained-follows-directives": {
             "reproduced": "The trained model reads the directives in its prompt: its summary agrees more with what "
@@ -504,13 +526,14 @@ def trained_findings(run: Run, trained: TrainedRun) -> dict:
             "directives, over another pair's, is no clearer than under the other pair's directives: own "
             f"{gain:+.3f}, other pair's {c_gain:+.3f} (ROUGE-L, 95% t-intervals). The rule cannot tell the model "
             "from its control.",
-            "default": f"On held-out real READMEs the trained model's summaries do not decisively prefer the target of "
-            f"the directives in their prompt to another pair's (own {gain:+.3f}, other pair's {c_gain:+.3f}). Whether "
-            "it reads them on the synthetic READMEs it was trained on is its card's measurement; the examples above "
-            "show what it writes on real ones.",
+            "default": f"On held-out real READMEs, under their own directives its summaries show {own_lean} "
+            f"({gain:+.3f}); under another pair's directives they {other_lean} ({c_gain:+.3f}, the preference for "
+            "the item's own target). A model that reads the directives gives the two opposite signs, a blind one "
+            "both 0 in expectation; the row's rule looks at the first alone. On the synthetic READMEs it was trained "
+            "on, its card measures the reading; the examples above show what it writes on real ones.",
         },
         "trained-summarizer-loop": {
-            "not testable at this scale": (nothing or "The combiner returned the initial prompt. ") + gap,
+            "not testable at this scale": (nothing if not trained.loop.qualified else "") + gap,
             "reproduced": "With the trained summarizer the loop ends within the margin of the stand-in loop on "
             "held-out pairs, while the unoptimised prompt does not: the loop works with a summarizer that reads its "
             "prompt as tokens and sometimes errs. " + prompts,

@@ -209,7 +209,7 @@ def learning_curve(
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The loop with the trained summarizer (zoo model readme-summarizer-llama)
+# The loop with the trained summarizer (zoo model readme-summarizer-llama-copies)
 
 
 @dataclass
@@ -230,6 +230,14 @@ class CachedLLM:
             self.runs += 1
             self.cache[prompt] = self.llm(prompt, temperature)
         return self.cache[prompt]
+
+    def prefill(self, prompts: Sequence[str], batch_size: int = 32) -> None:
+        """Answer the prompts not yet cached at temperature 0 in batches, if the model can
+        (:meth:`~llmtheory.metagente_llm.TransformersLLM.batch`; an endpoint is asked one prompt at a time later)."""
+        todo = list(dict.fromkeys(p for p in prompts if p not in self.cache))
+        if todo and hasattr(self.llm, "batch"):
+            self.cache.update(zip(todo, self.llm.batch(todo, batch_size=batch_size), strict=True))
+            self.runs += len(todo)
 
 
 def trained_summarizer_agents(llm, train: Sequence[mg.Pair]) -> mg.Agents:
@@ -270,19 +278,20 @@ def run_trained_summarizer(
     agents = trained_summarizer_agents(cached, train)
     loop = mg.optimise_prompt(agents, train, progress=progress and partial(progress, desc=TRAINED))
     prompts = {TRAINED: loop.prompt, TRAINED_INITIAL: mg.INITIAL_SUMMARIZER_PROMPT}
+    items = lm.real_items(test, seed)
+    order = lm.derangement(len(items), make_rng(seed, "metagente", "trained-shuffle"))
+    other = [items[int(j)][0] for j in order]
+    own_prompts = [lm.prompt_for(d, e) for d, e in items]
+    other_prompts = [lm.prompt_for(o, e) for (_, e), o in zip(items, other, strict=True)]
+    extracted = [mg.extract(agents, p.readme) for p in test]  # the held-out prompts are independent: batched
+    cached.prefill([mg.fill(t, e) for t in prompts.values() for e in extracted] + own_prompts + other_prompts)
     outputs = {method: mg.summarize_all(agents, prompt, test) for method, prompt in prompts.items()}
     rows = [
         {"method": method, "name": p.name, "about": p.about, "output": out, **mg.rouge(out, p.about)}
         for method in prompts
         for out, p in zip(outputs[method], test, strict=True)
     ]
-    items = lm.real_items(test, seed)
-    order = lm.derangement(len(items), make_rng(seed, "metagente", "trained-shuffle"))
-    other = [items[int(j)][0] for j in order]
-    follow_outputs = {
-        "own": [cached(lm.prompt_for(d, e)) for d, e in items],
-        "shuffled": [cached(lm.prompt_for(o, e)) for (_, e), o in zip(items, other, strict=True)],
-    }
+    follow_outputs = {"own": [cached(p) for p in own_prompts], "shuffled": [cached(p) for p in other_prompts]}
     return TrainedRun(loop, agents.combiner, prompts, outputs, pd.DataFrame(rows), items, other, follow_outputs,
                       cached.runs, time.perf_counter() - started)  # fmt: skip
 

@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -214,6 +214,30 @@ class TransformersLLM:
             )
         self.calls += 1
         return self.tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip()
+
+    def batch(self, prompts: Sequence[str], batch_size: int = 16) -> list[str]:
+        """Greedy answers to ``prompts``, ``batch_size`` at a time: each prompt cut as :meth:`__call__` cuts it,
+        left-padded, with the attention mask ``generate`` derives position ids from. The same answers as one call
+        per prompt up to floating-point ties (tested on the zoo's summarizer), at a fraction of the cost on a CPU,
+        where a small model's per-token overhead dominates."""
+        import torch
+
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        answers = []
+        for start in range(0, len(prompts), batch_size):
+            rows = [self._encode(p)[0] for p in prompts[start : start + batch_size]]
+            width = max(len(r) for r in rows)
+            ids = torch.full((len(rows), width), pad, dtype=rows[0].dtype)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for i, row in enumerate(rows):
+                ids[i, width - len(row) :], mask[i, width - len(row) :] = row, 1
+            with torch.no_grad():
+                out = self.model.generate(
+                    ids, attention_mask=mask, max_new_tokens=self.max_new_tokens, pad_token_id=pad, do_sample=False
+                )
+            self.calls += len(rows)
+            answers += [self.tokenizer.decode(o[width:], skip_special_tokens=True).strip() for o in out]
+        return answers
 
 
 def _handler(model: Callable[..., str], expected_key: str | None):

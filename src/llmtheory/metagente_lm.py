@@ -1,5 +1,8 @@
-"""The Metagente chapter's trained summarizer: zoo model ``readme-summarizer-llama``, a tiny causal LM that reads a
-summarizer prompt of the instruction grammar and writes what :func:`~llmtheory.metagente_standin.follow` writes.
+"""The Metagente chapter's trained summarizer: zoo model ``readme-summarizer-llama-copies``, a tiny causal LM that
+reads a summarizer prompt of the instruction grammar and writes what :func:`~llmtheory.metagente_standin.follow`
+writes. It trains in two stages (:func:`staged`): short pure copies in the task's format (:func:`copy_example`), then
+the directive mix; its predecessor ``readme-summarizer-llama`` (no longer shipped) trained on the mix alone and never
+learned to copy.
 
 What it is. A 4-layer Llama trained from scratch, here, on prompts *directives + a synthetic README → the summary
 the directives ask for* (:func:`training_example`): the prompt is exactly the one the loop sends to any model
@@ -34,6 +37,7 @@ import numpy as np
 
 from . import metagente as mg
 from . import metagente_standin as si
+from .claims import Estimate
 from .params import ParameterError
 from .seeding import make_rng
 
@@ -332,7 +336,8 @@ def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
 
 def follow_report(llm, items: Sequence[tuple[si.Directives, str]], seed: int = 0) -> dict:
     """Agreement of ``llm`` with :func:`~llmtheory.metagente_standin.follow` on ``items``, with the item's own
-    directives, with another item's directives (shuffled, a derangement) and with none (the initial prompt)."""
+    directives, with another item's directives (shuffled, a derangement) and with none (the initial prompt); and
+    the paired differences of ROUGE-L F, own minus each control, with 95% t-intervals over the items."""
     order = derangement(len(items), make_rng(seed, "metagente-lm", "shuffle"))
     own = agreement(llm, items)
     shuffled = agreement(llm, items, [items[int(j)][0] for j in order])
@@ -341,6 +346,10 @@ def follow_report(llm, items: Sequence[tuple[si.Directives, str]], seed: int = 0
     for label, result in (("own", own), ("shuffled", shuffled), ("none", none)):
         report[f"exact_{label}"] = float(result["exact"].mean())
         report[f"rougeL_{label}"] = float(result["rougeL"].mean())
+    for label, result in (("shuffled", shuffled), ("none", none)):  # paired, per item: own minus the control
+        difference = Estimate.mean_of(own["rougeL"] - result["rougeL"])
+        report |= {f"rougeL_own_minus_{label}{end}": float(round(getattr(difference, key), 4))
+                   for end, key in (("", "value"), ("_low", "low"), ("_high", "high"))}  # fmt: skip
     return report
 
 
@@ -671,14 +680,27 @@ def card_markdown(card: dict) -> str:
         'drawn again, a long copy more often); random directives (each choice uniform, "no choice" included) in the '
         "rest"
     )
-    data, schedule = mix[0].upper() + mix[1:], "cosine decay to a tenth"
+    data, schedule, newline = mix[0].upper() + mix[1:], "cosine decay to a tenth", ""
+    paired = "".join(
+        f"\n{label}: own minus shuffled {m[prefix + 'rougeL_own_minus_shuffled']:+.3f} "
+        f"[{m[prefix + 'rougeL_own_minus_shuffled_low']:+.3f}, {m[prefix + 'rougeL_own_minus_shuffled_high']:+.3f}], "
+        f"own minus none {m[prefix + 'rougeL_own_minus_none']:+.3f} "
+        f"[{m[prefix + 'rougeL_own_minus_none_low']:+.3f}, {m[prefix + 'rougeL_own_minus_none_high']:+.3f}]."
+        for prefix, label in (("synthetic_", "Held-out synthetic"), ("real_train_", "Real training-split"))
+        if prefix + "rougeL_own_minus_none" in m
+    )
+    if paired:
+        paired = "\nPaired differences of ROUGE-L F, per item (95% t-intervals over the items):" + paired + "\n"
     if is_staged:
         low, high = COPY_SLICE_TOKENS
         data = (
             "Two stages. First, short pure copies in the task's exact format: the initial prompt (no directive) over a "
             f"slice of {low}-{high} tokens of a synthetic extract, the slice as the target "
-            f"(`llmtheory.metagente_lm.copy_example`). Then the directive mix: {mix}. The tokenizer puts a space "
-            "after each newline, so a paragraph's first word is the same token in the text and in the summary"
+            f"(`llmtheory.metagente_lm.copy_example`). Then the directive mix: {mix}"
+        )
+        newline = (
+            " The tokenizer puts a space after each newline, so a paragraph's first word is the same token in the "
+            "text and in the summary."
         )
         schedule = "constant"
     stages = [tuple(x) for x in spec.get("curriculum") or ()] or [(spec["steps"], spec["batch_size"], 0.0)]
@@ -731,7 +753,7 @@ writes the stand-in's verbose default, which it learned from its targets.
 synthetic READMEs (`llmtheory.metagente_lm.synthetic_readme`): made-up project names, titles with or without a
 subtitle, defining and non-defining first sentences, parentheses, clauses, filler paragraphs and stop headings.
 Filler sentences and the words of taglines are drawn from the **training split** (split seed {MATERIAL_SEED}) of the
-chapter's PyPI READMEs; the test split is never read. The loss is on the summary and `<eos>` only.
+chapter's PyPI READMEs; the test split is never read. The loss is on the summary and `<eos>` only.{newline}
 
 **How well it follows the directives** (greedy decoding through `llmtheory.metagente_llm.TransformersLLM`;
 exact match / mean ROUGE-L F against `follow(directives, text)`). Controls: the same texts with another item's
@@ -741,6 +763,7 @@ target of the item's own directives, so a model that reads the directives scores
 | items | own directives | shuffled directives | no directive |
 |---|---|---|---|
 {table}
+{paired}
 
 The real training-split READMEs lent their sentences to the training data (as filler and sometimes as a synthetic
 README's opening), so that row is not held out; the chapter measures the model on the test split.
