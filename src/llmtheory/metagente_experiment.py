@@ -296,6 +296,24 @@ def run_trained_summarizer(
                       cached.runs, time.perf_counter() - started)  # fmt: skip
 
 
+def card_glues(card: dict, vocab_size: int) -> dict[str, str]:
+    """The trained summarizer's card numbers the chapter's text cites: size, CPU time, final loss (and a uniform
+    guess's), the synthetic READMEs' mean ROUGE-L F per column and the paired own − control differences with their
+    95% t-intervals."""
+    m = card["metrics"]
+    texts = {
+        "lm_params": f"{card['parameters']:,}",
+        "lm_cpu": f"{card['cpu_seconds']:.0f}",
+        "lm_loss": f"{card['final_loss']:.1f}",
+        "lm_uniform": f"{np.log(vocab_size):.1f}",
+    }
+    texts |= {f"lm_card_{key}": f"{m[f'synthetic_rougeL_{key}']:.2f}" for key in ("own", "shuffled", "none")}
+    for key in ("shuffled", "none"):
+        d = [m[f"synthetic_rougeL_own_minus_{key}{end}"] for end in ("", "_low", "_high")]
+        texts[f"lm_card_minus_{key}"] = f"{d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}]"
+    return texts
+
+
 def card_table(metrics: dict) -> pd.DataFrame:
     """The trained summarizer's card numbers as a table: exact match / mean ROUGE-L F against ``follow`` with the
     item's own directives, another item's and none, on held-out synthetic READMEs and real training-split READMEs."""
