@@ -3,6 +3,8 @@ stories in four languages, the offline embeddings, the redistribution and conver
 forms and scipy, and the planted-shift test both ways (shift planted: similarity blind, agency test not; no shift:
 neither reports one)."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ from scipy.spatial.distance import jensenshannon
 
 from llmtheory import same_lesson as sl
 from llmtheory.params import ParameterError
+from llmtheory.paths import data_dir
 from llmtheory.seeding import make_rng
 
 # ---------------------------------------------------------------------------------------------------------
@@ -57,61 +60,10 @@ def test_validation_names_the_allowed_language_codes_and_other_problems():
 # The coding scheme against hand-labelled stories (labels written by hand: what a reader would code)
 
 HAND_LABELLED = [
-    ("en", "Anna, an old fisherwoman, lived alone by the sea. One winter she was saved by a fisherman. The "
-           "fisherman carried Anna to his boat. In the end, Anna became rich.",
-     dict(protagonist="anna", gender="F", age="elder", social_role="worker", role="acted_upon", resolution="success",
-          n_characters=2)),
-    ("en", 'A farmer woke before dawn every day. She guided the boy to the fields. "Work while the sun is low," she '
-           "told him. The boy helped the farmer all summer. In the end, the boy learned the lesson.",
-     dict(protagonist="farmer", gender="F", age="adult", social_role="worker", role="actor", resolution="learning",
-          n_characters=2)),
-    ("en", "Once a king lived in a cold castle. A girl warned the king about the flood. The king ignored her. Then "
-           "the girl guided the king to the hills. In the end, the king thanked the girl, and they were friends.",
-     dict(protagonist="king", gender="M", age="adult", social_role="authority", role="acted_upon",
-          resolution="reconciliation", n_characters=2)),
-    ("en", "The baker Tom found a lost child in the market. The child followed Tom home. In the end, Tom lost his "
-           "bakery.",
-     dict(protagonist="tom", gender="M", age="adult", social_role="worker", role="mixed", resolution="failure",
-          n_characters=2)),
-    ("fr", "Il était une fois une vieille pêcheuse qui vivait seule. Un matin, elle sauva un garçon de la tempête. "
-           "Le garçon fut aidé par la pêcheuse pendant tout l'hiver. À la fin, le garçon comprit la leçon.",
-     dict(protagonist="fisherwoman", gender="F", age="elder", social_role="worker", role="actor",
-          resolution="learning", n_characters=2)),
-    ("fr", "Marie habitait près du moulin. Le roi appela Marie au château. Il la garda prisonnière tout l'hiver. "
-           "À la fin, Marie perdit sa maison.",
-     dict(protagonist="marie", gender="F", age="adult", social_role="none", role="acted_upon", resolution="failure",
-          n_characters=2)),
-    ("fr", "Un père et sa fille vivaient dans la forêt. « Reste ici », dit le père. La fille suivit le père "
-           "jusqu'au village. Le père porta la fille sur son dos. À la fin, le père et la fille furent de nouveau "
-           "ensemble.",
-     dict(protagonist="father", gender="M", age="adult", social_role="family", role="mixed",
-          resolution="reconciliation", n_characters=2)),
-    ("de", "Hans war ein junger Bauer. Eines Tages fand Hans ein Kind im Wald. Dann trug er das Kind nach Hause. "
-           "Am Ende wurde Hans reich.",
-     dict(protagonist="hans", gender="M", age="adult", social_role="worker", role="actor", resolution="success",
-          n_characters=2)),
-    ("de", "Die alte Frau lebte allein am See. Im Winter wurde sie vom Jungen gerettet. „Du bist nicht allein“, "
-           "sagte der Junge. Am Ende verstand die Frau die Lehre.",
-     dict(protagonist="woman", gender="F", age="elder", social_role="none", role="acted_upon", resolution="learning",
-          n_characters=2)),
-    ("de", "Die Königin half dem Mädchen am Fluss. Später rettete das Mädchen die Königin. Am Ende waren die "
-           "Königin und das Mädchen wieder Freundinnen.",
-     dict(protagonist="queen", gender="F", age="adult", social_role="authority", role="mixed",
-          resolution="reconciliation", n_characters=2)),
-    ("es", "Lucía era una joven panadera del pueblo. Cada mañana despertó al panadero viejo. Después ayudó a su "
-           "padre en el mercado. Al final, Lucía se hizo rica.",
-     dict(protagonist="lucía", gender="F", age="adult", social_role="worker", role="actor", resolution="success",
-          n_characters=3)),
-    ("es", "Había una vez un niño pobre que vivía junto al río. Un día el niño fue llevado por el rey al castillo. "
-           "El rey eligió al niño como criado. Al final, el niño perdió su casa.",
-     dict(protagonist="boy", gender="M", age="child", social_role="none", role="acted_upon", resolution="failure",
-          n_characters=2)),
-    ("es", "La abuela vivía con su hija en la montaña. Un día la hija guió a la abuela por el bosque. «No tengas "
-           "miedo», dijo la hija. Luego la abuela protegió a la hija de un lobo. Al final, la abuela y la hija "
-           "volvieron a estar juntas.",
-     dict(protagonist="grandmother", gender="F", age="elder", social_role="family", role="mixed",
-          resolution="reconciliation", n_characters=2)),
-]  # fmt: skip
+    (story["lang"], story["text"], story["labels"])
+    for story in json.loads((data_dir() / "proverbs" / "hand_labelled.json").read_text())["stories"]
+]
+"""data/proverbs/hand_labelled.json: (language, text, the codes a reader gives it); the chapter shows them."""
 
 
 @pytest.mark.parametrize("lang,text,expected", HAND_LABELLED, ids=[f"{x[0]}-{k}" for k, x in enumerate(HAND_LABELLED)])

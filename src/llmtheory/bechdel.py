@@ -32,6 +32,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from .params import Folder, Model, ParameterError
+from .stats import NullComparison, permutation_null
 
 FEMALE, MALE, UNKNOWN = "F", "M", "?"
 
@@ -612,36 +613,6 @@ def strength_null_draws(arrays: GraphArrays, n_draws: int, rng: np.random.Genera
     q = strength_null_share(arrays, arrays.female)
     total = int(round(arrays.weight.sum()))
     return rng.binomial(total, q, n_draws).astype(float) if total and np.isfinite(q) else np.zeros(n_draws)
-
-
-@dataclass(frozen=True)
-class NullComparison:
-    """An observed statistic, the mean of its permutation null, and the one-sided p-value ``P(null ≥ obs)``."""
-
-    observed: float
-    null_mean: float
-    p_value: float
-    draws: int = 0
-
-    @property
-    def excess(self) -> float:
-        return self.observed - self.null_mean
-
-    @property
-    def p_text(self) -> str:
-        """``p = 0.123``, or ``p ≤ 0.005 (the floor with 200 draws)`` when no null draw reached the observed value."""
-        if self.draws and self.p_value <= 1 / (1 + self.draws) + 1e-12:
-            return f"p ≤ {1 / (1 + self.draws):.3f} (the floor with {self.draws} draws)"
-        return f"p = {self.p_value:.3f}"
-
-
-def permutation_null(observed: float, null: np.ndarray) -> NullComparison:
-    """Compare ``observed`` with its null samples (``bechdel-eq-null``): p = (1 + #{null ≥ obs}) / (1 + P)."""
-    null = null[~np.isnan(null)]
-    if not len(null) or np.isnan(observed):
-        return NullComparison(float(observed), np.nan, np.nan)
-    p_value = float((1 + (null >= observed - 1e-12).sum()) / (1 + len(null)))
-    return NullComparison(float(observed), float(null.mean()), p_value, len(null))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -40,6 +40,8 @@ from . import metagente_standin as si
 from .claims import Estimate
 from .params import ParameterError
 from .seeding import make_rng
+from .zoo.train import conditional_batch as batch
+from .zoo.train import encode_example
 
 PAD, EOS = "<pad>", "<eos>"
 VOCAB_SIZE = 2048  # byte-level BPE: 256 bytes, 2 special tokens, the rest merges learned on synthetic READMEs
@@ -257,34 +259,6 @@ def build_tokenizer(
     core.train_from_iterator(texts, trainer)
     return PreTrainedTokenizerFast(tokenizer_object=core, pad_token=PAD, eos_token=EOS,
                                    model_max_length=model_max_length)  # fmt: skip
-
-
-def encode_example(tokenizer, prompt: str, target: str) -> tuple[list[int], int]:
-    """The ids of ``prompt`` (encoded alone, as at inference) followed by ``" " + target`` and ``<eos>``, and how
-    many of them are the prompt's."""
-    prompt_ids = tokenizer(prompt)["input_ids"]
-    target_ids = tokenizer(" " + target)["input_ids"] + [tokenizer.eos_token_id]
-    return prompt_ids + target_ids, len(prompt_ids)
-
-
-def batch(tokenizer, examples: Sequence[tuple[str, str]]):
-    """Left-padded ids (every summary ends in the last column), attention mask, positions counted from each row's
-    first token, and the labels of the last ``logits_to_keep`` columns: the loss is on the summary and ``<eos>``
-    only, and only those columns go through the output layer (a prompt is ten times longer than its summary)."""
-    import torch
-
-    encoded = [encode_example(tokenizer, p, t) for p, t in examples]
-    width = max(len(ids) for ids, _ in encoded)
-    keep = max(len(ids) - n_prompt for ids, n_prompt in encoded) + 1  # the summary's columns and the one before
-    ids = torch.full((len(encoded), width), tokenizer.pad_token_id, dtype=torch.long)
-    labels = torch.full_like(ids, -100)
-    for i, (row, n_prompt) in enumerate(encoded):
-        ids[i, width - len(row) :] = torch.tensor(row)
-        labels[i, width - len(row) + n_prompt :] = torch.tensor(row[n_prompt:])
-    mask = (torch.arange(width)[None, :] >= (width - torch.tensor([len(r) for r, _ in encoded]))[:, None]).long()
-    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-    return {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "labels": labels[:, -keep:],
-            "logits_to_keep": keep}  # fmt: skip
 
 
 def fitting_examples(

@@ -35,12 +35,11 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from .bechdel import NullComparison, permutation_null
 from .claims import Estimate
-from .params import ParameterError, check_choice, check_float, check_int
+from .params import Int, ListOf, Model, ParameterError, Real, check_choice, check_float, check_int
 from .paths import data_dir
 from .seeding import make_rng
-from .stats import bootstrap_mean
+from .stats import NullComparison, bootstrap_mean, permutation_null
 
 LANGUAGES: tuple[str, ...] = ("en", "fr", "de", "es", "it", "pt")
 """Languages of the proverb table (ISO 639-1)."""
@@ -64,6 +63,35 @@ below the reference corpus's is at most this, at the upper end of its 95% bootst
 
 ALPHA = 0.05
 """Significance level of the redistribution tests."""
+
+OFFLINE_EMBEDDINGS = {"concepts": "cosine", "char": "char_cosine"}
+"""``EMBEDDING`` values that work offline, and the column of :func:`code_corpus` frames (with
+:func:`add_char_cosine`) that holds each one's story-to-anchor cosine; any other value names a sentence-transformers
+model (a hub id or a local folder)."""
+
+
+def check_embedding(name: str, value) -> str:
+    """The ``EMBEDDING`` parameter: ``"concepts"`` (aligned concept bag), ``"char"`` (character n-grams), or a
+    sentence-transformers model, a hub id ``owner/name`` or a local folder (whether it loads is checked when it is
+    used)."""
+    if not isinstance(value, str) or (value not in OFFLINE_EMBEDDINGS and "/" not in value):
+        raise ParameterError(
+            f"{name}={value!r} is not valid; choose one of: 'concepts', 'char', or a sentence-transformers model "
+            "(a hub id such as 'sentence-transformers/LaBSE', in Colab, or a local folder)"
+        )
+    return value
+
+
+PARAMETERS = {
+    "N_PER_CELL": Int(2, 1000),
+    "STRENGTH": Real(0.0, 1.0),
+    "EMBEDDING": check_embedding,
+    "MODELS": ListOf(Model(), what="a non-empty list of zoo names, local folders or Hugging Face model ids"),
+}
+"""The chapter's parameters besides ``SCALE`` and ``SEED`` (its notebook's ``parameters`` cell): stories per
+(lesson, language) cell, the planted shift's strength (``same_lesson-eq-shift``), the similarity the figures use,
+and the models that write stories; the notebook checks them with :func:`llmtheory.params.check_parameters`, the
+command line before it runs."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1056,11 +1084,10 @@ SHIFT_TARGET = StoryPrior(
 endings. Dialogue and passive rates are left alone."""
 
 
-def planted_shift(prior: StoryPrior, strength: float) -> StoryPrior:
-    """``same_lesson-eq-shift``: the prior moved a fraction ``strength`` ∈ [0, 1] of the way to
-    :data:`SHIFT_TARGET` (p_actor and every weight mixed linearly; normalised weights); ``strength = 0`` returns an
-    equal prior (the control)."""
-    s = check_float("strength", strength, minimum=0.0, maximum=1.0)
+def mix_priors(prior: StoryPrior, target: StoryPrior, s: float) -> StoryPrior:
+    """``same_lesson-eq-shift``: θ_s = (1 − s) θ + s θ*, every parameter of ``prior`` moved a fraction ``s`` ∈ [0, 1]
+    of the way to ``target``'s (probabilities linearly, weights after normalising each to sum 1)."""
+    s = check_float("s", s, minimum=0.0, maximum=1.0)
 
     def mix(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
         total_a, total_b = sum(a.values()), sum(b.values())
@@ -1068,10 +1095,21 @@ def planted_shift(prior: StoryPrior, strength: float) -> StoryPrior:
 
     return replace(
         prior,
-        p_actor=(1 - s) * prior.p_actor + s * SHIFT_TARGET.p_actor,
-        type_weights=mix(prior.type_weights, SHIFT_TARGET.type_weights),
-        resolution_weights=mix(prior.resolution_weights, SHIFT_TARGET.resolution_weights),
+        p_actor=(1 - s) * prior.p_actor + s * target.p_actor,
+        type_weights=mix(prior.type_weights, target.type_weights),
+        resolution_weights=mix(prior.resolution_weights, target.resolution_weights),
+        p_dialogue=(1 - s) * prior.p_dialogue + s * target.p_dialogue,
+        p_passive=(1 - s) * prior.p_passive + s * target.p_passive,
     )
+
+
+def planted_shift(prior: StoryPrior, strength: float) -> StoryPrior:
+    """``same_lesson-eq-shift``: the prior moved a fraction ``strength`` ∈ [0, 1] of the way to
+    :data:`SHIFT_TARGET` (:func:`mix_priors`; the target keeps the prior's dialogue and passive rates, so only
+    agency, protagonists and endings move); ``strength = 0`` returns an equal prior (the control)."""
+    strength = check_float("strength", strength, minimum=0.0, maximum=1.0)
+    target = replace(SHIFT_TARGET, p_dialogue=prior.p_dialogue, p_passive=prior.p_passive)
+    return mix_priors(prior, target, strength)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
-"""Small statistics several chapters share: rates from log–log fits and intervals over seeds."""
+"""Small statistics several chapters share: rates from log–log fits, intervals over seeds, permutation nulls."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
@@ -42,3 +44,34 @@ def bootstrap_mean(values, rng: np.random.Generator, draws: int = 2000, confiden
     low, high = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
     value = float(values.mean())
     return Estimate(value, float(min(low, value)), float(max(high, value)))
+
+
+@dataclass(frozen=True)
+class NullComparison:
+    """An observed statistic, the mean of its permutation null, and the one-sided p-value ``P(null ≥ obs)``."""
+
+    observed: float
+    null_mean: float
+    p_value: float
+    draws: int = 0
+
+    @property
+    def excess(self) -> float:
+        return self.observed - self.null_mean
+
+    @property
+    def p_text(self) -> str:
+        """``p = 0.123``, or ``p ≤ 0.005 (the floor with 200 draws)`` when no null draw reached the observed value."""
+        if self.draws and self.p_value <= 1 / (1 + self.draws) + 1e-12:
+            return f"p ≤ {1 / (1 + self.draws):.3f} (the floor with {self.draws} draws)"
+        return f"p = {self.p_value:.3f}"
+
+
+def permutation_null(observed: float, null: np.ndarray) -> NullComparison:
+    """Compare ``observed`` with its null samples (``bechdel-eq-null``, ``same_lesson-eq-null``):
+    p = (1 + #{null ≥ obs}) / (1 + P); NaN draws are dropped, and a NaN observation or no draw gives NaN."""
+    null = null[~np.isnan(null)]
+    if not len(null) or np.isnan(observed):
+        return NullComparison(float(observed), np.nan, np.nan)
+    p_value = float((1 + (null >= observed - 1e-12).sum()) / (1 + len(null)))
+    return NullComparison(float(observed), float(null.mean()), p_value, len(null))

@@ -8,6 +8,23 @@ from pathlib import Path
 
 from ..params import ParameterError, check_choice
 
+TASK_MODULES = {
+    "vlm": "llmtheory.zoo.vlm",
+    "clip": "llmtheory.zoo.clip",
+    "sce_specs": "llmtheory.qldpc_sce_proposer",
+    "screenplays": "llmtheory.bechdel_lm",
+    "readme_summaries": "llmtheory.metagente_lm",
+    "proverb_stories": "llmtheory.same_lesson_lm",
+}
+"""Tasks whose models a chapter's module trains and describes (its ``train`` and ``card_markdown``); the other
+tasks (facts, needles) use :func:`llmtheory.zoo.train.train` and :mod:`llmtheory.zoo.cards`."""
+
+
+def _task_module(task: str):
+    import importlib
+
+    return importlib.import_module(TASK_MODULES[task])
+
 
 def table() -> str:
     """A markdown table of every shipped model's size, training time and headline accuracy (for the zoo page)."""
@@ -38,6 +55,12 @@ def table() -> str:
                 f"agrees with follow() exactly on {100 * metrics['synthetic_exact_own']:.0f}% of synthetic and "
                 f"{100 * metrics['real_train_exact_own']:.0f}% of real READMEs (shuffled directives: "
                 f"{100 * metrics['synthetic_exact_shuffled']:.0f}%)"
+            )
+        elif spec["task"] == "proverb_stories":
+            measured = (
+                f"readable stories {100 * metrics['mono_readable']:.0f}% (held-out pairs "
+                f"{100 * metrics['held_out_readable']:.0f}%), on the prompt's lesson "
+                f"{100 * metrics['mono_on_lesson']:.0f}% ({100 * metrics['held_out_on_lesson']:.0f}%)"
             )
         elif spec["task"] == "facts":
             measured = (
@@ -118,28 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             spec = SPECS[check_choice("NAME", args.name, SPECS)]
             # Unshipped specs (micro, or not yet good enough) never write into data/, which the MANIFEST covers.
             out = args.out or (model_dir(spec.name) if spec.shipped else build_dir() / "zoo" / spec.name)
-            if spec.task == "vlm":
-                from .vlm import train as train_vlm
-
-                result = train_vlm(spec, out, progress=not args.quiet, threads=args.threads)
-            elif spec.task == "clip":
-                from .clip import train as train_clip
-
-                result = train_clip(spec, out, progress=not args.quiet, threads=args.threads)
-            elif spec.task == "sce_specs":
-                from ..qldpc_sce_proposer import train as train_grammar
-
-                result = train_grammar(spec, out, progress=not args.quiet, threads=args.threads)
-            elif spec.task == "screenplays":
-                from ..bechdel_lm import train as train_screenplays
-
-                result = train_screenplays(spec, out, progress=not args.quiet, threads=args.threads)
-            elif spec.task == "readme_summaries":
-                from ..metagente_lm import train as train_summarizer
-
-                result = train_summarizer(spec, out, progress=not args.quiet, threads=args.threads)
-            else:
-                result = train(spec, out, progress=not args.quiet, threads=args.threads)
+            trainer = _task_module(spec.task).train if spec.task in TASK_MODULES else train
+            result = trainer(spec, out, progress=not args.quiet, threads=args.threads)
             stopped = result.metrics.get("stopped_at_step")  # a staged recipe's gate stopped it: nothing written
             where = (
                 f"stopped at step {stopped:.0f} by its gate, nothing saved to {out}" if stopped else f"saved to {out}"
@@ -152,16 +155,9 @@ def main(argv: list[str] | None = None) -> int:
                 from . import SPECS, card_data, model_dir
                 from .cards import card_markdown
 
-                if SPECS[args.name].task == "vlm":
-                    from .vlm import card_markdown
-                elif SPECS[args.name].task == "clip":
-                    from .clip import card_markdown
-                elif SPECS[args.name].task == "sce_specs":
-                    from ..qldpc_sce_proposer import card_markdown
-                elif SPECS[args.name].task == "screenplays":
-                    from ..bechdel_lm import card_markdown
-                elif SPECS[args.name].task == "readme_summaries":
-                    from ..metagente_lm import card_markdown
+                task = SPECS[args.name].task
+                if task in TASK_MODULES:
+                    card_markdown = _task_module(task).card_markdown
                 (model_dir(args.name) / "README.md").write_text(card_markdown(card_data(args.name)))
             print(card(args.name))
         elif args.command == "table":

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 FAMILIES = ("llama", "gpt2", "gpt_neox", "qwen2")
-TASKS = ("facts", "needles", "sce_specs", "screenplays", "readme_summaries")
+TASKS = ("facts", "needles", "sce_specs", "screenplays", "readme_summaries", "proverb_stories")
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,9 @@ class ZooSpec:
     copy_gate: bool = True
     """Staged README summaries only: stop after the first stage when :func:`llmtheory.metagente_lm.copy_gate` rejects
     its copy probe (``False``: train on, the probes are still recorded)."""
+    story_cultures: str = "native"
+    """Proverb stories only: the training data's cultures, ``"native"`` (:data:`llmtheory.same_lesson_lm.CULTURES`)
+    or ``"rotated"`` (:data:`llmtheory.same_lesson_lm.ROTATED_CULTURES`, the chapter's control model)."""
     eval_every: int = 200
     shipped: bool = True
     notes: str = field(default="", compare=False)
@@ -97,6 +100,14 @@ def _fact(name: str, family: str, hidden: int, summary: str, kv_heads: int = 4, 
     return ZooSpec(
         name=name, family=family, task="facts", summary=summary, hidden=hidden, kv_heads=kv_heads, **defaults
     )
+
+
+def _story(name: str, family: str, summary: str, **kw) -> ZooSpec:
+    """A same_lesson story model (:mod:`llmtheory.same_lesson_lm`): hidden 64, 4 heads, 1,000 steps of batch 16."""
+    defaults = dict(hidden=64, layers=3, heads=4, kv_heads=4, intermediate=256, steps=1000, batch_size=16,
+                    learning_rate=3e-3, warmup=50, max_positions=160, eval_every=250)  # fmt: skip
+    defaults.update(kw)
+    return ZooSpec(name=name, family=family, task="proverb_stories", summary=summary, **defaults)
 
 
 NEEDLE_STAGES = (
@@ -417,6 +428,61 @@ SPECS: dict[str, ZooSpec] = {
             learning_rate=1e-3,
             warmup=1,
             max_positions=512,
+            eval_every=2,
+            shipped=False,
+        ),
+        _story(
+            "story-gpt2",
+            "gpt2",
+            "GPT-2, 3 layers, hidden 64: writes a story in one language for a proverb in "
+            "another (the same_lesson chapter's first model family)",
+            notes="The first build (this spec) learned the lessons and the cultures' endings and protagonists but "
+            "not to keep the protagonist it introduced in the action sentence: the coder found a role in 27% of "
+            "its monolingual stories (its corpus: 100%), the same at temperature 0.4 (39%) and without padding "
+            "(33%). Tried on the shared machine before the other story models were trained, each once, none "
+            "shipped (readable share of 32 held-out-pair stories in the training log, n = 32): the same model "
+            "for 2,500 steps at 3e-3 (0.31 at step 1,250, stopped), 2,000 steps at 1e-3 (0.31 at the end; "
+            "monolingual 0.35 on its card's 128 stories), hidden 128 at 1e-3 (0.31 at step 1,000, stopped), a "
+            "Llama of 4 layers for 2,500 steps at 3e-3 (0.16 at step 1,000, stopped). So this spec stays, and the "
+            "chapter reads the role code as the models' binding failure, not as their culture's agency.",
+        ),
+        _story(
+            "story-gpt2-seed1",
+            "gpt2",
+            "story-gpt2's architecture and data, another seed (initialisation and data order)",
+            seed=1,
+        ),
+        _story(
+            "story-llama",
+            "llama",
+            "Llama (GQA, 4 query / 2 KV heads), 4 layers, hidden 64: the same_lesson story task",
+            layers=4,
+            kv_heads=2,
+            intermediate=192,
+        ),
+        _story(
+            "story-neox",
+            "gpt_neox",
+            "GPT-NeoX (parallel residual, partial RoPE), 3 layers, hidden 64: the same_lesson story task",
+        ),
+        _story(
+            "story-gpt2-rotated",
+            "gpt2",
+            "story-gpt2 trained on the rotated cultures (each story language "
+            "gets another language's prior): the same_lesson chapter's convergence control",
+            story_cultures="rotated",
+        ),
+        _story(
+            "micro-stories",
+            "llama",
+            "micro story model for tests",
+            hidden=16,
+            layers=1,
+            heads=2,
+            kv_heads=1,
+            intermediate=32,
+            steps=2,
+            batch_size=2,
             eval_every=2,
             shipped=False,
         ),

@@ -13,7 +13,7 @@ import json
 import math
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +158,32 @@ def _batch(
             keep[i, 1 : len(ids[i])] = torch.tensor(flags, dtype=torch.bool)
         labels = labels.masked_fill(~keep, -100)
     return batch, mask, labels
+
+
+def encode_example(tokenizer, prompt: str, target: str) -> tuple[list[int], int]:
+    """The ids of ``prompt`` (encoded alone, as at inference) followed by ``" " + target`` and ``<eos>``, and how
+    many of them are the prompt's (a conditional model's training example: summary, story)."""
+    prompt_ids = tokenizer(prompt)["input_ids"]
+    target_ids = tokenizer(" " + target)["input_ids"] + [tokenizer.eos_token_id]
+    return prompt_ids + target_ids, len(prompt_ids)
+
+
+def conditional_batch(tokenizer, examples: Sequence[tuple[str, str]]) -> dict:
+    """Left-padded ids of (prompt, target) pairs (every target ends in the last column), attention mask, positions
+    counted from each row's first token, and the labels of the last ``logits_to_keep`` columns: the loss is on the
+    target and ``<eos>`` only, and only those columns go through the output layer."""
+    encoded = [encode_example(tokenizer, p, t) for p, t in examples]
+    width = max(len(ids) for ids, _ in encoded)
+    keep = max(len(ids) - n_prompt for ids, n_prompt in encoded) + 1  # the target's columns and the one before
+    ids = torch.full((len(encoded), width), tokenizer.pad_token_id, dtype=torch.long)
+    labels = torch.full_like(ids, -100)
+    for i, (row, n_prompt) in enumerate(encoded):
+        ids[i, width - len(row) :] = torch.tensor(row)
+        labels[i, width - len(row) + n_prompt :] = torch.tensor(row[n_prompt:])
+    mask = (torch.arange(width)[None, :] >= (width - torch.tensor([len(r) for r, _ in encoded]))[:, None]).long()
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    return {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "labels": labels[:, -keep:],
+            "logits_to_keep": keep}  # fmt: skip
 
 
 def training_texts(spec: ZooSpec, world: tw.World, rng: np.random.Generator, step: int) -> list[str]:
