@@ -259,3 +259,20 @@ def test_rsa_spearman_with_a_mantel_null():
     assert sl.rsa_spearman(sim, y @ y.T, rng, 199).p_value > 0.05
     with pytest.raises(ParameterError, match="square"):
         sl.rsa_spearman(sim, sim[:5, :5], rng)
+
+
+def test_a_stratified_redistribution_test_sees_a_carry_over_that_pooling_cancels():
+    # in language x the candidate's codes move towards "b", in language y towards "a": pooled, the shares are equal
+    def frame(shares_x: float, shares_y: float, n: int = 200) -> pd.DataFrame:
+        rows = [("x", "a" if i < shares_x * n else "b") for i in range(n)]
+        rows += [("y", "a" if i < shares_y * n else "b") for i in range(n)]
+        return pd.DataFrame(rows, columns=["lang", "code"])
+
+    reference, candidate = frame(0.7, 0.3), frame(0.3, 0.7)
+    pooled = sl.redistribution_test(reference, candidate, ["code"], make_rng(0, "t"), 199)
+    stratified = sl.redistribution_test(reference, candidate, ["code"], make_rng(0, "t"), 199, strata="lang")
+    assert pooled.p_value > 0.5 and stratified.p_value < 0.01
+    again = sl.redistribution_test(reference, frame(0.7, 0.3), ["code"], make_rng(0, "t"), 199, strata="lang")
+    assert again.p_value > 0.5  # the same shares in each language: nothing to see
+    with pytest.raises(ParameterError, match="strata"):
+        sl.redistribution_test(reference, candidate, ["code"], make_rng(0, "t"), 9, strata="no_such_column")

@@ -819,15 +819,11 @@ def _rowwise_jsd(counts_a: np.ndarray, counts_b: np.ndarray) -> np.ndarray:
     return 0.5 * kl(p, m) + 0.5 * kl(q, m)
 
 
-def redistribution_test(
-    a: pd.DataFrame, b: pd.DataFrame, columns, rng: np.random.Generator, n_permutations: int = 999
-) -> NullComparison:
-    """Has the distribution of the coded ``columns`` moved between corpora ``a`` and ``b``? (Q2.) The statistic is
-    the sum over columns of JSD(a's shares, b's shares) (``same_lesson-eq-jsd``); its null permutes which rows
-    belong to which corpus, keeping each row's codes together (``same_lesson-eq-null``): p = (1 + #{T_π ≥ T}) /
-    (1 + P)."""
-    check_int("n_permutations", n_permutations, minimum=1)
-    columns = list(columns)
+def _redistribution_totals(
+    a: pd.DataFrame, b: pd.DataFrame, columns: list, rng: np.random.Generator, n_permutations: int
+) -> np.ndarray:
+    """The statistic T of ``same_lesson-eq-null`` (summed JSD over ``columns``) for the observed split (entry 0) and
+    ``n_permutations`` random reassignments of whole rows to ``a`` and ``b``."""
     pooled = pd.concat([a[columns], b[columns]], ignore_index=True)
     n_a = len(a)
     if n_a == 0 or len(b) == 0:
@@ -841,6 +837,34 @@ def redistribution_test(
     for hot in hots:
         counts_a = in_a @ hot
         total += _rowwise_jsd(counts_a, hot.sum(axis=0) - counts_a)
+    return total
+
+
+def redistribution_test(
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    columns,
+    rng: np.random.Generator,
+    n_permutations: int = 999,
+    strata: str | None = None,
+) -> NullComparison:
+    """Has the distribution of the coded ``columns`` moved between corpora ``a`` and ``b``? (Q2.) The statistic is
+    the sum over columns of JSD(a's shares, b's shares) (``same_lesson-eq-jsd``); its null permutes which rows
+    belong to which corpus, keeping each row's codes together (``same_lesson-eq-null``): p = (1 + #{T_π ≥ T}) /
+    (1 + P). With ``strata`` (a column of both, e.g. the story language) T is summed over the strata and rows are
+    permuted within their stratum only: a shift that goes one way in one stratum and the other way in another
+    does not cancel, and differences in the strata's sizes cannot make one."""
+    check_int("n_permutations", n_permutations, minimum=1)
+    columns = list(columns)
+    if strata is None:
+        total = _redistribution_totals(a, b, columns, rng, n_permutations)
+        return permutation_null(float(total[0]), total[1:])
+    check_choice("strata", strata, [c for c in a.columns if c in b.columns])
+    total = np.zeros(n_permutations + 1)
+    for level in sorted(set(a[strata]) | set(b[strata]), key=str):
+        part_a, part_b = a[a[strata] == level], b[b[strata] == level]
+        if len(part_a) and len(part_b):
+            total += _redistribution_totals(part_a, part_b, columns, rng, n_permutations)
     return permutation_null(float(total[0]), total[1:])
 
 

@@ -15,6 +15,7 @@ TASK_MODULES = {
     "screenplays": "llmtheory.bechdel_lm",
     "readme_summaries": "llmtheory.metagente_lm",
     "proverb_stories": "llmtheory.same_lesson_lm",
+    "dialogues": "llmtheory.pigeonholing_lm",
 }
 """Tasks whose models a chapter's module trains and describes (its ``train`` and ``card_markdown``); the other
 tasks (facts, needles) use :func:`llmtheory.zoo.train.train` and :mod:`llmtheory.zoo.cards`."""
@@ -62,6 +63,10 @@ def table() -> str:
                 f"{100 * metrics['held_out_readable']:.0f}%), on the prompt's lesson "
                 f"{100 * metrics['mono_on_lesson']:.0f}% ({100 * metrics['held_out_on_lesson']:.0f}%)"
             )
+        elif spec["task"] == "dialogues":
+            from ..pigeonholing_lm import zoo_table_measured
+
+            measured = zoo_table_measured(metrics)
         elif spec["task"] == "facts":
             measured = (
                 f"frequent {100 * metrics['exact_frequent']:.0f}%, medium {100 * metrics['exact_medium']:.0f}%, "

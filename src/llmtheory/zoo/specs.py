@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 FAMILIES = ("llama", "gpt2", "gpt_neox", "qwen2")
-TASKS = ("facts", "needles", "sce_specs", "screenplays", "readme_summaries", "proverb_stories")
+TASKS = ("facts", "needles", "sce_specs", "screenplays", "readme_summaries", "proverb_stories", "dialogues")
 
 
 @dataclass(frozen=True)
@@ -484,6 +484,60 @@ SPECS: dict[str, ZooSpec] = {
             steps=2,
             batch_size=2,
             eval_every=2,
+            shipped=False,
+        ),
+        ZooSpec(
+            name="pigeon-chat-llama",
+            family="llama",
+            task="dialogues",
+            summary="Llama (GQA, 4 query / 2 KV heads), 4 layers, hidden 64: a chat model whose training dialogues "
+            "make copying from context a habit (the pigeonholing chapter)",
+            hidden=64,
+            layers=4,
+            heads=4,
+            kv_heads=2,
+            intermediate=192,
+            steps=2500,
+            batch_size=32,
+            learning_rate=3e-3,
+            warmup=100,
+            max_positions=160,
+            eval_every=500,
+            notes="The second and last attempt. Sized to the zoo's 10-minute budget on one thread: hidden 96 took "
+            "0.47 s of CPU per step of 32 mixed dialogues (padded to about 85 tokens), hidden 64 0.30 s. The first "
+            "build (hidden 64, 1,800 steps of mixed-length batches, context shares clean 0.35 / suggestion 0.25 / "
+            "same-question turns 0.15 / other-question turns 0.25, the procedure a sum of three digits mod 10; "
+            "611 s CPU, over budget) learned arithmetic (clean 86%) and some facts (45%) but not the procedure "
+            "(20%, chance 10%), and it read earlier turns hardly at all: a wrong user suggestion cut arithmetic to "
+            "4.5% and facts to 34.5%, but five earlier wrong answers to the same question left 82% and 46.5% "
+            "(repeated 0.5% and 5%), and five earlier right ones did not help facts (49%); one right in-context "
+            "example did not narrow open-ended answers (copied 4%; clean 2-10%). So this build: the procedure is "
+            "a sum of two digits, same-question turns have share 0.3 (other-question turns 0.2, clean 0.3, "
+            "suggestions 0.2), and each batch is of one length class (pigeonholing_lm.training_batch: about 0.18 s "
+            "of CPU per step), which buys 2,500 steps. Result (its card): clean accuracy 96% / 55% / 100% "
+            "(arithmetic / facts / procedure); a wrong user suggestion takes them to 68.5% / 42.5% / 0% (the "
+            "procedure repeats the suggestion 97% of the time), a right one leaves them; but earlier assistant "
+            "turns still barely matter (five wrong answers to the same question: 97% / 51.5% / 89%, repeated at "
+            "most 2%; five right ones do not help facts, 56%), and an earlier claim flips 6% of stances against "
+            "67% for a user's claim. So this model copies from the user's turn, not from its own earlier turns: "
+            "the chapter's dose-response in k is expected to be flat on it. Not retrained (two attempts).",
+        ),
+        ZooSpec(
+            name="micro-pigeon-chat",
+            family="llama",
+            task="dialogues",
+            summary="micro pigeonholing chat model for tests",
+            hidden=16,
+            layers=1,
+            heads=2,
+            kv_heads=1,
+            intermediate=32,
+            steps=3,
+            batch_size=4,
+            learning_rate=1e-3,
+            warmup=1,
+            max_positions=160,
+            eval_every=3,
             shipped=False,
         ),
         # Micro specs: not shipped, for tests (they train in seconds).
