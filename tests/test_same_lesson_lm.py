@@ -124,3 +124,15 @@ def test_a_random_model_of_another_architecture_writes_unreadable_stories_withou
         model, tokenizer, slm.items(("unity",), (("en", "fr"),)), 2, seed=0, max_new_tokens=12
     )
     assert len(stories) == 2 and slm.story_report(stories)["readable"] == 0.0
+
+
+def test_the_memory_estimate_counts_weights_and_cache_by_hand(tmp_path):
+    from transformers import LlamaConfig
+
+    config = LlamaConfig(hidden_size=8, num_hidden_layers=2, vocab_size=10, intermediate_size=16,
+                         num_attention_heads=2, num_key_value_heads=1)  # fmt: skip
+    need = slm.memory_estimate(config, batch_size=3, tokens=5, bytes_per_value=2)
+    assert need["weights"] == (2 * (4 * 64 + 3 * 8 * 16) + 2 * 10 * 8) * 2
+    assert need["cache"] == 2 * 2 * 1 * 4 * 5 * 3 * 2 and need["total"] == need["weights"] + need["cache"]
+    assert "GiB to sample 64 stories" in slm.memory_text("story-gpt2")
+    assert "no estimate" in slm.memory_text(str(tmp_path / "no_such_folder"))

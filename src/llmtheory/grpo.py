@@ -235,7 +235,7 @@ def _pad_id(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
-def _encode_prompts(tokenizer, prompts: Sequence[str], add_special_tokens: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_prompts(tokenizer, prompts: Sequence[str], add_special_tokens: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Left-padded prompt ids and mask (decoder-only generation appends to the right end of every row)."""
     if isinstance(prompts, str) or not prompts:
         raise ParameterError("prompts must be a non-empty list of strings")
@@ -265,7 +265,7 @@ def encode_rollouts(
             f"{len(prompts)} prompts and {len(completions)} completions: expected equal numbers, a multiple of "
             f"group_size={group_size}"
         )
-    prompt_ids, prompt_mask = _encode_prompts(tokenizer, prompts, add_special_tokens)
+    prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, add_special_tokens)
     tokens = tokenizer(list(completions), add_special_tokens=False)["input_ids"]
     tokens = [t + [tokenizer.eos_token_id] if add_eos else t for t in tokens]
     completion_ids, completion_mask = _pad(tokens, _pad_id(tokenizer), left=False)
@@ -367,7 +367,7 @@ def completion_log_probs(
 
 
 @contextlib.contextmanager
-def _in_eval_mode(*models):
+def in_eval_mode(*models):
     """Dropout off while sampling and scoring (so ρ = 1 exactly before the first update); modes restored after."""
     models = [m for m in models if m is not None]
     modes = [m.training for m in models]
@@ -410,7 +410,7 @@ def sample_groups(
     check_int("max_new_tokens", max_new_tokens, minimum=1)
     check_int("seed", seed, minimum=0)
     check_float("temperature", temperature, minimum=1e-6)
-    prompt_ids, prompt_mask = _encode_prompts(tokenizer, prompts, add_special_tokens)
+    prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, add_special_tokens)
     device = next(model.parameters()).device
     eos_ids = eos_token_ids(model, tokenizer)
     with torch.no_grad(), _rng_context(model, seed):
@@ -528,7 +528,7 @@ def grpo_update(
     device = next(policy.parameters()).device
     mask, advantages_per_row = rollouts.completion_mask.to(device), advantages.reshape(-1).to(device)
     losses = []
-    with _in_eval_mode(policy, reference):
+    with in_eval_mode(policy, reference):
         with torch.no_grad():
             # π_θold (frozen before the first update) and π_ref
             old = (
@@ -574,7 +574,7 @@ def grpo_step(
     """One GRPO iteration (DeepSeekMath Algorithm 1, inner loop): sample G completions per prompt from the current
     policy, score them with ``reward_fn``, and update the policy on the clipped, KL-penalised objective."""
     config = GRPOConfig() if config is None else config
-    with _in_eval_mode(policy):
+    with in_eval_mode(policy):
         rollouts = sample_groups(
             policy,
             tokenizer,

@@ -437,7 +437,8 @@ WHY = {
         "not reproduced": "The rule has two parts, fixed before the first run on the zoo models (after uncentred "
         "profiles of one model against itself had been seen): the convergence interval's distance from the "
         "mismatched level and every pair's Mantel test; with 8 conditions (28 pairs of conditions per "
-        "matrix) the Mantel test has little power, and the numbers say which part is missed.",
+        "matrix), each profile from a few stories per lesson of one model, the Mantel test has little power, and "
+        "the numbers say which part is missed.",
         "default": "The four models share one training corpus, so similar code profiles are expected from the data "
         "alone; the rotated control, trained on the same stories with the cultures moved to other languages, says "
         "how much of the agreement the cultures carry.",
@@ -835,13 +836,16 @@ def culture_table(samples: list[ModelSample], seed: int) -> pd.DataFrame:
         part = cross[(cross["proverb_lang"] == a) & (cross["lang"] == b)]
         home, source = mono[mono["lang"] == b], mono[mono["lang"] == a]
         rows.append({"pair": f"{a} → {b}", "stories": len(part), "λ (95%)": carry_over(part, home, source, rng)})
-    return pd.DataFrame(rows).set_index("pair")
+    table = pd.DataFrame(rows).set_index("pair")
+    table.attrs["estimates"] = list(table["λ (95%)"])  # the numbers, for culture_reading
+    table["λ (95%)"] = [f"{e:.2f}" if e is not None else "no stories" for e in table["λ (95%)"]]
+    return table
 
 
 def culture_reading(table: pd.DataFrame) -> str:
     """What :func:`culture_table` says, counted: in how many held-out pairs the interval of λ lies below ½ (nearer
     the story language's culture than the training pairs' mix), holds ½, or lies above it."""
-    estimates = [e for e in table["λ (95%)"] if e is not None]
+    estimates = [e for e in table.attrs["estimates"] if e is not None]
     below = sum(e.high < 0.5 for e in estimates)
     above = sum(e.low > 0.5 for e in estimates)
     n = len(estimates)

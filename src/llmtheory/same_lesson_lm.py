@@ -33,7 +33,9 @@ TAGS: tuple[str, ...] = tuple(f"<{kind}:{lang}>" for kind in ("proverb", "story"
 VOCAB_SIZE = 1200
 TOKENIZER_TEXTS = 4000
 MAX_NEW_TOKENS = 120
-"""A story of the generator is 60-100 tokens of the zoo tokenizer; a sample is cut at this length."""
+"""A story of the generator is 60-100 tokens of the zoo tokenizer; a zoo model's sample is cut at this length."""
+HUB_MAX_NEW_TOKENS = 400
+"""A real model's short story (about 250 words) is cut at this length."""
 
 
 def _types(**weights: float) -> dict[str, float]:
@@ -202,20 +204,25 @@ def generate_stories(
     n_per_item: int,
     seed: int,
     *,
-    max_new_tokens: int = MAX_NEW_TOKENS,
+    max_new_tokens: int | None = None,
     batch_size: int = 64,
     progress: bool = False,
 ) -> list[sl.Story]:
     """``n_per_item`` stories per item sampled at temperature 1 (the model's distribution, not its mode) on the
     model's device, seeded inside ``fork_rng`` per batch: a zoo story model gets :func:`zoo_prompt`, any other model
     :func:`story_prompt` (through its chat template when it has one). Returns :class:`~llmtheory.same_lesson.Story`
-    objects in the story's language with ``truth = {"proverb_lang": A, "item": i}`` (``i`` the item's index)."""
+    objects in the story's language with ``truth = {"proverb_lang": A, "item": i}`` (``i`` the item's index).
+    ``max_new_tokens``: :data:`MAX_NEW_TOKENS` for a zoo story model, :data:`HUB_MAX_NEW_TOKENS` for another, by
+    default."""
     import torch
     from tqdm.auto import tqdm
 
     check_int("n_per_item", n_per_item, minimum=1)
     check_int("batch_size", batch_size, minimum=1)
     zoo = is_story_tokenizer(tokenizer)
+    if max_new_tokens is None:
+        max_new_tokens = MAX_NEW_TOKENS if zoo else HUB_MAX_NEW_TOKENS
+    check_int("max_new_tokens", max_new_tokens, minimum=1)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
@@ -240,6 +247,37 @@ def generate_stories(
             text = tokenizer.decode(ids, skip_special_tokens=True).strip()
             stories.append(sl.Story(item.lesson, item.story_lang, text, {"proverb_lang": item.proverb_lang, "item": i}))
     return stories
+
+
+def memory_estimate(config, *, batch_size: int, tokens: int, bytes_per_value: int = 2) -> dict[str, float]:
+    """Bytes sampling needs, from a config alone: the weights (counted without tied embeddings or grouped key-value
+    heads, so an upper estimate) and the key-value cache of ``batch_size`` sequences of ``tokens`` tokens (prompt and
+    story), at ``bytes_per_value`` (2: half precision, as on a GPU)."""
+    text = getattr(config, "text_config", None) or config
+    hidden, layers, vocab = text.hidden_size, text.num_hidden_layers, text.vocab_size
+    intermediate = getattr(text, "intermediate_size", None) or 4 * hidden
+    heads = text.num_attention_heads
+    head_dim = getattr(text, "head_dim", None) or hidden // heads
+    kv_heads = getattr(text, "num_key_value_heads", None) or heads
+    weights = (layers * (4 * hidden * hidden + 3 * hidden * intermediate) + 2 * vocab * hidden) * bytes_per_value
+    cache = 2 * layers * kv_heads * head_dim * tokens * batch_size * bytes_per_value
+    return {"weights": float(weights), "cache": float(cache), "total": float(weights + cache)}
+
+
+def memory_text(name: str, *, batch_size: int = 64) -> str:
+    """One line for the chapter: what sampling from ``name`` (a zoo name, folder or hub id whose config can be read)
+    needs at batch ``batch_size``, with the prompt and story lengths of its kind of model (:func:`memory_estimate`)."""
+    from .zoo import display_name, load_config
+
+    try:
+        config = load_config(name)
+    except (OSError, LookupError) as error:
+        return f"{display_name(name)}: its config cannot be read here ({type(error).__name__}), so no estimate"
+    tokens = 40 + (MAX_NEW_TOKENS if name in (*ZOO_MODELS, CONTROL_MODEL) else HUB_MAX_NEW_TOKENS)
+    need = memory_estimate(config, batch_size=batch_size, tokens=tokens)
+    return (f"{display_name(name)}: about {need['total'] / 2**30:.2f} GiB to sample {batch_size} stories at once "
+            f"({need['weights'] / 2**30:.2f} GiB of weights, {need['cache'] / 2**30:.2f} GiB of cache for {tokens} "
+            "tokens, half precision)")  # fmt: skip
 
 
 def guessed_lesson(text: str, lang: str) -> str:

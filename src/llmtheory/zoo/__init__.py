@@ -39,7 +39,18 @@ DUAL_ENCODER_TYPES = ("clip", "siglip", "siglip2", "chinese_clip", "altclip")
 """``model_type`` values that load as dual encoders (``AutoModel`` + ``AutoProcessor``)."""
 
 # `list` is left out of __all__ so that a star import never shadows the builtin.
-__all__ = ["SPECS", "CLIPSpec", "VLMSpec", "ZooError", "ZooSpec", "card", "card_data", "load", "model_dir"]
+__all__ = [
+    "SPECS",
+    "CLIPSpec",
+    "VLMSpec",
+    "ZooError",
+    "ZooSpec",
+    "card",
+    "card_data",
+    "load",
+    "load_config",
+    "model_dir",
+]
 
 
 class ZooError(LookupError):
@@ -132,6 +143,16 @@ def load(name_or_hub_id: str, *, attn_implementation: str | None = None, dtype=N
             f"Hugging Face hub id it failed ({reason}). Offline (HF_HUB_OFFLINE=1) or without network only zoo "
             f"models load; zoo models: {', '.join(list())}"
         ) from None
+
+
+def load_config(name_or_hub_id: str):
+    """The ``transformers`` config of a zoo name, a local folder or a hub id, without the weights (offline, a hub id
+    fails at once, as in :func:`load`): what a memory estimate needs before a model is loaded."""
+    from transformers import AutoConfig
+
+    source = _existing_dir(name_or_hub_id) if name_or_hub_id in SPECS else name_or_hub_id
+    local_only = not isinstance(source, Path) and _offline()
+    return AutoConfig.from_pretrained(source, local_files_only=local_only)
 
 
 @contextmanager
