@@ -110,6 +110,14 @@ def _story(name: str, family: str, summary: str, **kw) -> ZooSpec:
     return ZooSpec(name=name, family=family, task="proverb_stories", summary=summary, **defaults)
 
 
+def _micro(name: str, family: str, task: str, summary: str, **kw) -> ZooSpec:
+    """A micro spec for tests (not shipped; it trains in seconds): hidden 16, one layer, two query heads."""
+    defaults = dict(hidden=16, layers=1, heads=2, kv_heads=1, intermediate=32, steps=2, batch_size=2,
+                    learning_rate=1e-3, warmup=1, max_positions=512, eval_every=2, shipped=False)  # fmt: skip
+    defaults.update(kw)
+    return ZooSpec(name=name, family=family, task=task, summary=summary, **defaults)
+
+
 NEEDLE_STAGES = (
     (64, 16, 0.0, 1.0),
     (128, 8, 0.25, 0.25),
@@ -393,44 +401,16 @@ SPECS: dict[str, ZooSpec] = {
             "sequence over 256 tokens). Its training loss ends at 0.54 nats per token "
             "(readme-summarizer-llama's: 4.02).",
         ),
-        ZooSpec(
-            name="micro-readme-summarizer",
-            family="llama",
-            task="readme_summaries",
-            summary="micro summarizer for tests",
-            hidden=16,
-            layers=1,
-            heads=2,
-            kv_heads=1,
-            intermediate=32,
-            steps=2,
-            batch_size=2,
-            learning_rate=1e-3,
-            warmup=1,
-            max_positions=512,
+        _micro(
+            "micro-readme-summarizer",
+            "llama",
+            "readme_summaries",
+            "micro summarizer for tests",
             curriculum=((1, 2, 1.0), (1, 2, 0.5)),
             copy_fraction=0.3,
             eval_every=1,
-            shipped=False,
         ),
-        ZooSpec(
-            name="micro-screenplays",
-            family="gpt2",
-            task="screenplays",
-            summary="micro screenplay GPT-2 for tests",
-            hidden=16,
-            layers=1,
-            heads=2,
-            kv_heads=2,
-            intermediate=32,
-            steps=2,
-            batch_size=2,
-            learning_rate=1e-3,
-            warmup=1,
-            max_positions=512,
-            eval_every=2,
-            shipped=False,
-        ),
+        _micro("micro-screenplays", "gpt2", "screenplays", "micro screenplay GPT-2 for tests", kv_heads=2),
         _story(
             "story-gpt2",
             "gpt2",
@@ -522,23 +502,15 @@ SPECS: dict[str, ZooSpec] = {
             "67% for a user's claim. So this model copies from the user's turn, not from its own earlier turns: "
             "the chapter's dose-response in k is expected to be flat on it. Not retrained (two attempts).",
         ),
-        ZooSpec(
-            name="micro-pigeon-chat",
-            family="llama",
-            task="dialogues",
-            summary="micro pigeonholing chat model for tests",
-            hidden=16,
-            layers=1,
-            heads=2,
-            kv_heads=1,
-            intermediate=32,
+        _micro(
+            "micro-pigeon-chat",
+            "llama",
+            "dialogues",
+            "micro pigeonholing chat model for tests",
             steps=3,
             batch_size=4,
-            learning_rate=1e-3,
-            warmup=1,
             max_positions=160,
             eval_every=3,
-            shipped=False,
         ),
         # Micro specs: not shipped, for tests (they train in seconds).
         _fact(
@@ -554,42 +526,25 @@ SPECS: dict[str, ZooSpec] = {
             eval_every=6,
             shipped=False,
         ),
-        ZooSpec(
-            name="micro-sce-grammar",
-            family="llama",
-            task="sce_specs",
-            summary="micro grammar model for tests",
-            hidden=16,
-            layers=1,
-            heads=2,
-            kv_heads=1,
-            intermediate=32,
+        _micro(
+            "micro-sce-grammar",
+            "llama",
+            "sce_specs",
+            "micro grammar model for tests",
             steps=3,
             batch_size=4,
-            learning_rate=1e-3,
-            warmup=1,
-            max_positions=512,
             eval_every=3,
-            shipped=False,
         ),
-        ZooSpec(
-            name="micro-needles",
-            family="gpt_neox",
-            task="needles",
-            summary="micro GPT-NeoX for tests",
-            hidden=16,
-            layers=1,
-            heads=2,
+        _micro(
+            "micro-needles",
+            "gpt_neox",
+            "needles",
+            "micro GPT-NeoX for tests",
             kv_heads=2,
-            intermediate=32,
             steps=4,
-            batch_size=2,
-            learning_rate=1e-3,
-            warmup=1,
             max_positions=256,
             curriculum=((0.5, 64, 2), (0.5, 96, 2)),
             eval_every=4,
-            shipped=False,
         ),
     )
 }
