@@ -98,6 +98,20 @@ def card_data(name: str) -> dict:
     return json.loads((_existing_dir(name) / "card.json").read_text())
 
 
+def card_matches_spec(name: str) -> bool:
+    """Whether the spec recorded in ``name``'s card is its spec today: the same fields and values, where a field
+    added to :class:`ZooSpec` after the model was built counts as recorded at its default (it cannot have changed
+    the build)."""
+    import dataclasses
+
+    spec = SPECS[name]
+    recorded, today = card_data(name)["spec"], json.loads(json.dumps(spec.as_dict()))
+    defaults = {f.name: f.default for f in dataclasses.fields(spec) if f.default is not dataclasses.MISSING}
+    added = {k: today[k] for k in today.keys() - recorded.keys()}
+    later = all(k in defaults and json.loads(json.dumps(defaults[k])) == v for k, v in added.items())
+    return later and recorded == {k: v for k, v in today.items() if k in recorded}
+
+
 def _existing_dir(name: str) -> Path:
     folder = model_dir(name)
     if not (folder / "model.safetensors").is_file():
