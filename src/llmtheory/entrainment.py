@@ -352,12 +352,10 @@ def memory_estimate(config, *, batch_size: int, tokens: int, bytes_per_value: in
     """Bytes a head search needs, from a config alone: the weights (counted without tied embeddings or grouped
     key-value heads, so an upper estimate) and the activations kept for the backward pass (about 16 hidden-size
     vectors per token and layer, plus the logits), in float32 by default."""
-    hidden = config.hidden_size
-    layers = config.num_hidden_layers
-    vocab = config.vocab_size
-    intermediate = getattr(config, "intermediate_size", None) or 4 * hidden
-    per_layer = 4 * hidden * hidden + 3 * hidden * intermediate
-    weights = (layers * per_layer + 2 * vocab * hidden) * bytes_per_value
+    from .zoo import weight_count_bound
+
+    hidden, layers, vocab = config.hidden_size, config.num_hidden_layers, config.vocab_size
+    weights = weight_count_bound(config) * bytes_per_value
     activations = batch_size * tokens * (16 * hidden * layers + 2 * vocab) * bytes_per_value
     return {"weights": float(weights), "activations": float(activations), "total": float(weights + activations)}
 

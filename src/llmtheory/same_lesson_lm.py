@@ -253,14 +253,14 @@ def memory_estimate(config, *, batch_size: int, tokens: int, bytes_per_value: in
     """Bytes sampling needs, from a config alone: the weights (counted without tied embeddings or grouped key-value
     heads, so an upper estimate) and the key-value cache of ``batch_size`` sequences of ``tokens`` tokens (prompt and
     story), at ``bytes_per_value`` (2: half precision, as on a GPU)."""
+    from .zoo import weight_count_bound
+
     text = getattr(config, "text_config", None) or config
-    hidden, layers, vocab = text.hidden_size, text.num_hidden_layers, text.vocab_size
-    intermediate = getattr(text, "intermediate_size", None) or 4 * hidden
     heads = text.num_attention_heads
-    head_dim = getattr(text, "head_dim", None) or hidden // heads
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
     kv_heads = getattr(text, "num_key_value_heads", None) or heads
-    weights = (layers * (4 * hidden * hidden + 3 * hidden * intermediate) + 2 * vocab * hidden) * bytes_per_value
-    cache = 2 * layers * kv_heads * head_dim * tokens * batch_size * bytes_per_value
+    weights = weight_count_bound(text) * bytes_per_value
+    cache = 2 * text.num_hidden_layers * kv_heads * head_dim * tokens * batch_size * bytes_per_value
     return {"weights": float(weights), "cache": float(cache), "total": float(weights + cache)}
 
 
@@ -320,7 +320,6 @@ def train(spec, out_dir: Path | None = None, *, progress: bool = True, threads: 
     """Train the story model ``spec`` (task ``"proverb_stories"``) from scratch with the zoo's optimiser on fresh
     :func:`training_example` pairs of its culture set (``spec.story_cultures``), the loss on the story and
     ``<eos>`` only; measure it with :func:`lm_report`; save model, tokenizer, log and card to ``out_dir`` if given."""
-
     from .zoo.train import build_model, conditional_batch, optimise, save, torch_threads
 
     if spec.task != "proverb_stories":
@@ -335,22 +334,31 @@ def train(spec, out_dir: Path | None = None, *, progress: bool = True, threads: 
         def batch_at(step: int) -> dict:
             return conditional_batch(tokenizer, [training_example(rng, cultures) for _ in range(spec.batch_size)])
 
-        n_quick, n_final = (1, 4) if spec.shipped else (1, 1)
         lessons = sl.LESSONS if spec.shipped else sl.LESSONS[:1]
 
         def quick() -> dict:
             model.eval()
-            stories = generate_stories(model, tokenizer, items(lessons, HELD_OUT_PAIRS), n_quick, seed=1)
+            stories = generate_stories(model, tokenizer, items(lessons, HELD_OUT_PAIRS), 1, seed=1)
             return story_report(stories)
 
         shown = lambda m: {"on_lesson": round(m["on_lesson"], 2), "readable": round(m["readable"], 2)}  # noqa: E731
         run = optimise(spec, model, batch_at, quick, shown, progress=progress)
         model.eval()
-        final = lm_report(model, tokenizer, n_final, seed=0, cultures=cultures)
+        final = lm_report(model, tokenizer, 4 if spec.shipped else 1, seed=0, cultures=cultures)
         result = run.result(spec, model, final, start_total)
         if out_dir is not None:
             save(result, model, tokenizer, Path(out_dir), card_markdown)
         return result
+
+
+def zoo_table_measured(metrics: dict) -> str:
+    """The zoo table's "measured" cell: readable stories and stories on the prompt's lesson, monolingual (held-out
+    pairs)."""
+    return (
+        f"readable stories {100 * metrics['mono_readable']:.0f}% (held-out pairs "
+        f"{100 * metrics['held_out_readable']:.0f}%), on the prompt's lesson "
+        f"{100 * metrics['mono_on_lesson']:.0f}% ({100 * metrics['held_out_on_lesson']:.0f}%)"
+    )
 
 
 def card_markdown(card: dict) -> str:

@@ -159,6 +159,16 @@ def load(name_or_hub_id: str, *, attn_implementation: str | None = None, dtype=N
         ) from None
 
 
+def weight_count_bound(config) -> int:
+    """An upper bound on a causal LM's parameter count from its config alone: per layer 4h² for attention (as if
+    every head had its own keys and values) and 3h·I for a gated MLP (I = 4h when the config gives none), plus input
+    and output embeddings (as if untied)."""
+    hidden = config.hidden_size
+    intermediate = getattr(config, "intermediate_size", None) or 4 * hidden
+    per_layer = 4 * hidden * hidden + 3 * hidden * intermediate
+    return config.num_hidden_layers * per_layer + 2 * config.vocab_size * hidden
+
+
 def load_config(name_or_hub_id: str):
     """The ``transformers`` config of a zoo name, a local folder or a hub id, without the weights (offline, a hub id
     fails at once, as in :func:`load`): what a memory estimate needs before a model is loaded."""

@@ -44,7 +44,10 @@ def table() -> str:
             rows.append(f"| `{name}` | {SPECS[name].family} | {SPECS[name].layers} | | | | not built |")
             continue
         spec, metrics = data["spec"], data["metrics"]
-        if spec["task"] == "sce_specs":
+        own = getattr(_task_module(spec["task"]), "zoo_table_measured", None) if spec["task"] in TASK_MODULES else None
+        if own is not None:
+            measured = own(metrics)
+        elif spec["task"] == "sce_specs":
             measured = (
                 f"well-formed proposals {100 * metrics['well_formed']:.0f}%, "
                 f"different from the parent {100 * metrics['changed']:.0f}%"
@@ -57,16 +60,6 @@ def table() -> str:
                 f"{100 * metrics['real_train_exact_own']:.0f}% of real READMEs (shuffled directives: "
                 f"{100 * metrics['synthetic_exact_shuffled']:.0f}%)"
             )
-        elif spec["task"] == "proverb_stories":
-            measured = (
-                f"readable stories {100 * metrics['mono_readable']:.0f}% (held-out pairs "
-                f"{100 * metrics['held_out_readable']:.0f}%), on the prompt's lesson "
-                f"{100 * metrics['mono_on_lesson']:.0f}% ({100 * metrics['held_out_on_lesson']:.0f}%)"
-            )
-        elif spec["task"] == "dialogues":
-            from ..pigeonholing_lm import zoo_table_measured
-
-            measured = zoo_table_measured(metrics)
         elif spec["task"] == "facts":
             measured = (
                 f"frequent {100 * metrics['exact_frequent']:.0f}%, medium {100 * metrics['exact_medium']:.0f}%, "
