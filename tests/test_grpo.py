@@ -165,6 +165,29 @@ def test_completion_log_probs_of_a_padded_batch_match_each_sequence_alone(kind):
             assert torch.equal(logps[row, len(completion) :], torch.zeros(logps.shape[1] - len(completion)))
 
 
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_one_token_completions_of_shared_prompts_match_each_sequence_alone_with_their_gradients(kind):
+    model = tiny_model(kind)
+    prompts = [[2, 5, 6, 7], [2, 5, 6, 7], [2, 9], [2, 9], [2, 3, 4]]  # groups share their prompt
+    completions = [[8], [10], [11], [8], [12]]
+    prompt_ids, prompt_mask = grpo._pad(prompts, 0, left=True)
+    completion_ids, completion_mask = grpo._pad(completions, 0, left=False)
+    logps = grpo.completion_log_probs(model, prompt_ids, prompt_mask, completion_ids, completion_mask)
+    logps.sum().backward()
+    fast = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    direct = torch.stack(
+        [
+            torch.log_softmax(model(torch.tensor([p])).logits[0, -1], -1)[c[0]]
+            for p, c in zip(prompts, completions, strict=True)
+        ]
+    )
+    assert torch.allclose(logps[:, 0], direct, atol=1e-5)
+    direct.sum().backward()
+    for got, expected in zip(fast, (p.grad for p in model.parameters()), strict=True):
+        assert torch.allclose(got, expected, atol=1e-5)
+
+
 def test_completion_log_probs_apply_the_temperature():
     model = tiny_model("llama")
     _, _, batch = padded_batch()
