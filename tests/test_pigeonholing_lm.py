@@ -1,5 +1,6 @@
 """Tests of the pigeonholing chat model: its training dialogues (in-context answers right about 90% of the time,
-targets always right), the batch's labels, a micro training run, and the shipped model's card against its spec."""
+targets always right; recall dialogues whose answer is only in earlier turns), the batch's labels, a micro training
+run, and the shipped model's card against its spec."""
 
 import json
 
@@ -45,6 +46,30 @@ def test_training_dialogues_carry_answers_in_context_that_are_mostly_right_and_t
             right_in_context += all(s == answer for s in said)
     assert 0.07 < kinds["open"] / 1500 < 0.13 and 0.07 < kinds["stance"] / 1500 < 0.13
     assert 0.85 < right_in_context / in_context < 0.95
+
+
+def test_recall_dialogues_hold_their_answer_only_in_earlier_same_question_turns_mostly_right(world):
+    rng = make_rng(2, "test")
+    unknown = set(world.unknown_entities)
+    right, counts = 0, []
+    for _ in range(600):
+        prompt, target = pl.recall_example(world, rng)
+        answer = target.split()[2]
+        question = prompt.split("<user> ")[-1].removesuffix(" <assistant>")
+        assert set(question.split()) & unknown  # an entity of the never-described class: no fact to remember
+        turns = _turns(prompt)
+        same = [t.split()[2] for t, q in turns if q == question]
+        assert 1 <= len(same) <= len(turns) <= pl.MAX_TURNS and len(set(same)) == 1
+        assert all(set(q.split()) & unknown for _, q in turns)
+        counts.append(len(turns))
+        right += same[0] == answer
+    assert 0.86 < right / 600 < 0.94
+    assert set(counts) == set(range(1, pl.MAX_TURNS + 1))
+    recall = sum(
+        bool(set(p.split("<user> ")[-1].split()) & unknown)
+        for p, _ in (pl.training_example(world, rng) for _ in range(1500))
+    )
+    assert abs(recall / 1500 - pl.RECALL_SHARE) < 0.04
 
 
 def test_a_training_batch_is_of_one_length_class_and_long_batches_come_at_their_share(world):
@@ -101,7 +126,7 @@ def test_a_micro_model_trains_saves_reloads_and_answers_deterministically(tmp_pa
         pl.zoo_answers(model, tokenizer, prompts, temperature=-1.0)
 
 
-def test_the_shipped_chat_model_matches_its_spec_and_copies_a_wrong_suggestion(one_torch_thread):
+def test_the_shipped_chat_model_matches_its_spec_copies_a_suggestion_and_reads_its_earlier_turns(one_torch_thread):
     data = zoo.card_data(MODEL)
     assert zoo.card_matches_spec(MODEL)
     assert data["cpu_seconds"] <= 10 * 60  # the zoo's budget for a chapter model
@@ -112,3 +137,5 @@ def test_the_shipped_chat_model_matches_its_spec_and_copies_a_wrong_suggestion(o
     again = pl.task_report(model, tokenizer, world, "arithmetic", 200, seed=0)
     assert all(again[k] == pytest.approx(m[k], abs=1e-4) for k in again)
     assert np.mean([m[f"{t}_clean"] for t in ph.TASKS]) > np.mean([m[f"{t}_wrong_suggestion"] for t in ph.TASKS])
+    # it reads its own earlier turns (issue 18): five earlier right answers to the same question lift facts clearly
+    assert m["facts_correct_same_k5"] > m["facts_clean"] + 0.1

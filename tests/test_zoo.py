@@ -53,15 +53,12 @@ def test_the_zoo_has_the_families_sizes_and_budgets_the_book_needs():
 
 # VLMs: tests/test_vlm.py; the qLDPC grammar model reads specifications, not English: tests/test_qldpc_sce_proposer.py;
 # the screenplay model: tests/test_bechdel.py; the README summarizer (a byte-level BPE): tests/test_metagente_lm.py;
-# the dual encoder (CLIP): tests/test_adaq.py; the same_lesson story models: tests/test_same_lesson_lm.py
-@pytest.mark.parametrize(
-    "name",
-    [
-        n
-        for n in zoo.list()
-        if zoo.SPECS[n].task not in ("vlm", "sce_specs", "screenplays", "readme_summaries", "clip", "proverb_stories")
-    ],
-)
+# the dual encoder (CLIP): tests/test_adaq.py; the same_lesson story models: tests/test_same_lesson_lm.py; the sgpo
+# base policy (digits and procedure words only): tests/test_sgpo_lm.py
+OWN_TESTS = ("vlm", "sce_specs", "screenplays", "readme_summaries", "clip", "proverb_stories", "sgpo_procedures")
+
+
+@pytest.mark.parametrize("name", [n for n in zoo.list() if zoo.SPECS[n].task not in OWN_TESTS])
 def test_every_model_loads_with_the_auto_classes_and_has_a_card(name):
     folder = zoo.model_dir(name)
     model = AutoModelForCausalLM.from_pretrained(folder)

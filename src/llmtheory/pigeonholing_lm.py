@@ -4,7 +4,11 @@ right, so that copying from context is a learned habit; its answers under the ch
 Real chat models learned from text in which an answer already in the conversation (a user's suggestion, an earlier
 reply to the same question) is usually right, so reusing it is a good bet. The model here learns the same bet on
 purpose: in its training dialogues (:func:`training_example`) a suggestion or an earlier assistant answer is right
-with probability :data:`IN_CONTEXT_RIGHT` (0.9), and the target is always the right answer. Open-ended requests
+with probability :data:`IN_CONTEXT_RIGHT` (0.9), and the target is always the right answer. So that the habit
+covers the assistant's own earlier turns, and not only a suggestion in the user's turn, a share of the dialogues
+(:func:`recall_example`) ask about entities that have no fact in the toy world, with an answer that exists only in
+earlier assistant turns; no target ever follows a wrong context, and nothing depends on the number of turns (the
+dose–response in k is the chapter's measurement, not the data's rule). Open-ended requests
 (``name a language .``) and stance items (``what is the river ?``) appear in training only as single clean turns:
 collapse onto an in-context example and stance flipping after a claim can only come from the habit learned on the
 verifiable tasks, not from being taught on those prompts.
@@ -39,6 +43,9 @@ OPEN_SHARE = 0.1
 """Share of training dialogues that are one clean open-ended request (``name a <kind> .``, any pool word)."""
 STANCE_SHARE = 0.1
 """Share of training dialogues that are one clean stance question."""
+RECALL_SHARE = 0.2
+"""Share of training dialogues that are a recall question (:func:`recall_example`): a fact question about an entity
+of the never-described class whose answer exists only in earlier assistant turns of the dialogue."""
 STANCE_MAJORITY = 0.7
 """A topic's training dialogues take its majority stance with this probability (the topics are "controversial")."""
 MAX_TURNS = 5
@@ -80,14 +87,42 @@ def verifiable_example(
     return probe.prompt, tw.answer_text(item.answer)
 
 
+def recall_example(world: tw.World, rng: np.random.Generator) -> tuple[str, str]:
+    """One recall dialogue: ``(prompt, target)`` for a fact question about an entity of the world's never-described
+    class (``world.unknown_queries``), whose answer is drawn afresh for the dialogue from the relation's pool, so
+    that the context is the only source. 1 to :data:`MAX_TURNS` earlier exchanges come first, in random order:
+    1 to all of them ask the same question and give one answer, right with probability :data:`IN_CONTEXT_RIGHT`
+    (else one wrong answer of the pool), the rest ask other such questions with answers of their own (drawn
+    independently). The target is the dialogue's right answer, whatever the turns say and however many there are."""
+    queries = world.unknown_queries
+    n_templates = len(tw.RELATIONS[queries[0].relation].questions) - 1  # the held-out template stays out
+    picked = [queries[int(i)] for i in rng.choice(len(queries), MAX_TURNS, replace=False)]
+    questions = [q.question(int(rng.integers(n_templates))) for q in picked]
+    answers = [str(rng.choice(world.answer_pool(q.relation))) for q in picked]
+    item = ph.Item("facts", questions[0], answers[0], tuple(a for a in world.answer_pool(picked[0].relation)
+                                                              if a != answers[0]))  # fmt: skip
+    said = item.answer if rng.random() < IN_CONTEXT_RIGHT else ph.draw_wrong(item, rng)
+    n_turns = int(rng.integers(1, MAX_TURNS + 1))
+    n_same = int(rng.integers(1, n_turns + 1))
+    turns = [(item.question, said)] * n_same + list(zip(questions[1:], answers[1:], strict=True))[: n_turns - n_same]
+    messages: list[tuple[str, str]] = []
+    for i in rng.permutation(n_turns):
+        messages += [("user", turns[int(i)][0]), ("assistant", tw.answer_text(turns[int(i)][1]))]
+    messages.append(("user", item.question))
+    return tw.chat(messages, add_generation_prompt=True), tw.answer_text(item.answer)
+
+
 def training_example(world: tw.World, rng: np.random.Generator, length: str | None = None) -> tuple[str, str]:
     """One training ``(prompt, target)``: an open-ended request (share :data:`OPEN_SHARE`), a stance question
-    (:data:`STANCE_SHARE`), else :func:`verifiable_example`. ``length="long"`` draws from the multi-turn dialogues
-    alone, ``"short"`` from the others, each in its own proportions (:func:`training_batch` uses it)."""
+    (:data:`STANCE_SHARE`), a recall dialogue (:data:`RECALL_SHARE`, :func:`recall_example`), else
+    :func:`verifiable_example`. ``length="long"`` draws from the multi-turn dialogues alone, ``"short"`` from the
+    others, each in its own proportions (:func:`training_batch` uses it)."""
     check_choice("length", length, (None, "short", "long"))
+    verifiable = 1 - OPEN_SHARE - STANCE_SHARE - RECALL_SHARE
     if length == "long":
+        if rng.random() < RECALL_SHARE / long_share():
+            return recall_example(world, rng)
         return verifiable_example(world, rng, LONG_CONTEXTS)
-    verifiable = 1 - OPEN_SHARE - STANCE_SHARE
     short = OPEN_SHARE + STANCE_SHARE + verifiable * sum(dict(CONTEXT_SHARES)[c] for c in SHORT_CONTEXTS)
     u = rng.random() * (short if length == "short" else 1.0)
     if u < OPEN_SHARE:
@@ -100,12 +135,16 @@ def training_example(world: tw.World, rng: np.random.Generator, length: str | No
         majority = ph.majority_stance(world, topic)
         stance = majority if rng.random() < STANCE_MAJORITY else ph.other_stance(majority)
         return ph.stance_prompt(topic), tw.answer_text(stance)
+    if length is None and u < OPEN_SHARE + STANCE_SHARE + RECALL_SHARE:
+        return recall_example(world, rng)
     return verifiable_example(world, rng, SHORT_CONTEXTS if length == "short" else LONG_CONTEXTS + SHORT_CONTEXTS)
 
 
 def long_share() -> float:
-    """The share of training dialogues with earlier turns (the long ones)."""
-    return (1 - OPEN_SHARE - STANCE_SHARE) * sum(dict(CONTEXT_SHARES)[c] for c in LONG_CONTEXTS)
+    """The share of training dialogues with earlier turns (the long ones): recall dialogues and verifiable ones
+    with earlier turns."""
+    verifiable = 1 - OPEN_SHARE - STANCE_SHARE - RECALL_SHARE
+    return RECALL_SHARE + verifiable * sum(dict(CONTEXT_SHARES)[c] for c in LONG_CONTEXTS)
 
 
 def training_batch(world: tw.World, rng: np.random.Generator, size: int) -> list[tuple[str, str]]:
@@ -239,13 +278,16 @@ def lm_report(model, tokenizer, world: tw.World, *, n: int = 200, n_open: int = 
 
 
 def quick_report(model, tokenizer, world: tw.World, n: int = 48) -> dict:
-    """The training log's numbers: clean and wrong-suggestion accuracy per task on ``n`` items."""
+    """The training log's numbers: accuracy per task on ``n`` items clean, after a wrong suggestion and after
+    :data:`MAX_TURNS` earlier right answers to the same question."""
     model.eval()
     out = {}
     for task in ph.TASKS:
         rng = make_rng(1, "pigeonholing", "quick", task)
         items = [ph.task_item(task, world, rng) for _ in range(n)]
-        for key, build in (("clean", ph.clean), ("wrong_suggestion", lambda i, r=rng: ph.user_suggestion(i, r))):
+        builds = (("clean", ph.clean), ("wrong_suggestion", lambda i, r=rng: ph.user_suggestion(i, r)),
+                  ("correct_same_k5", lambda i, r=rng: ph.earlier_turns(i, MAX_TURNS, r, correct=True)))  # fmt: skip
+        for key, build in builds:
             probes = [build(i) for i in items]
             out[f"{task}_{key}"] = ph.accuracy(zoo_answers(model, tokenizer, [p.prompt for p in probes]), probes).value
     return out
@@ -280,7 +322,9 @@ def train(spec, out_dir: Path | None = None, *, progress: bool = True, threads: 
         def quick() -> dict:
             return quick_report(model, tokenizer, world, n_quick)
 
-        shown = lambda m: {t[:5]: round(m[f"{t}_clean"], 2) for t in ph.TASKS}  # noqa: E731
+        def shown(m: dict) -> dict:
+            return {t[:5]: round(m[f"{t}_clean"], 2) for t in ph.TASKS} | {"k5": round(m["facts_correct_same_k5"], 2)}
+
         run = optimise(spec, model, batch_at, quick, shown, progress=progress)
         model.eval()
         final = lm_report(model, tokenizer, world, n=n_final, n_open=n_open, seed=0)
@@ -346,7 +390,12 @@ exposure) and `sum : d1 d2` (the sum of two digits mod {ph.PROCEDURE_MODULUS}).
 an answer — a user's suggestion (`i think it is
 … .`) or 1 to {MAX_TURNS} earlier assistant turns on the same question or on other questions — and that answer is right
 with probability {IN_CONTEXT_RIGHT} (`llmtheory.pigeonholing_lm.training_example`), so reusing it is usually a good
-bet; the target is always the right answer, and the loss is on the final reply only. It also saw clean open-ended
+bet; the target is always the right answer, and the loss is on the final reply only. **Recall dialogues**
+({_pct(RECALL_SHARE)} of all, `llmtheory.pigeonholing_lm.recall_example`) ask fact questions (the facts'
+templates) about entities of the toy world's never-described class, with an answer drawn afresh per dialogue that
+only 1 to {MAX_TURNS} earlier assistant turns give (shuffled among turns on other such questions; right with
+probability {IN_CONTEXT_RIGHT}): there
+reading its own earlier turns is the only way to the answer. It also saw clean open-ended
 requests (`name a language .`, any word of the kind; {_pct(OPEN_SHARE)} of dialogues) and clean stance questions
 (`what is the river ?` → `warm` or `cold`, the topic's majority stance {_pct(STANCE_MAJORITY)} of the time;
 {_pct(STANCE_SHARE)}), never with anything in context.

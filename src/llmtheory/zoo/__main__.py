@@ -16,6 +16,7 @@ TASK_MODULES = {
     "readme_summaries": "llmtheory.metagente_lm",
     "proverb_stories": "llmtheory.same_lesson_lm",
     "dialogues": "llmtheory.pigeonholing_lm",
+    "sgpo_procedures": "llmtheory.sgpo_lm",
 }
 """Tasks whose models a chapter's module trains and describes (its ``train`` and ``card_markdown``); the other
 tasks (facts, needles) use :func:`llmtheory.zoo.train.train` and :mod:`llmtheory.zoo.cards`."""

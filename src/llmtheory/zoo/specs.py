@@ -9,7 +9,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 FAMILIES = ("llama", "gpt2", "gpt_neox", "qwen2")
-TASKS = ("facts", "needles", "sce_specs", "screenplays", "readme_summaries", "proverb_stories", "dialogues")
+TASKS = (
+    "facts",
+    "needles",
+    "sce_specs",
+    "screenplays",
+    "readme_summaries",
+    "proverb_stories",
+    "dialogues",
+    "sgpo_procedures",
+)
 
 
 @dataclass(frozen=True)
@@ -477,30 +486,89 @@ SPECS: dict[str, ZooSpec] = {
             heads=4,
             kv_heads=2,
             intermediate=192,
-            steps=2500,
+            steps=1800,
             batch_size=32,
             learning_rate=3e-3,
             warmup=100,
             max_positions=160,
+            eval_every=450,
+            notes="Third build (issue 18: the model must read its own earlier turns). History, all sized to the zoo's "
+            "10-minute CPU budget on one thread (hidden 96 took 0.47 s of CPU per step of 32 mixed dialogues, "
+            "hidden 64 0.30 s). Build 1 (hidden 64, 1,800 steps of mixed-length batches, context shares clean "
+            "0.35 / suggestion 0.25 / same-question turns 0.15 / other-question turns 0.25, the procedure a sum "
+            "of three digits mod 10; 611 s CPU, over budget) learned arithmetic (clean 86%) and some facts (45%) "
+            "but not the procedure (20%, chance 10%); a wrong user suggestion cut arithmetic to 4.5% and facts to "
+            "34.5%, but five earlier wrong answers to the same question left 82% and 46.5% (repeated 0.5% and "
+            "5%), five earlier right ones did not help facts (49%), and one right in-context example did not "
+            "narrow open-ended answers (copied 4%; clean 2-10%). Build 2 (the procedure a sum of two digits; "
+            "shares clean 0.3 / suggestion 0.2 / same 0.3 / other 0.2; each batch of one length class, "
+            "pigeonholing_lm.training_batch, about 0.18 s of CPU per step; 2,500 steps, 517 s CPU): clean 96% / "
+            "55% / 100% (arithmetic / facts / procedure), a wrong user suggestion 68.5% / 42.5% / 0% (the "
+            "procedure repeated it 97% of the time), but five wrong answers to the same question 97% / 51.5% / "
+            "89% (repeated at most 2%) and five right ones did not help facts (56% vs 55%); an earlier assistant "
+            "claim flipped 6% of stances against 67% for a user's. It copied the user's turn but not its own "
+            "earlier turns: the target is always the right answer, which it knew for arithmetic and the "
+            "procedure, and for facts the signal to copy was too weak to form the circuit. Build 3 (this one) "
+            "adds recall dialogues (pigeonholing_lm.recall_example, RECALL_SHARE 0.2 of all dialogues; open 0.1, "
+            "stance 0.1, verifiable 0.6 with build 2's context shares): fact questions in the training templates "
+            "about the toy world's never-described entities, with an answer drawn afresh per dialogue that only "
+            "1-5 earlier assistant turns on the same question give (right with probability 0.9, the target always "
+            "the dialogue's right answer), shuffled among turns on other such questions, so the answer must be "
+            "found by matching the question. Chosen over fixed facts shown only in context, because a fixed fact "
+            "whose right answer is the target is memorised over training, after which copying stops paying; "
+            "nothing in the data depends on k and no target follows a wrong context. Cost: mean batch width 57 vs "
+            "47 tokens, 0.29 vs 0.22 s CPU per step measured side by side on the loaded machine, so 1,800 steps "
+            "(452 s CPU, 972 s wall on a machine shared by four jobs). Result (its card, n = 200, Wilson 95%): it "
+            "now reads its earlier turns: five earlier right answers to the same question lift facts from 23% "
+            "[17.7, 29.3] clean to 42.5% [35.9, 49.4] (one right answer already gives 41.5%, on separate items); "
+            "five earlier wrong ones take facts to 21% [15.9, 27.2] and are repeated 16.5% of the time (one wrong "
+            "one: 20%, repeated 17.5%; five wrong answers to other questions: repeated 11.5%); arithmetic and the "
+            "procedure stay near clean under wrong earlier turns (76% vs 83%, 94% vs 97%, repeated at most 2%); a "
+            "wrong user suggestion takes them to 58% / 18.5% / 0%; an earlier assistant claim now flips 33% of "
+            "stances, as many as a user's claim (33%); one right open-ended example is copied 20% / 18% of the "
+            "time for languages / professions (clean 8.5% / 7.5%). The price: fewer steps and a smaller "
+            "verifiable share cost clean accuracy (83% / 23% / 97% against build 2's 96% / 55% / 100%), and on "
+            "held-out recall dialogues it answers right only 20% of the time (perfect copying would give 90%), so "
+            "the copy circuit is partial. A second build from scratch gave byte-identical weights, the same "
+            "training log and the same card metrics (486 s CPU that time).",
+        ),
+        ZooSpec(
+            name="sgpo-llama",
+            family="llama",
+            task="sgpo_procedures",
+            summary="Llama, 2 layers, hidden 64: the sgpo chapter's base policy, pre-trained on the procedure "
+            "family with the strategy in half of its prompts (better with the strategy than without)",
+            hidden=64,
+            layers=2,
+            heads=4,
+            kv_heads=4,
+            intermediate=192,
+            steps=1600,
+            batch_size=64,
+            learning_rate=3e-3,
+            warmup=50,
+            max_positions=64,
             eval_every=500,
-            notes="The second and last attempt. Sized to the zoo's 10-minute budget on one thread: hidden 96 took "
-            "0.47 s of CPU per step of 32 mixed dialogues (padded to about 85 tokens), hidden 64 0.30 s. The first "
-            "build (hidden 64, 1,800 steps of mixed-length batches, context shares clean 0.35 / suggestion 0.25 / "
-            "same-question turns 0.15 / other-question turns 0.25, the procedure a sum of three digits mod 10; "
-            "611 s CPU, over budget) learned arithmetic (clean 86%) and some facts (45%) but not the procedure "
-            "(20%, chance 10%), and it read earlier turns hardly at all: a wrong user suggestion cut arithmetic to "
-            "4.5% and facts to 34.5%, but five earlier wrong answers to the same question left 82% and 46.5% "
-            "(repeated 0.5% and 5%), and five earlier right ones did not help facts (49%); one right in-context "
-            "example did not narrow open-ended answers (copied 4%; clean 2-10%). So this build: the procedure is "
-            "a sum of two digits, same-question turns have share 0.3 (other-question turns 0.2, clean 0.3, "
-            "suggestions 0.2), and each batch is of one length class (pigeonholing_lm.training_batch: about 0.18 s "
-            "of CPU per step), which buys 2,500 steps. Result (its card): clean accuracy 96% / 55% / 100% "
-            "(arithmetic / facts / procedure); a wrong user suggestion takes them to 68.5% / 42.5% / 0% (the "
-            "procedure repeats the suggestion 97% of the time), a right one leaves them; but earlier assistant "
-            "turns still barely matter (five wrong answers to the same question: 97% / 51.5% / 89%, repeated at "
-            "most 2%; five right ones do not help facts, 56%), and an earlier claim flips 6% of stances against "
-            "67% for a user's claim. So this model copies from the user's turn, not from its own earlier turns: "
-            "the chapter's dose-response in k is expected to be flat on it. Not retrained (two attempts).",
+            notes="Exploration (one thread, about 2 minutes of CPU each, queries of 3-5 digits, one demonstration, "
+            "half the texts with s, the loss on outputs): a 2 x 64 GPT-2 (learned positions) reached 20% held-out "
+            "without s and 11% with s after 60 s; a Llama of the same size (RoPE) 22.5% / 47.5% with 2 heads, and "
+            "39.5% / 56% with 4 heads after 120 s (757 steps; cumsum 0% both ways); 3 layers 63.5% / 74% after 240 "
+            "s. With rotate in place of cumsum the family was too easy (82.5% / 97% after 120 s). Built at 1,000 "
+            "steps: 50% / 62%, cumsum 0% both ways. This spec (1,600 steps): 69% / 98%, cumsum 33% / 98%: the "
+            "strategy decides nearly every held-out problem, and what the unguided policy lacks is mostly "
+            "identifying the procedure from its one demonstration, which is what SGPO's distillation is meant to "
+            "move. Longer queries stay at 0% with and without s (the model never writes more than 5 digits: it "
+            "learned one circuit per procedure and length), and unseen (procedure, length) pairs at 4% / 10%.",
+        ),
+        _micro(
+            "micro-sgpo",
+            "llama",
+            "sgpo_procedures",
+            "micro SGPO base policy for tests",
+            steps=3,
+            batch_size=4,
+            max_positions=64,
+            eval_every=3,
         ),
         _micro(
             "micro-pigeon-chat",
