@@ -177,3 +177,14 @@ def test_the_trend_statistic_matches_a_hand_computed_cochran_armitage_case():
 def test_bad_parameters_fail_with_a_message_naming_them(call, match):
     with pytest.raises(ParameterError, match=match):
         call()
+
+
+def test_messages_of_inverts_the_chat_format_and_first_word_reads_a_free_reply():
+    turns = [("user", "what is 1 plus 2 ?"), ("assistant", tw.answer_text("4")), ("user", "what is 1 plus 2 ?")]
+    prompt = tw.chat(turns, add_generation_prompt=True)
+    assert ph.messages_of(prompt) == turns
+    assert tw.chat(ph.messages_of(prompt), add_generation_prompt=True) == prompt
+    with pytest.raises(ParameterError, match="starts with"):
+        ph.messages_of("hello <user> x")
+    assert ph.first_word("Sure , 12 .") == "12" and ph.first_word(" 7.") == "7"
+    assert ph.first_word("Paris is the capital") == "paris" and ph.first_word("...") is None

@@ -35,7 +35,7 @@ from scipy import stats
 
 from . import toyworld as tw
 from .claims import Estimate
-from .params import ParameterError, check_choice, check_float, check_int
+from .params import Model, ParameterError, Real, check_choice, check_float, check_int
 
 TASKS = ("arithmetic", "facts", "procedure")
 """The verifiable tasks (the paper's "10 verifiable and open-ended tasks", in miniature)."""
@@ -53,6 +53,13 @@ MAX_OPERAND = 20
 PROCEDURE = "sum"
 PROCEDURE_LENGTH = 2
 PROCEDURE_MODULUS = 10
+
+PARAMETERS = {
+    "MODEL": Model(),
+    "SYNTHETIC_SHARE": Real(0.0, 1.0),
+}
+"""The chapter's parameters besides ``SCALE`` and ``SEED`` (its notebook's ``parameters`` cell): the chat model (a zoo
+name, a local folder or a hub id) and the share of RLVR training prompts that carry a synthetic error."""
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -286,6 +293,35 @@ def stance_prompt(topic: str, claim: str | None = None, source: str = "user") ->
 # --------------------------------------------------------------------------------------------------------------
 
 
+def messages_of(prompt: str) -> list[tuple[str, str]]:
+    """The ``(role, content)`` turns of a toy chat prompt (the inverse of :func:`llmtheory.toyworld.chat` without the
+    trailing ``<assistant>``), so that the same conversation can be rendered by a real model's chat template."""
+    words = prompt.split()
+    if words and words[-1] == tw.ASSISTANT:
+        words = words[:-1]
+    turns: list[tuple[str, str]] = []
+    for word in words:
+        if word in (tw.USER, tw.ASSISTANT):
+            turns.append((word.strip("<>"), ""))
+        elif not turns:
+            raise ParameterError(f"a chat prompt starts with {tw.USER} or {tw.ASSISTANT}; got {prompt[:40]!r}")
+        elif word != tw.EOS:
+            role, content = turns[-1]
+            turns[-1] = (role, f"{content} {word}".strip())
+    return turns
+
+
+def first_word(reply: str) -> str | None:
+    """A free reply's answer: lower-cased, a leading ``Sure ,`` dropped, the first run of letters or digits (``"The
+    answer is 12."`` gives ``"the"``: a real model is asked for one word, and a longer reply is read as it comes)."""
+    import re
+
+    text = reply.strip().lower()
+    text = re.sub(r"^sure\s*,\s*", "", text)
+    found = re.search(r"[a-z0-9]+", text)
+    return found.group(0) if found else None
+
+
 def parse_reply(generated: str) -> str | None:
     """The answer of a reply ``Sure , <answer> .`` (several words allowed), or ``None`` if it is not that shape."""
     words = generated.split()
@@ -321,7 +357,8 @@ def _same_length(answers, probes) -> None:
 
 
 def entropy_bits(answers: list[str | None]) -> float:
-    """Plug-in Shannon entropy of the answers' empirical distribution, in bits (``None`` counts as one answer)."""
+    """Plug-in Shannon entropy of the answers' empirical distribution, in bits (``pigeonholing-eq-entropy``;
+    ``None`` counts as one answer)."""
     counts = np.array(list(Counter(answers).values()), float)
     p = counts / counts.sum()
     return float(-(p * np.log2(p)).sum())
@@ -393,10 +430,11 @@ class Trend:
 def almost_monotone_decrease(ks, successes, trials, *, alpha: float = 0.05, rise_z: float = 1.645) -> Trend:
     """The paper's "pigeonholing worsens almost monotonically with the number of conversation turns", as a rule:
 
-    *holds* iff (a) the Cochran–Armitage trend test finds a decrease of the success rate in k at one-sided level
-    ``alpha``, z = Σ t_i (x_i − n_i p̄) / sqrt(p̄(1−p̄) [Σ n_i t_i² − (Σ n_i t_i)² / N]) < z_α, and (b) no step from
-    one k to the next is a rise that a one-sided two-proportion z-test at ``rise_z`` (5%) would call real. A flat
-    series fails (a); a series that falls and then climbs back fails (b); small wiggles pass ("almost").
+    *holds* iff (a) the Cochran–Armitage trend test (``pigeonholing-eq-trend``) finds a decrease of the success rate
+    in k at one-sided level ``alpha``, z = Σ t_i (x_i − n_i p̄) / sqrt(p̄(1−p̄) [Σ n_i t_i² − (Σ n_i t_i)² / N])
+    < z_α, and (b) no step from one k to the next is a rise that a one-sided two-proportion z-test at ``rise_z``
+    (5%) would call real. A flat series fails (a); a series that falls and then climbs back fails (b); small wiggles
+    pass ("almost").
     """
     ks, x, n = (np.asarray(v) for v in (ks, successes, trials))
     if not len(ks) == len(x) == len(n) or len(ks) < 3:
