@@ -146,18 +146,6 @@ def test_a_story_model_gives_every_sample_and_the_rows_their_parts(story_samples
     plt.close(sx.model_similarity_figure([a, b]))
 
 
-def test_a_model_that_knows_nothing_gives_not_testable_rows_not_a_crash(tmp_path, one_torch_thread):
-    from random_models import save_random_causal_lm
-
-    folder = str(save_random_causal_lm("mistral", tmp_path / "model"))
-    drawn = [sx.sample_model(folder, 1, seed, sl.load_proverbs(), sl.LESSONS[:2]) for seed in (0, 1)]
-    assert not drawn[0].story_model and len(drawn[0].stories["mono"]) == 8
-    assert not sx.preservation_claim(drawn[:1], 0)["testable"]
-    assert not sx.redistribution_claim(drawn[:1], 0, 19)["testable"]
-    drawn[1].name = "control"
-    assert not sx.convergence_claim(drawn[:1], drawn[1], 0, 19)[0]["testable"]
-
-
 def test_an_unloadable_model_id_names_itself():
     from llmtheory.zoo import ZooError
 
