@@ -1021,7 +1021,8 @@ def published_claims(run: pd.DataFrame, seed: int, rlvr: RLVRRun | None = None) 
         ("published-rlvr", dict(
             claim="RLVR with synthetic errors is 43–60% better than vanilla RLVR under bad contexts",
             paper="43–60% better (abstract; relative or absolute is not said)",
-            ours=f"synthetic errors over vanilla under bad contexts: {relative_gain(rlvr)}",
+            ours=f"synthetic errors over vanilla under bad contexts: {relative_gain(rlvr)}"
+            + (f" (not comparable: {gate})" if rlvr is not None and (gate := rlvr_gate(rlvr, seed)) else ""),
             rule="the published range is ordered and positive",
             holds=bool(0 < low <= high))),
     ]  # fmt: skip
@@ -1054,8 +1055,10 @@ WHY = {
         "After earlier turns this model also answers with words of no requested kind (countries and languages of its "
         "fact dialogues), which raises or lowers the entropy; kinds with too few valid answers are left out (row).",
         "not reproduced": "Averaged over the kinds whose compared cells hold mostly answers of the requested kind, one "
-        "right example does not lower the entropy by the rule's margin; the table shows per kind how often the example "
-        "is copied, which is where a narrowing comes from, and the row names the kinds left out.",
+        "right example does not lower the entropy by the rule's margin. Read it against the control: where an earlier "
+        "turn of another kind, with nothing to copy, narrows the answers as much or more, the narrowing comes from a "
+        "turn in context, not from the example; the row names the kinds left out (a kind whose example is copied "
+        "most can be one of them).",
         "not testable at this scale": "Too few kinds keep at least half their answers of the requested kind in every "
         "compared cell; the row names the cells that fall short.",
         "default": "Open-ended requests were only ever seen clean in training, so a narrowing after a right example "
@@ -1075,9 +1078,9 @@ WHY = {
     },
     "rlvr-synthetic-recovers": {
         "not testable at this scale": "The row says which precondition failed: RLVR not run on this model at this "
-        "tier, too few clean answers, or vanilla GRPO not raising its own training reward (then neither arm was "
-        "trained enough for their difference to say anything about the mitigation; Figure 3's caption gives the "
-        "rewards).",
+        "tier, too few clean answers, or vanilla GRPO not raising its own training reward (then GRPO did "
+        "not raise either arm's reward: the updates moved the model without improving its own objective, so the arms' "
+        "difference says nothing about the mitigation; Figure 3's caption gives the rewards).",
         "default": "R, both arms' accuracies under the bad contexts and the clean-prompt difference are in the row; "
         "Figure 3 shows the rewards and the RLVR section the budget.",
     },
