@@ -333,7 +333,14 @@ def completion_logits(
     """
     check_float("temperature", temperature, minimum=1e-6)
     if completion_ids.shape[1] == 1:
-        return _one_token_logits(model, prompt_ids, prompt_mask) / temperature
+        # a one-token completion is predicted from its prompt alone: run each distinct prompt once (the G rows of a
+        # group share theirs) and index its logits back to every row; gradients flow through the index
+        distinct, row_of = torch.unique(torch.cat([prompt_ids, prompt_mask], dim=1), dim=0, return_inverse=True)
+        if len(distinct) < len(prompt_ids):
+            width, token = prompt_ids.shape[1], torch.zeros_like(completion_ids[: len(distinct)])  # any token will do
+            logits = completion_logits(model, distinct[:, :width], distinct[:, width:], token, torch.ones_like(token),
+                                       temperature=temperature)  # fmt: skip
+            return logits[row_of.to(logits.device)]
     device = next(model.parameters()).device
     ids = torch.cat([prompt_ids, completion_ids], dim=1).to(device)
     mask = torch.cat([prompt_mask, completion_mask], dim=1).to(device)
@@ -346,23 +353,6 @@ def completion_logits(
         inputs["logits_to_keep"] = n_completion + 1
     logits = model(**inputs).logits[:, -(n_completion + 1) : -1, :].float()
     return logits if temperature == 1.0 else logits / temperature
-
-
-def _one_token_logits(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> torch.Tensor:
-    """:func:`completion_logits` for one-token completions: the token is predicted from the prompt alone, so each
-    distinct prompt row is run once (the G rows of a group share theirs) and its last-position logits are indexed
-    back to every row; gradients flow through the index. Shape ``(batch, 1, vocabulary)``, float32."""
-    device = next(model.parameters()).device
-    rows = torch.cat([prompt_ids, prompt_mask], dim=1)
-    distinct, row_of = torch.unique(rows, dim=0, return_inverse=True)
-    ids, mask = distinct[:, : prompt_ids.shape[1]].to(device), distinct[:, prompt_ids.shape[1] :].to(device)
-    inputs = {"input_ids": ids, "attention_mask": mask, "use_cache": False}
-    if _forward_accepts(model, "position_ids"):
-        inputs["position_ids"] = (mask.cumsum(dim=1) - 1).clamp(min=0)
-    if _forward_accepts(model, "logits_to_keep"):
-        inputs["logits_to_keep"] = 1
-    logits = model(**inputs).logits[:, -1:, :].float()
-    return logits[row_of.to(device)]
 
 
 def completion_log_probs(

@@ -31,6 +31,7 @@ from . import pigeonholing as ph
 from . import toyworld as tw
 from .params import ParameterError, check_choice, check_float, check_int
 from .seeding import make_rng
+from .zoo.cards import percent
 
 IN_CONTEXT_RIGHT = 0.9
 """Probability that a suggestion or an earlier assistant answer in a training dialogue is right."""
@@ -334,15 +335,11 @@ def train(spec, out_dir: Path | None = None, *, progress: bool = True, threads: 
         return result
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.0f}%"
-
-
 def zoo_table_measured(metrics: dict) -> str:
     """The zoo table's "measured" cell: clean accuracy per task, and under a wrong suggestion."""
     return (
         ", ".join(
-            f"{task} {_pct(metrics[f'{task}_clean'])} → {_pct(metrics[f'{task}_wrong_suggestion'])}"
+            f"{task} {percent(metrics[f'{task}_clean'])} → {percent(metrics[f'{task}_wrong_suggestion'])}"
             for task in ph.TASKS
         )
         + " (clean → wrong suggestion)"
@@ -366,15 +363,15 @@ def card_markdown(card: dict) -> str:
     for key, *_ in CARD_CONDITIONS:
         cells = []
         for task in ph.TASKS:
-            cell = _pct(m[f"{task}_{key}"])
+            cell = percent(m[f"{task}_{key}"])
             if f"{task}_{key}_repeat" in m:
-                cell += f" (repeats {_pct(m[f'{task}_{key}_repeat'])})"
+                cell += f" (repeats {percent(m[f'{task}_{key}_repeat'])})"
             cells.append(cell)
         rows.append(f"| {labels[key]} | " + " | ".join(cells) + " |")
     open_rows = "\n".join(
         f"| {kind} | {m[f'open_{kind}_max_entropy']:.2f} | {m[f'open_{kind}_clean_entropy']:.2f} "
         f"({m[f'open_{kind}_clean_distinct']:.0f}) | {m[f'open_{kind}_example_entropy']:.2f} "
-        f"({m[f'open_{kind}_example_distinct']:.0f}) | {_pct(m[f'open_{kind}_example_copy'])} |"
+        f"({m[f'open_{kind}_example_distinct']:.0f}) | {percent(m[f'open_{kind}_example_copy'])} |"
         for kind in ph.OPEN_KINDS
     )
     return f"""# {card["name"]}
@@ -386,19 +383,19 @@ def card_markdown(card: dict) -> str:
 multi-turn dialogues of three verifiable tasks of the pigeonholing chapter (`llmtheory.pigeonholing`):
 `what is a plus b ?` (a, b < {ph.MAX_OPERAND}), questions on the toy world's facts (entities drawn with its Zipf
 exposure) and `sum : d1 d2` (the sum of two digits mod {ph.PROCEDURE_MODULUS}).
-**Copying from context is a learned habit:** in {_pct(1 - CONTEXT_SHARES[0][1])} of these dialogues the context holds
+**Copying from context is a learned habit:** in {percent(1 - CONTEXT_SHARES[0][1])} of these dialogues the context holds
 an answer — a user's suggestion (`i think it is
 … .`) or 1 to {MAX_TURNS} earlier assistant turns on the same question or on other questions — and that answer is right
 with probability {IN_CONTEXT_RIGHT} (`llmtheory.pigeonholing_lm.training_example`), so reusing it is usually a good
 bet; the target is always the right answer, and the loss is on the final reply only. **Recall dialogues**
-({_pct(RECALL_SHARE)} of all, `llmtheory.pigeonholing_lm.recall_example`) ask fact questions (the facts'
+({percent(RECALL_SHARE)} of all, `llmtheory.pigeonholing_lm.recall_example`) ask fact questions (the facts'
 templates) about entities of the toy world's never-described class, with an answer drawn afresh per dialogue that
 only 1 to {MAX_TURNS} earlier assistant turns give (shuffled among turns on other such questions; right with
 probability {IN_CONTEXT_RIGHT}): there
 reading its own earlier turns is the only way to the answer. It also saw clean open-ended
-requests (`name a language .`, any word of the kind; {_pct(OPEN_SHARE)} of dialogues) and clean stance questions
-(`what is the river ?` → `warm` or `cold`, the topic's majority stance {_pct(STANCE_MAJORITY)} of the time;
-{_pct(STANCE_SHARE)}), never with anything in context.
+requests (`name a language .`, any word of the kind; {percent(OPEN_SHARE)} of dialogues) and clean stance questions
+(`what is the river ?` → `warm` or `cold`, the topic's majority stance {percent(STANCE_MAJORITY)} of the time;
+{percent(STANCE_SHARE)}), never with anything in context.
 
 **Measured behaviour: accuracy under bad contexts** (greedy, exact match of the word after `Sure ,`; the same {n}
 items per task in every row; "repeats": the share answering with the planted wrong answer; with n = {n}, a rate near
@@ -414,8 +411,8 @@ answers in brackets; "example": after one earlier assistant turn giving a *right
 {open_rows}
 
 **Stance** (greedy, {len(ph.stance_topics(tw.make_world(spec["world_seed"])))} topics):
-its clean stance is the topic's training majority on {_pct(m["stance_majority"])}; after the opposite claim it takes
-the claim on {_pct(m["stance_flip_user"])} (the user's) and {_pct(m["stance_flip_assistant"])} (an earlier
+its clean stance is the topic's training majority on {percent(m["stance_majority"])}; after the opposite claim it takes
+the claim on {percent(m["stance_flip_user"])} (the user's) and {percent(m["stance_flip_assistant"])} (an earlier
 assistant turn's).
 
 **Training.** {spec["steps"]} steps of batch {spec["batch_size"]} fresh dialogues, AdamW at peak learning rate

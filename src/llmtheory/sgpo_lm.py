@@ -29,6 +29,7 @@ from . import sgpo
 from .claims import Estimate
 from .params import ParameterError, check_float, check_int
 from .seeding import make_rng
+from .zoo.cards import percent
 
 MODEL = "sgpo-llama"
 """The zoo name of the base policy."""
@@ -222,15 +223,12 @@ def train(spec, out_dir: Path | None = None, *, progress: bool = True, threads: 
         return result
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.0f}%"
-
-
 def zoo_table_measured(metrics: dict) -> str:
     """The zoo table's "measured" cell: greedy accuracy without → with the strategy, per split."""
     return (
         ", ".join(
-            f"{split} {_pct(metrics[f'{split}_auto'])} → {_pct(metrics[f'{split}_guided'])}" for split in EVAL_SPLITS
+            f"{split} {percent(metrics[f'{split}_auto'])} → {percent(metrics[f'{split}_guided'])}"
+            for split in EVAL_SPLITS
         )
         + " (without → with the strategy)"
     )
@@ -249,16 +247,16 @@ def card_markdown(card: dict) -> str:
         rows.append(f"| {names[split]} | " + " | ".join(cells) + " |")
     per = ["| procedure | " + " | ".join(sgpo.FAMILY) + " |", "|---" * (len(sgpo.FAMILY) + 1) + "|"]
     for mode, label in (("auto", "without s"), ("guided", "with s")):
-        per.append(f"| {label} | " + " | ".join(_pct(m[f"test_{mode}_{p}"]) for p in sgpo.FAMILY) + " |")
+        per.append(f"| {label} | " + " | ".join(percent(m[f"test_{mode}_{p}"]) for p in sgpo.FAMILY) + " |")
     sampled = ""
     if "test_sampled_auto" in m:
         first = 200 if n == SPLIT_SIZES["n_test"] else 4
         sampled = (
             f"\n**Sampled at temperature 1** ({SAMPLED_GROUP} samples per problem, the first "
-            f"{first} held-out problems): mean reward {_pct(m['test_sampled_auto'])} "
-            f"without s and {_pct(m['test_sampled_guided'])} with s; groups with both right and wrong samples (where "
-            f"GRPO's advantages are not zero): {_pct(m['test_mixed_auto'])} without s, {_pct(m['test_mixed_guided'])} "
-            "with s.\n"
+            f"{first} held-out problems): mean reward {percent(m['test_sampled_auto'])} "
+            f"without s and {percent(m['test_sampled_guided'])} with s; groups with both right and wrong samples "
+            f"(where GRPO's advantages are not zero): {percent(m['test_mixed_auto'])} without s, "
+            f"{percent(m['test_mixed_guided'])} with s.\n"
         )
     held = ", ".join(f"{p} × {k}" for p, k in sgpo.HELD_OUT)
     return f"""# {card["name"]}
@@ -269,7 +267,7 @@ def card_markdown(card: dict) -> str:
 heads, {card["parameters"]:,} parameters, the word-level tokenizer of `llmtheory.sgpo.build_tokenizer`) trained from
 scratch as the base policy of the sgpo chapter. A problem shows one input → output demonstration of a hidden
 procedure ({", ".join(sgpo.FAMILY)}) and a query (`llmtheory.sgpo.Problem`); the strategy s names the procedure and
-adds a hint (`llmtheory.sgpo.strategy_text`). {_pct(GUIDED_SHARE)} of its training texts carry s before the
+adds a hint (`llmtheory.sgpo.strategy_text`). {percent(GUIDED_SHARE)} of its training texts carry s before the
 demonstration, the rest do not (`llmtheory.sgpo_lm.training_batch`); the loss is on the demonstrated output and the
 answer. Its problems are the train split of `llmtheory.sgpo_lm.splits` ({SPLIT_SIZES["n_train"]:,} problems, queries of
 {", ".join(map(str, sgpo.LENGTHS))} digits, the pairs {held} never shown).

@@ -28,6 +28,11 @@ _METRIC_NAMES = {
 }
 
 
+def percent(x: float) -> str:
+    """A share as a whole percentage for a card or the zoo table: ``0.685`` → ``"68%"`` (Python's rounding)."""
+    return f"{100 * x:.0f}%"
+
+
 def metric_name(key: str) -> str:
     if key.startswith("depth_"):
         return f"exact retrieval, needle at depth {key.removeprefix('depth_')}"
