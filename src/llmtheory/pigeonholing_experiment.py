@@ -572,7 +572,7 @@ def rlvr_arm(subject: Subject, arm: str, rl_seed: int, budget: Budget, share: fl
 
 
 def step_cost(subject: Subject, budget: Budget, seed: int) -> float:
-    """CPU seconds of one synthetic-error GRPO update at ``budget``'s size (measured before the budget is fixed)."""
+    """CPU seconds of one synthetic-error GRPO update at ``budget``'s size (measured at the start of the run)."""
     one = replace(budget, steps=1)
     return rlvr_arm(subject, "synthetic errors", 10_000, one, 0.5, seed).cpu_seconds
 
@@ -940,12 +940,13 @@ def rlvr_claim(run: RLVRRun | None, seed: int, reason: str = "") -> dict:
     """The RLVR row: R (``pigeonholing-eq-recovery``) under bad contexts ≥ :data:`MOST`, decided by the bootstrap over
     seeds and items, if vanilla GRPO raised its training reward (:func:`rlvr_gate`). No control (the earlier one, R on
     clean prompts, had a denominator near 0 and was dropped after review): the rule can fail on its own."""
+    window = reward_window(run) if run is not None else REWARD_WINDOW
     row = dict(
         claim="RLVR with synthetic errors recovers most of the drop under bad contexts that vanilla RLVR leaves",
         paper=f"RLVR with synthetic errors does {PAPER['rlvr_better'][0]:.0%}–{PAPER['rlvr_better'][1]:.0%} better "
         "than vanilla RLVR under bad contexts (abstract)",
         rule=f"R ≥ {MOST} under the bad contexts (pooled), decided by the bootstrap 95% interval over seeds and items; "
-        f"only if vanilla's training reward rose (last {REWARD_WINDOW} minus first {REWARD_WINDOW} updates, bootstrap "
+        f"only if vanilla's training reward rose (last {window} minus first {window} updates, bootstrap "
         "lower bound > 0; this gate added after review)",
         can_fail_because="at equal budget the synthetic arm spends half its prompts on bad contexts, where a group "
         "that always repeats the planted answer has all-equal rewards and no gradient; it can end no better than "
