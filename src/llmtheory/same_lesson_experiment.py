@@ -792,8 +792,12 @@ CARRY_CODES = ("gender", "age", "social_role", "resolution", "has_dialogue")
 dialogue, which the story models learn from their corpus; not the role, which they do not keep."""
 
 
-def _shares(frame: pd.DataFrame, categories: dict[str, list]) -> np.ndarray:
-    return np.concatenate([sl.distribution(frame[c], categories[c]) for c in CARRY_CODES])
+def _indicators(frame: pd.DataFrame, categories: dict[str, list]) -> np.ndarray:
+    """One row per story: for each of :data:`CARRY_CODES`, 1 in the column of its label among ``categories``, so a
+    sample's code shares are its rows' mean (the shares of :func:`llmtheory.same_lesson.distribution`, bit for bit)."""
+    return np.hstack(
+        [np.array([[v == c for c in categories[code]] for v in frame[code]], float) for code in CARRY_CODES]
+    )
 
 
 def carry_over(
@@ -808,14 +812,17 @@ def carry_over(
     if min(len(f) for f in frames) == 0:
         return None
     categories = {c: sorted(set(pd.concat([f[c] for f in frames])), key=str) for c in CARRY_CODES}
+    rows = [_indicators(f, categories) for f in frames]
 
-    def fit(x: pd.DataFrame, b: pd.DataFrame, a: pd.DataFrame) -> float:
-        p, q, r = _shares(x, categories), _shares(b, categories), _shares(a, categories)
+    def fit(p: np.ndarray, q: np.ndarray, r: np.ndarray) -> float:
         span = r - q
         return float((p - q) @ span / (span @ span)) if span @ span > 0 else np.nan
 
-    value = fit(*frames)
-    boot = np.array([fit(*(f.iloc[rng.integers(0, len(f), len(f))] for f in frames)) for _ in range(draws)])
+    def shares(x: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        return (x if idx is None else x[idx]).sum(axis=0) / len(x)
+
+    value = fit(*(shares(x) for x in rows))
+    boot = np.array([fit(*(shares(x, rng.integers(0, len(x), len(x))) for x in rows)) for _ in range(draws)])
     boot = boot[np.isfinite(boot)]
     if not np.isfinite(value) or not len(boot):
         return None
