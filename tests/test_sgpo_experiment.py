@@ -5,12 +5,14 @@ import copy
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from llmtheory import grpo, sgpo, zoo
 from llmtheory import sgpo_experiment as se
 from llmtheory import sgpo_lm as sl
+from llmtheory.claims import Estimate
 from llmtheory.params import ParameterError
 from llmtheory.zoo.train import build_model
 
@@ -89,3 +91,125 @@ def test_bad_parameters_raise_errors_naming_them(micro, splits):
         se.RunConfig(token_budget=0)
     with pytest.raises(ParameterError, match="seeds"):
         se.run_all(base, tokenizer, splits, seeds=(), config=CONFIG)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Controls, paired statistics, gates and ledger rows
+
+
+def test_permuted_strategies_show_another_procedure_and_keep_the_answer(splits):
+    permuted = se.permute_strategies(splits["train"], 0)
+    assert permuted == se.permute_strategies(splits["train"], 0)
+    for before, after in zip(splits["train"], permuted, strict=True):
+        assert after.shown != before.procedure and after.shown in before.family
+        assert after.answer == before.answer and after.prompt() == before.prompt()
+        assert after.prompt(guided=True).startswith(sgpo.strategy_text(after.shown))
+        assert before.strategy not in after.prompt(guided=True)
+
+
+def test_controls_run_as_arms(micro, splits):
+    base, tokenizer = micro
+    assert se.base_arm("sgpo-lambda0") == "sgpo" and se.base_arm("grpo") == "grpo"
+    assert se.problems_per_update("sgpo-permuted", CONFIG) == se.problems_per_update("sgpo", CONFIG)
+    runs = se.run_all(base, tokenizer, splits, arms=("grpo",), seeds=(0, 1), config=CONFIG,
+                      controls=("sgpo-lambda0",), control_seeds=(0,))  # fmt: skip
+    assert [(r.arm, r.seed) for r in runs] == [("grpo", 0), ("grpo", 1), ("sgpo-lambda0", 0)]
+    assert runs[-1].weights and not runs[-1].token_kl  # weights recorded, the KL record is SGPO's only
+    with pytest.raises(ParameterError, match="control"):
+        se.run_all(base, tokenizer, splits, arms=("grpo",), seeds=(0,), config=CONFIG, controls=("sft",))
+
+
+def test_lambda_zero_sgpo_updates_exactly_like_grpo(micro, splits):
+    base, tokenizer = micro
+    assert se.lambda_zero_gap(base, tokenizer, splits["train"][:4], seed=2, config=CONFIG) == 0.0
+    assert se.identity_claim(0.0)["holds"] and not se.identity_claim(1e-3)["holds"]
+
+
+def _fake_run(arm, seed, correct, rewards=(0.0,), weights=()):
+    log = [{"update": i, "tokens": i, "loss": 0.0, "reward_auto": r, "reward_guided": r} for i, r in enumerate(rewards)]
+    return se.ArmRun(arm, seed, sgpo.Compute(), log, list(weights), [], {s: np.asarray(c, float)
+                     for s, c in correct.items()}, 0.0, 0.0)  # fmt: skip
+
+
+def _correct(test, ood=(0, 0, 0, 0)):
+    return {"test": test, "ood-length": (0, 0, 0, 0), "ood-combination": ood}
+
+
+def test_paired_difference_pairs_by_seed_and_problem_and_shifts_seeds():
+    runs = [_fake_run("sgpo", s, _correct((1, 1, 1, 0))) for s in (0, 1)]
+    runs += [_fake_run("grpo", 0, _correct((1, 0, 1, 0))), _fake_run("grpo", 1, _correct((0, 0, 1, 0)))]
+    diff = se.paired_difference(runs, "sgpo", "grpo", "test", 0)
+    assert diff.value == pytest.approx((1 / 4 + 2 / 4) / 2) and diff.low <= diff.value <= diff.high
+    # the A/A control: grpo seed 0 minus grpo seed 1, and seed 1 minus seed 0
+    assert se.paired_difference(runs, "grpo", "grpo", "test", 0, shift=1).value == pytest.approx(0.0)
+    assert se.strongest_baseline(runs + [_fake_run(a, 0, _correct((0, 0, 0, 0))) for a in ("sft", "luffy")],
+                                 "test") == "grpo"  # fmt: skip
+
+
+def test_two_level_bootstrap_contains_the_mean_and_refuses_bad_shapes():
+    from llmtheory.seeding import make_rng
+    from llmtheory.stats import bootstrap_two_level
+
+    values = np.array([[1.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    estimate = bootstrap_two_level(values, make_rng(0, "t"), 200)
+    assert estimate.value == pytest.approx(5 / 6) and estimate.low <= 5 / 6 <= estimate.high <= 1.0
+    assert bootstrap_two_level(np.ones((1, 4)), make_rng(0, "t"), 50).low == 1.0
+    with pytest.raises(ValueError, match="replicates"):
+        bootstrap_two_level(np.ones(3), make_rng(0, "t"))
+
+
+def test_the_gates_decide_whether_a_comparison_is_read():
+    gate = se.guided_gate({"test": np.array([1, 1, 0, 1.0]), "ood-combination": np.array([0, 0, 0, 1.0])})
+    assert gate == {"test": (0.75, True), "ood-combination": (0.25, True)}
+    assert se.guided_gate({"x": np.array([0, 0, 0, 0, 1.0, 0, 0, 0, 0, 0])})["x"] == (0.1, False)
+    rising, flat = (0, 0, 0, 1, 1, 1), (0.5,) * 6
+    runs = [_fake_run(arm, s, _correct((1, 0, 1, 0)), rising) for arm in se.RL_ARMS for s in (0, 1)]
+    runs += [_fake_run(a, s, _correct((1, 0, 1, 0))) for a in ("sft", "imitation") for s in (0, 1)]
+    gains = se.did_it_train(runs, 0)
+    assert all(g.value == 1.0 and g.low == 1.0 for g in gains.values()) and se.trained(gains)
+    assert se.gate_claim(gains)["holds"].holds
+    why = se.comparison_why("ood-combination", {**gate, "ood-combination": (0.1, False)}, gains)
+    assert "10.0%" in why["not testable at this scale"] and "did-it-train" not in why["not testable at this scale"]
+    row = se.comparison_claim(runs, "test", 0, gate, gains, versus="imitation")
+    assert row["testable"] and row["control"].name.startswith("imitation")
+    closed = {**gate, "test": (0.1, False)}
+    assert not se.comparison_claim(runs, "test", 0, closed, gains, versus="baseline")["testable"]
+    runs[0] = _fake_run("grpo", 0, _correct((1, 0, 1, 0)), flat)
+    runs[1] = _fake_run("grpo", 1, _correct((1, 0, 1, 0)), flat)
+    assert not se.trained(se.did_it_train(runs, 0)) and not se.gate_claim(se.did_it_train(runs, 0))["holds"].holds
+    assert se.reward_window(3) == 1 and se.reward_window(100) == 10
+
+
+def test_kl_ratio_on_hand_made_records_and_its_shuffled_control():
+    # one problem, group of 2: critical tokens carry KL 2, routine tokens KL 0.5
+    kl = torch.tensor([[2.0, 0.5, 0.5], [2.0, 0.5, 0.0]])
+    mask = torch.tensor([[1.0, 1, 1], [1, 1, 0]])
+    labels = [["critical", "routine", "routine"], ["critical", "routine"]]
+    run = _fake_run("sgpo", 0, _correct((1, 1, 1, 1)))
+    run.token_kl = [(0, sgpo.TokenKL(kl, mask, labels, group_size=2))]
+    units = se.kl_units([run])
+    assert units.tolist() == [[4.0, 2, 1.5, 3]]
+    assert se.kl_ratio(units, 0, 50).value == pytest.approx((4 / 2) / (1.5 / 3))
+    shuffled = se.kl_units([run], shuffle_seed=0)
+    assert shuffled[:, [1, 3]].tolist() == [[2, 3]] and shuffled[:, [0, 2]].sum() == pytest.approx(5.5)
+    assert se.kl_ratio(np.zeros((0, 4)), 0) is None
+    assert se.kl_shares([run])["mass critical"] == pytest.approx(4 / 5.5)
+
+
+def test_weight_spearman_and_its_constant_control():
+    records = [{"update": u, "weight": 1 - a, "acc_auto": a} for u, a in enumerate((0, 0.25, 0.5, 0.75, 1.0))]
+    run = _fake_run("sgpo", 0, _correct((1, 1, 1, 1)), weights=records)
+    frame = se.weight_records([run])
+    assert se.weight_spearman(frame, 0, draws=50).value == pytest.approx(-1.0)
+    assert se.weight_spearman(frame, 0, "constant") == Estimate(0.0, 0.0, 0.0)
+    row = se.weight_claim([run], 0)
+    assert row["holds"].holds and not row["control"].holds.holds
+
+
+def test_the_card_table_reads_the_card_and_the_memory_text_reads_the_config():
+    card = zoo.card_data("sgpo-llama")
+    table = se.card_table(card)
+    assert list(table.columns) == ["without s", "with s"] and table.loc["test", "with s"].startswith(
+        f"{card['metrics']['test_guided']:.0%}"
+    )
+    assert "MiB" in se.memory_text("sgpo-llama") and "cannot be read" in se.memory_text("/nonexistent/sgpo-model")

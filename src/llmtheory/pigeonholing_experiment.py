@@ -27,6 +27,7 @@ from .claims import Control, Estimate, Test, at_least
 from .params import ParameterError, check_float, check_int
 from .plotting import PALETTE
 from .seeding import make_rng
+from .stats import bootstrap_two_level
 
 PAPER = {"drop": (0.38, 0.40), "extra_drop": 0.14, "rlvr_better": (0.43, 0.60)}
 """The abstract's numbers: the drop from repeating wrong answers in context, the extra drop as repeated mistakes go
@@ -631,24 +632,13 @@ def rlvr_run(subject: Subject, budget: Budget, seeds: int, share: float, n_eval:
     return RLVRRun(budget, share, arms, pd.concat(frames, ignore_index=True), step_seconds)
 
 
-def bootstrap_seeds_items(values: np.ndarray, rng: np.random.Generator, draws: int = 2000) -> Estimate:
-    """Mean of a ``(seeds, items)`` array with a two-level percentile bootstrap: seeds, then items (the same items
-    for every seed, since they are the same evaluation questions)."""
-    seeds, items = values.shape
-    boot = np.array([values[rng.integers(0, seeds, seeds)][:, rng.integers(0, items, items)].mean()
-                     for _ in range(draws)])  # fmt: skip
-    low, high = np.quantile(boot, [0.025, 0.975])
-    value = float(values.mean())
-    return Estimate(value, min(float(low), value), max(float(high), value))
-
-
 def rlvr_table(run: RLVRRun, seed: int) -> pd.DataFrame:
     """Accuracy per model on clean prompts and under each bad context (mean over seeds, bootstrap 95% over seeds and
     items)."""
     rows = {}
     for model in ("base", *ARMS):
         rng = make_rng(seed, "pigeonholing", "rlvr-table", model)
-        rows[model] = {c: f"{bootstrap_seeds_items(run.correct(model, [c]), rng, 500):.0%}" for c in EVAL_CONTEXTS}
+        rows[model] = {c: f"{bootstrap_two_level(run.correct(model, [c]), rng, 500):.0%}" for c in EVAL_CONTEXTS}
     return pd.DataFrame(rows).T.rename_axis("model")
 
 
@@ -679,7 +669,7 @@ def regression(run: RLVRRun, seed: int, draws: int = 2000) -> Estimate:
     """Clean accuracy of the synthetic-error arm minus vanilla's at equal budget, paired over seeds (both arms of a
     seed train on the same questions) and items, bootstrap over seeds and items."""
     diff = run.correct("synthetic errors", ["clean"]) - run.correct("vanilla", ["clean"])
-    return bootstrap_seeds_items(diff, make_rng(seed, "pigeonholing", "regression"), draws)
+    return bootstrap_two_level(diff, make_rng(seed, "pigeonholing", "regression"), draws)
 
 
 def arm_rewards(run: RLVRRun, arm: str) -> np.ndarray:
@@ -747,7 +737,7 @@ def rlvr_figure(run: RLVRRun, seed: int) -> plt.Figure:
     for j, (model, colour) in enumerate(zip(models, colours, strict=True)):
         rng = make_rng(seed, "pigeonholing", "rlvr-figure", model)
         for i, context in enumerate(EVAL_CONTEXTS):
-            e = bootstrap_seeds_items(run.correct(model, [context]), rng, 500)
+            e = bootstrap_two_level(run.correct(model, [context]), rng, 500)
             x = i + (j - 1) * width
             left.bar(x, e.value, width, color=colour, label=model if i == 0 else None)
             left.errorbar(x, e.value, yerr=[[e.value - e.low], [e.high - e.value]], color="black", lw=1, capsize=2)

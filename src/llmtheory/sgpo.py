@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from . import grpo
-from .params import ParameterError, check_choice, check_float, check_int
+from .params import Choice, Model, ParameterError, Real, check_choice, check_float, check_int
 from .seeding import make_rng
 
 # --------------------------------------------------------------------------------------------------------------
@@ -127,12 +127,15 @@ def _words(digits: Sequence[int]) -> str:
 @dataclass(frozen=True)
 class Problem:
     """One problem: a hidden ``procedure``, its ``demos`` (input, output) pairs and the ``query``; ``family`` is
-    the set of procedures the problem was drawn from (what :func:`label_tokens` compares against)."""
+    the set of procedures the problem was drawn from (what :func:`label_tokens` compares against); ``shown``, when
+    set, the procedure whose strategy the guided prompt shows instead of the problem's own (the permuted-strategy
+    control: a wrong s, the answer unchanged)."""
 
     procedure: str
     demos: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
     query: tuple[int, ...]
     family: tuple[str, ...] = FAMILY
+    shown: str | None = None
 
     @property
     def answer(self) -> tuple[int, ...]:
@@ -145,7 +148,8 @@ class Problem:
 
     @property
     def strategy(self) -> str:
-        return strategy_text(self.procedure)
+        """s: the strategy of the problem's procedure (or of ``shown``, when set)."""
+        return strategy_text(self.shown or self.procedure)
 
     def prompt(self, guided: bool = False) -> str:
         """``3 1 4 -> 4 1 3 ; 5 2 7 8 ->`` (x), or with ``guided`` the strategy first: ``strategy : reverse , start
@@ -158,6 +162,12 @@ class Problem:
 def identifiable(procedure: str, demos: Sequence[tuple[Sequence[int], Sequence[int]]], family: Sequence[str]) -> bool:
     """Whether ``demos`` rule out every other procedure of ``family`` (each one disagrees with some demo)."""
     return all(any(apply_procedure(other, i) != tuple(o) for i, o in demos) for other in family if other != procedure)
+
+
+def _pick(rng: np.random.Generator, values: Sequence):
+    """One of ``values`` uniformly: the draw of ``rng.choice(values)`` (the same stream), without its overhead (the
+    20,000 problems of a chapter's train split were 6 s of ``choice``)."""
+    return values[int(rng.integers(len(values)))]
 
 
 def make_problem(
@@ -179,9 +189,7 @@ def make_problem(
         raise ParameterError("demo_lengths must name at least one length")
     query = tuple(int(d) for d in rng.integers(MODULUS, size=length))
     for _ in range(100):
-        inputs = [
-            tuple(int(d) for d in rng.integers(MODULUS, size=int(rng.choice(demo_lengths)))) for _ in range(n_demos)
-        ]
+        inputs = [tuple(int(d) for d in rng.integers(MODULUS, size=_pick(rng, demo_lengths))) for _ in range(n_demos)]
         demos = tuple((i, apply_procedure(procedure, i)) for i in inputs)
         if identifiable(procedure, demos, family):
             return Problem(procedure, demos, query, family)
@@ -230,8 +238,8 @@ def make_splits(
         return make_problem(rng, procedure, length, demo_lengths=trained[procedure], n_demos=n_demos, family=family)
 
     def in_distribution(rng) -> Problem:
-        procedure = str(rng.choice(family))
-        return draw(rng, procedure, int(rng.choice(trained[procedure])))
+        procedure = _pick(rng, family)
+        return draw(rng, procedure, _pick(rng, trained[procedure]))
 
     rng = make_rng(seed, "sgpo", "train")
     train = [in_distribution(rng) for _ in range(n_train)]
@@ -247,7 +255,7 @@ def make_splits(
     if len(test) < n_test:
         raise ParameterError(f"n_test={n_test}: too few queries left outside the training set")
     rng = make_rng(seed, "sgpo", "ood-length")
-    longer = [draw(rng, str(rng.choice(family)), int(rng.choice(ood_lengths))) for _ in range(n_ood)]
+    longer = [draw(rng, _pick(rng, family), _pick(rng, ood_lengths)) for _ in range(n_ood)]
     rng = make_rng(seed, "sgpo", "ood-combination")
     unseen = [draw(rng, *held_out[int(rng.integers(len(held_out)))]) for _ in range(n_ood)] if held_out else []
     return {"train": train, "test": test, "ood-length": longer, "ood-combination": unseen}
@@ -437,6 +445,10 @@ def proximal_mask(logps: torch.Tensor, old_logps: torch.Tensor, eps: float) -> t
 INSTANCE_WEIGHTS = ("gain", "deficit", "constant")
 """``gain``: w_i = clip(acc_guided − acc_auto, 0, 1); ``deficit``: w_i = 1 − acc_auto; ``constant``: w_i = 1 (the
 ablation without "when to distil")."""
+
+PARAMETERS = {"MODEL": Model(), "KL_WEIGHT": Real(0.0, 10.0), "INSTANCE_WEIGHT": Choice(*INSTANCE_WEIGHTS)}
+"""The chapter's parameters besides ``SCALE`` and ``SEED``: the base policy (a zoo name, a local folder or a hub id),
+SGPO's λ (``SGPOConfig.kl_weight``) and its instance-weight rule (:data:`INSTANCE_WEIGHTS`)."""
 
 
 def instance_weights(acc_guided: torch.Tensor, acc_auto: torch.Tensor, rule: str = "gain") -> torch.Tensor:
@@ -668,12 +680,14 @@ def luffy_step(
     device = next(policy.parameters()).device
     mask = mixed.completion_mask.to(device)
     with grpo.in_eval_mode(policy):
-        with torch.no_grad():
-            old = grpo.completion_log_probs(policy, *_batch(mixed), temperature=settings.temperature)
+        with torch.no_grad():  # π_θold, needed only before a second inner update (as in grpo_update)
+            old = (grpo.completion_log_probs(policy, *_batch(mixed), temperature=settings.temperature)
+                   if settings.inner_updates > 1 else None)  # fmt: skip
         for _ in range(settings.inner_updates):
             logps = grpo.completion_log_probs(policy, *_batch(mixed), temperature=settings.temperature)
             loss, stats = luffy_loss(
-                logps, old, advantages.to(device), mask, off_policy, gamma=config.shaping_gamma,
+                logps, logps.detach() if old is None else old, advantages.to(device), mask, off_policy,
+                gamma=config.shaping_gamma,
                 clip_low=settings.clip_low, clip_high=settings.clip_high,
             )  # fmt: skip
             _optimise(policy, optimizer, loss, settings.max_grad_norm)
@@ -719,15 +733,18 @@ def sgpo_step(
     t = settings.temperature
     with grpo.in_eval_mode(policy, reference):
         with torch.no_grad():
-            # SG[π_θold(·|x, s, y_<t)] and π_θold(y_t|x, y_<t)
+            # SG[π_θold(·|x, s, y_<t)] and, before a second inner update, π_θold(y_t|x, y_<t) (with one inner update
+            # π_θ = π_θold at the only gradient step, so the detached current values are used, as in grpo_update)
             target = grpo.completion_logits(policy, *_batch(guided), temperature=t)
-            old_student = grpo.completion_log_probs(policy, *_batch(student), temperature=t)
-            old_auto = grpo.completion_log_probs(policy, *_batch(auto), temperature=t)
+            frozen = settings.inner_updates > 1
+            old_student = grpo.completion_log_probs(policy, *_batch(student), temperature=t) if frozen else None
+            old_auto = grpo.completion_log_probs(policy, *_batch(auto), temperature=t) if frozen else None
             ref = None if settings.beta == 0 else grpo.completion_log_probs(reference, *_batch(auto), temperature=t)
         for _ in range(settings.inner_updates):
             logps = grpo.completion_log_probs(policy, *_batch(auto), temperature=t)
             rl_loss, stats = grpo.grpo_loss(
-                logps, old_auto, advantages.to(device), auto_mask, ref_logps=ref, beta=settings.beta,
+                logps, logps.detach() if old_auto is None else old_auto, advantages.to(device), auto_mask,
+                ref_logps=ref, beta=settings.beta,
                 clip_low=settings.clip_low, clip_high=settings.clip_high, aggregation=settings.aggregation,
                 max_completion_length=settings.max_new_tokens,
             )  # fmt: skip
@@ -735,7 +752,8 @@ def sgpo_step(
             chosen = logits.gather(-1, student.completion_ids.to(device).unsqueeze(-1)).squeeze(-1)
             student_logps = (chosen - torch.logsumexp(logits, dim=-1)) * guided_mask
             distill, distill_stats = sgpo_distillation_term(
-                target, logits, student_logps, old_student, guided_mask, row_weights,
+                target, logits, student_logps, student_logps.detach() if old_student is None else old_student,
+                guided_mask, row_weights,
                 proximal_clip=config.proximal_clip, aggregation=settings.aggregation,
             )  # fmt: skip
             # L = L_GRPO + λ Σ_i w_i Σ_t m_t KL
@@ -820,11 +838,13 @@ def arm_step(arm: str, policy, optimizer, tokenizer, problems: Sequence[Problem]
 @dataclass
 class TokenKL:
     """Per-token forward KL(π(·|x,s,y_<t) ‖ π(·|x,y_<t)) on guided completions ``(rows, tokens)``, their mask and
-    each token's :func:`label_tokens` label (``labels[row][t]``, only for real tokens)."""
+    each token's :func:`label_tokens` label (``labels[row][t]``, only for real tokens); ``group_size`` consecutive
+    rows belong to one problem."""
 
     kl: torch.Tensor
     mask: torch.Tensor
     labels: list[list[str]]
+    group_size: int = 1  # completions per problem (consecutive rows)
 
     def values(self, label: str) -> list[float]:
         """The KL of every token with ``label``."""
@@ -859,7 +879,7 @@ def token_kl_record(policy, tokenizer, problems: Sequence[Problem], guided: grpo
     for row in range(len(guided.prompts)):
         ids = guided.completion_ids[row][guided.completion_mask[row].bool()].tolist()
         labels.append(label_token_ids(problems[row // g], tokenizer, ids, eos_ids))
-    return TokenKL(kl.cpu(), mask.cpu(), labels)
+    return TokenKL(kl.cpu(), mask.cpu(), labels, g)
 
 
 def label_token_ids(problem: Problem, tokenizer, ids: Sequence[int], eos_ids: Sequence[int]) -> list[str]:

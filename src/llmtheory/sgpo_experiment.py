@@ -17,6 +17,7 @@ the "where the KL mass sits" data). At the end: greedy accuracy without the stra
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -25,8 +26,32 @@ import torch
 
 from . import sgpo
 from . import sgpo_lm as sl
+from .claims import Control, Estimate, all_of, at_least, at_most
 from .params import ParameterError, check_choice, check_float, check_int
 from .seeding import make_rng
+from .stats import bootstrap_mean, bootstrap_two_level
+
+BASELINES = ("sft", "grpo", "luffy")
+"""The paper's baselines: SFT on teacher trajectories, on-policy RL, the hybrid."""
+RL_ARMS = ("grpo", "luffy", "sgpo")
+"""The arms that optimise the verifier's reward on their own samples (the did-it-train gate reads them)."""
+VARIANTS: dict[str, tuple[str, dict, bool]] = {
+    "sgpo-permuted": ("sgpo", {}, True),
+    "sgpo-lambda0": ("sgpo", {"kl_weight": 0.0}, False),
+}
+"""Controls run as arms: ``name: (arm, SGPOConfig overrides, permuted strategies)``. ``sgpo-permuted``: SGPO with
+every training problem's s replaced by another procedure's (the control of the OOD row: a strategy that carries
+no information about the problem should not help); ``sgpo-lambda0``: SGPO without its distillation term, i.e. GRPO
+on the autonomous group at SGPO's problems per update (the control for "SGPO sees half as many problems")."""
+RUNS = (*sgpo.ARMS, *VARIANTS)
+"""Every arm and control the experiment can run."""
+GUIDED_GATE = 0.20
+"""A split enters a comparison row only if the base policy *with* s reaches this greedy accuracy on it (lead's
+decision in ``plans/sgpo.md``: on a split where even the guided policy fails, every arm scores zeros)."""
+MARGIN = 0.05
+"""The non-inferiority / superiority margin of the comparison rows, in accuracy (fixed before any run)."""
+COMPARED_SPLITS = ("test", "ood-combination")
+"""Splits of the comparison rows (``ood-length`` is reported, never compared: every policy scores 0 there)."""
 
 
 @dataclass(frozen=True)
@@ -36,9 +61,9 @@ class RunConfig:
     ``learning_rate``: AdamW's, the same for every arm; ``n_eval``: problems per evaluation split; ``kl_every``:
     SGPO's token-KL record every this many updates (0: never)."""
 
-    token_budget: int = 4000
-    completions_per_update: int = 16
-    learning_rate: float = 1e-3
+    token_budget: int = 16_000
+    completions_per_update: int = 64
+    learning_rate: float = 1e-4
     n_eval: int = 200
     kl_every: int = 5
     sgpo: sgpo.SGPOConfig = field(default_factory=sgpo.SGPOConfig)
@@ -56,8 +81,25 @@ class RunConfig:
 def problems_per_update(arm: str, config: RunConfig) -> int:
     """Problems per update of ``arm`` such that it spends about ``completions_per_update`` completions: that number
     divided by the arm's completions per problem (:func:`llmtheory.sgpo.rollouts_per_problem`), at least 1."""
-    sampled, teacher = sgpo.rollouts_per_problem(arm, config.sgpo)
+    sampled, teacher = sgpo.rollouts_per_problem(base_arm(arm), config.sgpo)
     return max(1, config.completions_per_update // (sampled + teacher))
+
+
+def base_arm(name: str) -> str:
+    """The arm of :data:`llmtheory.sgpo.ARMS` that ``name`` (an arm or a control of :data:`VARIANTS`) runs."""
+    check_choice("arm", name, RUNS)
+    return VARIANTS[name][0] if name in VARIANTS else name
+
+
+def permute_strategies(problems: list[sgpo.Problem], seed: int) -> list[sgpo.Problem]:
+    """The same problems, each showing the strategy of another procedure of its family (drawn uniformly among the
+    others, under ``seed``): the permuted-strategy control. Answers and rewards are unchanged."""
+    rng = make_rng(seed, "sgpo", "experiment", "permuted")
+    out = []
+    for p in problems:
+        others = [k for k in p.family if k != p.procedure]
+        out.append(dataclasses.replace(p, shown=others[int(rng.integers(len(others)))]))
+    return out
 
 
 def problem_stream(problems: list[sgpo.Problem], seed: int):
@@ -80,31 +122,41 @@ class ArmRun:
     log: list[dict]
     weights: list[dict]
     token_kl: list[tuple[int, sgpo.TokenKL]]
-    accuracy: dict[str, float]
+    correct: dict[str, np.ndarray]
     train_seconds: float
     eval_seconds: float
+    problems_seen: int = 0
 
     @property
     def spent_tokens(self) -> int:
         return self.compute.generated_tokens + self.compute.teacher_tokens
 
+    @property
+    def accuracy(self) -> dict[str, float]:
+        """Greedy accuracy without s per evaluation split."""
+        return {split: float(np.mean(hits)) for split, hits in self.correct.items()}
+
 
 def run_arm(arm: str, base, tokenizer, problem_splits: dict, *, seed: int, config: RunConfig | None = None) -> ArmRun:
     """Train a copy of ``base`` with ``arm`` until it has spent ``config.token_budget`` completion tokens, then
     measure its greedy accuracy without s on :data:`llmtheory.sgpo_lm.EVAL_SPLITS`. ``base`` is not changed."""
-    check_choice("arm", arm, sgpo.ARMS)
     check_int("seed", seed, minimum=0)
-    config = config or RunConfig()
+    config, step_arm = config or RunConfig(), base_arm(arm)
+    settings, train = config.sgpo, problem_splits["train"]
+    if arm in VARIANTS:
+        _, overrides, permuted = VARIANTS[arm]
+        settings = dataclasses.replace(settings, **overrides)
+        train = permute_strategies(train, seed) if permuted else train
     policy = copy.deepcopy(base).eval()
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.learning_rate, weight_decay=0.0)
-    stream, per_update = problem_stream(problem_splits["train"], seed), problems_per_update(arm, config)
+    stream, per_update = problem_stream(train, seed), problems_per_update(arm, config)
     compute, log, weights, token_kl = sgpo.Compute(), [], [], []
     start = time.perf_counter()
     update = 0
     while compute.generated_tokens + compute.teacher_tokens < config.token_budget:
         problems = [next(stream) for _ in range(per_update)]
         step_seed = int(make_rng(seed, "sgpo", "experiment", arm, update).integers(2**31))
-        step = sgpo.arm_step(arm, policy, optimizer, tokenizer, problems, seed=step_seed, config=config.sgpo)
+        step = sgpo.arm_step(step_arm, policy, optimizer, tokenizer, problems, seed=step_seed, config=settings)
         compute = compute + step.compute
         row = {"update": update, "tokens": compute.generated_tokens + compute.teacher_tokens, "loss": step.loss}
         for name, rewards in (("reward_auto", step.rewards_auto), ("reward_guided", step.rewards_guided)):
@@ -116,35 +168,41 @@ def run_arm(arm: str, base, tokenizer, problem_splits: dict, *, seed: int, confi
                         for w, a in zip(step.weights, acc_auto, strict=True)]  # fmt: skip
         if arm == "sgpo" and config.kl_every and update % config.kl_every == 0:
             record = sgpo.token_kl_record(policy, tokenizer, problems, step.rollouts["guided"],
-                                          temperature=config.sgpo.grpo.temperature)  # fmt: skip
+                                          temperature=settings.grpo.temperature)  # fmt: skip
             token_kl.append((update, record))
         update += 1
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    accuracy = {
-        split: float(np.mean(sl.correct(policy, tokenizer, problem_splits[split][: config.n_eval], guided=False)))
-        for split in sl.EVAL_SPLITS
-    }
+    correct = base_correct(policy, tokenizer, problem_splits, config.n_eval)
     eval_seconds = time.perf_counter() - start
-    return ArmRun(arm, seed, compute, log, weights, token_kl, accuracy, train_seconds, eval_seconds)
+    return ArmRun(arm, seed, compute, log, weights, token_kl, correct, train_seconds, eval_seconds,
+                  problems_seen=len(log) * per_update)  # fmt: skip
 
 
-def base_accuracy(base, tokenizer, problem_splits: dict, n_eval: int) -> dict[str, float]:
-    """The base policy's greedy accuracy without s per evaluation split (every arm's starting point)."""
+def base_correct(
+    policy, tokenizer, problem_splits: dict, n_eval: int, *, guided: bool = False
+) -> dict[str, np.ndarray]:
+    """Per evaluation split, 1.0 where the greedy completion of each of the first ``n_eval`` problems is right (with
+    or without s): every arm's starting point (``guided=False``) and the gate of the comparison rows (``True``)."""
     check_int("n_eval", n_eval, minimum=1)
-    return {
-        split: float(np.mean(sl.correct(base, tokenizer, problem_splits[split][:n_eval], guided=False)))
-        for split in sl.EVAL_SPLITS
-    }
+    return {split: sl.correct(policy, tokenizer, problem_splits[split][:n_eval], guided=guided)
+            for split in sl.EVAL_SPLITS}  # fmt: skip
 
 
 def run_all(base, tokenizer, problem_splits: dict, *, arms=tuple(sgpo.ARMS), seeds=(0, 1, 2),
-            config: RunConfig | None = None) -> list[ArmRun]:  # fmt: skip
-    """:func:`run_arm` for every arm and seed (seed-major, so a seed's arms read the same problem stream)."""
+            config: RunConfig | None = None, controls=(), control_seeds=None,
+            progress=None) -> list[ArmRun]:  # fmt: skip
+    """:func:`run_arm` for every arm and seed (seed-major, so a seed's arms read the same problem stream), then each
+    of ``controls`` (names of :data:`VARIANTS`) at ``control_seeds`` (default: ``seeds``). ``progress``: a
+    ``tqdm``-like wrapper of the job list."""
     arms = tuple(check_choice("arm", arm, sgpo.ARMS) for arm in arms)
+    controls = tuple(check_choice("control", name, VARIANTS) for name in controls)
     if not seeds:
         raise ParameterError("seeds must name at least one seed")
-    return [run_arm(arm, base, tokenizer, problem_splits, seed=s, config=config) for s in seeds for arm in arms]
+    control_seeds = tuple(seeds if control_seeds is None else control_seeds)
+    jobs = [(arm, s) for s in seeds for arm in arms] + [(c, s) for s in control_seeds for c in controls]
+    return [run_arm(arm, base, tokenizer, problem_splits, seed=s, config=config)
+            for arm, s in (jobs if progress is None else progress(jobs, desc="arm runs"))]  # fmt: skip
 
 
 def runs_table(runs: list[ArmRun]):
@@ -153,8 +211,649 @@ def runs_table(runs: list[ArmRun]):
     import pandas as pd
 
     rows = [
-        {"arm": r.arm, "seed": r.seed, "updates": len(r.log), "tokens": r.spent_tokens,
+        {"arm": r.arm, "seed": r.seed, "updates": len(r.log), "problems": r.problems_seen, "tokens": r.spent_tokens,
          "train_seconds": r.train_seconds, "eval_seconds": r.eval_seconds, **r.accuracy}
         for r in runs
     ]  # fmt: skip
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Equal compute: accuracies, paired differences, the gates
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _runs_of(runs: list[ArmRun], arm: str) -> list[ArmRun]:
+    return sorted((r for r in runs if r.arm == arm), key=lambda r: r.seed)
+
+
+def arms_in(runs: list[ArmRun]) -> list[str]:
+    """The arms and controls of ``runs``, in :data:`RUNS` order."""
+    return [a for a in RUNS if any(r.arm == a for r in runs)]
+
+
+def correct_matrix(runs: list[ArmRun], arm: str, split: str, seeds=None) -> np.ndarray:
+    """``(seeds, problems)``: 1.0 where ``arm``'s policy of each seed answers each evaluation problem right."""
+    chosen = [r for r in _runs_of(runs, arm) if seeds is None or r.seed in seeds]
+    if not chosen:
+        raise ParameterError(f"no run of arm {arm!r} at seeds {seeds}")
+    return np.stack([r.correct[split] for r in chosen])
+
+
+def accuracy_estimate(runs: list[ArmRun], arm: str, split: str, seed: int, draws: int = 1000) -> Estimate:
+    """``arm``'s mean accuracy on ``split`` over its seeds and the problems, with a two-level bootstrap 95%."""
+    rng = make_rng(seed, "sgpo", "accuracy", arm, split)
+    return bootstrap_two_level(correct_matrix(runs, arm, split), rng, draws)
+
+
+def accuracy_table(runs: list[ArmRun], base: dict[str, np.ndarray], seed: int):
+    """Greedy accuracy without s per arm (rows) and split (columns): mean over seeds and problems with its bootstrap
+    95% interval (over seeds and problems); the base policy's first, with its Wilson interval."""
+    import pandas as pd
+
+    rows = {"base": {s: f"{Estimate.proportion(int(h.sum()), len(h)):.0%}" for s, h in base.items()}}
+    for arm in arms_in(runs):
+        seeds = len(_runs_of(runs, arm))
+        rows[f"{arm} ({seeds} seed{'s' * (seeds > 1)})"] = {
+            split: f"{accuracy_estimate(runs, arm, split, seed):.0%}" for split in sl.EVAL_SPLITS
+        }
+    return pd.DataFrame(rows).T.rename_axis("arm")
+
+
+def paired_difference(
+    runs: list[ArmRun], arm: str, other: str, split: str, seed: int, *, shift: int = 0, draws: int = 2000
+) -> Estimate:
+    """acc(arm) − acc(other) on ``split``, paired by (seed, problem) over the seeds both arms ran, with a two-level
+    bootstrap 95% (seeds, then problems). ``shift`` pairs seed i of ``arm`` with seed i + shift (cyclically) of
+    ``other``: with ``other == arm`` that is the A/A control (an arm against itself at another seed)."""
+    seeds = sorted({r.seed for r in _runs_of(runs, arm)} & {r.seed for r in _runs_of(runs, other)})
+    if not seeds:
+        raise ParameterError(f"arms {arm!r} and {other!r} share no seed")
+    mine, theirs = correct_matrix(runs, arm, split, seeds), correct_matrix(runs, other, split, seeds)
+    rng = make_rng(seed, "sgpo", "paired", arm, other, split, shift)
+    return bootstrap_two_level(mine - np.roll(theirs, -shift, axis=0), rng, draws)
+
+
+def strongest_baseline(runs: list[ArmRun], split: str) -> str:
+    """The baseline (:data:`BASELINES`) with the highest mean accuracy on ``split`` (ties: the first)."""
+    means = {arm: float(correct_matrix(runs, arm, split).mean()) for arm in BASELINES}
+    return max(means, key=means.get)
+
+
+def guided_gate(guided: dict[str, np.ndarray]) -> dict[str, tuple[float, bool]]:
+    """Per split, the base policy's greedy accuracy *with* s and whether it reaches :data:`GUIDED_GATE` (only then
+    can a comparison row on that split tell arms apart)."""
+    return {split: (float(h.mean()), bool(h.mean() >= GUIDED_GATE)) for split, h in guided.items()}
+
+
+def gate_text(gate: dict[str, tuple[float, bool]]) -> str:
+    return "; ".join(
+        f"{split}: {acc:.1%} with s ({'enters' if ok else 'stays out of'} the comparison rows)"
+        for split, (acc, ok) in gate.items()
+    )
+
+
+def reward_window(updates: int) -> int:
+    """The did-it-train window: the first and last tenth-of-a-hundred updates (10), at most a third of the run."""
+    return max(1, min(10, updates // 3))
+
+
+def reward_gain(runs: list[ArmRun], arm: str, seed: int, draws: int = 2000) -> Estimate:
+    """``arm``'s mean training reward (autonomous samples) over its last window of updates minus its first
+    (:func:`reward_window`), pooled over seeds, with a bootstrap 95% that resamples seeds and, within each, the
+    updates of both windows."""
+    chosen = _runs_of(runs, arm)
+    window = reward_window(min(len(r.log) for r in chosen))
+    pairs = [
+        (
+            np.array([row["reward_auto"] for row in r.log[:window]]),
+            np.array([row["reward_auto"] for row in r.log[-window:]]),
+        )
+        for r in chosen
+    ]
+    value = float(np.mean([last.mean() - first.mean() for first, last in pairs]))
+    rng, boot = make_rng(seed, "sgpo", "reward-gain", arm), []
+    for _ in range(draws):
+        picks = [pairs[i] for i in rng.integers(0, len(pairs), len(pairs))]
+        boot.append(
+            np.mean(
+                [rng.choice(last, len(last)).mean() - rng.choice(first, len(first)).mean() for first, last in picks]
+            )
+        )
+    low, high = np.quantile(boot, [0.025, 0.975])
+    return Estimate(value, min(float(low), value), max(float(high), value))
+
+
+def did_it_train(runs: list[ArmRun], seed: int) -> dict[str, Estimate]:
+    """The did-it-train gate: :func:`reward_gain` of each RL arm (:data:`RL_ARMS`). The RL comparisons are read only
+    if every lower bound is above 0."""
+    return {arm: reward_gain(runs, arm, seed) for arm in RL_ARMS}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Where the KL mass sits
+# --------------------------------------------------------------------------------------------------------------
+
+
+def kl_units(runs: list[ArmRun], *, shuffle_seed: int | None = None) -> np.ndarray:
+    """One row per (SGPO run, recorded update, problem): total KL and token count on its guided completions'
+    critical and routine tokens, ``[kl_critical, n_critical, kl_routine, n_routine]``. With ``shuffle_seed`` the
+    labels are first permuted within each completion (the shuffled-label control: same tokens, same KL, labels that
+    no longer say which token the procedure decides)."""
+    rng = None if shuffle_seed is None else make_rng(shuffle_seed, "sgpo", "shuffled-labels")
+    rows = []
+    for run in _runs_of(runs, "sgpo"):
+        for _, record in run.token_kl:
+            group = record.group_size
+            for first in range(0, len(record.labels), group):
+                unit = [0.0, 0, 0.0, 0]
+                for r in range(first, first + group):
+                    labels = list(record.labels[r])
+                    if rng is not None:
+                        labels = [labels[i] for i in rng.permutation(len(labels))]
+                    for t, label in enumerate(labels):
+                        if label in (sgpo.CRITICAL, sgpo.ROUTINE):
+                            k = 0 if label == sgpo.CRITICAL else 2
+                            unit[k] += float(record.kl[r, t])
+                            unit[k + 1] += 1
+                rows.append(unit)
+    return np.array(rows, float).reshape(-1, 4)
+
+
+def kl_ratio(units: np.ndarray, seed: int, draws: int = 2000, key: str = "") -> Estimate | None:
+    """Mean KL per critical token ÷ mean KL per routine token (ratio of pooled sums), with a percentile bootstrap
+    95% over the units of :func:`kl_units` (problems); ``None`` when no critical or no routine token was recorded."""
+
+    def ratio(u):
+        return (u[:, 0].sum() / max(u[:, 1].sum(), 1)) / max(u[:, 2].sum() / max(u[:, 3].sum(), 1), 1e-12)
+
+    if len(units) == 0 or units[:, 1].sum() == 0 or units[:, 3].sum() == 0:
+        return None
+    rng = make_rng(seed, "sgpo", "kl-ratio", key)
+    boot = [ratio(units[rng.integers(0, len(units), len(units))]) for _ in range(draws)]
+    value = float(ratio(units))
+    low, high = np.quantile(boot, [0.025, 0.975])
+    return Estimate(value, min(float(low), value), max(float(high), value))
+
+
+def kl_by_label(runs: list[ArmRun]) -> dict[str, list[float]]:
+    """Every recorded token's KL by its label (critical, routine, off-path), over SGPO's runs and records."""
+    out = {label: [] for label in sgpo.TOKEN_LABELS}
+    for run in _runs_of(runs, "sgpo"):
+        for _, record in run.token_kl:
+            for label in sgpo.TOKEN_LABELS:
+                out[label] += record.values(label)
+    return out
+
+
+def kl_shares(runs: list[ArmRun]) -> dict[str, float]:
+    """The share of the total recorded KL mass and of the tokens on each label."""
+    values = kl_by_label(runs)
+    mass, count = sum(map(sum, values.values())), sum(map(len, values.values()))
+    return {
+        **{f"mass {k}": sum(v) / mass if mass else float("nan") for k, v in values.items()},
+        **{f"tokens {k}": len(v) / count if count else float("nan") for k, v in values.items()},
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# When to distil: instance weights against competence
+# --------------------------------------------------------------------------------------------------------------
+
+
+def weight_records(runs: list[ArmRun], arm: str = "sgpo"):
+    """SGPO's per-problem records over its runs: seed, update, w_i and the autonomous accuracy (``DataFrame``)."""
+    import pandas as pd
+
+    rows = [{"seed": r.seed, **w} for r in _runs_of(runs, arm) for w in r.weights]
+    return pd.DataFrame(rows, columns=["seed", "update", "weight", "acc_auto"])
+
+
+def weight_spearman(records, seed: int, rule: str = "recorded", draws: int = 1000) -> Estimate:
+    """Spearman's ρ between w_i and acc_auto,i over the records, bootstrap 95% over records. ``rule``: the weights
+    SGPO used (``"recorded"``) or the constant rule w_i = 1 on the same records (the control), whose ρ is 0: a
+    constant has no ranking."""
+    from scipy.stats import spearmanr
+
+    check_choice("rule", rule, ("recorded", "constant"))
+    if rule == "constant" or len(records) < 3 or records["weight"].nunique() < 2 or records["acc_auto"].nunique() < 2:
+        return Estimate(0.0, 0.0, 0.0)
+    w, a = records["weight"].to_numpy(), records["acc_auto"].to_numpy()
+    value = float(spearmanr(w, a).statistic)
+    rng, boot = make_rng(seed, "sgpo", "spearman"), []
+    for _ in range(draws):
+        i = rng.integers(0, len(w), len(w))
+        constant = np.ptp(w[i]) == 0 or np.ptp(a[i]) == 0  # no ranking: ρ = 0, as for the constant rule
+        boot.append(0.0 if constant else float(spearmanr(w[i], a[i]).statistic))
+    low, high = np.quantile(boot, [0.025, 0.975])
+    return Estimate(value, min(float(low), value), max(float(high), value))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The ledger rows
+# --------------------------------------------------------------------------------------------------------------
+
+
+def gate_claim(gains: dict[str, Estimate]) -> dict:
+    """The did-it-train row: every RL arm's reward gain has a lower bound above 0."""
+    return {
+        "claim": "each RL arm raised its own training reward (the did-it-train gate before any RL comparison)",
+        "paper": "(a precondition of ours, not a claim of the paper)",
+        "ours": "; ".join(f"{arm} {gain:+.3f}" for arm, gain in gains.items()),
+        "rule": "mean reward of the last window of updates minus the first (10 updates, at most a third of the run), "
+        "pooled over seeds, bootstrap 95% over seeds and updates: lower bound > 0 for every RL arm",
+        "holds": all_of(*(at_least(_lower(g), 1e-9) for g in gains.values())),
+        "can_fail_because": "at this learning rate and budget an arm's reward can stay flat or fall",
+    }
+
+
+def _lower(estimate: Estimate) -> Estimate:
+    """The rule judged on the interval's lower bound (a one-sided bootstrap test of a difference or a ratio)."""
+    return Estimate(estimate.low, estimate.low, estimate.high)
+
+
+def trained(gains: dict[str, Estimate]) -> bool:
+    return all(g.low > 0 for g in gains.values())
+
+
+def comparison_claim(runs: list[ArmRun], split: str, seed: int, gate: dict, gains: dict, *, versus: str) -> dict:
+    """SGPO against the strongest baseline (``versus="baseline"``, non-inferiority: lower bound ≥ −margin; control:
+    SGPO with permuted strategies against the same baseline) or against the imitation arm (``versus="imitation"``,
+    superiority: lower bound > 0; control: imitation against itself at the next seed), paired by (seed, problem) on
+    ``split``. Not testable when the split fails :func:`guided_gate` or an RL arm fails :func:`did_it_train`."""
+    check_choice("versus", versus, ("baseline", "imitation"))
+    check_choice("split", split, COMPARED_SPLITS)
+    accuracy, enters = gate[split]
+    reason = [] if enters else [f"the base policy with s reaches {accuracy:.1%} on {split} (< {GUIDED_GATE:.0%})"]
+    if not trained(gains):
+        reason.append("the did-it-train gate failed")
+    other = strongest_baseline(runs, split) if versus == "baseline" else "imitation"
+    diff = paired_difference(runs, "sgpo", other, split, seed)
+    if versus == "baseline":
+        rule_text = (
+            f"acc(SGPO) − acc(strongest baseline, by mean accuracy on {split}) paired by (seed, problem), "
+            f"bootstrap 95% over seeds and problems: lower bound ≥ −{MARGIN} (non-inferiority)"
+        )
+        holds = at_least(_lower(diff), -MARGIN)
+        control_name = "sgpo-permuted"
+        claim = f"at equal completion tokens SGPO is at least as accurate as the strongest baseline on {split}"
+        paper = "SGPO beats the strongest baseline by 2.2 points on average (Qwen2.5-7B-Instruct, four benchmarks)"
+    else:
+        rule_text = (
+            "acc(SGPO) − acc(imitation) paired by (seed, problem), bootstrap 95% over seeds and problems: "
+            "lower bound > 0 (superiority)"
+        )
+        holds = at_least(_lower(diff), 1e-9)
+        control_name = "imitation"
+        claim = f"SGPO beats direct trajectory imitation (SFT on its guided samples) on {split}"
+        paper = "the forward-KL distillation beats direct trajectory imitation"
+    if versus == "baseline" and any(r.arm == control_name for r in runs):
+        control_diff = paired_difference(runs, control_name, other, split, seed)
+        control = Control(
+            "SGPO with permuted strategies vs the same baseline",
+            f"{control_diff:+.3f}",
+            at_least(_lower(control_diff), -MARGIN),
+        )
+    elif versus == "imitation" and len(_runs_of(runs, "imitation")) > 1:
+        control_diff = paired_difference(runs, "imitation", "imitation", split, seed, shift=1)
+        control = Control(
+            "imitation vs itself at the next seed", f"{control_diff:+.3f}", at_least(_lower(control_diff), 1e-9)
+        )
+    else:
+        control = None
+    row = {
+        "claim": claim,
+        "paper": paper,
+        "ours": f"SGPO − {other}: {diff:+.3f}",
+        "rule": rule_text,
+        "holds": holds if not reason else None,
+        "testable": not reason,
+    }
+    if reason:
+        row["ours"] += " (not read: " + "; ".join(reason) + ")"
+    if control is not None:
+        row["control"] = control
+    else:
+        row["can_fail_because"] = "the difference can be below the margin"
+    return row
+
+
+def selectivity_claim(runs: list[ArmRun], seed: int) -> dict:
+    """KL per critical token ÷ KL per routine token > 1 (bootstrap over problems); control: labels shuffled within
+    each completion."""
+    ours, shuffled = kl_ratio(kl_units(runs), seed), kl_ratio(kl_units(runs, shuffle_seed=seed), seed, key="shuffled")
+    row = {
+        "claim": "the forward KL concentrates on strategy-critical tokens rather than routine ones",
+        "paper": "the forward KL is selective: it concentrates on strategy-critical tokens, not routine ones",
+        "rule": "mean KL per critical token ÷ mean KL per routine token on SGPO's guided rollouts (labels fixed "
+        "before any run, llmtheory.sgpo.label_tokens), bootstrap 95% over problems: lower bound > 1",
+    }
+    if ours is None or shuffled is None:
+        return {
+            **row,
+            "ours": "no critical or no routine token was recorded",
+            "holds": None,
+            "testable": False,
+            "can_fail_because": "the ratio can be ≤ 1",
+        }
+    return {
+        **row,
+        "ours": f"{ours:.2f}",
+        "holds": at_least(_lower(ours), 1 + 1e-9),
+        "control": Control(
+            "labels shuffled within each completion", f"{shuffled:.2f}", at_least(_lower(shuffled), 1 + 1e-9)
+        ),
+    }
+
+
+def weight_claim(runs: list[ArmRun], seed: int) -> dict:
+    """Spearman(w_i, acc_auto,i) < 0 (bootstrap upper bound); control: the constant rule on the same records."""
+    records = weight_records(runs)
+    ours, constant = weight_spearman(records, seed), weight_spearman(records, seed, "constant")
+    return {
+        "claim": "SGPO's instance weight shrinks as the policy's own competence on the problem grows",
+        "paper": "the weight strengthens guidance when autonomous exploration falls short and shrinks as "
+        "competence grows",
+        "ours": f"Spearman ρ(w_i, acc_auto,i) = {ours:.2f} over {len(records)} (problem, update) records",
+        "rule": "Spearman ρ between w_i and the autonomous group's accuracy over SGPO's updates and seeds, "
+        "bootstrap 95% over records: upper bound < 0",
+        "holds": at_most(Estimate(ours.high, ours.low, ours.high), -1e-9),
+        "control": Control(
+            "the constant rule w_i = 1 on the same records",
+            f"{constant:.2f}",
+            at_most(Estimate(constant.high, constant.low, constant.high), -1e-9),
+        ),
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Figures, timing and memory
+# --------------------------------------------------------------------------------------------------------------
+
+COLOURS = {
+    "sft": "C7",
+    "grpo": "C0",
+    "luffy": "C2",
+    "sgpo": "C3",
+    "imitation": "C1",
+    "sgpo-permuted": "C4",
+    "sgpo-lambda0": "C5",
+}
+
+
+def accuracy_figure(runs: list[ArmRun], base: dict[str, np.ndarray], seed: int):
+    """Greedy accuracy without s per split (panels) and arm (bars, bootstrap 95% over seeds and problems); dashed:
+    the base policy."""
+    import matplotlib.pyplot as plt
+
+    arms = arms_in(runs)
+    fig, axes = plt.subplots(1, len(sl.EVAL_SPLITS), figsize=(11, 3.4), sharey=True)
+    for ax, split in zip(axes, sl.EVAL_SPLITS, strict=True):
+        estimates = [accuracy_estimate(runs, arm, split, seed) for arm in arms]
+        values = np.array([e.value for e in estimates])
+        errors = np.array([[e.value - e.low for e in estimates], [e.high - e.value for e in estimates]])
+        ax.bar(range(len(arms)), values, yerr=errors, color=[COLOURS[a] for a in arms], capsize=3)
+        ax.axhline(base[split].mean(), color="k", ls="--", lw=1, label="base policy")
+        if values.max() == 0 and base[split].max() == 0:
+            ax.text(0.5, 0.5, "every arm and the base: 0%", transform=ax.transAxes, ha="center", color="0.3")
+        ax.set_xticks(range(len(arms)), arms, rotation=40, ha="right")
+        ax.set_title(split)
+    axes[0].set_ylabel("greedy accuracy without s")
+    axes[0].set_ylim(0, 1)
+    axes[0].legend(loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def reward_figure(runs: list[ArmRun]):
+    """Mean training reward per update (autonomous samples; the imitation arm's guided ones, dotted), five-update
+    running mean: the mean over seeds (bold) and each seed (faint). What the did-it-train gate reads."""
+    import matplotlib.pyplot as plt
+
+    def smooth(values):
+        return np.convolve(values, np.ones(5) / 5, mode="valid") if len(values) >= 5 else values
+
+    fig, ax = plt.subplots(figsize=(9, 3.4))
+    for arm in [a for a in arms_in(runs) if a != "sft"]:
+        key, style = ("reward_guided", ":") if arm == "imitation" else ("reward_auto", "-")
+        curves = [np.array([row[key] for row in run.log]) for run in _runs_of(runs, arm)]
+        for curve in curves:
+            ax.plot(smooth(curve), color=COLOURS[arm], alpha=0.2, lw=0.8, ls=style)
+        length = min(map(len, curves))
+        ax.plot(smooth(np.mean([c[:length] for c in curves], axis=0)), color=COLOURS[arm], lw=2.2, ls=style,
+                label=f"{arm} ({len(curves)} seed{'s' * (len(curves) > 1)})")  # fmt: skip
+    ax.set_xlabel("update")
+    ax.set_ylabel("mean training reward")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def kl_figure(runs: list[ArmRun], seed: int):
+    """Left: mean KL per token by label, with the shuffled-label control (bootstrap 95% over problems). Right: the
+    share of the KL mass and of the tokens on each label."""
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for offset, (name, units) in enumerate(
+        (("labels fixed in advance", kl_units(runs)), ("labels shuffled", kl_units(runs, shuffle_seed=seed)))
+    ):
+        rng = make_rng(seed, "sgpo", "kl-figure", name)
+        means = []
+        for column in (0, 2):
+            per_token = units[:, column] / np.maximum(units[:, column + 1], 1)
+            keep = units[:, column + 1] > 0
+            means.append(bootstrap_mean(per_token[keep], rng, 1000) if keep.any() else Estimate(0, 0, 0))
+        x = np.arange(2) + 0.38 * offset
+        left.bar(
+            x,
+            [m.value for m in means],
+            width=0.36,
+            label=name,
+            color=("C3", "C7")[offset],
+            yerr=[[m.value - m.low for m in means], [m.high - m.value for m in means]],
+            capsize=3,
+        )
+    left.set_xticks(np.arange(2) + 0.19, ["critical", "routine"])
+    left.set_ylabel("mean KL per token (nats)")
+    left.legend(fontsize=8)
+    shares = kl_shares(runs)
+    labels = list(sgpo.TOKEN_LABELS)
+    for offset, what in enumerate(("mass", "tokens")):
+        right.bar(
+            np.arange(3) + 0.38 * offset,
+            [shares[f"{what} {k}"] for k in labels],
+            width=0.36,
+            label=f"share of the {'KL mass' if what == 'mass' else 'tokens'}",
+            color=("C3", "C7")[offset],
+        )
+    right.set_xticks(np.arange(3) + 0.19, labels)
+    right.set_ylim(0, 1)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def weight_figure(runs: list[ArmRun]):
+    """Left: w_i against the autonomous group's accuracy (mean and spread per accuracy level, all records); the
+    constant rule as a line at 1. Right: the mean w_i and the mean autonomous accuracy per update, per seed."""
+    import matplotlib.pyplot as plt
+
+    records = weight_records(runs)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    if len(records):
+        levels = sorted(records["acc_auto"].unique())
+        grouped = records.groupby("acc_auto")["weight"]
+        left.errorbar(
+            levels,
+            grouped.mean(),
+            yerr=grouped.std().fillna(0),
+            fmt="o-",
+            color="C3",
+            capsize=3,
+            label="gain rule (SGPO's w_i), mean ± sd",
+        )
+        left.axhline(1.0, color="C7", ls="--", label="constant rule")
+        for seed, frame in records.groupby("seed"):
+            per_update = frame.groupby("update")[["weight", "acc_auto"]].mean()
+            smooth = per_update.rolling(5, min_periods=1).mean()
+            right.plot(smooth.index, smooth["weight"], color="C3", label="mean w_i" if seed == 0 else None)
+            right.plot(
+                smooth.index,
+                smooth["acc_auto"],
+                color="C0",
+                ls="--",
+                label="mean autonomous accuracy" if seed == 0 else None,
+            )
+    left.set_xlabel("autonomous accuracy of the problem's group")
+    left.set_ylabel("instance weight w_i")
+    left.legend(fontsize=8)
+    right.set_xlabel("update")
+    right.set_ylim(0, 1)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def timing_text(runs: list[ArmRun]) -> str:
+    """Training and evaluation seconds per arm, summed over seeds."""
+    return "; ".join(
+        f"{arm} {sum(r.train_seconds for r in _runs_of(runs, arm)):.0f} s training, "
+        f"{sum(r.eval_seconds for r in _runs_of(runs, arm)):.1f} s evaluation"
+        for arm in arms_in(runs)
+    )
+
+
+def memory_text(name: str, *, completions: int = 64, tokens: int = 120) -> str:
+    """What one update of the ``full`` tier needs from ``name``'s config alone: sampling ``completions`` completions
+    of ``tokens`` tokens (prompt and completion) in half precision, and training in float32 (policy, gradients and
+    AdamW's two moments: four copies of the weights; SGPO keeps no reference model at β = 0; activations and the
+    frozen target logits, completions × tokens × vocabulary floats, not counted)."""
+    from .same_lesson_lm import memory_estimate
+    from .zoo import display_name, load_config, weight_count_bound
+
+    try:
+        config = load_config(name)
+    except (OSError, LookupError, ValueError) as error:
+        return f"{display_name(name)}: its config cannot be read here ({type(error).__name__}), so no estimate"
+    text = getattr(config, "text_config", None) or config
+    need = memory_estimate(config, batch_size=completions, tokens=tokens)["total"]
+    train, logits = 4 * 4 * weight_count_bound(text), 4 * completions * tokens * text.vocab_size
+    return (f"{display_name(name)}: about {_size(need)} to sample {completions} completions (half precision), "
+            f"about {_size(train)} of weights, gradients and AdamW state (float32), plus {_size(logits)} for SGPO's "
+            "frozen guided logits of one update")  # fmt: skip
+
+
+def _size(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.2f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.1f} MiB"
+
+
+def lambda_zero_gap(base, tokenizer, problems: list[sgpo.Problem], *, seed: int, config: RunConfig) -> float:
+    """The largest parameter difference after one update of GRPO and one of SGPO with λ = 0 from the same base, on
+    the same problems and sampling seed (sgpo-eq-sgpo-loss with λ = 0 is L_GRPO on the autonomous group)."""
+    settings = dataclasses.replace(config.sgpo, kl_weight=0.0)
+    after = []
+    for arm in ("grpo", "sgpo"):
+        policy = copy.deepcopy(base).eval()
+        optimizer = torch.optim.AdamW(policy.parameters(), lr=config.learning_rate, weight_decay=0.0)
+        sgpo.arm_step(arm, policy, optimizer, tokenizer, problems, seed=seed, config=settings)
+        after.append([q.detach() for q in policy.parameters()])
+    return max(float((a - b).abs().max()) for a, b in zip(*after, strict=True))
+
+
+def identity_claim(gap: float) -> dict:
+    return {
+        "claim": "SGPO with λ = 0 is GRPO on the autonomous group",
+        "paper": "(our reconstruction: the distillation term is added to the on-policy RL loss)",
+        "ours": f"largest parameter difference after one update: {gap:.1e}",
+        "rule": "the same base, problems and sampling seed give parameters equal to 1e-7 after one update",
+        "holds": gap <= 1e-7,
+    }
+
+
+PAPER_GAIN = 2.2
+"""Points of average score over the strongest baseline on Qwen2.5-7B-Instruct (abstract)."""
+
+
+def published_claim(runs: list[ArmRun], seed: int) -> dict:
+    diff = paired_difference(runs, "sgpo", strongest_baseline(runs, "test"), "test", seed)
+    return {
+        "claim": "SGPO improves the average score by 2.2 points over the strongest baseline",
+        "paper": "+2.2 points, Qwen2.5-7B-Instruct, four mathematical benchmarks (abstract)",
+        "ours": f"SGPO − strongest baseline on the toy test split: {100 * diff.value:+.1f} points "
+        "(not comparable: a 110k-parameter policy on a toy family)",
+        "rule": "the published gain is a positive number of points below 100",
+        "holds": 0 < PAPER_GAIN < 100,
+    }
+
+
+def assumed_claim() -> dict:
+    return {
+        "claim": "the strategy descriptions are right",
+        "paper": "strategies are extracted from a strong model's responses (they can be wrong)",
+        "ours": "s comes from a privileged policy, the generator, which knows each problem's procedure",
+        "rule": "assumed by construction, not measured",
+        "holds": None,
+        "testable": False,
+    }
+
+
+WHY = {
+    "did-it-train": {
+        "reproduced": "Each RL arm's training reward rose over its run (the last window above the first at every "
+        "bound), so the RL comparisons below are read.",
+        "default": "At least one RL arm's reward gain has an interval that reaches zero or below at this learning "
+        "rate and budget, so every comparison row is left not testable: a difference between arms that did not "
+        "measurably learn would be read as noise.",
+    },
+    "kl-selectivity": {
+        "reproduced": "On SGPO's guided rollouts the tokens where the procedures' answers part carry more KL per "
+        "token than the tokens that execute a procedure already chosen, and the same ratio with the labels "
+        "shuffled within each completion does not pass the rule: the shift that s causes sits where the "
+        "procedure is decided.",
+        "default": "The KL per critical token is not decisively above the KL per routine token, or the shuffled "
+        "labels pass as well: at this scale the rule cannot say that the shift that s causes sits where the "
+        "procedure is decided.",
+    },
+    "weight-decays-with-competence": "Under the gain rule w_i = clip(acc_guided − acc_auto, 0, 1), a problem the "
+    "policy already solves on its own gets a small weight; the rank correlation is close to built in (the rule "
+    "subtracts acc_auto), so the row checks the rule's behaviour on the run's data rather than a learned effect.",
+    "lambda-zero-is-grpo": "With λ = 0 the reconstructed SGPO update is GRPO's update, to the last bit: any "
+    "difference between the SGPO and GRPO arms comes from the distillation term and from SGPO seeing half as "
+    "many problems per update.",
+    "strategies-are-right": "The strategies come from the generator, so they are never wrong; the paper's come "
+    "from a strong model and can be.",
+    "published-gain": "The paper's +2.2 points are on 7B models and mathematical benchmarks; our number is printed "
+    "beside it for orientation only.",
+}
+"""Explanations shown by ``ledger.findings(why=WHY)``; comparison rows use :func:`comparison_why`."""
+
+
+def comparison_why(split: str, gate: dict, gains: dict[str, Estimate]) -> dict:
+    """The findings' explanation of a comparison row on ``split``: why it was not read, or how it was read."""
+    accuracy, enters = gate[split]
+    reasons = [] if enters else [f"the base policy with s solves {accuracy:.1%} of the {split} problems, below the "
+                                 f"{GUIDED_GATE:.0%} gate, so no arm could show a difference there"]  # fmt: skip
+    if not trained(gains):
+        reasons.append("at least one RL arm failed the did-it-train gate")
+    return {
+        "not testable at this scale": "Not read: " + "; and ".join(reasons or ["see the row"]) + ".",
+        "default": f"Read at equal completion tokens on {split}, paired by seed and problem; the control row says "
+        "whether the rule tells SGPO from its control.",
+    }
+
+
+def card_table(card: dict):
+    """The base policy's card as a table: greedy accuracy per split without and with s, Wilson 95% over the card's
+    problems, and per procedure on the test split, read from the card's ``metrics`` (not typed)."""
+    import pandas as pd
+
+    from .zoo import SPECS
+
+    n, _ = sl.card_sizes(SPECS[card["name"]])
+    metrics, columns = card["metrics"], {"auto": "without s", "guided": "with s"}
+    rows = {split: {columns[m]: f"{sl.interval(metrics, f'{split}_{m}', n):.0%}" for m in sl.MODES}
+            for split in sl.EVAL_SPLITS}  # fmt: skip
+    for procedure in sgpo.FAMILY:
+        rows[f"test, {procedure}"] = {columns[m]: f"{metrics[f'test_{m}_{procedure}']:.0%}" for m in sl.MODES}
+    return pd.DataFrame(rows).T.rename_axis(f"{card['name']}: {card['parameters']:,} parameters, n = {n} per split")

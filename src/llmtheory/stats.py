@@ -46,6 +46,23 @@ def bootstrap_mean(values, rng: np.random.Generator, draws: int = 2000, confiden
     return Estimate(value, float(min(low, value)), float(max(high, value)))
 
 
+def bootstrap_two_level(values, rng: np.random.Generator, draws: int = 2000, confidence: float = 0.95):
+    """The mean of a ``(replicates, items)`` array (seeds × problems, the same items in every replicate) with a
+    two-level percentile bootstrap: resample replicates, then items (one item draw shared by the drawn replicates,
+    since they are the same items), as a :class:`llmtheory.claims.Estimate` that always contains the mean."""
+    from .claims import Estimate
+
+    values = np.asarray(values, float)
+    if values.ndim != 2 or values.size == 0:
+        raise ValueError(f"values must be a non-empty (replicates, items) array; got shape {values.shape}")
+    replicates, items = values.shape
+    means = np.array([values[rng.integers(0, replicates, replicates)][:, rng.integers(0, items, items)].mean()
+                      for _ in range(draws)])  # fmt: skip
+    low, high = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
+    value = float(values.mean())
+    return Estimate(value, float(min(low, value)), float(max(high, value)))
+
+
 @dataclass(frozen=True)
 class NullComparison:
     """An observed statistic, the mean of its permutation null, and the one-sided p-value ``P(null ≥ obs)``."""
