@@ -167,7 +167,6 @@ def test_the_gates_decide_whether_a_comparison_is_read():
     runs += [_fake_run(a, s, _correct((1, 0, 1, 0))) for a in ("sft", "imitation") for s in (0, 1)]
     gains = se.did_it_train(runs, 0)
     assert all(g.value == 1.0 and g.low == 1.0 for g in gains.values()) and se.trained(gains)
-    assert se.gate_claim(gains)["holds"].holds
     why = se.comparison_why("ood-combination", {**gate, "ood-combination": (0.1, False)}, gains)
     assert "10.0%" in why["not testable at this scale"] and "did-it-train" not in why["not testable at this scale"]
     row = se.comparison_claim(runs, "test", 0, gate, gains, versus="imitation")
@@ -176,7 +175,11 @@ def test_the_gates_decide_whether_a_comparison_is_read():
     assert not se.comparison_claim(runs, "test", 0, closed, gains, versus="baseline")["testable"]
     runs[0] = _fake_run("grpo", 0, _correct((1, 0, 1, 0)), flat)
     runs[1] = _fake_run("grpo", 1, _correct((1, 0, 1, 0)), flat)
-    assert not se.trained(se.did_it_train(runs, 0)) and not se.gate_claim(se.did_it_train(runs, 0))["holds"].holds
+    failed = se.did_it_train(runs, 0)
+    assert not se.trained(failed)
+    row = se.comparison_claim(runs, "test", 0, gate, failed, versus="baseline")
+    assert not row["testable"] and "did-it-train gate failed: grpo +0.000" in row["ours"]
+    assert "grpo +0.000" in se.comparison_why("test", gate, failed)["not testable at this scale"]
     assert se.reward_window(3) == 1 and se.reward_window(100) == 10
 
 
@@ -186,24 +189,58 @@ def test_kl_ratio_on_hand_made_records_and_its_shuffled_control():
     mask = torch.tensor([[1.0, 1, 1], [1, 1, 0]])
     labels = [["critical", "routine", "routine"], ["critical", "routine"]]
     run = _fake_run("sgpo", 0, _correct((1, 1, 1, 1)))
-    run.token_kl = [(0, sgpo.TokenKL(kl, mask, labels, group_size=2))]
+    eos = [[False, False, True], [False, False]]  # the first completion ends with <eos> (KL 0.5)
+    run.token_kl = [(0, sgpo.TokenKL(kl, mask, labels, group_size=2, eos=eos))]
     units = se.kl_units([run])
     assert units.tolist() == [[4.0, 2, 1.5, 3]]
     assert se.kl_ratio(units, 0, 50).value == pytest.approx((4 / 2) / (1.5 / 3))
+    assert se.kl_units([run], eos="drop").tolist() == [[4.0, 2, 1.0, 2]]
+    assert se.kl_units([run], eos="only").tolist() == [[0.0, 0, 0.5, 1]]
+    with pytest.raises(ValueError, match="eos"):
+        se.kl_units([run], eos="ignore")
     shuffled = se.kl_units([run], shuffle_seed=0)
     assert shuffled[:, [1, 3]].tolist() == [[2, 3]] and shuffled[:, [0, 2]].sum() == pytest.approx(5.5)
     assert se.kl_ratio(np.zeros((0, 4)), 0) is None
-    assert se.kl_shares([run])["mass critical"] == pytest.approx(4 / 5.5)
+    # routine tokens without KL: no ratio (not an upper bound of 1e12)
+    assert se.kl_ratio(np.array([[1.0, 1, 0.0, 3]]), 0, 50) is None
+    shares = se.kl_shares([run])
+    assert shares["mass critical"] == pytest.approx(4 / 5.5) and shares["mass routine <eos>"] == pytest.approx(
+        0.5 / 5.5
+    )
+    assert shares["tokens routine digits"] == pytest.approx(2 / 5)
+    row = se.selectivity_claim([run], 0)
+    assert "without the end-of-sequence tokens" in row["ours"] and row["control"] is not None
+    digits = se.selectivity_claim([run], 0, eos="drop")  # the row added after review: (4/2) / (1/2)
+    assert digits["ours"].startswith("4.00") and "after review" in digits["claim"]
+    assert "left out" in digits["rule"] and digits["control"] is not None
+    with pytest.raises(ValueError, match="eos"):
+        se.selectivity_claim([run], 0, eos="only")
 
 
-def test_weight_spearman_and_its_constant_control():
-    records = [{"update": u, "weight": 1 - a, "acc_auto": a} for u, a in enumerate((0, 0.25, 0.5, 0.75, 1.0))]
+def test_the_weight_identity_and_the_weight_trend_with_its_shuffled_control():
+    records = [{"update": u, "weight": 1 - a, "acc_auto": a, "acc_guided": 1.0}
+               for u, a in enumerate((0, 0.25, 0.5, 0.75, 1.0))]  # fmt: skip
     run = _fake_run("sgpo", 0, _correct((1, 1, 1, 1)), weights=records)
     frame = se.weight_records([run])
     assert se.weight_spearman(frame, 0, draws=50).value == pytest.approx(-1.0)
     assert se.weight_spearman(frame, 0, "constant") == Estimate(0.0, 0.0, 0.0)
     row = se.weight_claim([run], 0)
-    assert row["holds"].holds and not row["control"].holds.holds
+    assert row["holds"] is True and "ρ" in row["ours"] and "control" not in row
+    assert se.weight_claim([run], 0, "deficit")["holds"] is True  # 1 − acc_auto is the deficit rule too
+    broken = _fake_run("sgpo", 0, _correct((1, 1, 1, 1)), weights=[{**records[0], "weight": 0.5}])
+    assert se.weight_claim([broken], 0)["holds"] is False
+    assert se.weight_claim([_fake_run("sgpo", 0, _correct((1, 1, 1, 1)))], 0)["testable"] is False
+    # the weights fall over 30 updates at two seeds while SGPO's reward rises
+    falling = [{"update": u, "weight": 1 - u / 30, "acc_auto": u / 30, "acc_guided": 1.0} for u in range(30)]
+    rising = tuple(u / 30 for u in range(30))
+    runs = [_fake_run("sgpo", s, _correct((1, 1, 1, 1)), rising, falling) for s in (0, 1)]
+    gains = {"sgpo": se.reward_gain(runs, "sgpo", 0)}
+    trend = se.weight_trend_claim(runs, 0, gains)
+    assert se.weight_trend(runs, 0).value == pytest.approx(-20 / 30)
+    assert trend["holds"].holds and not trend["control"].holds.holds
+    flat = [_fake_run("sgpo", s, _correct((1, 1, 1, 1)), (0.5,) * 30, falling) for s in (0, 1)]
+    unread = se.weight_trend_claim(flat, 0, {"sgpo": se.reward_gain(flat, "sgpo", 0)})
+    assert unread["testable"] is False and "not read" in unread["ours"]
 
 
 def test_the_card_table_reads_the_card_and_the_memory_text_reads_the_config():
@@ -213,3 +250,32 @@ def test_the_card_table_reads_the_card_and_the_memory_text_reads_the_config():
         f"{card['metrics']['test_guided']:.0%}"
     )
     assert "MiB" in se.memory_text("sgpo-llama") and "cannot be read" in se.memory_text("/nonexistent/sgpo-model")
+
+
+def test_check_budgets_rejects_a_run_that_spent_too_little_or_too_much():
+    config = se.RunConfig(token_budget=100)
+    run = _fake_run("grpo", 0, _correct((1, 1, 1, 1)), (0.0, 0.0))
+    run.log[0]["tokens"], run.log[1]["tokens"], run.compute = 60, 120, sgpo.Compute(generated_tokens=120)
+    assert "100" in se.check_budgets([run], config)
+    run.compute = sgpo.Compute(generated_tokens=90)
+    with pytest.raises(RuntimeError, match="grpo at seed 0 spent 90"):
+        se.check_budgets([run], config)
+    run.compute = sgpo.Compute(generated_tokens=200)
+    with pytest.raises(RuntimeError, match="spent 200"):
+        se.check_budgets([run], config)
+
+
+def test_the_position_preserving_shuffle_keeps_each_positions_labels_and_the_ordering_text():
+    kl = torch.tensor([[2.0, 0.5, 0.5], [1.0, 0.5, 0.0]])
+    labels = [["critical", "routine", "routine"], ["routine", "critical"]]
+    run = _fake_run("sgpo", 0, _correct((1, 1, 1, 1)))
+    run.token_kl = [(0, sgpo.TokenKL(kl, torch.tensor([[1.0, 1, 1], [1, 1, 0]]), labels, group_size=1))]
+    for seed in range(5):
+        units = se.kl_units([run], shuffle_seed=seed, shuffle="position")
+        assert units[:, [1, 3]].sum(axis=0).tolist() == [2, 3] and units[:, [0, 2]].sum() == pytest.approx(4.5)
+        assert units[1].sum() == pytest.approx(units[1, 1] + units[1, 3] + 1.5)  # row 1's KL stays in row 1
+    with pytest.raises(ValueError, match="shuffle"):
+        se.kl_units([run], shuffle_seed=0, shuffle="all")
+    runs = [_fake_run(a, 0, _correct(c)) for a, c in (("sft", (1, 1, 1, 0)), ("sgpo", (1, 0, 0, 0)))]
+    text = se.ordering_text(runs, {"test": np.array([1.0, 1, 0, 0])}, "test")
+    assert text == "sft 75.0%, base policy 50.0%, sgpo 25.0%"

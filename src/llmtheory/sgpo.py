@@ -427,6 +427,8 @@ def forward_kl(target_logits: torch.Tensor, student_logits: torch.Tensor) -> tor
 
     The target is detached (SG[·]). Forward KL is mass-covering: it is large where p puts mass that q_θ lacks, and
     a token where guided and unguided contexts already agree contributes nothing, whatever was sampled there.
+    *Reconstructed*: the abstract says "forward KL"; that the guided distribution comes first (p = guided target,
+    q_θ = unguided student) is our reading.
     """
     target = torch.log_softmax(target_logits.detach().float(), dim=-1)
     student = torch.log_softmax(student_logits.float(), dim=-1)
@@ -839,12 +841,17 @@ def arm_step(arm: str, policy, optimizer, tokenizer, problems: Sequence[Problem]
 class TokenKL:
     """Per-token forward KL(π(·|x,s,y_<t) ‖ π(·|x,y_<t)) on guided completions ``(rows, tokens)``, their mask and
     each token's :func:`label_tokens` label (``labels[row][t]``, only for real tokens); ``group_size`` consecutive
-    rows belong to one problem."""
+    rows belong to one problem; ``eos[row][t]`` says whether the token is an end-of-sequence token (``None``: not
+    recorded, no token is)."""
 
     kl: torch.Tensor
     mask: torch.Tensor
     labels: list[list[str]]
     group_size: int = 1  # completions per problem (consecutive rows)
+    eos: list[list[bool]] | None = None
+
+    def is_eos(self, row: int, t: int) -> bool:
+        return bool(self.eos is not None and self.eos[row][t])
 
     def values(self, label: str) -> list[float]:
         """The KL of every token with ``label``."""
@@ -875,11 +882,12 @@ def token_kl_record(policy, tokenizer, problems: Sequence[Problem], guided: grpo
     mask = guided.completion_mask.to(target.device)
     kl = forward_kl(target, logits) * mask
     eos_ids = grpo.eos_token_ids(policy, tokenizer)
-    labels = []
+    labels, eos = [], []
     for row in range(len(guided.prompts)):
         ids = guided.completion_ids[row][guided.completion_mask[row].bool()].tolist()
         labels.append(label_token_ids(problems[row // g], tokenizer, ids, eos_ids))
-    return TokenKL(kl.cpu(), mask.cpu(), labels, g)
+        eos.append([i in eos_ids for i in ids])
+    return TokenKL(kl.cpu(), mask.cpu(), labels, g, eos)
 
 
 def label_token_ids(problem: Problem, tokenizer, ids: Sequence[int], eos_ids: Sequence[int]) -> list[str]:
