@@ -215,7 +215,10 @@ def test_kl_ratio_on_hand_made_records_and_its_shuffled_control():
     assert "left out" in digits["rule"] and digits["control"] is not None
     with pytest.raises(ValueError, match="eos"):
         se.selectivity_claim([run], 0, eos="only")
-    reading = "has a ratio of 4.00 [4.00, 4.00] on the digits alone, an interval that lies above 1"
+    reading = (
+        "the critical ÷ routine ratio of the per-token KL is 4.00 [4.00, 4.00] on the digits alone, an interval that "
+        "lies above 1"
+    )
     assert se.digits_reading([run], 0) == reading
 
 

@@ -636,9 +636,11 @@ def digits_reading(runs: list[ArmRun], seed: int) -> str:
     ratio's interval lies above 1, includes it, or lies below."""
     ratio = kl_ratio(kl_units(runs, eos="drop"), seed, key="without-eos")
     if ratio is None:
-        return "cannot be read (no ratio on the digits alone)"
+        return "the critical ÷ routine ratio of the per-token KL cannot be read on the digits alone"
     where = "lies above 1" if ratio.low > 1 else "lies below 1" if ratio.high < 1 else "includes 1"
-    return f"has a ratio of {ratio:.2f} on the digits alone, an interval that {where}"
+    return (
+        f"the critical ÷ routine ratio of the per-token KL is {ratio:.2f} on the digits alone, an interval that {where}"
+    )
 
 
 def weight_claim(runs: list[ArmRun], seed: int, rule: str = "gain") -> dict:
