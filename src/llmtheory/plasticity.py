@@ -599,11 +599,16 @@ def trajectory(
     probe_learning_rate: float = 3e-3,
     intervention: Intervention | None = None,
     measure_indicators: bool = True,
-) -> list[dict]:
+    keep: Sequence[int] = (),
+    with_trace: bool = False,
+) -> list[dict] | tuple[list[dict], TrainTrace]:
     """Train a fresh model of ``config`` (init ``seed``) on ``stream`` and, at every checkpoint, probe it and read its
     indicators on the probe language's held-out batch. One row per checkpoint: ``step``, ``probe_final``,
     ``probe_mean``, the indicators, and ``train_loss`` (mean training loss over the steps since the previous
-    checkpoint; NaN at step 0). The weights are not kept: this is what a zoo build writes to its table."""
+    checkpoint; NaN at step 0). This is what a zoo build writes to its table (:mod:`llmtheory.plasticity_zoo`).
+
+    The weights are not kept, except those of the checkpoints in ``keep``; ``with_trace=True`` returns ``(rows,
+    trace)``, the :class:`TrainTrace` holding every step's loss and gradient norm and the kept weights."""
     rows: list[dict] = []
     eval_batch = stream.probe_eval_batch()
 
@@ -617,11 +622,12 @@ def trajectory(
     model = build_model(config, seed)
     trace = train_stream(model, stream, setting=setting, steps=steps, learning_rate=learning_rate,
                          checkpoints=checkpoints, intervention=intervention, on_checkpoint=measure)  # fmt: skip
-    trace.checkpoints.clear()
+    kept = set(keep)
+    trace.checkpoints = {step: weights for step, weights in trace.checkpoints.items() if step in kept}
     for previous, row in zip([None, *rows[:-1]], rows, strict=True):
         start = 0 if previous is None else previous["step"]
         row["train_loss"] = float(trace.losses[start : row["step"]].mean()) if row["step"] > start else float("nan")
-    return rows
+    return (rows, trace) if with_trace else rows
 
 
 # --------------------------------------------------------------------------------------------------------------

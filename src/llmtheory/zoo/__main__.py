@@ -17,6 +17,7 @@ TASK_MODULES = {
     "proverb_stories": "llmtheory.same_lesson_lm",
     "dialogues": "llmtheory.pigeonholing_lm",
     "sgpo_procedures": "llmtheory.sgpo_lm",
+    "plasticity": "llmtheory.plasticity_zoo",
 }
 """Tasks whose models a chapter's module trains and describes (its ``train`` and ``card_markdown``); the other
 tasks (facts, needles) use :func:`llmtheory.zoo.train.train` and :mod:`llmtheory.zoo.cards`."""
@@ -39,6 +40,9 @@ def table() -> str:
     for name in list():
         if SPECS[name].task in ("vlm", "clip"):
             continue  # the vision-language models and dual encoders have their own tables
+        if SPECS[name].task == "plasticity":  # a trajectory artefact (tables and a few checkpoints, not a model)
+            rows.append(_task_module("plasticity").zoo_table_row(name))
+            continue
         try:
             data = card_data(name)
         except LookupError:
@@ -149,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{spec.name}: {result.parameters:,} parameters, {result.train_seconds:.0f} s; {where}")
             for key, value in result.metrics.items():
                 print(f"  {key}: {value:.3f}")
+        elif args.command == "card" and SPECS[check_choice("NAME", args.name, SPECS)].task == "plasticity":
+            artefacts = _task_module("plasticity")  # a trajectory artefact: its card.json, no checkpoint to load
+            if args.write:
+                artefacts.write_readme(args.name)
+            print(artefacts.readme(args.name))
         elif args.command == "card":
             if args.write:
                 from . import SPECS, card_data, model_dir

@@ -616,3 +616,8 @@ SPECS: dict[str, ZooSpec] = {
         ),
     )
 }
+
+# The plasticity chapter's trajectory artefacts (tables and a few checkpoints, not models): llmtheory.plasticity_zoo.
+from ..plasticity_zoo import PLASTICITY_SPECS  # noqa: E402
+
+SPECS.update(PLASTICITY_SPECS)
