@@ -446,3 +446,228 @@ def test_checkpoint_schedules_close_cycles():
     geometric = pl.checkpoint_steps(1600, 5, multiple_of=100, spacing="geometric")
     assert geometric[0] == 0 and geometric[-1] == 1600 and all(s % 100 == 0 for s in geometric)
     assert geometric == sorted(set(geometric))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The chapter's analysis: from an artefact's tables to gaps, margins, onsets, the law and the ledger's rules
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def synthetic_tables(rising=("a", "b", "c"), seeds=(0, 1, 2), steps=tuple(range(0, 1000, 100))):
+    """Trajectories and controls of three sizes a < b < c whose gap falls, then rises from a size-dependent step
+    (size a after 200, b after 400, c after 600), and A/A null curves that only wobble by ±0.01."""
+    import pandas as pd
+
+    n = {"a": 1000, "b": 4000, "c": 16000}
+    turn = {"a": 200, "b": 400, "c": 600}
+    rows, controls = [], []
+    for size in n:
+        for seed in seeds:
+            for step in steps:
+                gap = -0.5 * min(step, 100) / 100
+                if size in rising and step > turn[size]:
+                    gap += 0.2 * (step - turn[size]) / 100
+                rows.append({"size": size, "non_embedding": n[size], "seed": seed, "step": step,
+                             "probe_final": 2.0 + gap + 0.001 * seed, "probe_mean": 3.0 + gap})  # fmt: skip
+        controls += [{"size": size, "kind": "fresh", "index": j, "probe_final": 2.0 + 0.001 * (j - 1),
+                      "probe_mean": 3.0} for j in range(3)]  # fmt: skip
+        controls += [{"size": size, "kind": "aa_null", "index": k, "probe_final": 2.0 + 0.01 * (-1) ** k,
+                      "probe_mean": 3.0} for k in range(len(steps))]  # fmt: skip
+    return pd.DataFrame(rows), pd.DataFrame(controls)
+
+
+class TablesArtefact:
+    def __init__(self, trajectories, controls, name="synthetic"):
+        self.trajectories, self.controls, self.name = trajectories, controls, name
+
+
+def test_the_gap_subtracts_each_sizes_mean_fresh_probe():
+    trajectories, controls = synthetic_tables()
+    gaps = pl.gap_table(trajectories, controls, "final")
+    first = gaps[(gaps["size"] == "a") & (gaps["seed"] == 0) & (gaps["step"] == 0)]["gap"].iloc[0]
+    assert first == pytest.approx(0.0, abs=1e-12)  # step 0 of seed 0 is probed like the fresh mean (2.0)
+    assert pl.gap_table(trajectories, controls, "mean")["gap"].min() == pytest.approx(-0.5)
+    with pytest.raises(ParameterError, match="which"):
+        pl.gap_table(trajectories, controls, "median")
+
+
+def test_the_null_curve_follows_the_checkpoint_index_and_sets_the_margin():
+    trajectories, controls = synthetic_tables()
+    shuffled = controls.sample(frac=1.0, random_state=0)
+    curves = pl.null_curves(shuffled)
+    assert curves["a"] == pytest.approx([0.01 * (-1) ** k for k in range(10)])  # read back in index order
+    margins = pl.size_margins(controls)
+    assert margins["a"] == pytest.approx(max(0.05, 3 * np.std(curves["a"], ddof=1)))
+    noisy = controls.copy()
+    pattern = 0.1 * np.array([-1, 1, 0, 1, -1, 0, 1, 0, -1, 1])
+    noisy.loc[noisy["kind"] == "aa_null", "probe_final"] = 2.0 + np.tile(pattern, 3)
+    assert pl.size_margins(noisy)["a"] == pytest.approx(3 * np.std(pattern, ddof=1))
+
+
+def test_onsets_are_located_per_seed_and_the_last_checkpoint_is_flagged():
+    trajectories, controls = synthetic_tables(rising=("a", "b"))
+    onsets = pl.onset_table(pl.gap_table(trajectories, controls), pl.size_margins(controls))
+    by_size = onsets.groupby("size")["onset"].first()
+    assert by_size["a"] < by_size["b"] and np.isnan(by_size["c"])  # c never rises: not located
+    late = trajectories.copy()
+    late.loc[(late["size"] == "c") & (late["step"] == 900), "probe_final"] += 0.1  # a jump at the last checkpoint
+    flagged = pl.onset_table(pl.gap_table(late, controls), pl.size_margins(controls))
+    assert (
+        flagged[flagged["size"] == "c"]["at_horizon"].all() and not flagged[flagged["size"] == "a"]["at_horizon"].any()
+    )
+
+
+def test_the_law_of_onsets_that_move_later_with_size_has_a_positive_exponent_and_censoring_drops_horizon_onsets():
+    trajectories, controls = synthetic_tables()
+    analysis = pl.analyse(TablesArtefact(trajectories, controls), seed=0)
+    assert analysis.law.status == "fitted" and analysis.law.exponent.value > 0
+    assert analysis.by_size["onset"].is_monotonic_increasing
+    late = trajectories.copy()
+    late.loc[late["size"] == "c", "probe_final"] = 2.0 - 0.5 * np.minimum(late["step"], 100) / 100
+    late.loc[(late["size"] == "c") & (late["step"] == 900), "probe_final"] += 0.1
+    censored = pl.analyse(TablesArtefact(late, controls), seed=0)
+    assert len(censored.law.sizes_used) == 3 and len(censored.law_censored.sizes_used) == 2
+    assert censored.law_censored.status == "not located"  # two sizes left: no forced fit
+    assert "not located" in pl.law_text(censored.law_censored)
+
+
+def test_the_derangement_moves_every_size_and_keeps_no_trend_where_it_can():
+    for count, most in ((2, 1.0), (3, 0.5), (6, 0.3), (9, 0.3)):
+        order = pl.derangement(count, seed=0)
+        assert sorted(order) == list(range(count)) and all(i != j for i, j in enumerate(order))
+        assert abs(np.corrcoef(order, np.arange(count))[0, 1]) <= most + 1e-9
+        assert order == pl.derangement(count, seed=0)
+
+
+def test_loss_appears_holds_when_every_size_rises_and_its_null_control_fails():
+    trajectories, controls = synthetic_tables()
+    test, control, estimates, null = pl.loss_appears_rule(pl.analyse(TablesArtefact(trajectories, controls)))
+    assert test.holds and not control.holds and all(r < 0.05 for r in null.values())
+    flat = pl.analyse(TablesArtefact(*synthetic_tables(rising=("a", "b"))))
+    assert not pl.loss_appears_rule(flat)[0].holds  # one size without a rise fails the "every size" rule
+    row = pl.loss_appears_claim(flat, "c", "p")
+    assert "at 2 of 3 sizes" in row["ours"] and row["control"].name.startswith("the A/A null")
+
+
+def test_larger_delays_passes_on_a_size_trend_and_its_permuted_control_does_not_decide():
+    from llmtheory.claims import MEASURED, NOT_DISCRIMINATING, Ledger
+
+    trajectories, controls = synthetic_tables()
+    analysis = pl.analyse(TablesArtefact(trajectories, controls))
+    row = pl.delays_claim(analysis, seed=0)
+    assert row["holds"].holds
+    ledger = Ledger("plasticity", scale="smoke", seed=0)
+    assert ledger.check("larger-delays", kind=MEASURED, **row).verdict != NOT_DISCRIMINATING
+
+
+def test_the_onset_ratio_of_doubled_onsets_is_two_and_a_missing_onset_counts_at_the_horizon():
+    import pandas as pd
+
+    plain = pd.DataFrame({"size": ["a", "a", "b"], "seed": [0, 1, 0], "onset": [100.0, 200.0, 400.0],
+                          "horizon": [1000] * 3})  # fmt: skip
+    doubled = plain.assign(onset=plain["onset"] * 2)
+    assert pl.onset_ratio(plain, doubled, 0, "x").value == pytest.approx(2.0)
+    missing = doubled.assign(onset=[200.0, float("nan"), 800.0])
+    assert pl.onset_ratio(plain, missing, 0, "x").value == pytest.approx((2 * 5 * 2) ** (1 / 3))
+    shifted = pl.shifted_seeds(plain, [0, 1])
+    assert shifted["seed"].tolist() == [1, 0, 1]  # seed 1's run stands in for seed 0 and seed 0's for seed 1
+
+
+def test_the_n_count_identity_fails_when_the_table_disagrees():
+    stream = pl.Stream()
+    configs = {s: pl.gpt2_config(s, stream) for s in ("w16", "w24")}
+    right = {s: pl.non_embedding_parameters(c) for s, c in configs.items()}
+    assert pl.n_count_claim(configs, right)["holds"]
+    assert not pl.n_count_claim(configs, {**right, "w24": right["w24"] + 1})["holds"]
+
+
+def test_the_parameters_accept_the_defaults_and_name_a_bad_value():
+    from llmtheory.params import check_values
+
+    defaults = {"MODEL": pl.ZOO_MODEL, "REVISIONS": list(pl.PYTHIA_REVISIONS), "PROBE_LR": None, "PROBE_BUDGET": 50}
+    assert check_values(defaults, pl.PARAMETERS)["PROBE_LR"] is None
+    for name, bad in (("PROBE_LR", 1.0), ("PROBE_BUDGET", 0), ("REVISIONS", ["main"]), ("REVISIONS", []),
+                      ("MODEL", "")):  # fmt: skip
+        with pytest.raises(ParameterError, match=name):
+            check_values({**defaults, name: bad}, pl.PARAMETERS)
+
+
+def test_the_model_kind_tells_zoo_series_folders_and_hub_ids_and_refuses_an_artefact_without_checkpoints(tmp_path):
+    assert pl.model_kind("plasticity-cycles") == "zoo"
+    assert pl.model_kind(str(tmp_path)) == "folder"
+    assert pl.model_kind("EleutherAI/pythia-70m") == "hub"
+    with pytest.raises(ParameterError, match="ships no checkpoints"):
+        pl.model_kind("plasticity-cycles-constlr")
+
+
+def test_a_hub_id_that_cannot_be_reached_gives_a_message_naming_it(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ParameterError, match="MODEL='nobody-here/no-such-plasticity-model'.*could not be loaded"):
+        pl.load_config("nobody-here/no-such-plasticity-model")
+
+
+def test_a_single_random_model_is_not_testable_and_its_gap_is_reported():
+    stream = tiny_stream()
+    config = pl.gpt2_config((8, 1, 2), stream)
+    result = pl.probe_series([(0, pl.build_model(config, 7))], stream, config, budget=3, learning_rate=1e-3,
+                             fresh_seeds=(1000, 1001), label="random")  # fmt: skip
+    assert result.status == "not testable" and len(result.steps) == 1
+    assert np.isfinite(result.gaps).all() and "random: N =" in result.text()
+    assert list(result.table().index) == [0]
+
+
+def test_the_full_tier_memory_estimate_grows_with_the_model():
+    stream = pl.Stream()
+    small, large = (pl.full_memory_text(pl.gpt2_config(s, stream), stream) for s in ("w16", "w96"))
+    gib = [float(t.split("about ")[1].split(" GiB")[0]) for t in (small, large)]
+    assert gib[1] > gib[0] > 0 and "parameters: probing one checkpoint" in small
+
+
+# the micro artefact, built once here: reading it back, re-probing its checkpoints, re-training a prefix
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory):
+    from llmtheory import plasticity_zoo as pz
+
+    root = tmp_path_factory.mktemp("plasticity-micro")
+    pz.build(pz.PLASTICITY_SPECS["micro-plasticity"], root / "out", partial_root=root / "partial", progress=False)
+    return pz.read_artefact("micro-plasticity", folder=root / "out")
+
+
+def test_a_built_artefact_reads_back_with_its_tables_and_runs_through_the_analysis(micro):
+    assert micro.sizes == ["w16", "w24"] and micro.seeds == [0, 1] and micro.horizon == 20
+    assert set(micro.controls["kind"]) == {"fresh", "aa_null"}
+    analysis = pl.analyse(micro, seed=0)
+    assert analysis.law.status == "not located"  # two sizes: no law, never a forced fit
+    assert set(analysis.onsets["size"]) == {"w16", "w24"} and len(analysis.onsets) == 4
+
+
+def test_a_missing_artefact_stops_with_its_name_and_build_command(tmp_path, micro):
+    import shutil
+
+    from llmtheory import plasticity_zoo as pz
+
+    with pytest.raises(pz.ArtefactMissing, match=r"'micro-plasticity'.*zoo train micro-plasticity"):
+        pz.read_artefact("micro-plasticity", folder=tmp_path / "nothing")
+    partial = tmp_path / "partial"
+    shutil.copytree(micro.folder, partial)
+    (partial / "checkpoints" / "w16-seed0" / "step00010.safetensors").unlink()
+    with pytest.raises(pz.ArtefactMissing, match="step00010"):
+        pz.read_artefact("micro-plasticity", folder=partial)
+    with pytest.raises(pz.ArtefactMissing) as both:
+        pz.read_chapter_artefacts({"x": "micro-plasticity", "y": "micro-plasticity"})
+    assert str(both.value).count("zoo train micro-plasticity") == 2  # every missing artefact, not only the first
+
+
+def test_the_real_paths_code_reprobes_shipped_checkpoints_to_their_rows_and_a_prefix_retrains_bit_for_bit(micro):
+    result = pl.probe_zoo_series(micro, "w16")
+    assert result.steps == [0, 10, 20] and pl.reprobe_differences(result, micro, "w16") == 0.0
+    assert result.status in ("onset located", "no onset within the series", "not testable")
+    retrained = pl.retrain_prefix(micro, "w16", 10)
+    assert retrained.equal and retrained.weight_difference == 0.0 and retrained.loss_difference == 0.0
+    assert "bit for bit" in retrained.text()
+    other = pl.probe_zoo_series(micro, "w16", [0, 20], budget=2)
+    assert other.budget == 2 and pl.reprobe_differences(other, micro, "w16") > 0  # another budget: other numbers
+    with pytest.raises(LookupError, match="no shipped checkpoint"):
+        pl.probe_zoo_series(micro, "w16", [5])

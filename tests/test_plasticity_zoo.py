@@ -5,6 +5,7 @@ entries. The micro spec builds in seconds."""
 
 import csv
 import json
+import math
 
 import pandas as pd
 import pytest
@@ -179,7 +180,11 @@ def test_a_shipped_artefact_is_complete_matches_its_spec_and_its_checkpoints_rep
         row = next(r for r in rows if (r["size"], int(r["seed"]), int(r["step"])) == (size, spec.saved_seed, step))
         model = pz.load_checkpoint(name, size, spec.saved_seed, step)
         result = pl.probe(model, spec.build_stream(), budget=spec.probe_budget, learning_rate=spec.rate(size))
-        assert repr(result.final) == row["probe_final"] and repr(result.mean) == row["probe_mean"]
+        # Bit for bit on the build machine; another CPU's kernels (AVX-512 here, AVX2 there) round the 50 probe
+        # steps differently in the 8th digit (measured 2e-8 relative), so a re-probe elsewhere agrees to 1e-5.
+        # A wrong checkpoint (a neighbouring step or seed) moves the probe loss by 1e-2 or more.
+        assert math.isclose(result.final, float(row["probe_final"]), rel_tol=1e-5)
+        assert math.isclose(result.mean, float(row["probe_mean"]), rel_tol=1e-5)
 
 
 def test_units_finished_before_the_null_label_changed_are_read_in_todays_form():

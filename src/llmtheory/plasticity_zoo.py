@@ -17,7 +17,12 @@ The build is **resumable**: each unit (one size's controls, or one (size, seed) 
 under ``_build/zoo-partial/`` when it finishes, and a rerun skips the finished units; the entry's folder receives its
 files only when every unit is done. Every unit seeds itself (initialisation seed, data seed, the intervention's
 generator), so the order in which units run, or an interruption between them, does not change a byte of the tables.
-Deterministic at one torch thread with the same library versions.
+Deterministic at one torch thread with the same library versions, on a CPU of the same kind: the kernels torch
+picks depend on the CPU (``torch.backends.cpu.get_cpu_capability()``, and the GEMM library's own dispatch), so on
+another kind the 7th or 8th digit of a forward pass differs and training amplifies it. Measured on 2026-12-06: the
+first 300 steps of ``plasticity-cycles``' w16 seed-0 run, re-trained on an AVX-512 machine, gave weights up to 0.57
+away from the shipped step-300 checkpoint (built on another kind) and a probe loss 0.04 nats away; re-probing the
+shipped checkpoint itself agreed to 2e-8. The card records the machine that assembled the entry.
 """
 
 from __future__ import annotations
@@ -170,8 +175,10 @@ PLASTICITY_SPECS: dict[str, PlasticitySpec] = {
             setting="cycles",
             steps=4000,
             shrink_perturb=(0.8, 0.1, 100),
-            shipped=False,
-            notes=_CYCLES_NOTE + " Shrink-and-perturb (Ash & Adams 2020) after every 100th step. Not built yet.",
+            notes=_CYCLES_NOTE + " Shrink-and-perturb (Ash & Adams 2020) after every 100th step. Built on "
+            "2026-12-06 (14:02-14:28 UTC) on a machine of another kind (AVX-512) than plasticity-cycles, whose "
+            "kernels round differently: its runs are other realisations of the same recipe (see the module "
+            "docstring), which the chapter's seed A/A control covers.",
         ),
         PlasticitySpec(
             name="plasticity-stationary",
@@ -179,9 +186,9 @@ PLASTICITY_SPECS: dict[str, PlasticitySpec] = {
             "checkpoint probed on the held-out language (learning rate 1/width)",
             setting="stationary",
             steps=8000,
-            shipped=False,
             notes="As plasticity-cycles, but every sequence draws its language, 8,000 steps, 18 checkpoints. "
-            "Not built yet.",
+            "Built on 2026-12-06 (14:02-14:43 UTC) on a machine of another kind (AVX-512) than plasticity-cycles, "
+            "whose kernels round differently (see the module docstring).",
         ),
         PlasticitySpec(
             name="plasticity-cycles-constlr",
@@ -466,7 +473,7 @@ def _card(spec, records, staged, folder, command, build_wall, threads) -> dict:
             "transformers": transformers.__version__,
             "numpy": numpy.__version__,
         },
-        "machine": f"{platform.machine()}, {threads} torch thread(s)",
+        "machine": f"{platform.machine()} ({torch.backends.cpu.get_cpu_capability()}), {threads} torch thread(s)",
     }
 
 
@@ -522,8 +529,9 @@ def card_markdown(card: dict) -> str:
         'controls = pd.read_csv(folder / "controls.csv")  # fresh-control and A/A null probes per size',
         "```",
         "",
-        "Rebuild it bit for bit (same library versions, one thread; resumable: a killed build restarts from its",
-        f"finished runs, kept under `_build/zoo-partial/`): `{card['build_command']}`.",
+        "Rebuild it bit for bit (same library versions, one thread, a CPU of the same kind: on another kind the",
+        "kernels round differently and training amplifies it; resumable: a killed build restarts from its finished",
+        f"runs, kept under `_build/zoo-partial/`): `{card['build_command']}`.",
         "",
         "## Design",
         "",
@@ -655,3 +663,117 @@ def load_checkpoint(name: str, size: str, seed: int, step: int, folder: Path | N
     model = build_model(spec.config(size), seed)
     model.load_state_dict(load_file(folder / "checkpoints" / f"{size}-seed{seed}" / f"step{step:05d}.safetensors"))
     return model
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Reading an artefact back: the chapter's tables (the notebook recomputes everything downstream of them)
+# --------------------------------------------------------------------------------------------------------------
+
+CHAPTER_ARTEFACTS = {
+    "cycles": "plasticity-cycles",
+    "sp": "plasticity-cycles-sp",
+    "stationary": "plasticity-stationary",
+    "constlr": "plasticity-cycles-constlr",
+}
+"""The four artefacts the chapter reads, by the role each plays: the cycles runs at the learning rate 1/width, the
+same with shrink-and-perturb, the stationary mixture, and the cycles runs at one learning rate for every width."""
+
+
+class ArtefactMissing(LookupError):
+    """A trajectory artefact the chapter needs is not built (or incomplete): the message names it and its build."""
+
+
+@dataclass(frozen=True)
+class Artefact:
+    """One built trajectory artefact read back: its three tables (pandas DataFrames), its card and its spec."""
+
+    name: str
+    trajectories: object
+    controls: object
+    log: object
+    card: dict
+    folder: Path
+
+    @property
+    def spec(self) -> PlasticitySpec:
+        from .zoo import SPECS
+
+        return SPECS[self.name] if self.name in SPECS else PLASTICITY_SPECS[self.name]
+
+    @property
+    def sizes(self) -> list[str]:
+        """Sizes in increasing N (the card's order)."""
+        return list(self.card["sizes"])
+
+    @property
+    def seeds(self) -> list[int]:
+        return [int(s) for s in self.card["spec"]["seeds"]]
+
+    @property
+    def steps(self) -> list[int]:
+        return [int(s) for s in self.card["checkpoint_steps"]]
+
+    @property
+    def horizon(self) -> int:
+        return self.steps[-1]
+
+
+def build_command(name: str) -> str:
+    """The command that builds artefact ``name`` into the book's zoo folder."""
+    return f"OMP_NUM_THREADS=1 python -m llmtheory.zoo train {name} --out data/zoo/{name}"
+
+
+def read_artefact(name: str, folder: Path | None = None) -> Artefact:
+    """Read the tables of a built trajectory artefact (``data/zoo/<name>/`` unless ``folder`` is given).
+
+    Raises :class:`ArtefactMissing`, naming the artefact, the missing files and the build command, when the folder
+    lacks any of its files: the chapter stops there (no silent fallback to another artefact)."""
+    import pandas as pd
+
+    from .zoo import model_dir
+
+    folder = Path(folder) if folder is not None else model_dir(name)
+    missing = [f for f in FILES if not (folder / f).is_file()]
+    if not missing:
+        card = json.loads((folder / "card.json").read_text())
+        missing = [p for p in card["checkpoints"] if not (folder / p).is_file()]
+    if missing:
+        raise ArtefactMissing(
+            f"the trajectory artefact {name!r} is not built or incomplete: {folder} lacks {', '.join(missing)}. "
+            f"Build it (resumable, hours of CPU for the book's entries) with `{build_command(name)}`, "
+            f"or wait for the build that is running to finish."
+        )
+    return Artefact(
+        name=name,
+        trajectories=pd.read_csv(folder / "trajectories.csv"),
+        controls=pd.read_csv(folder / "controls.csv", keep_default_na=False, na_values=[""]),
+        log=pd.read_csv(folder / "training_log.csv"),
+        card=card,
+        folder=folder,
+    )
+
+
+def read_chapter_artefacts(names: dict[str, str] | None = None) -> dict[str, Artefact]:
+    """The chapter's artefacts by role (:data:`CHAPTER_ARTEFACTS`); one :class:`ArtefactMissing` that lists every
+    missing one with its build command."""
+    names = dict(CHAPTER_ARTEFACTS if names is None else names)
+    found, problems = {}, []
+    for role, name in names.items():
+        try:
+            found[role] = read_artefact(name)
+        except ArtefactMissing as error:
+            problems.append(str(error))
+    if problems:
+        raise ArtefactMissing("\n".join(problems))
+    return found
+
+
+def checkpoint_series(artefact: Artefact, size: str, steps=None):
+    """Yield ``(step, model)`` for the shipped checkpoints of ``size`` (the artefact's saved seed), one at a time:
+    the same interface as :func:`llmtheory.plasticity.hub_checkpoint_series`, so the real path's code runs on them."""
+    spec = artefact.spec
+    saved = [int(s) for s in artefact.card["spec"]["saved_steps"]]
+    for step in saved if steps is None else steps:
+        if step not in saved:
+            raise LookupError(f"{artefact.name}: no shipped checkpoint of {size} at step {step}; shipped: {saved}")
+        yield step, load_checkpoint(artefact.name, size, spec.saved_seed, step, folder=artefact.folder)
