@@ -3,6 +3,7 @@ GPT-2 models, the probe and its control, the indicators on constructed cases, th
 synthetic curves, the interventions, and the real path's plumbing on a tiny random GPT-NeoX. Tiny configurations
 only: every test runs in a few seconds."""
 
+import itertools
 import math
 
 import numpy as np
@@ -531,12 +532,22 @@ def test_the_law_of_onsets_that_move_later_with_size_has_a_positive_exponent_and
     assert "not located" in pl.law_text(censored.law_censored)
 
 
-def test_the_derangement_moves_every_size_and_keeps_no_trend_where_it_can():
-    for count, most in ((2, 1.0), (3, 0.5), (6, 0.3), (9, 0.3)):
-        order = pl.derangement(count, seed=0)
-        assert sorted(order) == list(range(count)) and all(i != j for i, j in enumerate(order))
-        assert abs(np.corrcoef(order, np.arange(count))[0, 1]) <= most + 1e-9
-        assert order == pl.derangement(count, seed=0)
+def test_the_derangements_move_every_size_and_a_sample_is_seeded():
+    assert pl.derangements(3) == [(1, 2, 0), (2, 0, 1)]
+    six = pl.derangements(6)
+    assert len(six) == 265 and all(all(i != j for i, j in enumerate(order)) for order in six)
+    sample = pl.derangements(6, seed=0, limit=24)
+    assert len(sample) == 24 and set(sample) <= set(six) and sample == pl.derangements(6, seed=0, limit=24)
+    assert sample != pl.derangements(6, seed=1, limit=24)
+
+
+def test_the_permuted_slopes_of_the_identity_order_give_the_laws_point_and_average_to_zero():
+    trajectories, controls = synthetic_tables()
+    analysis = pl.analyse(TablesArtefact(trajectories, controls), seed=0)
+    (same,) = pl.permuted_slopes(analysis.onsets, [(0, 1, 2)])
+    assert same == pytest.approx(analysis.law.exponent.value)
+    every = pl.permuted_slopes(analysis.onsets, itertools.permutations(range(3)))
+    assert every.mean() == pytest.approx(0.0, abs=1e-12)  # over all orderings, N carries no trend
 
 
 def test_loss_appears_holds_when_every_size_rises_and_its_null_control_fails():

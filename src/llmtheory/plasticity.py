@@ -42,6 +42,8 @@ Everything below the abstract is **reconstructed** (our choices, stated before a
 from __future__ import annotations
 
 import copy
+import itertools
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -762,6 +764,13 @@ class OnsetLaw:
 MIN_SIZES_FOR_LAW = 3
 
 
+def _ols_slope(x: np.ndarray, y: np.ndarray) -> float:
+    """The least-squares slope of y on x, Σ(x − x̄)(y − ȳ) / Σ(x − x̄)² (what ``np.polyfit(x, y, 1)[0]`` returns, in a
+    tenth of its time: the bootstrap of plasticity-eq-onset-law fits it thousands of times)."""
+    dx = x - x.mean()
+    return float(dx @ (y - y.mean()) / (dx @ dx))
+
+
 def fit_onset_law(
     non_embedding: Sequence[float],
     onsets: Sequence[Sequence[int | None]],
@@ -799,8 +808,8 @@ def fit_onset_law(
         if len(set(picks.tolist())) < MIN_SIZES_FOR_LAW:
             continue
         xs = x[picks]
-        ys = [located[i][1][rng.integers(0, len(located[i][1]), len(located[i][1]))].mean() for i in picks]
-        slopes.append(np.polyfit(xs, ys, 1)[0])
+        ys = np.array([located[i][1][rng.integers(0, len(located[i][1]), len(located[i][1]))].mean() for i in picks])
+        slopes.append(_ols_slope(xs, ys))
     low, high = np.quantile(slopes, [0.025, 0.975])
     exponent = Estimate(float(slope), float(min(low, slope)), float(max(high, slope)))
     return OnsetLaw(exponent, float(np.exp(intercept)), tuple(float(np.exp(v)) for v in x), "fitted")
@@ -984,24 +993,27 @@ def onset_law(onsets, seed: int, label: str = "", *, censor_last: bool = False, 
     return fit_onset_law(n, per_seed, make_rng(seed, *key), draws=LAW_DRAWS)
 
 
-def derangement(count: int, seed: int, *, draws: int = 10_000) -> list[int]:
-    """A fixed seeded permutation of ``range(count)`` with no fixed point and no monotone trend left (the control of
-    ``larger-delays``): the first seeded draw that moves every size and whose correlation with the identity is within
-    ±0.3. Where no derangement is that flat (2 or 3 sizes), the flattest derangement, drawn by the same seed."""
+def derangements(count: int, seed: int = 0, limit: int | None = None) -> list[tuple[int, ...]]:
+    """The size orderings of ``larger-delays``' control: every permutation of ``range(count)`` that moves every size
+    (265 for 6 sizes), or a seeded sample of ``limit`` of them (the smoke tier)."""
     check_int("count", count, minimum=2)
-    rng = make_rng(seed, "plasticity-derangement", count)
-    identity = np.arange(count)
-    flattest, best = np.roll(identity, 1), np.inf
-    for _ in range(draws):
-        order = rng.permutation(count)
-        if np.any(order == identity):
-            continue
-        rho = abs(np.corrcoef(order, identity)[0, 1])
-        if rho <= 0.3:
-            return [int(i) for i in order]
-        if rho < best:
-            flattest, best = order, rho
-    return [int(i) for i in flattest]
+    orders = [p for p in itertools.permutations(range(count)) if all(i != j for i, j in enumerate(p))]
+    if limit is not None and limit < len(orders):
+        picks = make_rng(seed, "plasticity-derangements", count).choice(len(orders), limit, replace=False)
+        orders = [orders[i] for i in sorted(picks)]
+    return orders
+
+
+def permuted_slopes(onsets, orders: Iterable[Sequence[int]]) -> np.ndarray:
+    """The point estimate of b (plasticity-eq-onset-law, no bootstrap) with the sizes' N reassigned by each order:
+    the permutation distribution of b under "no size trend"."""
+    n, per_seed, _ = _per_size(onsets)
+    keep = [i for i, row in enumerate(per_seed) if sum(o is not None for o in row) * 2 > len(row)]
+    if len(keep) < MIN_SIZES_FOR_LAW:
+        return np.array([])
+    y = np.array([np.mean(np.log([o for o in per_seed[i] if o is not None])) for i in keep])
+    log_n = np.log(n)
+    return np.array([_ols_slope(log_n[list(order)][keep], y) for order in orders])
 
 
 @dataclass
@@ -1097,6 +1109,20 @@ def loss_appears_claim(analysis: Analysis, claim: str, paper: str) -> dict:
     ours = f"R ≥ margin at {above} of {len(estimates)} sizes (point estimates); R [t-interval] per size: " + "; ".join(
         f"{s} {e:.2f} (margin {analysis.margins[s]:.2f})" for s, e in estimates.items()
     )
+    last = analysis.onsets.groupby("size", sort=False)["at_horizon"].sum()
+    last = {size: int(k) for size, k in last.items() if k}
+    if last:
+        ours += "; seeds whose rise clears the margin only at the last checkpoint: " + ", ".join(
+            f"{size} {k} of {len(analysis.onsets[analysis.onsets['size'] == size])}" for size, k in last.items()
+        )
+    missing = analysis.by_size[analysis.by_size["onset"].isna()]
+    if len(missing) and analysis.law.exponent is not None:
+        law = analysis.law
+        ours += (
+            f"; no onset within {analysis.horizon:,} steps at {', '.join(missing.index)}, where the law over the "
+            "located sizes puts it at "
+            + ", ".join(f"{law.coefficient * n**law.exponent.value:,.0f}" for n in missing["non_embedding"])
+        )
     fired = sum(null[s] >= analysis.margins[s] for s in null)
     return dict(
         claim=claim, paper=paper, ours=ours,
@@ -1104,7 +1130,8 @@ def loss_appears_claim(analysis: Analysis, claim: str, paper: str) -> dict:
         "seeds with its t-interval, is ≥ the size's null-calibrated margin max(0.05, 3σ_null); decisive when every "
         "lower end is",
         holds=test,
-        control=Control("the A/A null curve (fresh initialisations probed at each checkpoint position)",
+        control=Control("the A/A null curve (fresh initialisations probed at each checkpoint position; the same "
+                        "curves set the margins)",
                         f"the null rises past its margin at {fired} of {len(null)} sizes", control),
     )  # fmt: skip
 
@@ -1136,28 +1163,57 @@ def delays_rule(analysis: Analysis, law: OnsetLaw):
     return all_of(law.delays(), bool(np.isfinite(largest["onset"])))
 
 
-def delays_claim(analysis: Analysis, seed: int) -> dict:
-    """The ``larger-delays`` row, its control the same fit with the sizes' N permuted by :func:`derangement`."""
-    from .claims import Control
+CONTROL_SHARE = 0.05
+"""``larger-delays``' control fails the rule when the rule holds on fewer than 5% of the derangements of the sizes."""
 
-    order = derangement(len(analysis.by_size), seed)
-    permuted = onset_law(analysis.onsets, seed, analysis.label + "-" + analysis.which, permutation=order)
-    largest = analysis.by_size.sort_values("non_embedding").iloc[-1]
-    located = "located" if np.isfinite(largest["onset"]) else "not located"
+
+def largest_size_text(analysis: Analysis) -> str:
+    """How many seeds locate an onset at the largest size, and how many of those sit at the last checkpoint (the
+    censored sensitivity reading drops them)."""
+    largest = analysis.by_size.sort_values("non_embedding").index[-1]
+    runs = analysis.onsets[analysis.onsets["size"] == largest]
+    located = int(runs["onset"].notna().sum())
+    last = int(runs["at_horizon"].sum())
+    return (f"onset at the largest size ({largest}) {'located' if located * 2 > len(runs) else 'not located'} "
+            f"({located} of {len(runs)} seeds; {last} of them at the last checkpoint, so "
+            f"{located - last} of {len(runs)} under the censored reading)")  # fmt: skip
+
+
+def delays_claim(analysis: Analysis, seed: int, limit: int | None = None) -> dict:
+    """The ``larger-delays`` row. Its control applies the same rule (the bootstrap fit of plasticity-eq-onset-law)
+    with the sizes' N permuted, over every derangement of the sizes (:func:`derangements`; ``limit``: a seeded
+    sample of them): it fails when the rule holds on fewer than :data:`CONTROL_SHARE` of them. Beside it, the exact
+    permutation p of the observed b's point estimate over all orderings. (Changed after review: the plan's control
+    was one seeded derangement, whose verdict depended on which one was drawn.)"""
+    from .claims import Control, at_least
+
+    count = len(analysis.by_size)
     row = dict(
         claim="larger models delay the onset but do not prevent it",
         paper="larger models may delay plasticity loss; parameter count alone will not prevent it",
-        ours=f"{law_text(analysis.law)}; onset at the largest size ({largest.name}) {located}",
+        ours=f"{law_text(analysis.law)}; {largest_size_text(analysis)}",
         rule="b ≥ 0, decisive when b's lower end is > 0, and an onset located at the largest size",
     )
     holds = delays_rule(analysis, analysis.law)
     if holds is None:
         return {**row, "holds": None, "testable": False,
                 "can_fail_because": "the law is not fitted when fewer than 3 sizes have an onset"}  # fmt: skip
-    control_holds = delays_rule(analysis, permuted)
+    orders = derangements(count, seed, limit)
+    label = analysis.label + "-" + analysis.which
+    tests = [delays_rule(analysis, onset_law(analysis.onsets, seed, label, permutation=list(o))) for o in orders]
+    passed = [t.holds and t.decisive for t in tests]  # the row's verdict "reproduced" needs a decisive pass
+    share = sum(passed) / len(orders)
+    slopes = permuted_slopes(analysis.onsets, orders)
+    every = permuted_slopes(analysis.onsets, itertools.permutations(range(count)))
+    p = float(np.mean(every >= analysis.law.exponent.value - 1e-12))
+    sample = f"a seeded sample of {len(orders)}" if limit is not None and limit < len(orders) else f"all {len(orders)}"
+    ours = (f"the rule holds decisively on {sum(passed)} of {len(orders)} ({share:.1%}; on the point estimate "
+            f"alone on {sum(t.holds for t in tests)}); their b from {slopes.min():.2f} to "
+            f"{slopes.max():.2f} (median {np.median(slopes):.2f}); exact permutation p of the observed b over all "
+            f"{math.factorial(count)} orderings: {p:.3f}")  # fmt: skip
     return {**row, "holds": holds, "control": Control(
-        f"the same fit with the sizes' N permuted (order {order}, a fixed seeded derangement)",
-        law_text(permuted), control_holds if control_holds is not None else False)}  # fmt: skip
+        f"the same rule with the sizes' N permuted, over {sample} derangements (orderings that move every size)",
+        ours, at_least(share, CONTROL_SHARE))}  # fmt: skip
 
 
 def onset_ratio(plain, treated, seed: int, label: str) -> Estimate:
@@ -1198,7 +1254,9 @@ def intervention_claim(plain: Analysis, treated: Analysis, seeds: Sequence[int],
     return dict(
         claim="shrink-and-perturb delays the onset (a control from the literature, not the paper's claim)",
         paper="Ash & Adams 2020: shrink-and-perturb restores the ability to learn (not measured in the paper)",
-        ours=f"T*_S&P / T*_plain = {ratio:.2f} over {len(plain.onsets)} (size, seed) pairs",
+        ours=f"T*_S&P / T*_plain ≥ {ratio:.2f} over {len(plain.onsets)} (size, seed) pairs (a lower bound: "
+        f"{int(treated.onsets['onset'].isna().sum())} of {len(treated.onsets)} shrink-and-perturb runs have no onset "
+        "and count at the horizon)",
         rule=f"geometric-mean ratio over (size, seed) pairs ≥ {INTERVENTION_RATIO}, decisive when its bootstrap lower "
         "end is; a run without an onset counts at the horizon (a lower bound)",
         holds=at_least(ratio, INTERVENTION_RATIO),
@@ -1247,6 +1305,17 @@ def shared_source_claim(stream: Stream) -> dict:
         rule="a simulation choice: the probe language is a relabelling of the same source",
         holds=True,
     )
+
+
+def training_loss_difference(plain_log, treated_log, early: int = 1000, late: int = 3000):
+    """Per size, the mean training loss of the treated runs minus the plain ones (same size and seed, each logged
+    block of steps), over the blocks before ``early`` and from ``late`` on: what an intervention such as
+    plasticity-eq-shrink-perturb costs or gains on the training stream itself."""
+    both = plain_log.merge(treated_log, on=["size", "seed", "step"], suffixes=("_plain", "_treated"))
+    both["difference"] = both["train_loss_treated"] - both["train_loss_plain"]
+    phases = {f"before {early:,}": both["step"] < early, f"from {late:,}": both["step"] >= late}
+    return both.assign(**{name: both["difference"].where(mask) for name, mask in phases.items()}).groupby(
+        "size", sort=False)[list(phases)].mean()  # fmt: skip
 
 
 # Indicators against the gap ------------------------------------------------------------------------------------
@@ -1716,17 +1785,29 @@ def probe_zoo_series(artefact, size: str, steps: Sequence[int] | None = None, *,
 
 WHY = {
     "loss-appears": "The rule asks every size's rise to clear its margin on the interval's lower end; with three seeds "
-    "a Student-t interval has 2 degrees of freedom (t = 4.3), so a size whose seeds disagree can leave the row "
-    "undecided even when every point estimate clears the margin.",
+    "a Student-t interval has 2 degrees of freedom (t = 4.3), so a size whose seeds disagree (the intervals that reach "
+    "below their margin above) leaves the row qualitative even when every point estimate clears it. An onset at the "
+    "last checkpoint rests on a smoothing window shrunk to two points. The control's curves are the ones that set "
+    "the margins (3σ of their raw values), so it is an in-sample control: a smoothed noise curve rarely rises that "
+    "far.",
     "onset-sublinear": "The exponent is a statement about toy models of 6.6 k to 224 k parameters under one "
     "learning-rate rule (1/width); the constant-rate fit (the table above) shows how much b depends on that rule. The "
-    "censored fit, "
-    "added after the first look, is printed beside the ledger's fit and never replaces it.",
-    "stationary-too": "The same rule and margins as the cycles row, on the stationary mixture's 8,000 steps.",
-    "larger-delays": "The permuted-size control keeps every onset and breaks the link with N; a row that passes it "
-    "too cannot tell a size trend from the scatter between sizes.",
+    "rule b ≤ 1 also passes a b below 0: whether the onset grows with N at all is the larger-delays row's question. "
+    "The censored fit, added after the first look, is printed beside the ledger's fit and never replaces it.",
+    "stationary-too": "The same rule and margins as the cycles row, on the stationary mixture's 8,000 steps. A size "
+    "without an onset within them is not evidence that none comes later: the horizon was set from a one-seed pilot in "
+    "which stationary onsets came about 3× later than cycles ones, and where the law over the located sizes puts "
+    "the others is printed above.",
+    "larger-delays": "The control keeps every onset and reassigns the sizes' N among them, over every ordering that "
+    "moves every size: a row whose rule also holds on many of them cannot tell a size trend from the scatter between "
+    "sizes. Changed after review: the plan's control was one seeded derangement, whose verdict depended on which one "
+    "was drawn (while the chapter was written, another draw gave b = 0.01, which would have made the row read "
+    "'does not discriminate'). The row reads the final statistic under the 1/width rule; the table under Figure 3 "
+    "gives the mean statistic's and the one-rate fits beside it.",
     "intervention-delays": "Not the paper's claim: a literature control (Ash & Adams 2020) that tells whether the "
-    "probe and the onset respond to an intervention meant to restore plasticity.",
+    "probe and the onset respond to an intervention meant to restore plasticity. The plain and shrink-and-perturb "
+    "artefacts were built on CPUs of different kinds (their cards), so each pair compares two realisations; the seed "
+    "A/A control measures how far two realisations of one recipe stand apart.",
 }
 """Explanations shown beside the findings (``ledger.findings(why=WHY)``): why each rule can land where it does."""
 
