@@ -454,13 +454,19 @@ def test_checkpoint_schedules_close_cycles():
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def synthetic_tables(rising=("a", "b", "c"), seeds=(0, 1, 2), steps=tuple(range(0, 1000, 100))):
-    """Trajectories and controls of three sizes a < b < c whose gap falls, then rises from a size-dependent step
-    (size a after 200, b after 400, c after 600), and A/A null curves that only wobble by ±0.01."""
+THREE = ({"a": 1000, "b": 4000, "c": 16000}, {"a": 200, "b": 400, "c": 600})
+SIX = (
+    {"a": 1000, "b": 4000, "c": 16000, "d": 64000, "e": 256000, "f": 1024000},
+    {"a": 200, "b": 300, "c": 400, "d": 500, "e": 600, "f": 700},
+)
+
+
+def synthetic_tables(rising=("a", "b", "c"), seeds=(0, 1, 2), steps=tuple(range(0, 1000, 100)), sizes=THREE):
+    """Trajectories and controls of sizes a < b < c (or ``SIX``: a to f) whose gap falls, then rises from a
+    size-dependent step (size a after 200, b after 300 or 400, ...), and A/A null curves that wobble by ±0.01."""
     import pandas as pd
 
-    n = {"a": 1000, "b": 4000, "c": 16000}
-    turn = {"a": 200, "b": 400, "c": 600}
+    n, turn = sizes
     rows, controls = [], []
     for size in n:
         for seed in seeds:
@@ -532,22 +538,21 @@ def test_the_law_of_onsets_that_move_later_with_size_has_a_positive_exponent_and
     assert "not located" in pl.law_text(censored.law_censored)
 
 
-def test_the_derangements_move_every_size_and_a_sample_is_seeded():
-    assert pl.derangements(3) == [(1, 2, 0), (2, 0, 1)]
-    six = pl.derangements(6)
-    assert len(six) == 265 and all(all(i != j for i, j in enumerate(order)) for order in six)
-    sample = pl.derangements(6, seed=0, limit=24)
-    assert len(sample) == 24 and set(sample) <= set(six) and sample == pl.derangements(6, seed=0, limit=24)
-    assert sample != pl.derangements(6, seed=1, limit=24)
-
-
-def test_the_permuted_slopes_of_the_identity_order_give_the_laws_point_and_average_to_zero():
+def test_the_permuted_laws_share_one_bootstrap_and_each_equals_its_own_fit():
     trajectories, controls = synthetic_tables()
     analysis = pl.analyse(TablesArtefact(trajectories, controls), seed=0)
-    (same,) = pl.permuted_slopes(analysis.onsets, [(0, 1, 2)])
-    assert same == pytest.approx(analysis.law.exponent.value)
-    every = pl.permuted_slopes(analysis.onsets, itertools.permutations(range(3)))
-    assert every.mean() == pytest.approx(0.0, abs=1e-12)  # over all orderings, N carries no trend
+    orders = list(itertools.permutations(range(3)))
+    laws = pl.permuted_laws(analysis.onsets, 0, "x", orders)
+    n, per_seed, _ = pl._per_size(analysis.onsets)
+    for order, law in zip(orders, laws, strict=True):
+        alone = pl.fit_onset_law(
+            [n[i] for i in order], per_seed, make_rng(0, "plasticity-law", "x", "ledger", "permuted")
+        )
+        assert law.exponent.value == pytest.approx(alone.exponent.value, abs=1e-12)
+        assert law.exponent.low == pytest.approx(alone.exponent.low, abs=1e-12)
+    assert laws[0].exponent.value == pytest.approx(analysis.law.exponent.value)  # the identity is the ledger's fit
+    points = [law.exponent.value for law in laws]
+    assert np.mean(points) == pytest.approx(0.0, abs=1e-12)  # over all orderings, N carries no trend
 
 
 def test_loss_appears_holds_when_every_size_rises_and_its_null_control_fails():
@@ -560,15 +565,19 @@ def test_loss_appears_holds_when_every_size_rises_and_its_null_control_fails():
     assert "at 2 of 3 sizes" in row["ours"] and row["control"].name.startswith("the A/A null")
 
 
-def test_larger_delays_passes_on_a_size_trend_and_its_permuted_control_does_not_decide():
-    from llmtheory.claims import MEASURED, NOT_DISCRIMINATING, Ledger
+def test_larger_delays_needs_enough_sizes_for_its_permuted_control_to_reject():
+    from llmtheory.claims import NOT_DISCRIMINATING, REPRODUCED, Ledger
 
-    trajectories, controls = synthetic_tables()
-    analysis = pl.analyse(TablesArtefact(trajectories, controls))
-    row = pl.delays_claim(analysis, seed=0)
-    assert row["holds"].holds
     ledger = Ledger("plasticity", scale="smoke", seed=0)
-    assert ledger.check("larger-delays", kind=MEASURED, **row).verdict != NOT_DISCRIMINATING
+    three = pl.analyse(TablesArtefact(*synthetic_tables()))
+    row = pl.delays_claim(three, seed=0)
+    assert row["holds"].holds and "of the 6 orderings" in row["control"].ours
+    # three sizes: 6 orderings, so the permutation p is at least 1/6: the rule cannot discriminate
+    assert ledger.check("larger-delays", kind="measured", **row).verdict == NOT_DISCRIMINATING
+    six = pl.analyse(TablesArtefact(*synthetic_tables(rising="abcdef", sizes=SIX)))
+    row = pl.delays_claim(six, seed=0)
+    assert "of the 720 orderings" in row["control"].ours and not row["control"].holds.holds  # p < 0.05
+    assert ledger.check("larger-delays-six", kind="measured", **row).verdict == REPRODUCED
 
 
 def test_the_onset_ratio_of_doubled_onsets_is_two_and_a_missing_onset_counts_at_the_horizon():
