@@ -185,8 +185,3 @@ def test_a_shipped_artefact_is_complete_matches_its_spec_and_its_checkpoints_rep
         # A wrong checkpoint (a neighbouring step or seed) moves the probe loss by 1e-2 or more.
         assert math.isclose(result.final, float(row["probe_final"]), rel_tol=1e-5)
         assert math.isclose(result.mean, float(row["probe_mean"]), rel_tol=1e-5)
-
-
-def test_units_finished_before_the_null_label_changed_are_read_in_todays_form():
-    old = {"controls": [{"kind": "fresh"}, {"kind": "null"}]}
-    assert [r["kind"] for r in pz._upgrade(old)["controls"]] == ["fresh", "aa_null"]

@@ -350,15 +350,6 @@ def build_unit(spec: PlasticitySpec, size: str, seed: int | None, folder: Path) 
     return record
 
 
-def _upgrade(record: dict) -> dict:
-    """A finished unit written by an earlier version of this module, in today's form: the A/A null probes were
-    labelled ``null`` (which pandas reads as missing) before 2026-12-06 12:30 UTC; the numbers are unchanged."""
-    for row in record.get("controls", ()):
-        if row["kind"] == "null":
-            row["kind"] = "aa_null"
-    return record
-
-
 def _csv(columns: tuple[str, ...], rows: list[dict]) -> bytes:
     handle = io.StringIO()
     writer = csv.DictWriter(handle, fieldnames=list(columns), lineterminator="\n")
@@ -390,7 +381,7 @@ def build(
         for size, seed in units(spec):
             path = folder / f"{unit_key(size, seed)}.json"
             if path.is_file():
-                records[(size, seed)] = _upgrade(json.loads(path.read_text()))
+                records[(size, seed)] = json.loads(path.read_text())
                 continue
             record = build_unit(spec, size, seed, folder)
             records[(size, seed)] = record
