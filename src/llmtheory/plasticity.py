@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from .claims import Estimate
-from .params import ParameterError, check_choice, check_float, check_int
+from .params import Model, ParameterError, check_choice, check_float, check_int
 from .seeding import make_rng
 
 SETTINGS = ("cycles", "stationary")
@@ -143,14 +143,21 @@ class Stream:
         ids = np.concatenate([np.full((rows, 1), BOS), ids], axis=1)
         return torch.from_numpy(self.token_ids[ids])
 
-    def batch(self, step: int, setting: str = "cycles") -> torch.Tensor:
-        """The training batch of step ``step``: one language (cycles) or the uniform mixture (stationary)."""
+    def _batch_draw(self, step: int, setting: str) -> tuple[np.ndarray, np.random.Generator]:
+        """The language of each row of training batch ``step`` and the generator that then draws its sequences."""
         rng = make_rng(self.seed, "train", self.data_seed, setting, int(step))
         language = self.language_at(step, setting)
         if language is None:
-            languages = rng.integers(0, self.n_languages, self.batch_size)
-        else:
-            languages = np.full(self.batch_size, language)
+            return rng.integers(0, self.n_languages, self.batch_size), rng
+        return np.full(self.batch_size, language), rng
+
+    def batch_languages(self, step: int, setting: str = "cycles") -> np.ndarray:
+        """The language of each row of the training batch of step ``step`` (plasticity-eq-cycles in cycles)."""
+        return self._batch_draw(step, setting)[0]
+
+    def batch(self, step: int, setting: str = "cycles") -> torch.Tensor:
+        """The training batch of step ``step``: one language (cycles) or the uniform mixture (stationary)."""
+        languages, rng = self._batch_draw(step, setting)
         return self.sample(languages, rng)
 
     def probe_batch(self, step: int, replicate: int = 0) -> torch.Tensor:
@@ -836,10 +843,10 @@ PYTHIA_MODELS = ("EleutherAI/pythia-14m", "EleutherAI/pythia-70m", "EleutherAI/p
 order, i.e. the stationary setting on natural language."""
 
 
-def revision_step(revision: str) -> int:
-    """``"step1000"`` → 1000."""
-    if not revision.startswith("step") or not revision[4:].isdigit():
-        raise ParameterError(f"revision={revision!r} must look like 'step1000' (a Pythia checkpoint branch)")
+def revision_step(revision: str, name: str = "revision") -> int:
+    """``"step1000"`` → 1000; a clear error naming ``name`` for anything else."""
+    if not isinstance(revision, str) or not revision.startswith("step") or not revision[4:].isdigit():
+        raise ParameterError(f"{name}={revision!r} must look like 'step1000' (a Pythia checkpoint branch)")
     return int(revision[4:])
 
 
@@ -862,16 +869,12 @@ ZOO_MODEL = "plasticity-cycles"
 """The default ``MODEL``: the zoo artefact whose shipped checkpoints (w16 and w32, seed 0) the real path probes."""
 
 
-def _model_parameter(name: str, value) -> str:
-    from .params import Model
-
-    return Model()(name, value)
-
-
-def _revision(name: str, value) -> str:
-    if not isinstance(value, str) or not value.startswith("step") or not value[4:].isdigit():
-        raise ParameterError(f"{name}={value!r} must be a checkpoint branch name such as 'step1000'")
-    return value
+def _list_of_revisions(name: str, value) -> list[str]:
+    if not isinstance(value, list | tuple) or not value:
+        raise ParameterError(f"{name}={value!r} must be a non-empty list of revision names such as 'step1000'")
+    for i, revision in enumerate(value):
+        revision_step(revision, f"{name}[{i}]")  # raises, naming the entry, unless it looks like 'step1000'
+    return list(value)
 
 
 def _probe_lr(name: str, value):
@@ -879,8 +882,8 @@ def _probe_lr(name: str, value):
 
 
 PARAMETERS = {
-    "MODEL": _model_parameter,
-    "REVISIONS": lambda name, value: _list_of_revisions(name, value),
+    "MODEL": Model(),
+    "REVISIONS": _list_of_revisions,
     "PROBE_LR": _probe_lr,
     "PROBE_BUDGET": lambda name, value: check_int(name, value, minimum=1, maximum=1000),
 }
@@ -889,12 +892,6 @@ PARAMETERS = {
 path), ``REVISIONS`` (a hub model's checkpoint branches, ``step<N>``), ``PROBE_LR`` (``None``: the zoo's
 :func:`learning_rate_for`, 1e-4 on any other model; else a number in [1e-6, 0.1]) and ``PROBE_BUDGET`` (B, 1 to
 1000 steps)."""
-
-
-def _list_of_revisions(name: str, value) -> list[str]:
-    if not isinstance(value, list | tuple) or not value:
-        raise ParameterError(f"{name}={value!r} must be a non-empty list of revision names such as 'step1000'")
-    return [_revision(f"{name}[{i}]", v) for i, v in enumerate(value)]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -1370,13 +1367,11 @@ def retrain_prefix(artefact, size: str, steps: int, progress=None) -> Retrain:
     from .plasticity_zoo import load_checkpoint
 
     spec, seed = artefact.spec, artefact.spec.saved_seed
-    shrink = spec.shrink_perturb
-    intervention = ShrinkPerturb(shrink[0], shrink[1], every=int(shrink[2]), seed=seed) if shrink else None
     bar = progress(total=steps, desc=f"re-training {size} seed {seed}", leave=False) if progress else None
     tick = (lambda *_: bar.update(steps)) if bar else None
     trace = train_stream(build_model(spec.config(size), seed), spec.build_stream().with_data_seed(seed),
-                         setting=spec.setting, steps=steps, learning_rate=spec.rate(size), intervention=intervention,
-                         checkpoints=[steps], on_checkpoint=tick)  # fmt: skip
+                         setting=spec.setting, steps=steps, learning_rate=spec.rate(size),
+                         intervention=spec.intervention(seed), checkpoints=[steps], on_checkpoint=tick)  # fmt: skip
     if bar:
         bar.close()
     shipped = load_checkpoint(artefact.name, size, seed, steps, folder=artefact.folder).state_dict()
@@ -1586,17 +1581,16 @@ def schedule_figure(stream: Stream, steps: int = 700, checkpoints: Sequence[int]
 
     fig, axes = plt.subplots(2, 1, figsize=(9, 3.8), sharex=True)
     for ax, setting in zip(axes, SETTINGS, strict=True):
-        lanes = np.zeros((stream.n_languages, steps))
-        for step in range(steps):
-            language = stream.language_at(step, setting)
-            if language is None:
-                rng = make_rng(stream.seed, "train", stream.data_seed, setting, step)
-                counts = np.bincount(
-                    rng.integers(0, stream.n_languages, stream.batch_size), minlength=stream.n_languages
-                )
-                lanes[:, step] = counts / stream.batch_size
-            else:
-                lanes[language, step] = 1.0
+        lanes = (
+            np.stack(
+                [
+                    np.bincount(stream.batch_languages(step, setting), minlength=stream.n_languages)
+                    for step in range(steps)
+                ],
+                axis=1,
+            )
+            / stream.batch_size
+        )
         ax.imshow(lanes, aspect="auto", cmap="Greys", interpolation="nearest", vmin=0, vmax=lanes.max(),
                   extent=(0, steps, stream.n_languages - 0.5, -0.5))  # fmt: skip
         ax.set_ylabel("language")

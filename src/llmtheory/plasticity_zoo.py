@@ -137,6 +137,16 @@ class PlasticitySpec:
 
         return float(self.learning_rate) if self.learning_rate is not None else learning_rate_for(self.config(size))
 
+    def intervention(self, seed: int):
+        """The run's :class:`~llmtheory.plasticity.ShrinkPerturb` (plasticity-eq-shrink-perturb) seeded by the run's
+        seed, or ``None`` when the spec has none."""
+        from .plasticity import ShrinkPerturb
+
+        if not self.shrink_perturb:
+            return None
+        shrink, noise, every = self.shrink_perturb
+        return ShrinkPerturb(shrink=shrink, noise=noise, every=int(every), seed=seed)
+
     def fingerprint(self) -> str:
         """A hash of everything that shapes the tables (not ``notes``, ``shipped`` or ``summary``) and of the library
         versions: the partial folder's name, so that a changed spec never reuses stale units."""
@@ -272,13 +282,9 @@ def run_controls(spec: PlasticitySpec, size: str) -> list[dict]:
 def run_trajectory(spec: PlasticitySpec, size: str, seed: int) -> tuple[list[dict], list[dict], dict]:
     """One (size, seed) run: its trajectory rows, its training-log rows, and the kept weights ``{step: state}``
     (``spec.saved_steps`` when this size and seed ship checkpoints)."""
-    from .plasticity import ShrinkPerturb, non_embedding_parameters, trajectory
+    from .plasticity import non_embedding_parameters, trajectory
 
     stream, config, rate = spec.build_stream().with_data_seed(seed), spec.config(size), spec.rate(size)
-    intervention = None
-    if spec.shrink_perturb:
-        shrink, noise, every = spec.shrink_perturb
-        intervention = ShrinkPerturb(shrink=shrink, noise=noise, every=int(every), seed=seed)
     keep = spec.saved_steps if size in spec.saved_sizes and seed == spec.saved_seed else ()
     rows, trace = trajectory(
         config,
@@ -290,7 +296,7 @@ def run_trajectory(spec: PlasticitySpec, size: str, seed: int) -> tuple[list[dic
         learning_rate=rate,
         probe_budget=spec.probe_budget,
         probe_learning_rate=rate,
-        intervention=intervention,
+        intervention=spec.intervention(seed),
         keep=keep,
         with_trace=True,
     )
